@@ -1,0 +1,63 @@
+"""Shared fixtures: a real Docker engine, locally built MCP images, a unique stack per test.
+
+Docker tests never mock the engine: they talk to the dockerd that `.ci/run` starts. Each test owns a
+stack name of its own and everything labelled with it is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HTTP_IMAGE = "toolhive-apply-test/http:latest"
+TIME_IMAGE = "toolhive-apply-test/time:latest"
+PYTHON_IMAGE = "toolhive-apply-test/python:latest"
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Any:
+    """The low-level client of the real engine; the suite fails loudly if there is none."""
+    from toolhive_apply.docker_client import connect
+
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_api: Any) -> dict[str, str]:
+    from tests.images.build_images import ensure_images
+
+    return ensure_images()
+
+
+def remove_stack(api: Any, stack: str) -> None:
+    for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
+        api.remove_container(container["Id"], force=True)
+    for container in api.containers(all=True, filters={"name": [f"^/toolhive-apply-lock.{stack}$"]}):
+        api.remove_container(container["Id"], force=True)
+
+
+@pytest.fixture
+def stack(docker_api: Any) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    remove_stack(docker_api, name)
+
+
+def write_manifest(directory: Path, stack: str, workloads: list[dict[str, Any]], **sections: Any) -> Path:
+    """A manifest file for `stack`; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"apiVersion": "toolhive-apply/v1", "settings": {"stack": stack}}
+    data.update(sections)
+    data["workloads"] = workloads
+    path = directory / "stack.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

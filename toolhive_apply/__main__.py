@@ -1,0 +1,5 @@
+"""`python -m toolhive_apply` runs the CLI."""
+
+from toolhive_apply.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""The operations behind the CLI, as functions over explicit targets (no globals, no printing).
+
+`make_plan` is the only way to get a Plan; `apply` either takes one just made or a saved one, which
+is refused when the live state moved since it was made (fingerprint), then re-checks convergence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
+from toolhive_apply.engine.diff import DiffOptions
+from toolhive_apply.engine.diff import make_plan as diff_plan
+from toolhive_apply.engine.executor import Recap, execute
+from toolhive_apply.engine.lock import StackLock
+from toolhive_apply.engine.plan import Action, Plan, fingerprint
+from toolhive_apply.engine.resource import (
+    DesiredResource,
+    Kind,
+    ObservedResource,
+    ResourceId,
+    canonical_json,
+)
+from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
+from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.providers.base import EventSink, Provider
+from toolhive_apply.providers.workloads import WorkloadProvider
+
+
+@dataclass(slots=True)
+class Targets:
+    """Everything the run talks to, built in one place and passed down."""
+
+    api: CountingAPIClient
+    endpoint: str
+    stack: str
+    providers: dict[Kind, Provider] = field(default_factory=dict)
+
+
+def open_targets(stack: str, docker_host: str | None, timeout: float = 60.0, parallelism: int = 4) -> Targets:
+    endpoint = endpoint_of(docker_host)
+    api = connect(docker_host, timeout=timeout, pool_size=parallelism + 4)
+    targets = Targets(api, endpoint, stack)
+    targets.providers[Kind.WORKLOAD] = WorkloadProvider(api, stack, endpoint)
+    return targets
+
+
+def targets_for(manifest: Manifest, stack: str | None = None) -> Targets:
+    settings = manifest.settings
+    return open_targets(stack or settings.stack, settings.docker_host, settings.docker_timeout, settings.parallelism)
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    files = sorted(str(f.resolve()) for f in manifest.files)
+    return hashlib.sha256(canonical_json(files).encode()).hexdigest()[:16]
+
+
+def desired_state(manifest: Manifest, targets: Targets) -> list[DesiredResource]:
+    unsupported = [w.name for w in manifest.workloads if not w.image]
+    if unsupported:
+        raise UsageError(
+            f"workloads {', '.join(unsupported)}: registry (server:) and remote (url:) workloads are not "
+            "supported by this version yet",
+            hint="give these workloads an image: for now",
+        )
+    desired: list[DesiredResource] = []
+    for provider in targets.providers.values():
+        desired.extend(provider.desired(manifest))
+    return desired
+
+
+def observe_state(targets: Targets, names: Mapping[Kind, Sequence[str]]) -> list[ObservedResource]:
+    observed: list[ObservedResource] = []
+    for kind, provider in targets.providers.items():
+        observed.extend(provider.observe(names.get(kind, ())))
+    return observed
+
+
+def _names(resources: Sequence[DesiredResource] | Sequence[ResourceId]) -> dict[Kind, list[str]]:
+    out: dict[Kind, list[str]] = {}
+    for item in resources:
+        rid = item.id if isinstance(item, DesiredResource) else item
+        out.setdefault(rid.kind, []).append(rid.name)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    targets: frozenset[ResourceId] = frozenset()
+    replace: frozenset[ResourceId] = frozenset()
+    allow_empty: bool = False
+    destroy: bool = False
+
+
+def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None = None) -> Plan:
+    request = request or PlanRequest()
+    desired = desired_state(manifest, targets)
+    observed = observe_state(targets, _names(desired))
+    options = DiffOptions(
+        stack=targets.stack,
+        targets=request.targets,
+        replace=request.replace,
+        allow_empty=request.allow_empty,
+        destroy=request.destroy,
+        manifest_digest=manifest_digest(manifest),
+        settings={"docker_host": manifest.settings.docker_host, "parallelism": manifest.settings.parallelism},
+        warnings=tuple(str(w) for w in manifest.warnings),
+    )
+    return diff_plan(desired, observed, options)
+
+
+def _plan_names(plan: Plan) -> dict[Kind, list[str]]:
+    ids = [c.id for c in plan.changes if c.action is not Action.DELETE] + list(plan.in_sync)
+    return _names(ids)
+
+
+def check_not_stale(plan: Plan, targets: Targets) -> None:
+    observed = observe_state(targets, _plan_names(plan))
+    if fingerprint(observed) != plan.observed_fingerprint:
+        raise StalePlanError(
+            f"the saved plan for stack {plan.stack!r} is stale: the live state changed since it was made "
+            "(or the plan was already applied)"
+        )
+
+
+def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list[str]:
+    """What still differs after apply: a fresh diff when the manifest is at hand, else a status check."""
+    if manifest is not None:
+        again = make_plan(manifest, targets, PlanRequest(targets=frozenset(c.id for c in plan.changes)))
+        return [f"{c.id}: still needs {c.action.value} ({c.reason})" for c in again.changes]
+    observed = {o.id: o for o in observe_state(targets, _plan_names(plan))}
+    lines = []
+    for change in plan.changes:
+        seen = observed.get(change.id)
+        if change.action is Action.DELETE and seen is not None:
+            lines.append(f"{change.id}: still present")
+        elif change.action is not Action.DELETE and (seen is None or seen.status != "running"):
+            lines.append(f"{change.id}: not running after apply")
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    recap: Recap
+    unconverged: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.recap.failed and not self.unconverged
+
+    def error(self) -> ApplyFailedError:
+        if self.recap.failed:
+            bad = self.recap.count("failed") + self.recap.count("skipped")
+            return ApplyFailedError(f"{bad} change(s) failed or were skipped; the next apply finishes the job")
+        return ApplyFailedError("apply did not converge: " + "; ".join(self.unconverged))
+
+
+def apply_plan(
+    plan: Plan,
+    targets: Targets,
+    emit: EventSink,
+    parallelism: int,
+    manifest: Manifest | None = None,
+    lock_wait: float = 10.0,
+) -> ApplyResult:
+    """Execute under the stack lock, then check that the live state now matches."""
+    with StackLock(targets.api, targets.stack, targets.endpoint, "apply", wait_seconds=lock_wait):
+        check_not_stale(plan, targets)
+        recap = execute(plan, targets.providers, parallelism, emit)
+        leftovers = [] if recap.failed else unconverged(plan, targets, manifest)
+    return ApplyResult(recap, tuple(leftovers))

@@ -1,0 +1,484 @@
+"""The command line: Typer commands, and the one place errors become messages and exit codes.
+
+Heavy modules (docker, hvac, jinja2, jsonschema) are imported inside the commands, so `--help`
+starts fast. Typer's pretty exceptions are off: their tracebacks print local variables, which
+could hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from toolhive_apply import __version__
+
+if TYPE_CHECKING:
+    from toolhive_apply.api import Targets
+    from toolhive_apply.engine.plan import Plan
+    from toolhive_apply.errors import ToolhiveApplyError
+    from toolhive_apply.manifest.model import Manifest
+    from toolhive_apply.providers.base import Event
+
+app = typer.Typer(
+    name="toolhive-apply",
+    help="Plan and apply MCP servers, clients, registries and secrets from a declarative manifest.",
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+export_app = typer.Typer(help="Print live state as read-only JSON in ToolHive's API shapes.", no_args_is_help=False)
+app.add_typer(export_app, name="export")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Manifest files or directories (default: the current directory).", show_default=False),
+]
+VarOpt = Annotated[list[str] | None, typer.Option("--var", help="Template variable KEY=VALUE (repeatable).")]
+VarFileOpt = Annotated[list[Path] | None, typer.Option("--var-file", help="YAML file of template variables.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
+StackOpt = Annotated[str | None, typer.Option("--stack", help="Override the stack (ownership) name.")]
+TargetOpt = Annotated[
+    list[str] | None, typer.Option("--target", help="Limit to this resource (NAME or kind/NAME; repeatable).")
+]
+DockerHostOpt = Annotated[str | None, typer.Option("--docker-host", help="Docker endpoint (default DOCKER_HOST).")]
+
+
+# ---------------------------------------------------------------------------------------------
+# error boundary and output helpers
+# ---------------------------------------------------------------------------------------------
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "toolhive-apply"
+
+
+def _colour(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
+    if json_mode:
+        sys.stdout.write(json.dumps({"error": error.as_json()}, indent=2) + "\n")
+        return
+    lines = error.lines()
+    prefix = "\x1b[31mError:\x1b[0m" if _colour(sys.stderr) else "Error:"
+    if len(lines) == 1:
+        sys.stderr.write(f"{prefix} {lines[0]}\n")
+    else:
+        sys.stderr.write(f"{prefix} {error.message}:\n")
+        for line in lines:
+            sys.stderr.write(f"  {line}\n")
+    if error.hint:
+        sys.stderr.write(f"  hint: {error.hint}\n")
+
+
+def _internal_error(exc: BaseException) -> int:
+    from toolhive_apply.redact import redact
+
+    log = _state_dir() / "debug.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"--- {datetime.now(UTC).isoformat()} toolhive-apply {__version__}\n")
+            handle.write(redact("".join(traceback.format_exception(exc))))
+        where = str(log)
+    except OSError:
+        where = "(could not write the debug log)"
+    sys.stderr.write(f"Error: internal error ({type(exc).__name__}) - details in {where}\n")
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point: run the Typer app and turn every outcome into one message and an exit code."""
+    import click
+
+    from toolhive_apply.errors import ToolhiveApplyError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--output=json" in args or any(
+        a in ("--output", "-o") and i + 1 < len(args) and args[i + 1] == "json" for i, a in enumerate(args)
+    )
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args, prog_name="toolhive-apply", standalone_mode=False)
+    except ToolhiveApplyError as error:
+        _print_error(error, json_mode)
+        code = error.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted.\n")
+        code = EXIT_ERROR
+    except click.ClickException as error:
+        error.show()
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        code = 130
+    except Exception as exc:
+        code = _internal_error(exc)
+    sys.stdout.flush()
+    raise SystemExit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _load(paths: list[Path] | None, var: list[str] | None, var_file: list[Path] | None) -> Manifest:
+    from toolhive_apply.manifest import load_manifest, parse_var_options
+
+    extra = parse_var_options(var or [], var_file or [])
+    return load_manifest(paths or [Path.cwd()], extra)
+
+
+def _check_output(output: str) -> bool:
+    if output not in ("text", "json"):
+        from toolhive_apply.errors import UsageError
+
+        raise UsageError(f"--output must be text or json, not {output!r}")
+    return output == "json"
+
+
+def _warn(manifest: Manifest) -> None:
+    for warning in manifest.warnings:
+        sys.stderr.write(f"{warning}\n")
+
+
+def _ids(names: list[str] | None) -> frozenset[Any]:
+    from toolhive_apply.engine.resource import ResourceId
+    from toolhive_apply.errors import UsageError
+
+    try:
+        return frozenset(ResourceId.parse(n) for n in names or [])
+    except ValueError:
+        raise UsageError(f"unknown resource kind in {names}; use NAME or workload/NAME") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------------
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"toolhive-apply {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """toolhive-apply: Terraform-style plan/apply for ToolHive MCP servers."""
+
+
+@app.command()
+def validate(
+    paths: PathsArg = None, var: VarOpt = None, var_file: VarFileOpt = None, output: OutputOpt = "text"
+) -> int:
+    """Check manifests (syntax, templates, schema, references) without touching anything."""
+    from toolhive_apply.errors import ManifestError
+
+    json_mode = _check_output(output)
+    try:
+        manifest = _load(paths, var, var_file)
+    except ManifestError as error:
+        if not json_mode:
+            raise
+        sys.stdout.write(json.dumps([i.as_json() for i in error.issues], indent=2) + "\n")
+        return EXIT_ERROR
+    if json_mode:
+        sys.stdout.write(json.dumps([w.as_json() for w in manifest.warnings], indent=2) + "\n")
+        return EXIT_OK
+    _warn(manifest)
+    counts = (
+        f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
+        f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
+    )
+    sys.stdout.write(f"Valid: {len(manifest.files)} file(s), stack {manifest.settings.stack!r}: {counts}.\n")
+    return EXIT_OK
+
+
+def _make_plan(manifest: Manifest, stack: str | None, request: Any) -> tuple[Targets, Plan]:
+    from toolhive_apply.api import make_plan, targets_for
+
+    targets = targets_for(manifest, stack)
+    return targets, make_plan(manifest, targets, request)
+
+
+@app.command()
+def plan(
+    paths: PathsArg = None,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    output: OutputOpt = "text",
+    stack: StackOpt = None,
+    target: TargetOpt = None,
+    replace: Annotated[list[str] | None, typer.Option("--replace", help="Plan to recreate this workload.")] = None,
+    allow_empty: Annotated[bool, typer.Option(help="Allow a plan that deletes everything.")] = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 for no changes, 1 for errors, 2 for changes.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE for `apply FILE`.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every attribute.")] = False,
+) -> int:
+    """Show what apply would change, without changing anything."""
+    from toolhive_apply.api import PlanRequest
+    from toolhive_apply.engine.plan import plan_to_json, save_plan
+    from toolhive_apply.engine.render import render_plan
+
+    json_mode = _check_output(output)
+    manifest = _load(paths, var, var_file)
+    if not json_mode:
+        _warn(manifest)
+    request = PlanRequest(_ids(target), _ids(replace), allow_empty)
+    _, the_plan = _make_plan(manifest, stack, request)
+    if json_mode:
+        sys.stdout.write(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose))
+    if out is not None:
+        save_plan(the_plan, out)
+        if not json_mode:
+            sys.stdout.write(f"\nSaved the plan to {out}. Apply exactly this plan with: toolhive-apply apply {out}\n")
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirm(yes: bool, question: str) -> None:
+    from toolhive_apply.errors import UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to change anything without --yes: there is no terminal to confirm on")
+    answer = typer.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise UsageError("cancelled: nothing was changed")
+
+
+def _event_printer(colour: bool) -> Callable[[Event], None]:
+    import threading
+
+    lock = threading.Lock()
+    codes = {"start": "36", "progress": "2", "done": "32", "failed": "31", "skipped": "35"}
+
+    def emit(event: Event) -> None:
+        label = event.phase if not colour else f"\x1b[{codes.get(event.phase, '0')}m{event.phase}\x1b[0m"
+        with lock:
+            sys.stderr.write(f"{event.address}: {label}: {event.message}\n")
+            sys.stderr.flush()
+
+    return emit
+
+
+def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, options: dict[str, Any]) -> int:
+    from toolhive_apply.api import apply_plan
+    from toolhive_apply.engine.render import render_plan, render_recap
+
+    json_mode = options["json"]
+    if not json_mode:
+        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout)))
+    if not the_plan.has_changes:
+        if json_mode:
+            sys.stdout.write(json.dumps({"changed": False, "recap": None}) + "\n")
+        return EXIT_OK
+    _confirm(options["yes"], "Do you want to perform these actions?")
+    emit = _event_printer(_colour(sys.stderr))
+    result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
+    if json_mode:
+        sys.stdout.write(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_recap(result.recap, colour=_colour(sys.stdout)))
+    if not result.ok:
+        raise result.error()
+    return EXIT_OK
+
+
+@app.command()
+def apply(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Manifest files/directories, or one saved plan file.", show_default=False),
+    ] = None,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    output: OutputOpt = "text",
+    stack: StackOpt = None,
+    target: TargetOpt = None,
+    replace: Annotated[list[str] | None, typer.Option("--replace", help="Recreate this workload.")] = None,
+    allow_empty: Annotated[bool, typer.Option(help="Allow deleting everything the stack owns.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    parallelism: Annotated[int | None, typer.Option(help="Changes applied at once.", min=1, max=64)] = None,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
+) -> int:
+    """Make the live state match the manifest (or carry out a saved plan exactly)."""
+    from toolhive_apply.api import PlanRequest, open_targets
+    from toolhive_apply.engine.plan import is_plan_file, load_plan
+
+    options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    if paths and len(paths) == 1 and is_plan_file(paths[0]):
+        saved = load_plan(paths[0])
+        host = saved.settings.get("docker_host")
+        targets = open_targets(saved.stack, host if isinstance(host, str) else None)
+        options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
+        return _run_apply(saved, targets, None, options)
+    manifest = _load(paths, var, var_file)
+    if not options["json"]:
+        _warn(manifest)
+    options["parallelism"] = parallelism or manifest.settings.parallelism
+    request = PlanRequest(_ids(target), _ids(replace), allow_empty)
+    targets, the_plan = _make_plan(manifest, stack, request)
+    return _run_apply(the_plan, targets, manifest, options)
+
+
+@app.command()
+def destroy(
+    paths: PathsArg = None,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    output: OutputOpt = "text",
+    stack: StackOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
+) -> int:
+    """Delete everything the stack owns (same plan and confirmation flow as apply)."""
+    from toolhive_apply.api import PlanRequest
+
+    options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    manifest = _load(paths, var, var_file)
+    options["parallelism"] = manifest.settings.parallelism
+    targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True))
+    return _run_apply(the_plan, targets, None, options)
+
+
+@app.command()
+def restart(
+    names: Annotated[list[str] | None, typer.Argument(help="Workloads to restart.", show_default=False)] = None,
+    group: Annotated[str | None, typer.Option(help="Restart every workload of this group.")] = None,
+    stack: Annotated[str, typer.Option(help="Stack owning the workloads.")] = "",
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """Restart running workloads without changing their spec (ToolHive's bulk restart)."""
+    from toolhive_apply.api import open_targets
+    from toolhive_apply.engine.resource import Kind
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.providers.workloads import WorkloadProvider
+
+    if bool(names) == bool(group):
+        raise UsageError("name the workloads to restart, or give --group (not both)")
+    targets = open_targets(stack or _default_stack(), docker_host)
+    provider = targets.providers[Kind.WORKLOAD]
+    assert isinstance(provider, WorkloadProvider)
+    owned = [o for o in provider.observe(()) if o.managed]
+    chosen = [o for o in owned if (o.id.name in (names or []) or (o.spec or {}).get("group") == group)]
+    missing = sorted(set(names or []) - {o.id.name for o in chosen})
+    if missing or not chosen:
+        raise UsageError(f"no such workload in stack {targets.stack!r}: {', '.join(missing) or group}")
+    for observed in chosen:
+        provider.restart(observed)
+        sys.stdout.write(f"{observed.id}: restarted\n")
+    return EXIT_OK
+
+
+def _default_stack() -> str:
+    from toolhive_apply.manifest.model import default_stack_name
+
+    return default_stack_name((Path.cwd() / "manifest.yaml",))
+
+
+@app.command()
+def unlock(
+    stack: Annotated[str, typer.Option(help="Stack whose stale lock to break.")],
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """Break a stale stack lock left by an apply that died (Terraform's force-unlock)."""
+    from toolhive_apply.docker_client import connect, endpoint_of
+    from toolhive_apply.engine.lock import break_lock
+
+    holder = break_lock(connect(docker_host), stack, endpoint_of(docker_host))
+    sys.stdout.write(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------
+def _toolhive_containers(docker_host: str | None, stack: str | None) -> list[dict[str, Any]]:
+    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_LABEL
+
+    api = connect(docker_host)
+    labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
+    with docker_errors(endpoint_of(docker_host)):
+        found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
+    return [c for c in found if (c.get("Labels") or {}).get("toolhive-auxiliary-workload") != "true"]
+
+
+def _print_json(data: object) -> int:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return EXIT_OK
+
+
+@export_app.callback(invoke_without_command=True)
+def _export_root(
+    ctx: typer.Context,
+    as_manifest: Annotated[
+        bool, typer.Option("--as-manifest", help="Print a manifest that plans no changes against this state.")
+    ] = False,
+    stack: Annotated[str | None, typer.Option(help="Only this stack (required with --as-manifest).")] = None,
+    docker_host: DockerHostOpt = None,
+) -> None:
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.export import as_manifest as export_manifest
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if not as_manifest:
+        raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
+    if not stack:
+        raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
+    _print_json(export_manifest(_toolhive_containers(docker_host, stack), stack))
+    raise typer.Exit(EXIT_OK)
+
+
+@export_app.command("workloads")
+def export_workloads(
+    all_: Annotated[bool, typer.Option("--all", help="Include stopped workloads.")] = False,
+    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """`{"workloads": [...]}` as ToolHive's API and `thv list --format json` print it."""
+    from toolhive_apply.export import list_workloads
+
+    return _print_json(list_workloads(_toolhive_containers(docker_host, stack), all_, group))
+
+
+@export_app.command("workload")
+def export_workload(
+    name: Annotated[str, typer.Argument(help="Workload name.")],
+    runconfig: Annotated[bool, typer.Option("--runconfig", help="Print a RunConfig (thv run --from-config).")] = False,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """One workload's details (ToolHive's create-request shape) or its RunConfig."""
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.export import managed_spec, workload_details
+    from toolhive_apply.export import runconfig as to_runconfig
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_BASENAME
+
+    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(TH_BASENAME) == name]
+    if not found:
+        raise UsageError(f"no workload named {name!r}")
+    spec = managed_spec(found[0])
+    owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
+    return _print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))

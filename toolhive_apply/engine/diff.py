@@ -1,0 +1,174 @@
+"""Desired vs observed -> Changes. Pure functions: no I/O, so every rule is testable on data.
+
+Change is detected by the hash of our own desired spec (kept in a label), never by comparing
+`docker inspect` output, whose engine and image defaults made peers recreate forever. The spec kept
+beside the hash gives the attribute-level "why".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, fingerprint
+from toolhive_apply.engine.resource import (
+    HASH_VERSION,
+    KIND_ORDER,
+    DesiredResource,
+    ObservedResource,
+    ResourceId,
+    Spec,
+    hard_spec,
+)
+from toolhive_apply.errors import ConflictError, UsageError
+
+HEALTHY = frozenset({"running"})
+SENSITIVE_PREFIXES = ("secret_digests",)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    stack: str
+    targets: frozenset[ResourceId] = frozenset()
+    replace: frozenset[ResourceId] = frozenset()
+    allow_empty: bool = False
+    destroy: bool = False
+    manifest_digest: str = ""
+    settings: Mapping[str, object] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def flatten(spec: object, prefix: str = "") -> dict[str, object]:
+    """Nested mappings become dotted paths; lists stay whole values (they compare as a unit)."""
+    if isinstance(spec, Mapping):
+        out: dict[str, object] = {}
+        for key in sorted(spec):
+            out.update(flatten(spec[key], f"{prefix}.{key}" if prefix else str(key)))
+        if not spec and prefix:
+            out[prefix] = {}
+        return out
+    return {prefix: spec}
+
+
+def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange, ...]:
+    """Attribute-level differences of the parts that shape a resource (soft fields left out)."""
+    old = flatten(hard_spec(before or {}))
+    new = flatten(hard_spec(after or {}))
+    changes = []
+    for path in sorted(set(old) | set(new)):
+        if old.get(path, _MISSING) != new.get(path, _MISSING):
+            sensitive = path.startswith(SENSITIVE_PREFIXES)
+            changes.append(FieldChange(path, old.get(path), new.get(path), sensitive))
+    return tuple(changes)
+
+
+_MISSING = object()
+
+
+def _reason_for(fields: Sequence[FieldChange]) -> str:
+    secret_names = sorted({f.path.split(".", 1)[1] for f in fields if f.sensitive and "." in f.path})
+    plain = [f.path for f in fields if not f.sensitive]
+    parts = []
+    if plain:
+        shown = ", ".join(plain[:4]) + (f" and {len(plain) - 4} more" if len(plain) > 4 else "")
+        parts.append(f"config changed: {shown}")
+    if secret_names:
+        parts.append(f"secret rotated: {', '.join(secret_names)}")
+    return "; ".join(parts) or "config hash changed"
+
+
+def _compare(desired: DesiredResource, observed: ObservedResource, options: DiffOptions) -> Change | None:
+    if desired.id in options.replace:
+        return Change(desired.id, Action.REPLACE, "forced by --replace", (), desired, observed)
+    same_hash = observed.spec_hash == desired.hash and observed.hash_version == HASH_VERSION
+    fields: tuple[FieldChange, ...] = ()
+    if not same_hash:
+        fields = field_changes(observed.spec, desired.spec)
+        if not fields and observed.spec is not None:
+            same_hash = True  # an older hash algorithm over an equal spec: nothing to do
+    if not same_hash:
+        return Change(desired.id, Action.REPLACE, _reason_for(fields), fields, desired, observed)
+    if observed.status not in HEALTHY:
+        return Change(desired.id, Action.START, f"container {observed.status}", (), desired, observed)
+    return None
+
+
+def _conflicts(desired: Iterable[DesiredResource], observed: Mapping[ResourceId, ObservedResource]) -> list[str]:
+    lines = []
+    for item in desired:
+        seen = observed.get(item.id)
+        if seen is not None and not seen.managed:
+            owner = f"stack {seen.owner!r}" if seen.owner else "nobody we know (not created by toolhive-apply)"
+            lines.append(f"{item.id}: {seen.handle} already exists and is owned by {owner}")
+    return lines
+
+
+def _order(changes: list[Change]) -> tuple[Change, ...]:
+    rank = {kind: index for index, kind in enumerate(KIND_ORDER)}
+
+    def key(change: Change) -> tuple[int, int, str]:
+        if change.action is Action.DELETE:
+            return (1, -rank[change.id.kind], change.id.name)
+        return (0, rank[change.id.kind], change.id.name)
+
+    return tuple(sorted(changes, key=key))
+
+
+def _check_targets(options: DiffOptions, known: set[ResourceId]) -> None:
+    unknown = sorted(str(t) for t in (options.targets | options.replace) if t not in known)
+    if unknown:
+        raise UsageError(f"unknown resource(s): {', '.join(unknown)} (not in the manifest nor owned by this stack)")
+
+
+def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedResource], options: DiffOptions) -> Plan:
+    """The only way to get a Plan: apply executes exactly what this returns."""
+    by_id = {o.id: o for o in observed}
+    wanted = [] if options.destroy else list(desired)
+    conflicts = _conflicts(wanted, by_id)
+    if conflicts:
+        raise ConflictError(
+            "; ".join(conflicts),
+            hint="rename the workload, or remove the other container if it is really unused",
+        )
+    owned = [o for o in observed if o.managed]
+    _check_targets(options, {d.id for d in desired} | {o.id for o in owned})
+    if not wanted and owned and not options.allow_empty and not options.destroy:
+        raise UsageError(
+            f"the manifest declares nothing, which would delete all {len(owned)} resources of stack {options.stack!r}",
+            hint="check the manifest path; use `toolhive-apply destroy` or --allow-empty if that is what you want",
+        )
+    changes: list[Change] = []
+    in_sync: list[ResourceId] = []
+    kept: list[ResourceId] = []
+    wanted_ids = {d.id for d in wanted}
+    for item in wanted:
+        seen = by_id.get(item.id)
+        change = (
+            Change(item.id, Action.CREATE, "not present", field_changes(None, item.spec), item, None)
+            if seen is None
+            else _compare(item, seen, options)
+        )
+        if change is None:
+            in_sync.append(item.id)
+        else:
+            changes.append(change)
+    for seen in owned:
+        if seen.id in wanted_ids:
+            continue
+        if seen.spec is not None and seen.spec.get("prune") is False and not options.destroy:
+            kept.append(seen.id)
+            continue
+        reason = "destroy" if options.destroy else "not declared any more"
+        changes.append(Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None), None, seen))
+    if options.targets:
+        changes = [c for c in changes if c.id in options.targets]
+    return Plan(
+        stack=options.stack,
+        changes=_order(changes),
+        in_sync=tuple(sorted(in_sync)),
+        observed_fingerprint=fingerprint(observed),
+        manifest_digest=options.manifest_digest,
+        kept=tuple(sorted(kept)),
+        warnings=options.warnings,
+        settings=options.settings,
+    )

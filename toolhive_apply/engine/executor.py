@@ -1,0 +1,97 @@
+"""Carry out a Plan: dependency order, bounded parallelism, per-resource outcomes (Ansible's recap).
+
+One failed resource does not stop unrelated ones; its dependents are skipped and named. The
+executor emits events and never prints (the compose parallel.py lesson): the CLI draws them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from toolhive_apply.engine.plan import Action, Change, Plan
+from toolhive_apply.engine.resource import Kind, ResourceId
+from toolhive_apply.errors import ToolhiveApplyError
+from toolhive_apply.providers.base import Event, EventSink, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: ResourceId
+    status: str  # ok | changed | failed | skipped
+    note: str
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Recap:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status in ("failed", "skipped") for o in self.outcomes)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ok": self.count("ok"),
+            "changed": self.count("changed"),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "resources": [
+                {"address": str(o.id), "status": o.status, "note": o.note, "seconds": round(o.seconds, 2)}
+                for o in self.outcomes
+            ],
+        }
+
+
+def phases(changes: Sequence[Change]) -> list[list[Change]]:
+    """Consecutive changes of one kind and direction run together; the plan is already ordered."""
+    return [list(group) for _, group in groupby(changes, key=lambda c: (c.action is Action.DELETE, c.id.kind))]
+
+
+def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
+    address = str(change.id)
+    emit(Event(address, "start", f"{change.action.value} ({change.reason})"))
+    started = time.monotonic()
+    try:
+        note = provider.apply(change, emit)
+    except ToolhiveApplyError as exc:
+        emit(Event(address, "failed", exc.message))
+        return Outcome(change.id, "failed", exc.message, time.monotonic() - started)
+    except Exception as exc:
+        message = f"{address}: {change.action.value} failed unexpectedly: {type(exc).__name__}: {exc}"
+        emit(Event(address, "failed", message))
+        return Outcome(change.id, "failed", message, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    emit(Event(address, "done", f"{note} ({elapsed:.1f}s)"))
+    return Outcome(change.id, "changed", note, elapsed)
+
+
+def execute(plan: Plan, providers: Mapping[Kind, Provider], parallelism: int, emit: EventSink) -> Recap:
+    recap = Recap([Outcome(rid, "ok", "in sync") for rid in plan.in_sync])
+    failed: set[ResourceId] = set()
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
+        for phase in phases(plan.changes):
+            runnable = []
+            for change in phase:
+                blocked = change.desired.depends_on & failed if change.desired else set()
+                if blocked:
+                    note = f"skipped: depends on failed {', '.join(sorted(map(str, blocked)))}"
+                    emit(Event(str(change.id), "skipped", note))
+                    recap.outcomes.append(Outcome(change.id, "skipped", note))
+                    failed.add(change.id)
+                else:
+                    runnable.append(change)
+            futures = [pool.submit(_run_one, c, providers[c.id.kind], emit) for c in runnable]
+            for future in futures:
+                outcome = future.result()
+                recap.outcomes.append(outcome)
+                if outcome.status == "failed":
+                    failed.add(outcome.id)
+    return recap

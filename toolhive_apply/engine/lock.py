@@ -1,0 +1,131 @@
+"""One apply per stack and Docker host, even across machines.
+
+The lock is a container with a fixed name on the Docker host: the engine refuses a second container
+of the same name atomically (409), which a file on one runner could never promise to another runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import io
+import os
+import socket
+import tarfile
+import time
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final
+
+import docker.errors
+
+from toolhive_apply.docker_client import CountingAPIClient, docker_errors
+from toolhive_apply.errors import LockedError
+
+LOCK_IMAGE_REPO: Final = "toolhive-apply/lock"
+LOCK_IMAGE_TAG: Final = "1"
+LABEL_LOCK: Final = "toolhive-apply.lock"
+LABEL_HOLDER: Final = "toolhive-apply.lock.holder"
+LABEL_SINCE: Final = "toolhive-apply.lock.since"
+LABEL_COMMAND: Final = "toolhive-apply.lock.command"
+
+
+def lock_name(stack: str) -> str:
+    return f"toolhive-apply-lock.{stack}"
+
+
+def _empty_image_tar() -> bytes:
+    """A one-file root filesystem: the lock container is created, never started."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("lock")
+        info.size = 0
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+class StackLock:
+    """Context manager: acquire on enter (waiting up to `wait_seconds`), release on exit."""
+
+    def __init__(
+        self, api: CountingAPIClient, stack: str, endpoint: str, command: str, wait_seconds: float = 10.0
+    ) -> None:
+        self.api = api
+        self.stack = stack
+        self.endpoint = endpoint
+        self.command = command
+        self.wait_seconds = wait_seconds
+        self.container_id: str | None = None
+
+    def _ensure_image(self) -> None:
+        image = f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}"
+        if self.api.image_id(image) is None:
+            self.api.import_image_from_data(_empty_image_tar(), repository=LOCK_IMAGE_REPO, tag=LOCK_IMAGE_TAG)
+
+    def _try_create(self) -> bool:
+        holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+        try:
+            created = self.api.create_container(
+                image=f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}",
+                command=["/lock"],
+                name=lock_name(self.stack),
+                labels={
+                    LABEL_LOCK: self.stack,
+                    LABEL_HOLDER: holder,
+                    LABEL_SINCE: datetime.now(UTC).isoformat(timespec="seconds"),
+                    LABEL_COMMAND: self.command,
+                },
+                network_disabled=True,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                return False
+            raise
+        self.container_id = str(created["Id"])
+        return True
+
+    def holder(self) -> str:
+        try:
+            labels = self.api.inspect_container(lock_name(self.stack))["Config"]["Labels"] or {}
+        except docker.errors.NotFound:
+            return "nobody (just released)"
+        return (
+            f"{labels.get(LABEL_HOLDER, '?')} ({labels.get(LABEL_COMMAND, '?')}) since {labels.get(LABEL_SINCE, '?')}"
+        )
+
+    def __enter__(self) -> StackLock:
+        with docker_errors(self.endpoint):
+            self._ensure_image()
+            deadline = time.monotonic() + self.wait_seconds
+            while not self._try_create():
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"stack {self.stack!r} is locked by {self.holder()}",
+                        hint=(
+                            "wait for that run to finish; if it is gone, run "
+                            f"`toolhive-apply unlock --stack {self.stack}`"
+                        ),
+                    )
+                time.sleep(0.5)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.container_id is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.remove_container(self.container_id, force=True)
+            self.container_id = None
+
+
+def break_lock(api: CountingAPIClient, stack: str, endpoint: str) -> str | None:
+    """Remove a stale lock; returns who held it, or None if there was none."""
+    with docker_errors(endpoint):
+        lock = StackLock(api, stack, endpoint, "unlock")
+        try:
+            holder = lock.holder()
+            api.remove_container(lock_name(stack), force=True)
+        except docker.errors.NotFound:
+            return None
+        return holder

@@ -1,0 +1,94 @@
+"""The one model every resource kind shares: ids, desired and observed resources.
+
+Specs are canonical JSON-able mappings; secrets appear in them only as references and keyed digests,
+so a spec can be hashed, shown, saved in a plan file and written to a label without leaking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from toolhive_apply.errors import Origin
+
+HASH_VERSION = "1"
+
+Spec = Mapping[str, Any]
+
+
+class Kind(StrEnum):
+    SECRET = "secret"
+    REGISTRY = "registry"
+    WORKLOAD = "workload"
+    CLIENT = "client"
+
+
+# Creation order; deletion runs the other way round, so a client entry goes before its server.
+KIND_ORDER: tuple[Kind, ...] = (Kind.SECRET, Kind.REGISTRY, Kind.WORKLOAD, Kind.CLIENT)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ResourceId:
+    kind: Kind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> ResourceId:
+        kind, sep, name = text.partition("/")
+        if not sep:
+            return cls(Kind.WORKLOAD, text)
+        return cls(Kind(kind), name)
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# Fields that are recorded with a resource but do not shape it: changing them replaces nothing.
+SOFT_FIELDS = frozenset({"description", "ready_timeout"})
+
+
+def hard_spec(spec: Spec) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key not in SOFT_FIELDS}
+
+
+def spec_hash(spec: Spec) -> str:
+    """SHA-256 of the canonical spec; versioned separately (HASH_VERSION) so upgrades do not recreate."""
+    return hashlib.sha256(canonical_json(hard_spec(spec)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredResource:
+    id: ResourceId
+    spec: Spec
+    origin: Origin | None = None
+    depends_on: frozenset[ResourceId] = frozenset()
+
+    @property
+    def hash(self) -> str:
+        return spec_hash(self.spec)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedResource:
+    """What a provider saw: enough to decide in sync / start / replace without a detailed read."""
+
+    id: ResourceId
+    handle: str
+    managed: bool
+    owner: str | None
+    spec_hash: str | None
+    hash_version: str | None
+    status: str
+    spec: Spec | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def fingerprint_row(self) -> str:
+        return canonical_json([str(self.id), self.handle, self.spec_hash, self.status, self.owner])

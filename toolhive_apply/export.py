@@ -1,0 +1,198 @@
+"""ToolHive API-shaped views of live state: read-only, and never a secret value.
+
+Shapes follow toolhive-facts.md §1.1 (RunConfig), §1.7 (Workload list entry) and §7.4 (workload
+details = the create request), so what we print can be read by ToolHive's own tooling and back by us.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from toolhive_apply.engine.resource import Spec
+from toolhive_apply.errors import UsageError
+from toolhive_apply.manifest.loader import API_VERSION
+from toolhive_apply.providers.workload_spec import (
+    LABEL_GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_SPEC,
+    LABEL_STACK,
+    TH_BASENAME,
+    TH_PORT,
+    TH_TRANSPORT,
+    container_env,
+    container_labels,
+    workload_url,
+)
+from toolhive_apply.providers.workloads import _parse_spec, container_name
+
+RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
+DOCKER_STATES = {
+    "running": "running",
+    "created": "starting",
+    "restarting": "starting",
+    "paused": "stopped",
+    "exited": "stopped",
+    "dead": "stopped",
+    "removing": "removing",
+}
+
+
+def _user_labels(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if not k.startswith("toolhive")}
+
+
+def _created(summary: dict[str, Any]) -> str:
+    stamp = summary.get("Created")
+    if isinstance(stamp, int):
+        return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    return ""
+
+
+def workload_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """One entry of `{"workloads": [...]}` as `thv list --format json` prints it."""
+    labels: dict[str, str] = summary.get("Labels") or {}
+    spec = _parse_spec(labels) or {}
+    name = labels.get(TH_BASENAME) or container_name(summary)
+    transport = labels.get(TH_TRANSPORT, spec.get("transport", "stdio"))
+    port = int(labels.get(TH_PORT, spec.get("proxy_port", 0)) or 0)
+    proxy_mode = spec.get("proxy_mode") or ("streamable-http" if transport == "stdio" else transport)
+    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode}
+    return {
+        "name": name,
+        "package": summary.get("Image", ""),
+        "url": workload_url(url_spec) if port else "",
+        "port": port,
+        "transport_type": transport,
+        "proxy_mode": proxy_mode,
+        "status": DOCKER_STATES.get(str(summary.get("State")), "unknown"),
+        "status_context": summary.get("Status", ""),
+        "created_at": _created(summary),
+        "labels": _user_labels(labels),
+        "group": labels.get(LABEL_GROUP) or spec.get("group") or "default",
+        "tools": list(spec.get("tools", [])),
+        "remote": False,
+    }
+
+
+def list_workloads(
+    summaries: list[dict[str, Any]], include_stopped: bool, group: str | None
+) -> dict[str, list[dict[str, Any]]]:
+    entries = [workload_entry(s) for s in summaries]
+    if not include_stopped:
+        entries = [e for e in entries if e["status"] == "running"]
+    if group is not None:
+        entries = [e for e in entries if e["group"] == group]
+    return {"workloads": sorted(entries, key=lambda e: e["name"])}
+
+
+def managed_spec(summary: dict[str, Any]) -> Spec:
+    labels = summary.get("Labels") or {}
+    spec = _parse_spec(labels)
+    if spec is None or labels.get(LABEL_MANAGED_BY) is None:
+        raise UsageError(f"workload {container_name(summary)!r} was not created by toolhive-apply; its spec is unknown")
+    return spec
+
+
+def workload_details(spec: Spec) -> dict[str, Any]:
+    """The workload details shape (ToolHive's create request, §7.4)."""
+    return {
+        "name": spec["name"],
+        "image": spec["image"],
+        "cmd_arguments": list(spec["cmd_arguments"]),
+        "transport": spec["transport"],
+        "proxy_mode": spec["proxy_mode"],
+        "proxy_port": spec["proxy_port"],
+        "target_port": spec["target_port"],
+        "host": spec["host"],
+        "env_vars": dict(spec["env_vars"]),
+        "secrets": [{"name": s["name"], "target": s["target"]} for s in spec["secrets"]],
+        "volumes": list(spec["volumes"]),
+        "permission_profile": spec["permission_profile"],
+        "network_isolation": spec["network_isolation"],
+        "group": spec["group"],
+        "tools": list(spec["tools"]),
+        "tools_override": dict(spec["tools_override"]),
+        "trust_proxy_headers": spec["trust_proxy_headers"],
+    }
+
+
+def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
+    """A RunConfig (schema v0.1.0) that `thv run --from-config` can read; secret refs, never values."""
+    config: dict[str, Any] = {
+        "schema_version": RUNCONFIG_SCHEMA_VERSION,
+        "image": spec["image"],
+        "cmd_args": list(spec["cmd_arguments"]),
+        "name": spec["name"],
+        "container_name": spec["name"],
+        "base_name": spec["name"],
+        "transport": spec["transport"],
+        "host": spec["host"],
+        "port": spec["proxy_port"],
+        "target_host": "127.0.0.1",
+        "permission_profile": spec["permission_profile"],
+        "env_vars": container_env(spec),
+        "volumes": list(spec["volumes"]),
+        "container_labels": {k: v for k, v in container_labels(spec, stack).items() if k != LABEL_SPEC},
+        "secrets": [f"{s['name']},target={s['target']}" for s in spec["secrets"] if s["as"] == "env"],
+        "isolate_network": spec["network_isolation"],
+        "trust_proxy_headers": spec["trust_proxy_headers"],
+        "proxy_mode": spec["proxy_mode"],
+        "group": spec["group"],
+    }
+    if spec["target_port"]:
+        config["target_port"] = spec["target_port"]
+    if spec["tools"]:
+        config["tools_filter"] = list(spec["tools"])
+    if spec["tools_override"]:
+        config["tools_override"] = dict(spec["tools_override"])
+    return config
+
+
+def _manifest_workload(spec: Spec) -> dict[str, Any]:
+    """A manifest entry that resolves back to exactly `spec` (defaults written out, nothing implied)."""
+    entry: dict[str, Any] = {
+        "name": spec["name"],
+        "image": spec["image"],
+        "transport": spec["transport"],
+        "proxy_port": spec["proxy_port"],
+        "host": spec["host"],
+        "group": spec["group"],
+        "network_isolation": spec["network_isolation"],
+        "permission_profile": spec["permission_profile"],
+    }
+    if spec["transport"] == "stdio":
+        entry["proxy_mode"] = spec["proxy_mode"]
+    else:
+        entry["target_port"] = spec["target_port"]
+    optional = {
+        "description": spec.get("description") or None,
+        "cmd_arguments": list(spec["cmd_arguments"]) or None,
+        "env_vars": dict(spec["env_vars"]) or None,
+        "secrets": list(spec["secrets"]) or None,
+        "volumes": [_volume_entry(v) for v in spec["volumes"]] or None,
+        "tools": list(spec["tools"]) or None,
+        "tools_override": dict(spec["tools_override"]) or None,
+        "trust_proxy_headers": spec["trust_proxy_headers"] or None,
+        "labels": dict(spec["labels"]) or None,
+        "prune": False if spec["prune"] is False else None,
+        "ready_timeout": spec.get("ready_timeout"),
+    }
+    entry.update({k: v for k, v in optional.items() if v is not None})
+    return entry
+
+
+def _volume_entry(mount: str) -> str:
+    host, container, mode = mount.rsplit(":", 2)
+    return f"{host}:{container}:ro" if mode == "ro" else f"{host}:{container}"
+
+
+def as_manifest(summaries: list[dict[str, Any]], stack: str) -> dict[str, Any]:
+    """A manifest that, applied to the same state, plans no changes."""
+    specs = [managed_spec(s) for s in summaries if (s.get("Labels") or {}).get(LABEL_STACK) == stack]
+    groups = sorted({str(s["group"]) for s in specs} - {"default"})
+    manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": {"stack": stack}}
+    if groups:
+        manifest["groups"] = [{"name": g} for g in groups]
+    manifest["workloads"] = [_manifest_workload(s) for s in sorted(specs, key=lambda s: s["name"])]
+    return manifest

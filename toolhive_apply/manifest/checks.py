@@ -1,0 +1,182 @@
+"""Semantic checks the JSON Schema cannot express: references, uniqueness, ports, volumes, profiles.
+
+Each check returns issues (never raises) so that one run reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.loader import format_path
+from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
+from toolhive_apply.manifest.ports import assign_ports
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FORBIDDEN_MOUNT_SOURCES = ("/var/run/docker.sock", "/run/docker.sock")
+_SHELL_META = re.compile(r"[$&;|`]|\$\(")
+
+
+def _issue(origin: Origin | None, path: tuple[str | int, ...], message: str) -> ManifestIssue:
+    return ManifestIssue(origin, format_path(path), message)
+
+
+def _unique(section: str, entries: Iterable[tuple[str, Origin | None]], key: str = "name") -> Iterator[ManifestIssue]:
+    seen: dict[str, Origin | None] = {}
+    for index, (name, origin) in enumerate(entries):
+        if name in seen:
+            yield _issue(origin, (section, index, key), f"{name!r} is defined twice (first at {seen[name]})")
+        else:
+            seen[name] = origin
+
+
+def check_uniqueness(manifest: Manifest) -> Iterator[ManifestIssue]:
+    yield from _unique("groups", ((g.name, g.origin) for g in manifest.groups))
+    yield from _unique("registries", ((r.name, r.origin) for r in manifest.registries))
+    yield from _unique("secrets", ((s.key, s.origin) for s in manifest.secrets), key="key")
+    yield from _unique("clients", ((c.name, c.origin) for c in manifest.clients))
+    yield from _unique("workloads", ((w.name, w.origin) for w in manifest.workloads))
+
+
+def _source_issues(w: Workload, registries: set[str]) -> Iterator[ManifestIssue]:
+    path = ("workloads", w.index)
+    sources = [key for key in ("image", "server", "url") if getattr(w, key)]
+    if len(sources) != 1:
+        found = ", ".join(sources) or "none"
+        yield _issue(w.origin, path, f"needs exactly one of image, server (with registry) or url (found: {found})")
+    if w.server and not w.registry:
+        yield _issue(w.origin, (*path, "registry"), "server needs registry: name the registry to resolve it from")
+    if w.registry and not w.server:
+        yield _issue(w.origin, (*path, "server"), "registry needs server: name the server to take from it")
+    if w.registry and w.registry not in registries:
+        yield _issue(w.origin, (*path, "registry"), f"unknown registry {w.registry!r}{_known(registries)}")
+    if w.url and w.transport == "stdio":
+        yield _issue(w.origin, (*path, "transport"), "a remote server (url) speaks sse or streamable-http")
+    if w.proxy_mode and w.transport not in (None, "stdio"):
+        yield _issue(w.origin, (*path, "proxy_mode"), "proxy_mode applies to stdio servers only")
+
+
+def _known(names: set[str]) -> str:
+    return f" (declared: {', '.join(sorted(names))})" if names else " (none declared)"
+
+
+def _secret_issues(w: Workload, declared: set[str]) -> Iterator[ManifestIssue]:
+    for index, ref in enumerate(w.secrets):
+        path = ("workloads", w.index, "secrets", index)
+        if ref.name not in declared:
+            yield _issue(
+                w.origin,
+                (*path, "name"),
+                f"unknown secret {ref.name!r}: declare it under secrets (use present: true for one managed elsewhere)",
+            )
+        if ref.delivery == "env" and not _ENV_NAME.match(ref.target):
+            yield _issue(w.origin, (*path, "target"), f"{ref.target!r} is not an environment variable name")
+        if ref.delivery == "file" and not ref.target.startswith("/"):
+            yield _issue(w.origin, (*path, "target"), "with as: file, target is an absolute path in the container")
+
+
+def _volume_issues(w: Workload) -> Iterator[ManifestIssue]:
+    for index, volume in enumerate(w.volumes):
+        path = ("workloads", w.index, "volumes", index)
+        host = volume.split(":", 1)[0]
+        if _SHELL_META.search(volume) or "\x00" in volume:
+            yield _issue(w.origin, path, "volume contains shell metacharacters")
+        resolved = (w.base_dir / host).resolve()
+        if str(resolved) in _FORBIDDEN_MOUNT_SOURCES:
+            yield _issue(w.origin, path, "mounting the Docker socket would hand the server the whole host")
+
+
+def _profile_issues(w: Workload) -> Iterator[ManifestIssue]:
+    profile = w.permission_profile
+    path = ("workloads", w.index, "permission_profile")
+    if isinstance(profile, dict) and profile.get("privileged") and not w.allow_privileged:
+        yield _issue(w.origin, (*path, "privileged"), "a privileged container needs allow_privileged: true")
+    if w.network_isolation:
+        yield _issue(
+            w.origin,
+            ("workloads", w.index, "network_isolation"),
+            "network isolation is not enforced by this version yet; set network_isolation: false "
+            "(a profile that is written down but not enforced would be worse than none)",
+        )
+
+
+def _profile_warnings(w: Workload) -> Iterator[ManifestIssue]:
+    profile = w.permission_profile
+    if isinstance(profile, dict):
+        outbound = profile.get("network", {}).get("outbound", {})
+        if outbound.get("allow_host") or outbound.get("allow_port"):
+            yield _issue(
+                w.origin,
+                ("workloads", w.index, "permission_profile", "network"),
+                "warning: outbound rules are recorded but not enforced without network isolation",
+            )
+
+
+def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:
+    groups = {g.name for g in manifest.groups} | {DEFAULT_GROUP}
+    registries = {r.name for r in manifest.registries}
+    secrets = {s.key for s in manifest.secrets}
+    for w in manifest.workloads:
+        yield from _source_issues(w, registries)
+        if w.group not in groups:
+            yield _issue(w.origin, ("workloads", w.index, "group"), f"unknown group {w.group!r}{_known(groups)}")
+        yield from _secret_issues(w, secrets)
+        yield from _volume_issues(w)
+        yield from _profile_issues(w)
+    for index, client in enumerate(manifest.clients):
+        for g_index, group in enumerate(client.groups):
+            if group not in groups:
+                yield _issue(
+                    client.origin, ("clients", index, "groups", g_index), f"unknown group {group!r}{_known(groups)}"
+                )
+    for index, secret in enumerate(manifest.secrets):
+        if secret.value_is_inline and not secret.insecure:
+            yield _issue(
+                secret.origin,
+                ("secrets", index, "value"),
+                "a plaintext value in the manifest needs insecure: true (prefer from: {env: ...} or {file: ...})",
+            )
+
+
+def check_ports(manifest: Manifest) -> Iterator[ManifestIssue]:
+    """Two workloads may not publish the same host address and port."""
+    ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+    seen: dict[tuple[str, int], Workload] = {}
+    names: set[str] = set()
+    for w in manifest.workloads:
+        if (w.url is not None and w.proxy_port is None) or w.name in names:
+            continue  # a duplicate name is reported once, by check_uniqueness
+        names.add(w.name)
+        key = (w.host or manifest.settings.default_host or DEFAULT_HOST, ports[w.name])
+        if key in seen:
+            first = seen[key]
+            yield _issue(
+                w.origin,
+                ("workloads", w.index, "proxy_port"),
+                f"port {key[1]} on {key[0]} is already used by workload {first.name!r} ({first.origin})",
+            )
+        else:
+            seen[key] = w
+
+
+def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
+    warnings = [issue for w in manifest.workloads for issue in _profile_warnings(w)]
+    warnings += [
+        _issue(s.origin, ("secrets", i, "value"), "warning: plaintext secret value in the manifest (insecure: true)")
+        for i, s in enumerate(manifest.secrets)
+        if s.value_is_inline and s.insecure
+    ]
+    return warnings
+
+
+CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
+    check_uniqueness,
+    check_references,
+    check_ports,
+)
+
+
+def check_manifest(manifest: Manifest) -> list[ManifestIssue]:
+    """Every semantic problem, from every check."""
+    return [issue for check in CHECKS for issue in check(manifest)]

@@ -1,0 +1,271 @@
+"""The typed, frozen manifest: what the rest of the program reads instead of raw YAML data.
+
+Built only from data that already passed the JSON Schema, so construction can trust shapes and
+keep every entry's origin for later messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.loader import LoadedManifest, Positions
+
+DEFAULT_GROUP = "default"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_PARALLELISM = 4
+DEFAULT_TARGET_PORT = 8080
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A workload's use of a secret: ToolHive's `{name, target}` plus how it is delivered."""
+
+    name: str
+    target: str
+    delivery: Literal["env", "file"] = "env"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    description: str
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    name: str
+    local_path: str | None
+    url: str | None
+    api_url: str | None
+    allow_private_ip: bool
+    cache_ttl: int
+    base_dir: Path
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    key: str
+    description: str
+    env: str | None
+    file: str | None
+    present: bool
+    value_is_inline: bool
+    insecure: bool
+    prune: bool
+    base_dir: Path
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    name: str
+    groups: tuple[str, ...]
+    config_path: str | None
+    create: bool
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One MCP server; field names follow ToolHive's workload create request."""
+
+    name: str
+    index: int
+    origin: Origin | None
+    base_dir: Path
+    image: str | None = None
+    registry: str | None = None
+    server: str | None = None
+    url: str | None = None
+    description: str = ""
+    cmd_arguments: tuple[str, ...] = ()
+    transport: Transport | None = None
+    proxy_mode: Literal["streamable-http", "sse"] | None = None
+    proxy_port: int | None = None
+    target_port: int | None = None
+    host: str | None = None
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretRef, ...] = ()
+    volumes: tuple[str, ...] = ()
+    permission_profile: str | Mapping[str, Any] | None = None
+    allow_privileged: bool = False
+    network_isolation: bool | None = None
+    group: str = DEFAULT_GROUP
+    tools: tuple[str, ...] = ()
+    tools_override: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    trust_proxy_headers: bool = False
+    headers: tuple[Mapping[str, str], ...] = ()
+    oauth_config: Mapping[str, Any] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    prune: bool = True
+    ready_timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stack: str
+    secret_provider: Literal["encrypted", "vault", "environment"]
+    vault: Mapping[str, Any]
+    encrypted_path: str | None
+    docker_host: str | None
+    docker_timeout: float
+    ready_timeout: float
+    parallelism: int
+    default_host: str
+    home: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    settings: Settings
+    vars: Mapping[str, Any]
+    groups: tuple[Group, ...]
+    registries: tuple[Registry, ...]
+    secrets: tuple[Secret, ...]
+    clients: tuple[Client, ...]
+    workloads: tuple[Workload, ...]
+    files: tuple[Path, ...]
+    warnings: tuple[ManifestIssue, ...] = ()
+
+    def workload(self, name: str) -> Workload | None:
+        return next((w for w in self.workloads if w.name == name), None)
+
+
+def default_stack_name(files: tuple[Path, ...]) -> str:
+    """The manifest directory's name, folded into the stack-name alphabet."""
+    directory = files[0].resolve().parent.name if files else "default"
+    folded = re.sub(r"[^a-z0-9_.-]+", "-", directory.lower()).strip("-.") or "default"
+    return folded[:63]
+
+
+def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
+    secrets = data.get("secrets", {})
+    docker = data.get("docker", {})
+    defaults = data.get("defaults", {})
+    return Settings(
+        stack=data.get("stack") or default_stack_name(files),
+        secret_provider=secrets.get("provider", "encrypted"),
+        vault=secrets.get("vault", {}),
+        encrypted_path=secrets.get("encrypted", {}).get("path"),
+        docker_host=docker.get("host"),
+        docker_timeout=float(docker.get("timeout", 60)),
+        ready_timeout=float(defaults.get("ready_timeout", DEFAULT_READY_TIMEOUT)),
+        parallelism=int(defaults.get("parallelism", DEFAULT_PARALLELISM)),
+        default_host=defaults.get("host", DEFAULT_HOST),
+        home=data.get("home"),
+    )
+
+
+def _dir_of(positions: Positions, path: tuple[str | int, ...]) -> tuple[Path, Origin | None]:
+    origin = positions.find(path)
+    return (origin.file.resolve().parent if origin else Path.cwd()), origin
+
+
+def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Workload:
+    base_dir, origin = _dir_of(positions, ("workloads", index))
+    return Workload(
+        name=item["name"],
+        index=index,
+        origin=origin,
+        base_dir=base_dir,
+        image=item.get("image"),
+        registry=item.get("registry"),
+        server=item.get("server"),
+        url=item.get("url"),
+        description=item.get("description", ""),
+        cmd_arguments=tuple(str(a) for a in item.get("cmd_arguments", ())),
+        transport=item.get("transport"),
+        proxy_mode=item.get("proxy_mode"),
+        proxy_port=item.get("proxy_port"),
+        target_port=item.get("target_port"),
+        host=item.get("host"),
+        env_vars={k: _env_text(v) for k, v in item.get("env_vars", {}).items()},
+        secrets=tuple(SecretRef(s["name"], s["target"], s.get("as", "env")) for s in item.get("secrets", ())),
+        volumes=tuple(item.get("volumes", ())),
+        permission_profile=item.get("permission_profile"),
+        allow_privileged=bool(item.get("allow_privileged", False)),
+        network_isolation=item.get("network_isolation"),
+        group=item.get("group", DEFAULT_GROUP),
+        tools=tuple(item.get("tools", ())),
+        tools_override=dict(item.get("tools_override", {})),
+        trust_proxy_headers=bool(item.get("trust_proxy_headers", False)),
+        headers=tuple(item.get("headers", ())),
+        oauth_config=item.get("oauth_config"),
+        labels=dict(item.get("labels", {})),
+        prune=bool(item.get("prune", True)),
+        ready_timeout=item.get("ready_timeout"),
+    )
+
+
+def _env_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
+    """Data already validated against the schema -> frozen model."""
+    positions = loaded.positions
+    groups = tuple(
+        Group(g["name"], g.get("description", ""), positions.find(("groups", i)))
+        for i, g in enumerate(data.get("groups", ()))
+    )
+    registries = tuple(
+        Registry(
+            name=r["name"],
+            local_path=r.get("local_path"),
+            url=r.get("url"),
+            api_url=r.get("api_url"),
+            allow_private_ip=bool(r.get("allow_private_ip", False)),
+            cache_ttl=int(r.get("cache_ttl", 3600)),
+            base_dir=_dir_of(positions, ("registries", i))[0],
+            origin=positions.find(("registries", i)),
+        )
+        for i, r in enumerate(data.get("registries", ()))
+    )
+    secrets = tuple(
+        Secret(
+            key=s["key"],
+            description=s.get("description", ""),
+            env=s.get("from", {}).get("env"),
+            file=s.get("from", {}).get("file"),
+            present=bool(s.get("present", False)),
+            value_is_inline="value" in s,
+            insecure=bool(s.get("insecure", False)),
+            prune=bool(s.get("prune", False)),
+            base_dir=_dir_of(positions, ("secrets", i))[0],
+            origin=positions.find(("secrets", i)),
+        )
+        for i, s in enumerate(data.get("secrets", ()))
+    )
+    clients = tuple(
+        Client(
+            name=c["name"],
+            groups=tuple(c.get("groups", (DEFAULT_GROUP,))),
+            config_path=c.get("config_path"),
+            create=bool(c.get("create", False)),
+            origin=positions.find(("clients", i)),
+        )
+        for i, c in enumerate(data.get("clients", ()))
+    )
+    workloads = tuple(_workload(i, w, positions) for i, w in enumerate(data.get("workloads", ())))
+    return Manifest(
+        settings=_settings(data.get("settings", {}), loaded.files),
+        vars=dict(data.get("vars", {})),
+        groups=groups,
+        registries=registries,
+        secrets=secrets,
+        clients=clients,
+        workloads=workloads,
+        files=loaded.files,
+    )

@@ -1,0 +1,96 @@
+"""Waiting until a workload really serves: the container runs and, over HTTP, MCP `initialize` answers.
+
+Every wait has a deadline, and a failure carries the last lines of the container's log so the user
+sees why the server did not come up.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any
+
+import docker.errors
+
+from toolhive_apply.docker_client import CountingAPIClient
+
+POLL_SECONDS = 0.25
+STDIO_GRACE_SECONDS = 1.0
+LOG_LINES = 10
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "toolhive-apply", "version": "readiness"},
+    },
+}
+
+
+def _log_tail(api: CountingAPIClient, container_id: str) -> str:
+    try:
+        raw = api.logs(container_id, stdout=True, stderr=True, tail=LOG_LINES)
+    except docker.errors.APIError:
+        return ""
+    text = raw.decode("utf-8", "replace").strip() if isinstance(raw, bytes) else str(raw)
+    return "\n  last log lines:\n    " + "\n    ".join(text.splitlines()[-LOG_LINES:]) if text else ""
+
+
+def _state(api: CountingAPIClient, container_id: str) -> dict[str, Any]:
+    state: dict[str, Any] = api.inspect_container(container_id)["State"]
+    return state
+
+
+def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
+    if proxy_mode == "sse":
+        connection.request("GET", "/sse", headers={"Accept": "text/event-stream"})
+        return connection.getresponse().status
+    connection.request(
+        "POST",
+        "/mcp",
+        body=json.dumps(INITIALIZE),
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
+    response = connection.getresponse()
+    response.read(65536)
+    return response.status
+
+
+def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0) -> bool:
+    """True when the MCP endpoint answers: `initialize` on /mcp, or an event stream on /sse."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        status = _probe(connection, proxy_mode)
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return status == 200
+
+
+def wait_until_ready(api: CountingAPIClient, container_id: str, spec: dict[str, Any], timeout: float) -> str | None:
+    """None when the workload serves; otherwise a one-paragraph reason with the log tail."""
+    deadline = time.monotonic() + timeout
+    running_since: float | None = None
+    host = "127.0.0.1" if spec["host"] in ("0.0.0.0", "", "::") else str(spec["host"])
+    http = spec["transport"] in ("sse", "streamable-http")
+    while time.monotonic() < deadline:
+        state = _state(api, container_id)
+        if not state.get("Running"):
+            if state.get("Status") in ("exited", "dead"):
+                code = state.get("ExitCode")
+                return f"container exited with code {code} before it was ready{_log_tail(api, container_id)}"
+            running_since = None
+        else:
+            running_since = running_since or time.monotonic()
+            if http and http_answers(host, int(spec["proxy_port"]), str(spec["proxy_mode"])):
+                return None
+            if not http and time.monotonic() - running_since >= STDIO_GRACE_SECONDS:
+                return None
+        time.sleep(POLL_SECONDS)
+    what = f"MCP endpoint on {host}:{spec['proxy_port']}" if http else "container"
+    return f"{what} not ready after {timeout:g} s{_log_tail(api, container_id)}"

@@ -1,0 +1,166 @@
+"""Pure translation: manifest workload -> canonical spec -> Docker container settings and labels.
+
+Kept apart from the Docker provider so the exact labels, env and host config are testable on data,
+and so the spec that is hashed is the single input of the container we create.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
+from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
+
+MANAGED_BY: Final = "toolhive-apply"
+LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
+LABEL_STACK: Final = "toolhive-apply.stack"
+LABEL_NAME: Final = "toolhive-apply.name"
+LABEL_HASH: Final = "toolhive-apply.config-hash"
+LABEL_HASH_VERSION: Final = "toolhive-apply.hash-version"
+LABEL_SPEC: Final = "toolhive-apply.spec"
+LABEL_GROUP: Final = "toolhive-apply.group"
+
+# ToolHive's standard labels (pkg/labels/labels.go), so `thv list` recognises our containers.
+TH_LABEL: Final = "toolhive"
+TH_NAME: Final = "toolhive-name"
+TH_BASENAME: Final = "toolhive-basename"
+TH_TRANSPORT: Final = "toolhive-transport"
+TH_PORT: Final = "toolhive-port"
+TH_ISOLATION: Final = "toolhive-network-isolation"
+
+BUILTIN_PROFILES: Final[Mapping[str, Mapping[str, Any]]] = {
+    "none": {"name": "none", "network": {"outbound": {}, "inbound": {}}},
+    "network": {"name": "network", "network": {"outbound": {"insecure_allow_all": True}, "inbound": {}}},
+}
+HTTP_TRANSPORTS: Final = ("sse", "streamable-http")
+
+
+def resolve_profile(profile: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """ToolHive's order: explicit object > built-in name (`stdio` = `none`) > the `network` built-in."""
+    if profile is None:
+        return dict(BUILTIN_PROFILES["network"])
+    if isinstance(profile, str):
+        return dict(BUILTIN_PROFILES["none" if profile == "stdio" else profile])
+    return dict(profile)
+
+
+def _mount(declaration: str, base: Any, read_only: bool) -> str:
+    host, sep, container = declaration.partition(":")
+    if not sep:
+        container = host
+    source = (base / host).resolve() if not host.startswith("/") else host
+    return f"{source}:{container}:{'ro' if read_only else 'rw'}"
+
+
+def resolve_mounts(workload: Workload, profile: Mapping[str, Any]) -> list[str]:
+    """`volumes` and profile read/write lists as absolute `host:container:mode`; write wins over read."""
+    by_target: dict[str, str] = {}
+    declarations: list[tuple[str, bool]] = [(v, False) for v in profile.get("read", ())]
+    declarations += [(v, True) for v in profile.get("write", ())]
+    for volume in workload.volumes:
+        parts = volume.split(":")
+        declarations.append((":".join(parts[:2]), not (len(parts) > 2 and parts[2] == "ro")))
+    for declaration, writable in declarations:
+        mount = _mount(declaration, workload.base_dir, read_only=not writable)
+        target = mount.split(":")[1]
+        if writable or target not in by_target:
+            by_target[target] = mount
+    return [by_target[target] for target in sorted(by_target)]
+
+
+def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: str | None) -> dict[str, Any]:
+    """The canonical desired spec: everything that shapes the container, and nothing secret."""
+    transport = workload.transport or "stdio"
+    profile = resolve_profile(workload.permission_profile)
+    spec: dict[str, Any] = {
+        "name": workload.name,
+        "description": workload.description,
+        "image": workload.image,
+        "cmd_arguments": list(workload.cmd_arguments),
+        "transport": transport,
+        "proxy_mode": (workload.proxy_mode or "streamable-http") if transport == "stdio" else transport,
+        "proxy_port": port,
+        "target_port": (workload.target_port or DEFAULT_TARGET_PORT) if transport in HTTP_TRANSPORTS else 0,
+        "host": workload.host or manifest.settings.default_host,
+        "env_vars": dict(sorted(workload.env_vars.items())),
+        "secrets": [{"name": s.name, "target": s.target, "as": s.delivery} for s in workload.secrets],
+        "volumes": resolve_mounts(workload, profile),
+        "permission_profile": profile,
+        "network_isolation": bool(workload.network_isolation),
+        "group": workload.group,
+        "tools": list(workload.tools),
+        "tools_override": {k: dict(v) for k, v in sorted(workload.tools_override.items())},
+        "trust_proxy_headers": workload.trust_proxy_headers,
+        "labels": dict(sorted(workload.labels.items())),
+        "prune": workload.prune,
+        "ready_timeout": workload.ready_timeout or manifest.settings.ready_timeout,
+    }
+    if image_id:
+        spec["image_id"] = image_id
+    return spec
+
+
+def container_env(spec: Spec) -> dict[str, str]:
+    """Plain env plus ToolHive's injected MCP_* variables (pkg/environment)."""
+    env = dict(spec["env_vars"])
+    env["MCP_TRANSPORT"] = spec["transport"]
+    if spec["transport"] in HTTP_TRANSPORTS:
+        port = str(spec["target_port"])
+        env.update({"MCP_PORT": port, "FASTMCP_PORT": port, "MCP_HOST": "0.0.0.0"})
+    return env
+
+
+def container_labels(spec: Spec, stack: str) -> dict[str, str]:
+    """ToolHive's standard labels, the user's, and our ownership, hash and spec."""
+    labels = dict(spec["labels"])
+    labels.update(
+        {
+            TH_LABEL: "true",
+            TH_NAME: spec["name"],
+            TH_BASENAME: spec["name"],
+            TH_TRANSPORT: spec["transport"],
+            TH_PORT: str(spec["proxy_port"]),
+            TH_ISOLATION: "true" if spec["network_isolation"] else "false",
+            LABEL_MANAGED_BY: MANAGED_BY,
+            LABEL_STACK: stack,
+            LABEL_NAME: spec["name"],
+            LABEL_GROUP: spec["group"],
+            LABEL_HASH: spec_hash(spec),
+            LABEL_HASH_VERSION: HASH_VERSION,
+            LABEL_SPEC: json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        }
+    )
+    return labels
+
+
+def network_mode(spec: Spec) -> str | None:
+    mode = spec["permission_profile"].get("network", {}).get("mode") or ""
+    return None if mode in ("", "bridge", "default") else str(mode)
+
+
+def host_config_args(spec: Spec) -> dict[str, Any]:
+    """ToolHive's defaults: all capabilities dropped, unprivileged unless the profile says so."""
+    args: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["label:disable", "no-new-privileges"],
+        "privileged": bool(spec["permission_profile"].get("privileged", False)),
+        "restart_policy": {"Name": "unless-stopped"},
+        "binds": list(spec["volumes"]),
+    }
+    if args["privileged"]:
+        args["security_opt"] = ["label:disable"]
+    mode = network_mode(spec)
+    if mode:
+        args["network_mode"] = mode
+    if spec["transport"] in HTTP_TRANSPORTS and mode not in ("none", "host"):
+        args["port_bindings"] = {f"{spec['target_port']}/tcp": (spec["host"], spec["proxy_port"])}
+    return args
+
+
+def workload_url(spec: Spec, host: str = "127.0.0.1") -> str:
+    """ToolHive's client URL shape (pkg/transport/url.go): /mcp, or /sse#name for SSE."""
+    if spec["proxy_mode"] == "sse":
+        return f"http://{host}:{spec['proxy_port']}/sse#{spec['name']}"
+    return f"http://{host}:{spec['proxy_port']}/mcp"

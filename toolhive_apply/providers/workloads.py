@@ -1,0 +1,305 @@
+"""Workloads in Docker: observe with list calls only, and carry out create/start/replace/delete.
+
+Observation reads labels from the list response (our hash and spec live there), so a no-change plan
+costs three API calls whatever the number of workloads. Replace follows compose's order with a
+rollback: the old container is renamed aside and only removed once the new one answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets as pyrandom
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import docker.errors
+
+from toolhive_apply.docker_client import CountingAPIClient, docker_errors
+from toolhive_apply.engine.plan import Action, Change
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.errors import ProviderError
+from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.readiness import wait_until_ready
+from toolhive_apply.providers.workload_spec import (
+    HTTP_TRANSPORTS,
+    LABEL_HASH,
+    LABEL_HASH_VERSION,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_SPEC,
+    LABEL_STACK,
+    MANAGED_BY,
+    container_env,
+    container_labels,
+    host_config_args,
+    workload_spec,
+)
+
+STOP_TIMEOUT = 10
+
+
+def container_name(summary: dict[str, Any]) -> str:
+    names = summary.get("Names") or ["/?"]
+    return str(names[0]).lstrip("/")
+
+
+def _parse_spec(labels: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        spec = json.loads(labels.get(LABEL_SPEC, ""))
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """`repo:tag` -> (repo, tag), leaving registry ports (`host:5000/x`) alone; default tag `latest`."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = ref.rsplit(":", 1)
+        return repo, tag
+    return ref, "latest"
+
+
+class WorkloadProvider:
+    kind: ClassVar[Kind] = Kind.WORKLOAD
+
+    def __init__(self, api: CountingAPIClient, stack: str, endpoint: str) -> None:
+        self.api = api
+        self.stack = stack
+        self.endpoint = endpoint
+        self._image_ids: dict[str, str] | None = None
+
+    # -- observing -------------------------------------------------------------------------------
+    def image_ids(self) -> dict[str, str]:
+        """Tag -> image id for every local image: one call, cached for the run."""
+        if self._image_ids is None:
+            with docker_errors(self.endpoint):
+                images = self.api.images()
+            mapping: dict[str, str] = {}
+            for image in images:
+                for tag in image.get("RepoTags") or ():
+                    mapping[tag] = image["Id"]
+            self._image_ids = mapping
+        return self._image_ids
+
+    def desired(self, manifest: Manifest) -> list[DesiredResource]:
+        container_workloads = [w for w in manifest.workloads if w.image]
+        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+        ids = self.image_ids() if container_workloads else {}
+        result = []
+        for workload in container_workloads:
+            assert workload.image is not None
+            repo, tag = split_image(workload.image)
+            image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
+            spec = workload_spec(workload, manifest, ports[workload.name], image_id)
+            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin))
+        return result
+
+    def list_owned(self) -> list[dict[str, Any]]:
+        with docker_errors(self.endpoint):
+            found: list[dict[str, Any]] = self.api.containers(
+                all=True, filters={"label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}"]}
+            )
+        return found
+
+    def observe(self, names: Sequence[str]) -> list[ObservedResource]:
+        observed: dict[ResourceId, ObservedResource] = {}
+        for summary in self.list_owned():
+            resource = self._owned(summary)
+            observed[resource.id] = resource
+        if names:
+            with docker_errors(self.endpoint):
+                same_name = self.api.containers(all=True, filters={"name": [f"^/{n}$" for n in names]})
+            for summary in same_name:
+                labels = summary.get("Labels") or {}
+                if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
+                    continue
+                name = container_name(summary)
+                owner = labels.get(LABEL_STACK) if labels.get(LABEL_MANAGED_BY) == MANAGED_BY else None
+                observed[ResourceId(Kind.WORKLOAD, name)] = ObservedResource(
+                    ResourceId(Kind.WORKLOAD, name),
+                    f"container {name!r}",
+                    False,
+                    owner,
+                    None,
+                    None,
+                    str(summary.get("State", "unknown")),
+                )
+        return list(observed.values())
+
+    def _owned(self, summary: dict[str, Any]) -> ObservedResource:
+        labels = summary.get("Labels") or {}
+        name = container_name(summary)
+        declared = labels.get(LABEL_NAME, name)
+        spec = _parse_spec(labels)
+        facts = {"container_id": summary["Id"], "image_id": summary.get("ImageID"), "container_name": name}
+        if name != declared:
+            # left behind by an interrupted replace: deleting it is the only sensible action
+            return ObservedResource(
+                ResourceId(Kind.WORKLOAD, name),
+                summary["Id"],
+                True,
+                self.stack,
+                None,
+                None,
+                "orphaned",
+                None,
+                facts,
+            )
+        if spec is not None and summary.get("ImageID") and "image_id" in spec:
+            spec = {**spec, "image_id": summary["ImageID"]}
+        return ObservedResource(
+            ResourceId(Kind.WORKLOAD, name),
+            summary["Id"],
+            True,
+            self.stack,
+            labels.get(LABEL_HASH),
+            labels.get(LABEL_HASH_VERSION),
+            str(summary.get("State", "unknown")),
+            spec,
+            facts,
+        )
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply(self, change: Change, emit: EventSink) -> str:
+        address = str(change.id)
+        try:
+            with docker_errors(self.endpoint):
+                return self._dispatch(change, emit)
+        except docker.errors.APIError as exc:
+            raise ProviderError(address, change.action.value, _api_message(exc)) from None
+
+    def _dispatch(self, change: Change, emit: EventSink) -> str:
+        if change.action is Action.DELETE:
+            assert change.observed is not None
+            self.api.remove_container(change.observed.handle, force=True)
+            return "deleted"
+        assert change.desired is not None
+        spec = self._with_image(change, emit)
+        if change.action is Action.CREATE:
+            self._create_and_start(change, spec, emit)
+            return "created"
+        assert change.observed is not None
+        if change.action is Action.START:
+            self.api.start(change.observed.handle)
+            self._wait(change, spec, change.observed.handle, emit)
+            return "started"
+        self._replace(change, spec, emit)
+        return "replaced"
+
+    def _with_image(self, change: Change, emit: EventSink) -> dict[str, Any]:
+        """Pull the image if it is not local; the spec recorded on the container gets its id."""
+        assert change.desired is not None
+        spec = dict(change.desired.spec)
+        image = str(spec["image"])
+        image_id = self.api.image_id(image)
+        if image_id is None:
+            emit(Event(str(change.id), "progress", f"pulling {image}"))
+            problem = self._pull(image, emit, str(change.id))
+            image_id = self.api.image_id(image)
+            if image_id is None:
+                raise ProviderError(
+                    str(change.id),
+                    change.action.value,
+                    f"image {image!r} is not on the Docker host and could not be pulled: {problem or 'not found'}",
+                    hint="build or load the image on the Docker host, or fix the image name",
+                )
+        spec["image_id"] = image_id
+        return spec
+
+    def _pull(self, image: str, emit: EventSink, address: str) -> str | None:
+        """Pull with progress events; returns the engine's error text, if any (pull streams errors)."""
+        repo, tag = split_image(image)
+        try:
+            for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    return str(event["error"]).strip()
+                if event.get("status") and not event.get("progressDetail"):
+                    emit(Event(address, "progress", f"{image}: {event['status']}"))
+        except docker.errors.APIError as exc:
+            return _api_message(exc)
+        return None
+
+    def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
+        host_config = self.api.create_host_config(**host_config_args(spec))
+        ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
+        created = self.api.create_container(
+            image=spec["image"],
+            command=list(spec["cmd_arguments"]) or None,
+            name=name,
+            environment=container_env(spec),
+            labels=container_labels(spec, self.stack),
+            detach=True,
+            stdin_open=spec["transport"] == "stdio",
+            tty=False,
+            ports=ports,
+            host_config=host_config,
+        )
+        return str(created["Id"])
+
+    def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> str:
+        container_id = self._create(change, spec, change.id.name)
+        try:
+            self.api.start(container_id)
+            self._wait(change, spec, container_id, emit)
+        except (ProviderError, docker.errors.APIError):
+            # a half-made workload is worse than none: the next apply creates it afresh
+            self._remove_quietly(container_id)
+            raise
+        return container_id
+
+    def _wait(self, change: Change, spec: dict[str, Any], container_id: str, emit: EventSink) -> None:
+        emit(Event(str(change.id), "progress", "waiting until it answers"))
+        problem = wait_until_ready(self.api, container_id, spec, float(spec.get("ready_timeout") or 60))
+        if problem is not None:
+            raise ProviderError(str(change.id), change.action.value, problem)
+
+    def _replace(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        assert change.observed is not None
+        old = change.observed.handle
+        was_running = change.observed.status == "running"
+        aside = f"{change.id.name}-replaced-{pyrandom.token_hex(3)}"
+        self.api.rename(old, aside)
+        self.api.stop(old, timeout=STOP_TIMEOUT)
+        try:
+            self._create_and_start(change, spec, emit)
+        except (ProviderError, docker.errors.APIError) as exc:
+            emit(Event(str(change.id), "progress", "new container failed; restoring the old one"))
+            self._restore(old, change.id.name, was_running)
+            if isinstance(exc, ProviderError):
+                raise
+            raise ProviderError(str(change.id), "replace", _api_message(exc)) from None
+        self._remove_quietly(old)
+
+    def _restore(self, old: str, name: str, start: bool) -> None:
+        self.api.rename(old, name)
+        if start:
+            self.api.start(old)
+
+    def _remove_quietly(self, container_id: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_container(container_id, force=True)
+
+    # -- bulk operations -------------------------------------------------------------------------
+    def restart(self, observed: ObservedResource) -> None:
+        with docker_errors(self.endpoint):
+            self.api.restart(observed.handle, timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.api.inspect_container(observed.handle)["State"].get("Running"):
+                return
+            time.sleep(0.2)
+        raise ProviderError(str(observed.id), "restart", "container did not come back within 30 s")
+
+
+def _api_message(exc: docker.errors.APIError) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = explanation.decode() if isinstance(explanation, bytes) else str(explanation or exc)
+    return text.strip()
