@@ -61,3 +61,37 @@ def write_manifest(directory: Path, stack: str, workloads: list[dict[str, Any]],
     path = directory / "stack.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+class CliResult:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.code = code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> CliResult:
+    """The real entry point in a subprocess: exit codes, stdout and stderr exactly as a user sees them."""
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "toolhive_apply", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return CliResult(done.returncode, done.stdout, done.stderr)

@@ -128,8 +128,9 @@ def check_not_stale(plan: Plan, targets: Targets) -> None:
 def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list[str]:
     """What still differs after apply: a fresh diff when the manifest is at hand, else a status check."""
     if manifest is not None:
-        again = make_plan(manifest, targets, PlanRequest(targets=frozenset(c.id for c in plan.changes)))
-        return [f"{c.id}: still needs {c.action.value} ({c.reason})" for c in again.changes]
+        touched = {c.id for c in plan.changes}
+        again = make_plan(manifest, targets, PlanRequest(allow_empty=True))
+        return [f"{c.id}: still needs {c.action.value} ({c.reason})" for c in again.changes if c.id in touched]
     observed = {o.id: o for o in observe_state(targets, _plan_names(plan))}
     lines = []
     for change in plan.changes:

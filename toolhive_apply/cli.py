@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         code = 130
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the one place that must never show a traceback
         code = _internal_error(exc)
     sys.stdout.flush()
     raise SystemExit(code if isinstance(code, int) else EXIT_OK)

@@ -64,7 +64,7 @@ def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
     except ToolhiveApplyError as exc:
         emit(Event(address, "failed", exc.message))
         return Outcome(change.id, "failed", exc.message, time.monotonic() - started)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one broken resource must not stop the others
         message = f"{address}: {change.action.value} failed unexpectedly: {type(exc).__name__}: {exc}"
         emit(Event(address, "failed", message))
         return Outcome(change.id, "failed", message, time.monotonic() - started)

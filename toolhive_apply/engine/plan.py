@@ -125,14 +125,14 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def is_plan_file(path: Path) -> bool:
+    """A saved plan is a JSON object with our marker; manifests are YAML files (or directories)."""
     if not path.is_file() or path.suffix in (".yaml", ".yml"):
         return False
     try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
-    return head.lstrip().startswith(b"{") and PLAN_MARKER.encode() in head + b""
+    return isinstance(data, dict) and data.get("kind") == PLAN_MARKER
 
 
 def _change_from_json(item: Mapping[str, Any]) -> Change:

@@ -37,11 +37,35 @@ def _env_function(environ: Mapping[str, str]) -> Callable[..., str]:
     return env
 
 
+MAX_RESULT_ITEMS = 100_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus bounds on `*` and `**` so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > 64:
+                raise jinja2.exceptions.SecurityError("exponent too large for a manifest value")
+            return left**right
+        for sized, count in ((left, right), (right, left)):
+            too_big = (
+                isinstance(sized, (str, list, tuple))
+                and isinstance(count, int)
+                and len(sized) * count > MAX_RESULT_ITEMS
+            )
+            if too_big:
+                raise jinja2.exceptions.SecurityError("repetition too large for a manifest value")
+        return left * right
+
+
 class Renderer:
     """Renders every string of a loaded manifest in one sandbox, collecting errors with positions."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self.sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.sandbox = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
         self.sandbox.globals["env"] = _env_function(os.environ if environ is None else environ)
         self.issues: list[ManifestIssue] = []
 
@@ -67,6 +91,9 @@ class Renderer:
                 return self.render_value(node, context)
             except jinja2.TemplateError as exc:
                 self.issues.append(positions.issue(path, f"template error: {_describe(exc)}"))
+                return node
+            except Exception as exc:  # noqa: BLE001 - a template may fail any way Python can (1/0, range overflow)
+                self.issues.append(positions.issue(path, f"template error: {type(exc).__name__}: {exc}"))
                 return node
         return node
 

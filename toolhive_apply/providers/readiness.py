@@ -72,18 +72,26 @@ def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0) ->
     return status == 200
 
 
+def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
+    """Exited, or brought back by the restart policy since we started waiting: either way it crashed."""
+    if state.get("Status") in ("exited", "dead"):
+        return True
+    return bool(state.get("Restarting")) or int(state.get("RestartCount", 0)) > restarts_before
+
+
 def wait_until_ready(api: CountingAPIClient, container_id: str, spec: dict[str, Any], timeout: float) -> str | None:
     """None when the workload serves; otherwise a one-paragraph reason with the log tail."""
     deadline = time.monotonic() + timeout
     running_since: float | None = None
     host = "127.0.0.1" if spec["host"] in ("0.0.0.0", "", "::") else str(spec["host"])
     http = spec["transport"] in ("sse", "streamable-http")
+    restarts_before = int(_state(api, container_id).get("RestartCount", 0))
     while time.monotonic() < deadline:
         state = _state(api, container_id)
+        if _crashed(state, restarts_before):
+            code = state.get("ExitCode")
+            return f"container exited with code {code} before it was ready{_log_tail(api, container_id)}"
         if not state.get("Running"):
-            if state.get("Status") in ("exited", "dead"):
-                code = state.get("ExitCode")
-                return f"container exited with code {code} before it was ready{_log_tail(api, container_id)}"
             running_since = None
         else:
             running_since = running_since or time.monotonic()
