@@ -100,10 +100,21 @@ def _internal_error(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
+def _usage_problem(exc: Exception) -> int | None:
+    """Command-line mistakes found by the parser: Typer vendors its own click, so match by class name."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Abort" in names:
+        sys.stderr.write("Aborted.\n")
+        return EXIT_ERROR
+    show = getattr(exc, "show", None)
+    if "ClickException" in names and callable(show):
+        show()
+        return EXIT_ERROR  # not click's 2: with --detailed-exitcode, 2 means "changes"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: run the Typer app and turn every outcome into one message and an exit code."""
-    import click
-
     from toolhive_apply.errors import ToolhiveApplyError
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -116,17 +127,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except ToolhiveApplyError as error:
         _print_error(error, json_mode)
         code = error.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("Aborted.\n")
-        code = EXIT_ERROR
-    except click.ClickException as error:
-        error.show()
-        code = EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         code = 130
     except Exception as exc:  # noqa: BLE001 - the one place that must never show a traceback
-        code = _internal_error(exc)
+        code = _usage_problem(exc)
+        if code is None:
+            code = _internal_error(exc)
     sys.stdout.flush()
     raise SystemExit(code if isinstance(code, int) else EXIT_OK)
 
@@ -179,30 +186,55 @@ def _root(
     """toolhive-apply: Terraform-style plan/apply for ToolHive MCP servers."""
 
 
+def _stack_dirs(paths: list[Path]) -> list[list[Path]]:
+    """Manifests to validate separately: a directory holding no manifest but stack subdirectories
+    (like `examples/`) is one stack per subdirectory; everything else given together is one stack."""
+    together: list[Path] = []
+    separate: list[list[Path]] = []
+    for path in paths:
+        has_own = path.is_dir() and any(p.suffix in (".yaml", ".yml") for p in path.iterdir())
+        subdirs = sorted(d for d in path.iterdir() if d.is_dir()) if path.is_dir() and not has_own else []
+        stacks = [d for d in subdirs if any(p.suffix in (".yaml", ".yml") for p in d.iterdir())]
+        if stacks:
+            separate.extend([d] for d in stacks)
+        else:
+            together.append(path)
+    return ([together] if together else []) + separate
+
+
 @app.command()
 def validate(
     paths: PathsArg = None, var: VarOpt = None, var_file: VarFileOpt = None, output: OutputOpt = "text"
 ) -> int:
-    """Check manifests (syntax, templates, schema, references) without touching anything."""
-    from toolhive_apply.errors import ManifestError
+    """Check manifests (syntax, templates, schema, references) without touching anything.
+
+    A directory of stack directories (such as examples/) is validated one stack at a time.
+    """
+    from toolhive_apply.errors import ManifestError, ManifestIssue
 
     json_mode = _check_output(output)
-    try:
-        manifest = _load(paths, var, var_file)
-    except ManifestError as error:
+    problems: list[ManifestIssue] = []
+    warnings: list[ManifestIssue] = []
+    for group in _stack_dirs(paths or [Path.cwd()]):
+        try:
+            manifest = _load(group, var, var_file)
+        except ManifestError as error:
+            problems.extend(error.issues)
+            continue
+        warnings.extend(manifest.warnings)
         if not json_mode:
-            raise
-        sys.stdout.write(json.dumps([i.as_json() for i in error.issues], indent=2) + "\n")
-        return EXIT_ERROR
+            _warn(manifest)
+            counts = (
+                f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
+                f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
+            )
+            where = ", ".join(str(p) for p in group)
+            sys.stdout.write(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
-        sys.stdout.write(json.dumps([w.as_json() for w in manifest.warnings], indent=2) + "\n")
-        return EXIT_OK
-    _warn(manifest)
-    counts = (
-        f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
-        f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
-    )
-    sys.stdout.write(f"Valid: {len(manifest.files)} file(s), stack {manifest.settings.stack!r}: {counts}.\n")
+        sys.stdout.write(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
+        return EXIT_ERROR if problems else EXIT_OK
+    if problems:
+        raise ManifestError(problems)
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ import docker.errors
 from toolhive_apply.docker_client import CountingAPIClient
 
 POLL_SECONDS = 0.25
-STDIO_GRACE_SECONDS = 1.0
+STDIO_GRACE_SECONDS = 0.5
 LOG_LINES = 10
 
 INITIALIZE = {
