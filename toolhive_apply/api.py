@@ -6,6 +6,7 @@ is refused when the live state moved since it was made (fingerprint), then re-ch
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from toolhive_apply.engine.resource import (
 from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
+from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
+from toolhive_apply.registry.resolve import resolve_registries
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ def open_targets(stack: str, docker_host: str | None, timeout: float = 60.0, par
     endpoint = endpoint_of(docker_host)
     api = connect(docker_host, timeout=timeout, pool_size=parallelism + 4)
     targets = Targets(api, endpoint, stack)
+    targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, endpoint)
     targets.providers[Kind.WORKLOAD] = WorkloadProvider(api, stack, endpoint)
     return targets
 
@@ -57,18 +61,27 @@ def manifest_digest(manifest: Manifest) -> str:
     return hashlib.sha256(canonical_json(files).encode()).hexdigest()[:16]
 
 
-def desired_state(manifest: Manifest, targets: Targets) -> list[DesiredResource]:
-    unsupported = [w.name for w in manifest.workloads if not w.image]
-    if unsupported:
+def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredResource], tuple[str, ...]]:
+    """Registries resolved, then every provider's desired resources; also returns warnings to show."""
+    resolved = resolve_registries(manifest)
+    manifest = resolved.manifest
+    remote = [w.name for w in manifest.workloads if not w.image]
+    if remote:
         raise UsageError(
-            f"workloads {', '.join(unsupported)}: registry (server:) and remote (url:) workloads are not "
-            "supported by this version yet",
-            hint="give these workloads an image: for now",
+            f"workloads {', '.join(remote)}: remote servers (url:) need the workload proxy, which this version "
+            "does not ship yet",
+            hint="run the remote server's image instead, or leave these workloads out for now",
         )
     desired: list[DesiredResource] = []
     for provider in targets.providers.values():
         desired.extend(provider.desired(manifest))
-    return desired
+    explained = [
+        dataclasses.replace(d, explain=resolved.explain[d.id.name])
+        if d.id.kind is Kind.WORKLOAD and d.id.name in resolved.explain
+        else d
+        for d in desired
+    ]
+    return explained, resolved.warnings
 
 
 def observe_state(targets: Targets, names: Mapping[Kind, Sequence[str]]) -> list[ObservedResource]:
@@ -96,7 +109,7 @@ class PlanRequest:
 
 def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None = None) -> Plan:
     request = request or PlanRequest()
-    desired = desired_state(manifest, targets)
+    desired, registry_warnings = desired_state(manifest, targets)
     observed = observe_state(targets, _names(desired))
     options = DiffOptions(
         stack=targets.stack,
@@ -106,7 +119,7 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         destroy=request.destroy,
         manifest_digest=manifest_digest(manifest),
         settings={"docker_host": manifest.settings.docker_host, "parallelism": manifest.settings.parallelism},
-        warnings=tuple(str(w) for w in manifest.warnings),
+        warnings=tuple(str(w) for w in manifest.warnings) + registry_warnings,
     )
     return diff_plan(desired, observed, options)
 

@@ -260,6 +260,7 @@ def plan(
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE for `apply FILE`.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every attribute.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show where each value came from (registry).")] = False,
 ) -> int:
     """Show what apply would change, without changing anything."""
     from toolhive_apply.api import PlanRequest
@@ -275,7 +276,7 @@ def plan(
     if json_mode:
         sys.stdout.write(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose))
+        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose, explain=explain))
     if out is not None:
         save_plan(the_plan, out)
         if not json_mode:
@@ -514,3 +515,72 @@ def export_workload(
     spec = managed_spec(found[0])
     owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
     return _print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
+
+
+def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    from pathlib import Path as _Path
+
+    from toolhive_apply.providers.registries import record_spec
+    from toolhive_apply.registry.formats import parse_catalogue
+    from toolhive_apply.registry.sources import load_file, load_remote
+
+    spec = record_spec(record) or {}
+    kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
+    fetched = load_file(_Path(source), name) if kind == "file" else load_remote(f"{kind}:{source}", name, ttl=3600)
+    if fetched.warning:
+        sys.stderr.write(f"Warning: {fetched.warning}\n")
+    return spec, parse_catalogue(name, fetched.document)
+
+
+def _records(docker_host: str | None, stack: str | None, name: str | None = None) -> list[dict[str, Any]]:
+    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.providers.registries import record_spec, registry_records
+
+    with docker_errors(endpoint_of(docker_host)):
+        found = registry_records(connect(docker_host), stack)
+    if name is not None:
+        found = [r for r in found if (record_spec(r) or {}).get("name") == name]
+        if not found:
+            raise UsageError(f"no registry named {name!r} has been applied" + (f" in stack {stack!r}" if stack else ""))
+    return found
+
+
+@export_app.command("registries")
+def export_registries(
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """`{"registries": [...]}`: each applied registry's source, version and server count."""
+    from toolhive_apply.registry.views import registry_info
+
+    rows = []
+    for record in _records(docker_host, stack):
+        spec, catalogue = _registry_catalogue(record)
+        rows.append(registry_info(spec["name"], spec["type"], spec["source"], catalogue))
+    return _print_json({"registries": sorted(rows, key=lambda r: r["name"])})
+
+
+@export_app.command("registry")
+def export_registry(
+    name: Annotated[str, typer.Argument(help="Registry name.")],
+    what: Annotated[str | None, typer.Argument(help="`servers`, or `server` followed by a server name.")] = None,
+    server: Annotated[str | None, typer.Argument(help="Server name (full or unique short name).")] = None,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """One registry's details, its servers, or one server, in ToolHive's API shapes."""
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.registry.views import registry_details, server_view, servers_listing
+
+    spec, catalogue = _registry_catalogue(_records(docker_host, stack, name)[0])
+    if what is None:
+        return _print_json(registry_details(spec["name"], spec["type"], spec["source"], catalogue))
+    if what == "servers":
+        return _print_json(servers_listing(catalogue))
+    if what == "server" and server:
+        entry = catalogue.find(server)
+        if entry is None:
+            raise UsageError(f"registry {name!r} has no server {server!r}")
+        return _print_json(server_view(entry))
+    raise UsageError("use: export registry NAME [servers | server SERVER]")

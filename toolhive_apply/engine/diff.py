@@ -22,7 +22,7 @@ from toolhive_apply.engine.resource import (
 )
 from toolhive_apply.errors import ConflictError, UsageError
 
-HEALTHY = frozenset({"running"})
+HEALTHY = frozenset({"running", "present"})
 SENSITIVE_PREFIXES = ("secret_digests",)
 
 
@@ -65,13 +65,14 @@ def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange,
 _MISSING = object()
 
 
-def _reason_for(fields: Sequence[FieldChange]) -> str:
+def _reason_for(fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None) -> str:
     secret_names = sorted({f.path.split(".", 1)[1] for f in fields if f.sensitive and "." in f.path})
     plain = [f.path for f in fields if not f.sensitive]
     parts = []
     if plain:
         shown = ", ".join(plain[:4]) + (f" and {len(plain) - 4} more" if len(plain) > 4 else "")
-        parts.append(f"config changed: {shown}")
+        sources = sorted({explain[p] for p in plain if explain and p in explain})
+        parts.append(f"config changed: {shown}" + (f" (from {', '.join(sources)})" if sources else ""))
     if secret_names:
         parts.append(f"secret rotated: {', '.join(secret_names)}")
     return "; ".join(parts) or "config hash changed"
@@ -87,7 +88,7 @@ def _compare(desired: DesiredResource, observed: ObservedResource, options: Diff
         if not fields and observed.spec is not None:
             same_hash = True  # an older hash algorithm over an equal spec: nothing to do
     if not same_hash:
-        return Change(desired.id, Action.REPLACE, _reason_for(fields), fields, desired, observed)
+        return Change(desired.id, Action.REPLACE, _reason_for(fields, desired.explain), fields, desired, observed)
     if observed.status not in HEALTHY:
         return Change(desired.id, Action.START, f"container {observed.status}", (), desired, observed)
     return None

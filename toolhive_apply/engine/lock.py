@@ -45,6 +45,16 @@ def _empty_image_tar() -> bytes:
     return buffer.getvalue()
 
 
+MARKER_IMAGE: Final = f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}"
+
+
+def ensure_marker_image(api: CountingAPIClient) -> str:
+    """The tiny image behind state-carrying containers (locks, registry records); imported, never pulled."""
+    if api.image_id(MARKER_IMAGE) is None:
+        api.import_image_from_data(_empty_image_tar(), repository=LOCK_IMAGE_REPO, tag=LOCK_IMAGE_TAG)
+    return MARKER_IMAGE
+
+
 class StackLock:
     """Context manager: acquire on enter (waiting up to `wait_seconds`), release on exit."""
 
@@ -59,9 +69,7 @@ class StackLock:
         self.container_id: str | None = None
 
     def _ensure_image(self) -> None:
-        image = f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}"
-        if self.api.image_id(image) is None:
-            self.api.import_image_from_data(_empty_image_tar(), repository=LOCK_IMAGE_REPO, tag=LOCK_IMAGE_TAG)
+        ensure_marker_image(self.api)
 
     def _try_create(self) -> bool:
         holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"

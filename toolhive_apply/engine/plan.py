@@ -94,6 +94,7 @@ def _change_json(change: Change) -> dict[str, Any]:
         out["desired"] = {
             "spec": change.desired.spec,
             "depends_on": sorted(str(d) for d in change.desired.depends_on),
+            "sources": dict(change.desired.explain),
         }
     if change.observed is not None:
         out["observed"] = {"handle": change.observed.handle, "status": change.observed.status}
@@ -143,6 +144,7 @@ def _change_from_json(item: Mapping[str, Any]) -> Change:
             rid,
             item["desired"]["spec"],
             depends_on=frozenset(ResourceId.parse(d) for d in item["desired"].get("depends_on", ())),
+            explain=item["desired"].get("sources", {}),
         )
     observed = None
     if "observed" in item:

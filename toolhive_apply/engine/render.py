@@ -59,7 +59,15 @@ def _field_line(change: Change, item: FieldChange) -> str:
     return f"      ~ {item.path}: {_value(item.before)} -> {_value(item.after)}"
 
 
-def render_change(change: Change, colour: bool, verbose: bool) -> list[str]:
+def _source(change: Change, path: str) -> str:
+    explain = change.desired.explain if change.desired else {}
+    for key in (path, path.split(".", 1)[0]):
+        if key in explain:
+            return f"  # from {explain[key]}"
+    return ""
+
+
+def render_change(change: Change, colour: bool, verbose: bool, explain: bool = False) -> list[str]:
     symbol = _paint(SYMBOLS[change.action].rjust(3), COLOURS[change.action], colour)
     lines = [
         f"  # {change.id} {VERBS[change.action]} ({change.reason})",
@@ -68,7 +76,7 @@ def render_change(change: Change, colour: bool, verbose: bool) -> list[str]:
     fields = change.fields
     if change.action in (Action.CREATE, Action.DELETE) and not verbose:
         fields = tuple(f for f in fields if f.path in _HEADLINE_FIELDS)
-    lines.extend(_field_line(change, item) for item in fields)
+    lines.extend(_field_line(change, item) + (_source(change, item.path) if explain else "") for item in fields)
     return lines
 
 
@@ -88,7 +96,7 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def render_plan(plan: Plan, colour: bool = False, verbose: bool = False) -> str:
+def render_plan(plan: Plan, colour: bool = False, verbose: bool = False, explain: bool = False) -> str:
     lines: list[str] = []
     for warning in plan.warnings:
         lines.append(f"Warning: {warning}")
@@ -100,7 +108,7 @@ def render_plan(plan: Plan, colour: bool = False, verbose: bool = False) -> str:
     lines.append(f"toolhive-apply will perform the following actions on stack {plan.stack!r}:")
     lines.append("")
     for change in plan.changes:
-        lines.extend(render_change(change, colour, verbose))
+        lines.extend(render_change(change, colour, verbose or explain, explain))
         lines.append("")
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"

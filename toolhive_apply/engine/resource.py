@@ -70,6 +70,7 @@ class DesiredResource:
     spec: Spec
     origin: Origin | None = None
     depends_on: frozenset[ResourceId] = frozenset()
+    explain: Mapping[str, str] = field(default_factory=dict)  # field path -> where its value came from
 
     @property
     def hash(self) -> str:

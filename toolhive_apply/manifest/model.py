@@ -109,6 +109,7 @@ class Workload:
     labels: Mapping[str, str] = field(default_factory=dict)
     prune: bool = True
     ready_timeout: float | None = None
+    registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
 
 
 @dataclass(frozen=True, slots=True)

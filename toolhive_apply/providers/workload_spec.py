@@ -99,6 +99,8 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
     }
     if image_id:
         spec["image_id"] = image_id
+    if workload.registry_server:
+        spec["registry_server"] = workload.registry_server
     return spec
 
 

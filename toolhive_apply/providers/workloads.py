@@ -33,6 +33,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_SPEC,
     LABEL_STACK,
     MANAGED_BY,
+    TH_LABEL,
     container_env,
     container_labels,
     host_config_args,
@@ -105,7 +106,10 @@ class WorkloadProvider:
     def list_owned(self) -> list[dict[str, Any]]:
         with docker_errors(self.endpoint):
             found: list[dict[str, Any]] = self.api.containers(
-                all=True, filters={"label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}"]}
+                all=True,
+                filters={
+                    "label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}", f"{TH_LABEL}=true"]
+                },
             )
         return found
 
