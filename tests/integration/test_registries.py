@@ -23,7 +23,7 @@ from toolhive_apply.registry.resolve import resolve_registries
 
 UPSTREAM = json.loads((ROOT / "examples" / "registry" / "registry.json").read_text())
 LEGACY = json.loads((ROOT / "tests" / "fixtures" / "registries" / "legacy.json").read_text())
-SWAGGER = json.loads((ROOT.parent / "shared" / "reference" / "schemas" / "toolhive-api.swagger.json").read_text())
+SWAGGER = json.loads((ROOT / "tests" / "fixtures" / "toolhive-api.components.json").read_text())
 
 
 class RegistryHandler(BaseHTTPRequestHandler):
