@@ -479,7 +479,10 @@ def _export_root(
         raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
     if not stack:
         raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
-    _print_json(export_manifest(_toolhive_containers(docker_host, stack), stack))
+    from toolhive_apply.providers.registries import record_spec
+
+    registries = [spec for r in _records(docker_host, stack) if (spec := record_spec(r)) is not None]
+    _print_json(export_manifest(_toolhive_containers(docker_host, stack), stack, registries))
     raise typer.Exit(EXIT_OK)
 
 

@@ -6,6 +6,7 @@ details = the create request), so what we print can be read by ToolHive's own to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,9 +152,13 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
 
 def _manifest_workload(spec: Spec) -> dict[str, Any]:
     """A manifest entry that resolves back to exactly `spec` (defaults written out, nothing implied)."""
-    entry: dict[str, Any] = {
-        "name": spec["name"],
-        "image": spec["image"],
+    entry: dict[str, Any] = {"name": spec["name"]}
+    if spec.get("registry_server"):
+        registry, _, server = str(spec["registry_server"]).partition("/")
+        entry.update({"registry": registry, "server": server})
+    else:
+        entry["image"] = spec["image"]
+    entry |= {
         "transport": spec["transport"],
         "proxy_port": spec["proxy_port"],
         "host": spec["host"],
@@ -187,12 +192,21 @@ def _volume_entry(mount: str) -> str:
     return f"{host}:{container}:ro" if mode == "ro" else f"{host}:{container}"
 
 
-def as_manifest(summaries: list[dict[str, Any]], stack: str) -> dict[str, Any]:
+def _registry_entry(spec: Spec) -> dict[str, Any]:
+    key = {"file": "local_path", "url": "url", "api": "api_url"}[str(spec["type"])]
+    return {"name": spec["name"], key: spec["source"]}
+
+
+def as_manifest(
+    summaries: list[dict[str, Any]], stack: str, registries: Sequence[Spec] | None = None
+) -> dict[str, Any]:
     """A manifest that, applied to the same state, plans no changes."""
     specs = [managed_spec(s) for s in summaries if (s.get("Labels") or {}).get(LABEL_STACK) == stack]
     groups = sorted({str(s["group"]) for s in specs} - {"default"})
     manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": {"stack": stack}}
     if groups:
         manifest["groups"] = [{"name": g} for g in groups]
+    if registries:
+        manifest["registries"] = [_registry_entry(r) for r in sorted(registries, key=lambda r: str(r["name"]))]
     manifest["workloads"] = [_manifest_workload(s) for s in sorted(specs, key=lambda s: s["name"])]
     return manifest

@@ -248,6 +248,17 @@ def test_registry_workloads_apply_export_and_a_registry_change_replaces_dependen
     one = json.loads(run_cli("export", "registry", "local", "server", "echo", "--stack", stack).stdout)
     assert one["is_remote"] is False and one["server"]["image"] == "toolhive-apply-test/http:latest"
 
+    exported = run_cli("export", "--as-manifest", "--stack", stack)
+    assert exported.code == 0, exported
+    assert json.loads(exported.stdout)["registries"] == [
+        {"name": "local", "local_path": str(tmp_path / "registry.json")}
+    ]
+    copy = tmp_path / "exported" / "stack.yaml"
+    copy.parent.mkdir()
+    copy.write_text(exported.stdout)
+    round_trip = run_cli("plan", str(copy), "--detailed-exitcode")
+    assert round_trip.code == 0, round_trip
+
     docker_api.tag("toolhive-apply-test/http:latest", "toolhive-apply-test/http", f"{stack}")
     try:
         server = registry["data"]["servers"][0]
