@@ -1,0 +1,79 @@
+"""Advisory file locks with a deadline and atomic file replacement, shared by the file-backed stores.
+
+ToolHive locks `secrets_encrypted.lock` with flock(2) and replaces the file atomically; doing exactly the same
+here is what lets `thv` and toolhive-apply write the same store without losing each other's updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+POLL_INTERVAL: Final = 0.05
+
+
+class LockTimeoutError(Exception):
+    """The lock stayed held by someone else until the deadline."""
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
+    """Hold flock(2) on `lock_path` (created 0600 if missing) for the block; LockTimeoutError after `timeout` s."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, timeout)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, operation: int, timeout: float) -> None:
+    # Polling with LOCK_NB (as gofrs/flock's TryLockContext does for ToolHive) keeps a hard deadline that a
+    # blocking flock() call cannot offer.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError from None
+            time.sleep(POLL_INTERVAL)
+        else:
+            return
+
+
+def replace_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the directory.
+
+    A reader sees the old content or the new one, never a torn file; the temp file never outlives a failure.
+    """
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
