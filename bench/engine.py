@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from toolhive_apply.api import apply_plan, make_plan, open_targets  # noqa: E402
+from toolhive_apply.api import Connection, apply_plan, make_plan, open_targets  # noqa: E402
 from toolhive_apply.docker_client import connect  # noqa: E402
 from toolhive_apply.manifest import load_manifest  # noqa: E402
 
@@ -84,7 +84,7 @@ def measure(count: int, repeat: int, directory: Path) -> dict[str, Any]:
     wipe(api, f"toolhive-apply.stack={stack}")
     wipe(api, f"bench-floor={stack}")
 
-    targets = open_targets(stack, None, parallelism=PARALLELISM)
+    targets = open_targets(Connection(stack, parallelism=PARALLELISM))
     cold = timed(lambda: apply_plan(make_plan(manifest, targets), targets, lambda _e: None, PARALLELISM, manifest))
     floor_cold_s = timed(lambda: floor_cold(api, stack, count))
 

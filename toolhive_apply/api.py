@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
 from toolhive_apply.engine.diff import DiffOptions
@@ -28,6 +29,8 @@ from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.registries import RegistryProvider
+from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
+from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workloads import WorkloadProvider
 from toolhive_apply.registry.resolve import resolve_registries
 
@@ -40,20 +43,59 @@ class Targets:
     endpoint: str
     stack: str
     providers: dict[Kind, Provider] = field(default_factory=dict)
+    snapshot: StackContainers | None = None
 
 
-def open_targets(stack: str, docker_host: str | None, timeout: float = 60.0, parallelism: int = 4) -> Targets:
-    endpoint = endpoint_of(docker_host)
-    api = connect(docker_host, timeout=timeout, pool_size=parallelism + 4)
+def secret_settings(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's `settings.secrets`, as saved in a plan (addresses and methods; never a credential)."""
+    settings = manifest.settings
+    return {
+        "provider": settings.secret_provider,
+        "vault": dict(settings.vault),
+        "encrypted": {"path": settings.encrypted_path} if settings.encrypted_path else {},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where a run's targets are: enough to rebuild them from a saved plan without the manifest."""
+
+    stack: str
+    docker_host: str | None = None
+    secrets: Mapping[str, Any] = field(default_factory=lambda: {"provider": "encrypted"})
+    timeout: float = 60.0
+    parallelism: int = 4
+
+
+def open_targets(connection: Connection) -> Targets:
+    from toolhive_apply.stores.base import open_store
+
+    endpoint = endpoint_of(connection.docker_host)
+    api = connect(connection.docker_host, timeout=connection.timeout, pool_size=connection.parallelism + 4)
+    stack = connection.stack
     targets = Targets(api, endpoint, stack)
-    targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, endpoint)
-    targets.providers[Kind.WORKLOAD] = WorkloadProvider(api, stack, endpoint)
+    resolver = SecretResolver(lambda: open_store(connection.secrets), stack)
+    targets.providers[Kind.SECRET] = SecretProvider(resolver)
+    workloads = WorkloadProvider(api, stack, endpoint, resolver)
+    targets.snapshot = workloads.snapshot
+    targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, workloads.snapshot)
+    targets.providers[Kind.WORKLOAD] = workloads
     return targets
 
 
-def targets_for(manifest: Manifest, stack: str | None = None) -> Targets:
+def connection_for(manifest: Manifest, stack: str | None = None) -> Connection:
     settings = manifest.settings
-    return open_targets(stack or settings.stack, settings.docker_host, settings.docker_timeout, settings.parallelism)
+    return Connection(
+        stack or settings.stack,
+        settings.docker_host,
+        secret_settings(manifest),
+        settings.docker_timeout,
+        settings.parallelism,
+    )
+
+
+def targets_for(manifest: Manifest, stack: str | None = None) -> Targets:
+    return open_targets(connection_for(manifest, stack))
 
 
 def manifest_digest(manifest: Manifest) -> str:
@@ -85,6 +127,8 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
 
 
 def observe_state(targets: Targets, names: Mapping[Kind, Sequence[str]]) -> list[ObservedResource]:
+    if targets.snapshot is not None:
+        targets.snapshot.refresh()  # every observation sees the engine as it is now
     observed: list[ObservedResource] = []
     for kind, provider in targets.providers.items():
         observed.extend(provider.observe(names.get(kind, ())))
@@ -105,6 +149,7 @@ class PlanRequest:
     replace: frozenset[ResourceId] = frozenset()
     allow_empty: bool = False
     destroy: bool = False
+    prune_secrets: bool = False
 
 
 def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None = None) -> Plan:
@@ -118,7 +163,12 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         allow_empty=request.allow_empty,
         destroy=request.destroy,
         manifest_digest=manifest_digest(manifest),
-        settings={"docker_host": manifest.settings.docker_host, "parallelism": manifest.settings.parallelism},
+        settings={
+            "docker_host": manifest.settings.docker_host,
+            "parallelism": manifest.settings.parallelism,
+            "secrets": secret_settings(manifest),
+        },
+        prune_secrets=request.prune_secrets,
         warnings=tuple(str(w) for w in manifest.warnings) + registry_warnings,
     )
     return diff_plan(desired, observed, options)

@@ -53,12 +53,29 @@ StackOpt = Annotated[str | None, typer.Option("--stack", help="Override the stac
 TargetOpt = Annotated[
     list[str] | None, typer.Option("--target", help="Limit to this resource (NAME or kind/NAME; repeatable).")
 ]
+PruneSecretsOpt = Annotated[
+    bool,
+    typer.Option("--prune-secrets", help="Also delete secrets this stack owns that the manifest no longer declares."),
+]
 DockerHostOpt = Annotated[str | None, typer.Option("--docker-host", help="Docker endpoint (default DOCKER_HOST).")]
 
 
 # ---------------------------------------------------------------------------------------------
 # error boundary and output helpers
 # ---------------------------------------------------------------------------------------------
+def _out(text: str) -> None:
+    """Everything the CLI prints passes the scrubber: a secret value read this run never reaches a terminal."""
+    from toolhive_apply.redact import redact
+
+    sys.stdout.write(redact(text))
+
+
+def _err(text: str) -> None:
+    from toolhive_apply.redact import redact
+
+    sys.stderr.write(redact(text))
+
+
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "toolhive-apply"
@@ -70,18 +87,18 @@ def _colour(stream: Any) -> bool:
 
 def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
     if json_mode:
-        sys.stdout.write(json.dumps({"error": error.as_json()}, indent=2) + "\n")
+        _out(json.dumps({"error": error.as_json()}, indent=2) + "\n")
         return
     lines = error.lines()
     prefix = "\x1b[31mError:\x1b[0m" if _colour(sys.stderr) else "Error:"
     if len(lines) == 1:
-        sys.stderr.write(f"{prefix} {lines[0]}\n")
+        _err(f"{prefix} {lines[0]}\n")
     else:
-        sys.stderr.write(f"{prefix} {error.message}:\n")
+        _err(f"{prefix} {error.message}:\n")
         for line in lines:
-            sys.stderr.write(f"  {line}\n")
+            _err(f"  {line}\n")
     if error.hint:
-        sys.stderr.write(f"  hint: {error.hint}\n")
+        _err(f"  hint: {error.hint}\n")
 
 
 def _internal_error(exc: BaseException) -> int:
@@ -96,7 +113,7 @@ def _internal_error(exc: BaseException) -> int:
         where = str(log)
     except OSError:
         where = "(could not write the debug log)"
-    sys.stderr.write(f"Error: internal error ({type(exc).__name__}) - details in {where}\n")
+    _err(f"Error: internal error ({type(exc).__name__}) - details in {where}\n")
     return EXIT_ERROR
 
 
@@ -104,7 +121,7 @@ def _usage_problem(exc: Exception) -> int | None:
     """Command-line mistakes found by the parser: Typer vendors its own click, so match by class name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "Abort" in names:
-        sys.stderr.write("Aborted.\n")
+        _err("Aborted.\n")
         return EXIT_ERROR
     show = getattr(exc, "show", None)
     if "ClickException" in names and callable(show):
@@ -128,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _print_error(error, json_mode)
         code = error.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
+        _err("Interrupted.\n")
         code = 130
     except Exception as exc:  # noqa: BLE001 - the one place that must never show a traceback
         code = _usage_problem(exc)
@@ -155,7 +172,7 @@ def _check_output(output: str) -> bool:
 
 def _warn(manifest: Manifest) -> None:
     for warning in manifest.warnings:
-        sys.stderr.write(f"{warning}\n")
+        _err(f"{warning}\n")
 
 
 def _ids(names: list[str] | None) -> frozenset[Any]:
@@ -173,7 +190,7 @@ def _ids(names: list[str] | None) -> frozenset[Any]:
 # ---------------------------------------------------------------------------------------------
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"toolhive-apply {__version__}\n")
+        _out(f"toolhive-apply {__version__}\n")
         raise typer.Exit(0)
 
 
@@ -229,9 +246,9 @@ def validate(
                 f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
             )
             where = ", ".join(str(p) for p in group)
-            sys.stdout.write(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
+            _out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
-        sys.stdout.write(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
+        _out(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
         return EXIT_ERROR if problems else EXIT_OK
     if problems:
         raise ManifestError(problems)
@@ -255,6 +272,7 @@ def plan(
     target: TargetOpt = None,
     replace: Annotated[list[str] | None, typer.Option("--replace", help="Plan to recreate this workload.")] = None,
     allow_empty: Annotated[bool, typer.Option(help="Allow a plan that deletes everything.")] = False,
+    prune_secrets: PruneSecretsOpt = False,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 for no changes, 1 for errors, 2 for changes.")
     ] = False,
@@ -271,16 +289,16 @@ def plan(
     manifest = _load(paths, var, var_file)
     if not json_mode:
         _warn(manifest)
-    request = PlanRequest(_ids(target), _ids(replace), allow_empty)
+    request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     _, the_plan = _make_plan(manifest, stack, request)
     if json_mode:
-        sys.stdout.write(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
+        _out(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose, explain=explain))
+        _out(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose, explain=explain))
     if out is not None:
         save_plan(the_plan, out)
         if not json_mode:
-            sys.stdout.write(f"\nSaved the plan to {out}. Apply exactly this plan with: toolhive-apply apply {out}\n")
+            _out(f"\nSaved the plan to {out}. Apply exactly this plan with: toolhive-apply apply {out}\n")
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -307,7 +325,7 @@ def _event_printer(colour: bool) -> Callable[[Event], None]:
     def emit(event: Event) -> None:
         label = event.phase if not colour else f"\x1b[{codes.get(event.phase, '0')}m{event.phase}\x1b[0m"
         with lock:
-            sys.stderr.write(f"{event.address}: {label}: {event.message}\n")
+            _err(f"{event.address}: {label}: {event.message}\n")
             sys.stderr.flush()
 
     return emit
@@ -319,18 +337,18 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
 
     json_mode = options["json"]
     if not json_mode:
-        sys.stdout.write(render_plan(the_plan, colour=_colour(sys.stdout)))
+        _out(render_plan(the_plan, colour=_colour(sys.stdout)))
     if not the_plan.has_changes:
         if json_mode:
-            sys.stdout.write(json.dumps({"changed": False, "recap": None}) + "\n")
+            _out(json.dumps({"changed": False, "recap": None}) + "\n")
         return EXIT_OK
     _confirm(options["yes"], "Do you want to perform these actions?")
     emit = _event_printer(_colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
     if json_mode:
-        sys.stdout.write(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
+        _out(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
     else:
-        sys.stdout.write(render_recap(result.recap, colour=_colour(sys.stdout)))
+        _out(render_recap(result.recap, colour=_colour(sys.stdout)))
     if not result.ok:
         raise result.error()
     return EXIT_OK
@@ -349,26 +367,34 @@ def apply(
     target: TargetOpt = None,
     replace: Annotated[list[str] | None, typer.Option("--replace", help="Recreate this workload.")] = None,
     allow_empty: Annotated[bool, typer.Option(help="Allow deleting everything the stack owns.")] = False,
+    prune_secrets: PruneSecretsOpt = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     parallelism: Annotated[int | None, typer.Option(help="Changes applied at once.", min=1, max=64)] = None,
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
 ) -> int:
     """Make the live state match the manifest (or carry out a saved plan exactly)."""
-    from toolhive_apply.api import PlanRequest, open_targets
+    from toolhive_apply.api import Connection, PlanRequest, open_targets
     from toolhive_apply.engine.plan import is_plan_file, load_plan
 
     options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     if paths and len(paths) == 1 and is_plan_file(paths[0]):
         saved = load_plan(paths[0])
         host = saved.settings.get("docker_host")
-        targets = open_targets(saved.stack, host if isinstance(host, str) else None)
+        secrets = saved.settings.get("secrets")
+        targets = open_targets(
+            Connection(
+                saved.stack,
+                host if isinstance(host, str) else None,
+                secrets if isinstance(secrets, dict) else {"provider": "encrypted"},
+            )
+        )
         options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
         return _run_apply(saved, targets, None, options)
     manifest = _load(paths, var, var_file)
     if not options["json"]:
         _warn(manifest)
     options["parallelism"] = parallelism or manifest.settings.parallelism
-    request = PlanRequest(_ids(target), _ids(replace), allow_empty)
+    request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     targets, the_plan = _make_plan(manifest, stack, request)
     return _run_apply(the_plan, targets, manifest, options)
 
@@ -382,14 +408,15 @@ def destroy(
     stack: StackOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
+    prune_secrets: PruneSecretsOpt = False,
 ) -> int:
-    """Delete everything the stack owns (same plan and confirmation flow as apply)."""
+    """Delete everything the stack owns (same plan and confirmation flow as apply); secrets only if asked."""
     from toolhive_apply.api import PlanRequest
 
     options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     manifest = _load(paths, var, var_file)
     options["parallelism"] = manifest.settings.parallelism
-    targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True))
+    targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True, prune_secrets=prune_secrets))
     return _run_apply(the_plan, targets, None, options)
 
 
@@ -401,14 +428,14 @@ def restart(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """Restart running workloads without changing their spec (ToolHive's bulk restart)."""
-    from toolhive_apply.api import open_targets
+    from toolhive_apply.api import Connection, open_targets
     from toolhive_apply.engine.resource import Kind
     from toolhive_apply.errors import UsageError
     from toolhive_apply.providers.workloads import WorkloadProvider
 
     if bool(names) == bool(group):
         raise UsageError("name the workloads to restart, or give --group (not both)")
-    targets = open_targets(stack or _default_stack(), docker_host)
+    targets = open_targets(Connection(stack or _default_stack(), docker_host))
     provider = targets.providers[Kind.WORKLOAD]
     assert isinstance(provider, WorkloadProvider)
     owned = [o for o in provider.observe(()) if o.managed]
@@ -418,7 +445,7 @@ def restart(
         raise UsageError(f"no such workload in stack {targets.stack!r}: {', '.join(missing) or group}")
     for observed in chosen:
         provider.restart(observed)
-        sys.stdout.write(f"{observed.id}: restarted\n")
+        _out(f"{observed.id}: restarted\n")
     return EXIT_OK
 
 
@@ -438,7 +465,7 @@ def unlock(
     from toolhive_apply.engine.lock import break_lock
 
     holder = break_lock(connect(docker_host), stack, endpoint_of(docker_host))
-    sys.stdout.write(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")
+    _out(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")
     return EXIT_OK
 
 
@@ -457,7 +484,7 @@ def _toolhive_containers(docker_host: str | None, stack: str | None) -> list[dic
 
 
 def _print_json(data: object) -> int:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    _out(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return EXIT_OK
 
 
@@ -531,7 +558,7 @@ def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
     fetched = load_file(_Path(source), name) if kind == "file" else load_remote(f"{kind}:{source}", name, ttl=3600)
     if fetched.warning:
-        sys.stderr.write(f"Warning: {fetched.warning}\n")
+        _err(f"Warning: {fetched.warning}\n")
     return spec, parse_catalogue(name, fetched.document)
 
 

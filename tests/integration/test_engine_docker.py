@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE, run_cli, write_manifest
-from toolhive_apply.api import apply_plan, make_plan, open_targets
+from toolhive_apply.api import Connection, apply_plan, make_plan, open_targets
 from toolhive_apply.engine.lock import StackLock
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.providers.base import Event
@@ -34,7 +34,7 @@ def test_observing_a_stack_costs_the_same_few_calls_for_10_and_100_workloads(
     for count in (10, 100):
         path = write_manifest(tmp_path / str(count), stack, idle_workloads(stack, count))
         manifest = load_manifest([path])
-        targets = open_targets(stack, None, parallelism=8)
+        targets = open_targets(Connection(stack, parallelism=8))
         first = make_plan(manifest, targets)
         result = apply_plan(first, targets, quiet, parallelism=8, manifest=manifest)
         assert result.ok, result.unconverged
@@ -53,7 +53,7 @@ def test_a_second_apply_on_a_locked_stack_fails_naming_the_holder(
     docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:
     path = write_manifest(tmp_path, stack, idle_workloads(stack, 1))
-    targets = open_targets(stack, None)
+    targets = open_targets(Connection(stack))
     with StackLock(targets.api, stack, targets.endpoint, "apply (test holder)"):
         result = run_cli("apply", str(path), "--yes", "--lock-timeout", "1")
         assert result.code == 1
@@ -63,7 +63,7 @@ def test_a_second_apply_on_a_locked_stack_fails_naming_the_holder(
 
 
 def test_a_stale_lock_can_be_broken(docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]) -> None:
-    targets = open_targets(stack, None)
+    targets = open_targets(Connection(stack))
     lock = StackLock(targets.api, stack, targets.endpoint, "apply")
     lock.__enter__()  # a run that died without releasing
     unlocked = run_cli("unlock", "--stack", stack)

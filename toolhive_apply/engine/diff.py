@@ -15,6 +15,7 @@ from toolhive_apply.engine.resource import (
     HASH_VERSION,
     KIND_ORDER,
     DesiredResource,
+    Kind,
     ObservedResource,
     ResourceId,
     Spec,
@@ -33,6 +34,7 @@ class DiffOptions:
     replace: frozenset[ResourceId] = frozenset()
     allow_empty: bool = False
     destroy: bool = False
+    prune_secrets: bool = False
     manifest_digest: str = ""
     settings: Mapping[str, object] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -133,9 +135,11 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
         )
     owned = [o for o in observed if o.managed]
     _check_targets(options, {d.id for d in desired} | {o.id for o in owned})
-    if not wanted and owned and not options.allow_empty and not options.destroy:
+    deletable = [o for o in owned if o.id.kind is not Kind.SECRET or options.prune_secrets]
+    if not wanted and deletable and not options.allow_empty and not options.destroy:
         raise UsageError(
-            f"the manifest declares nothing, which would delete all {len(owned)} resources of stack {options.stack!r}",
+            f"the manifest declares nothing, which would delete all {len(deletable)} resources of stack "
+            f"{options.stack!r}",
             hint="check the manifest path; use `toolhive-apply destroy` or --allow-empty if that is what you want",
         )
     changes: list[Change] = []
@@ -156,7 +160,8 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     for seen in owned:
         if seen.id in wanted_ids:
             continue
-        if seen.spec is not None and seen.spec.get("prune") is False and not options.destroy:
+        keep_secret = seen.id.kind is Kind.SECRET and not options.prune_secrets
+        if keep_secret or (seen.spec is not None and seen.spec.get("prune") is False and not options.destroy):
             kept.append(seen.id)
             continue
         reason = "destroy" if options.destroy else "not declared any more"

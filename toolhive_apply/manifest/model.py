@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
+from toolhive_apply.redact import SecretValue
 
 DEFAULT_GROUP = "default"
 DEFAULT_HOST = "127.0.0.1"
@@ -61,6 +62,7 @@ class Secret:
     present: bool
     value_is_inline: bool
     insecure: bool
+    inline: SecretValue | None
     prune: bool
     base_dir: Path
     origin: Origin | None
@@ -243,6 +245,7 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
             present=bool(s.get("present", False)),
             value_is_inline="value" in s,
             insecure=bool(s.get("insecure", False)),
+            inline=SecretValue(str(s["value"])) if "value" in s else None,
             prune=bool(s.get("prune", False)),
             base_dir=_dir_of(positions, ("secrets", i))[0],
             origin=positions.find(("secrets", i)),

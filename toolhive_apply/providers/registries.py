@@ -21,6 +21,7 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
@@ -57,10 +58,11 @@ def record_spec(summary: dict[str, Any]) -> dict[str, Any] | None:
 class RegistryProvider:
     kind: ClassVar[Kind] = Kind.REGISTRY
 
-    def __init__(self, api: CountingAPIClient, stack: str, endpoint: str) -> None:
+    def __init__(self, api: CountingAPIClient, stack: str, snapshot: StackContainers) -> None:
         self.api = api
         self.stack = stack
-        self.endpoint = endpoint
+        self.endpoint = snapshot.endpoint
+        self.snapshot = snapshot
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         result = []
@@ -71,8 +73,7 @@ class RegistryProvider:
         return result
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
-        with docker_errors(self.endpoint):
-            records = registry_records(self.api, self.stack)
+        records = [c for c in self.snapshot.owned() if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_REGISTRY]
         observed = []
         for summary in records:
             labels = summary.get("Labels") or {}

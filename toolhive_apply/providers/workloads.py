@@ -19,11 +19,14 @@ import docker.errors
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
-from toolhive_apply.errors import ProviderError
+from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.readiness import wait_until_ready
+from toolhive_apply.providers.secret_files import secret_archives
+from toolhive_apply.providers.secrets import SecretResolver
+from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workload_spec import (
     HTTP_TRANSPORTS,
     LABEL_HASH,
@@ -71,16 +74,20 @@ def split_image(ref: str) -> tuple[str, str]:
 class WorkloadProvider:
     kind: ClassVar[Kind] = Kind.WORKLOAD
 
-    def __init__(self, api: CountingAPIClient, stack: str, endpoint: str) -> None:
+    def __init__(
+        self, api: CountingAPIClient, stack: str, endpoint: str, secrets: SecretResolver | None = None
+    ) -> None:
         self.api = api
         self.stack = stack
         self.endpoint = endpoint
+        self.secrets = secrets
+        self.snapshot = StackContainers(api, stack, endpoint)
         self._image_ids: dict[str, str] | None = None
 
     # -- observing -------------------------------------------------------------------------------
-    def image_ids(self) -> dict[str, str]:
-        """Tag -> image id for every local image: one call, cached for the run."""
-        if self._image_ids is None:
+    def image_ids(self, refresh: bool = False) -> dict[str, str]:
+        """Tag -> image id for every local image: one call per plan."""
+        if self._image_ids is None or refresh:
             with docker_errors(self.endpoint):
                 images = self.api.images()
             mapping: dict[str, str] = {}
@@ -93,25 +100,31 @@ class WorkloadProvider:
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         container_workloads = [w for w in manifest.workloads if w.image]
         ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
-        ids = self.image_ids() if container_workloads else {}
+        ids = self.image_ids(refresh=True) if container_workloads else {}
         result = []
         for workload in container_workloads:
             assert workload.image is not None
             repo, tag = split_image(workload.image)
             image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin))
+            if workload.secrets:
+                spec["secret_digests"] = self._digests(spec)
+            uses = frozenset(ResourceId(Kind.SECRET, ref.name) for ref in workload.secrets)
+            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
         return result
 
+    def _resolver(self) -> SecretResolver:
+        if self.secrets is None:
+            raise ToolhiveApplyError("this workload uses secrets, but no secret store is configured")
+        return self.secrets
+
+    def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
+        """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
+        resolver = self._resolver()
+        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]}
+
     def list_owned(self) -> list[dict[str, Any]]:
-        with docker_errors(self.endpoint):
-            found: list[dict[str, Any]] = self.api.containers(
-                all=True,
-                filters={
-                    "label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}", f"{TH_LABEL}=true"]
-                },
-            )
-        return found
+        return [c for c in self.snapshot.owned() if (c.get("Labels") or {}).get(TH_LABEL) == "true"]
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed: dict[ResourceId, ObservedResource] = {}
@@ -216,6 +229,8 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
+        if spec["secrets"]:
+            spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
         return spec
 
     def _pull(self, image: str, emit: EventSink, address: str) -> str | None:
@@ -234,11 +249,15 @@ class WorkloadProvider:
     def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
         host_config = self.api.create_host_config(**host_config_args(spec))
         ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
+        environment = container_env(spec)
+        for ref in spec["secrets"]:
+            if ref["as"] == "env":
+                environment[ref["target"]] = self._resolver().value(ref["name"]).reveal()
         created = self.api.create_container(
             image=spec["image"],
             command=list(spec["cmd_arguments"]) or None,
             name=name,
-            environment=container_env(spec),
+            environment=environment,
             labels=container_labels(spec, self.stack),
             detach=True,
             stdin_open=spec["transport"] == "stdio",
@@ -246,7 +265,21 @@ class WorkloadProvider:
             ports=ports,
             host_config=host_config,
         )
-        return str(created["Id"])
+        container_id = str(created["Id"])
+        files = [ref for ref in spec["secrets"] if ref["as"] == "file"]
+        archives = secret_archives({ref["target"]: self._resolver().value(ref["name"]) for ref in files})
+        for directory, archive in archives.items():
+            try:
+                self.api.put_archive(container_id, directory, archive)
+            except docker.errors.NotFound:
+                self._remove_quietly(container_id)
+                raise ProviderError(
+                    str(change.id),
+                    change.action.value,
+                    f"secret file directory {directory} does not exist in image {spec['image']!r}",
+                    hint="put the file in a directory the image has, such as /tmp",
+                ) from None
+        return container_id
 
     def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> str:
         container_id = self._create(change, spec, change.id.name)

@@ -1,0 +1,246 @@
+"""The secret resource kind, on top of a SecretStore; and the resolver workloads use to get values and digests.
+
+Values are compared through a keyed HMAC (a per-stack key kept in the store itself), never shown and never
+hashed plainly: a plain SHA-256 of a short token in a container label could be brute-forced. The value exists
+only inside SecretValue objects, read from their source at plan time and again at apply time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets as pyrandom
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from toolhive_apply.engine.plan import Action, Change
+from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
+from toolhive_apply.manifest.model import Manifest, Secret
+from toolhive_apply.providers.base import EventSink
+from toolhive_apply.redact import SecretValue
+
+if TYPE_CHECKING:
+    from toolhive_apply.stores.base import SecretStore, StoredSecret
+
+MANAGED_BY = "toolhive-apply"
+
+
+def hmac_key_name(stack: str) -> str:
+    return f"toolhive-apply.hmac.{stack}"
+
+
+def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
+    """The value from its declared source; a missing source is a manifest error naming the secret."""
+    if secret.env is not None:
+        value = environ.get(secret.env)
+        if value is None:
+            raise ManifestError.single(
+                secret.origin, f"secrets[{secret.key}].from.env", f"environment variable {secret.env} is not set"
+            )
+        return SecretValue(value)
+    if secret.file is not None:
+        path = (secret.base_dir / secret.file).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError.single(
+                secret.origin, f"secrets[{secret.key}].from.file", f"cannot read {path}: {exc}"
+            ) from None
+        return SecretValue(text[:-1] if text.endswith("\n") else text)
+    if inline is not None:
+        return inline
+    msg = f"secret {secret.key!r} has no source"
+    raise ToolhiveApplyError(msg)
+
+
+def source_label(secret: Secret) -> str:
+    if secret.env is not None:
+        return f"env:{secret.env}"
+    if secret.file is not None:
+        return f"file:{(secret.base_dir / secret.file).resolve()}"
+    return "inline"
+
+
+class SecretResolver:
+    """Values and keyed digests of secrets, shared by the secret and workload providers of one run."""
+
+    def __init__(self, open_store: Callable[[], SecretStore], stack: str) -> None:
+        self._open_store = open_store
+        self._store: SecretStore | None = None
+        self.stack = stack
+        self.values: dict[str, SecretValue] = {}
+        self._key: bytes | None = None
+        self._key_is_new = False
+        self._listing: dict[str, StoredSecret] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> SecretStore:
+        """Opened on first use: a manifest without secrets never needs a password or a Vault login."""
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @property
+    def opened(self) -> bool:
+        return self._store is not None
+
+    def listing(self, refresh: bool = False) -> dict[str, StoredSecret]:
+        with self._lock:
+            if self._listing is None or refresh:
+                self._listing = {item.key: item for item in self.store.list()}
+            return self._listing
+
+    def key(self) -> bytes:
+        """The stack's HMAC key: read from the store, or made now (and written by the secret provider)."""
+        with self._lock:
+            if self._key is None:
+                if self.store.kind == "environment":
+                    material = os.environ.get("TOOLHIVE_APPLY_HMAC_KEY") or f"toolhive-apply/{self.stack}"
+                    self._key = hashlib.sha256(material.encode()).digest()
+                else:
+                    stored = self.store.read(hmac_key_name(self.stack))
+                    self._key_is_new = stored is None
+                    self._key = bytes.fromhex(stored.reveal()) if stored else pyrandom.token_bytes(32)
+            return self._key
+
+    @property
+    def key_is_new(self) -> bool:
+        self.key()
+        return self._key_is_new
+
+    def digest(self, value: SecretValue) -> str:
+        return "hmac-sha256:" + hmac.new(self.key(), value.reveal().encode(), hashlib.sha256).hexdigest()
+
+    def value(self, name: str) -> SecretValue:
+        """A declared value (read from its source) or the store's; missing is an error naming the secret."""
+        if name in self.values:
+            return self.values[name]
+        stored = self.store.read(name)
+        if stored is None:
+            raise ToolhiveApplyError(
+                f"secret {name!r} is not in the {self.store.kind} store ({self.store.endpoint})",
+                hint="create it in the store, or declare it under secrets with from: {env: ...}",
+            )
+        self.values[name] = stored
+        return stored
+
+
+class SecretProvider:
+    kind: ClassVar[Kind] = Kind.SECRET
+
+    def __init__(self, resolver: SecretResolver, environ: Mapping[str, str] | None = None) -> None:
+        self.resolver = resolver
+        self.environ = os.environ if environ is None else environ
+
+    def desired(self, manifest: Manifest) -> list[DesiredResource]:
+        result = []
+        missing = []
+        listing = self.resolver.listing(refresh=True) if manifest.secrets else {}
+        for secret in manifest.secrets:
+            if secret.present:
+                if secret.key not in listing and self.resolver.store.read(secret.key) is None:
+                    missing.append(
+                        ManifestIssue(
+                            secret.origin,
+                            f"secrets[{secret.key}]",
+                            f"present: true, but {secret.key!r} is not in the {self.resolver.store.kind} store "
+                            f"({self.resolver.store.endpoint})",
+                        )
+                    )
+                continue
+            value = read_source(secret, self.environ, secret.inline)
+            self.resolver.values[secret.key] = value
+            spec = {
+                "key": secret.key,
+                "description": secret.description,
+                "digest": self.resolver.digest(value),
+                "source": source_label(secret),
+            }
+            result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
+        if missing:
+            raise ManifestError(missing)
+        if result and self.resolver.store.kind != "environment" and self.resolver.key_is_new:
+            name = hmac_key_name(self.resolver.stack)
+            spec = {"key": name, "description": "toolhive-apply: key of the stack's secret digests", "digest": "new"}
+            result.append(DesiredResource(ResourceId(Kind.SECRET, name), spec))
+        return result
+
+    def observe(self, names: Sequence[str]) -> list[ObservedResource]:
+        if not names and not self.resolver.opened:
+            return []  # nothing declared and nothing read: the store is not even opened
+        observed = []
+        for item in self.resolver.listing().values():
+            ours = item.managed_by == MANAGED_BY and item.stack == self.resolver.stack
+            if not ours and item.key not in names:
+                continue
+            spec = {"key": item.key, "description": item.description, "digest": item.digest or ""}
+            observed.append(
+                ObservedResource(
+                    ResourceId(Kind.SECRET, item.key),
+                    str(item.version or 0),
+                    ours,
+                    item.stack,
+                    spec_hash(spec) if ours else None,
+                    HASH_VERSION,
+                    "present",
+                    spec,
+                    {"version": item.version},
+                )
+            )
+        return observed
+
+    def expected_spec(self, desired: DesiredResource) -> dict[str, Any]:
+        return {k: v for k, v in desired.spec.items() if k != "source"}
+
+    def apply(self, change: Change, emit: EventSink) -> str:
+        store = self.resolver.store
+        if change.action is Action.DELETE:
+            assert change.observed is not None
+            store.delete(change.id.name, stack=self.resolver.stack)
+            return "deleted"
+        assert change.desired is not None
+        name = change.id.name
+        version = int(change.observed.handle) if change.observed is not None else None
+        if name == hmac_key_name(self.resolver.stack):
+            value = SecretValue(self.resolver.key().hex())
+            digest = "new"
+        else:
+            value = self._value_for(change)
+            digest = self.resolver.digest(value)
+        try:
+            store.write(
+                name,
+                value,
+                expected_version=version,
+                stack=self.resolver.stack,
+                digest=digest,
+                description=str(change.desired.spec.get("description", "")),
+            )
+        except ConflictError as exc:
+            raise ProviderError(str(change.id), change.action.value, exc.message) from None
+        return "written"
+
+    def _value_for(self, change: Change) -> SecretValue:
+        """At apply time the value is read again from its source; a plan made from another value is stale."""
+        assert change.desired is not None
+        name = change.id.name
+        if name in self.resolver.values:
+            return self.resolver.values[name]
+        source = str(change.desired.spec.get("source", ""))
+        kind, _, where = source.partition(":")
+        if kind == "env" and where in self.environ:
+            value = SecretValue(self.environ[where])
+        elif kind == "file":
+            text = Path(where).read_text(encoding="utf-8")
+            value = SecretValue(text[:-1] if text.endswith("\n") else text)
+        else:
+            raise ProviderError(str(change.id), "write", f"the value's source ({source}) cannot be read at apply time")
+        if not self.resolver.key_is_new and self.resolver.digest(value) != change.desired.spec.get("digest"):
+            raise ProviderError(str(change.id), "write", "the value changed since the plan was made (stale plan)")
+        self.resolver.values[name] = value
+        return value
