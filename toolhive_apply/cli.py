@@ -614,3 +614,27 @@ def export_registry(
             raise UsageError(f"registry {name!r} has no server {server!r}")
         return _print_json(server_view(entry))
     raise UsageError("use: export registry NAME [servers | server SERVER]")
+
+
+@export_app.command("secrets")
+def export_secrets(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="A manifest whose settings.secrets names the store (default: the encrypted store).", show_default=False
+        ),
+    ] = None,
+    provider: Annotated[bool, typer.Option("--provider", help="Describe the store instead of listing keys.")] = False,
+) -> int:
+    """`{"keys": [{"key", "description"}]}` as ToolHive's API lists secrets: names only, never values."""
+    from toolhive_apply.api import secret_settings
+    from toolhive_apply.stores.base import open_store
+
+    settings: dict[str, Any] = {"provider": "encrypted"}
+    if paths:
+        settings = secret_settings(_load(paths, None, None))
+    store = open_store(settings)
+    if provider:
+        return _print_json(store.describe())
+    keys = [{"key": s.key, **({"description": s.description} if s.description else {})} for s in store.list()]
+    return _print_json({"keys": keys})
