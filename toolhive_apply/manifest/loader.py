@@ -215,11 +215,15 @@ def load_file(file: Path, positions: Positions, issues: list[ManifestIssue]) -> 
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories become their `*.yaml`/`*.yml` files, sorted, not recursive."""
+    """Files as given; directories become their `*.yaml`/`*.yml` files (not hidden ones), sorted, not recursive."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            found = sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith(".")  # .gitlab-ci.yml
+            )
             if not found:
                 raise ManifestError.single(Origin(path, 1, 1), "", "no *.yaml or *.yml manifest in directory")
             files.extend(found)
