@@ -119,8 +119,7 @@ def test_a_secret_missing_from_the_store_fails_the_plan_naming_it(
 
 
 def test_a_missing_password_is_a_clear_error_not_a_prompt(
-    docker_api: Any,
-    tmp_path: Path, stack: str, test_images: dict[str, str], secret_env: dict[str, str]
+    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str], secret_env: dict[str, str]
 ) -> None:
     env = {k: v for k, v in secret_env.items() if k != "TOOLHIVE_SECRETS_PASSWORD"}
     env["TOKEN_UNDER_TEST"] = "x"
