@@ -41,8 +41,9 @@ def _log_tail(api: CountingAPIClient, container_id: str) -> str:
 
 
 def _state(api: CountingAPIClient, container_id: str) -> dict[str, Any]:
-    state: dict[str, Any] = api.inspect_container(container_id)["State"]
-    return state
+    """The container's State, plus its RestartCount (which Docker keeps beside State, not in it)."""
+    inspected = api.inspect_container(container_id)
+    return {**inspected["State"], "RestartCount": int(inspected.get("RestartCount", 0))}
 
 
 def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
@@ -79,18 +80,26 @@ def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
     return bool(state.get("Restarting")) or int(state.get("RestartCount", 0)) > restarts_before
 
 
-def wait_until_ready(api: CountingAPIClient, container_id: str, spec: dict[str, Any], timeout: float) -> str | None:
-    """None when the workload serves; otherwise a one-paragraph reason with the log tail."""
+def wait_until_ready(
+    api: CountingAPIClient, container_id: str, spec: dict[str, Any], timeout: float, restarts_before: int
+) -> str | None:
+    """None when the workload serves; otherwise a one-paragraph reason with the log tail.
+
+    `restarts_before` is the restart count before we started the container (0 for a new one): a crash that the
+    restart policy hides between two polls still shows as a higher count.
+    """
     deadline = time.monotonic() + timeout
     running_since: float | None = None
     host = "127.0.0.1" if spec["host"] in ("0.0.0.0", "", "::") else str(spec["host"])
     http = spec["transport"] in ("sse", "streamable-http")
-    restarts_before = int(_state(api, container_id).get("RestartCount", 0))
     while time.monotonic() < deadline:
         state = _state(api, container_id)
         if _crashed(state, restarts_before):
-            code = state.get("ExitCode")
-            return f"container exited with code {code} before it was ready{_log_tail(api, container_id)}"
+            if state.get("Status") in ("exited", "dead"):
+                how = f"exited with code {state.get('ExitCode')}"
+            else:
+                how = f"exited and was restarted by Docker {state['RestartCount'] - restarts_before} time(s)"
+            return f"container {how} before it was ready{_log_tail(api, container_id)}"
         if not state.get("Running"):
             running_since = None
         else:

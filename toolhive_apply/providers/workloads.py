@@ -205,8 +205,10 @@ class WorkloadProvider:
             return "created"
         assert change.observed is not None
         if change.action is Action.START:
-            self.api.start(change.observed.handle)
-            self._wait(change, spec, change.observed.handle, emit)
+            handle = change.observed.handle
+            restarts = int(self.api.inspect_container(handle).get("RestartCount", 0))
+            self.api.start(handle)
+            self._wait(change, spec, handle, emit, restarts)
             return "started"
         self._replace(change, spec, emit)
         return "replaced"
@@ -285,16 +287,17 @@ class WorkloadProvider:
         container_id = self._create(change, spec, change.id.name)
         try:
             self.api.start(container_id)
-            self._wait(change, spec, container_id, emit)
+            self._wait(change, spec, container_id, emit, 0)
         except (ProviderError, docker.errors.APIError):
             # a half-made workload is worse than none: the next apply creates it afresh
             self._remove_quietly(container_id)
             raise
         return container_id
 
-    def _wait(self, change: Change, spec: dict[str, Any], container_id: str, emit: EventSink) -> None:
+    def _wait(self, change: Change, spec: dict[str, Any], container_id: str, emit: EventSink, restarts: int) -> None:
         emit(Event(str(change.id), "progress", "waiting until it answers"))
-        problem = wait_until_ready(self.api, container_id, spec, float(spec.get("ready_timeout") or 60))
+        timeout = float(spec.get("ready_timeout") or 60)
+        problem = wait_until_ready(self.api, container_id, spec, timeout, restarts)
         if problem is not None:
             raise ProviderError(str(change.id), change.action.value, problem)
 
