@@ -1,0 +1,136 @@
+"""Client config files: keep each MCP client's file in step with the workloads, touching only our entries.
+
+The engine observes with `read_entries` (one read and parse per file), compares with `build_entry`, and
+applies each file's upserts and removals in one locked transaction with `write_entries`. Which entries are
+ours is the engine's knowledge (its state file): this layer edits exactly the names it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolhive_apply.clients.discovery import config_path, is_installed
+from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, same_entry
+from toolhive_apply.clients.errors import (
+    ClientConfigError,
+    ClientFileLockedError,
+    ClientFileMissingError,
+    ClientFileParseError,
+    ClientFileWriteError,
+    ClientTableError,
+    UnknownClientError,
+    UnsupportedPlatformError,
+)
+from toolhive_apply.clients.files import LOCK_TIMEOUT, FileEdit, backup_path, lock_path, read_text, rewrite
+from toolhive_apply.clients.formats import empty_text, parse_document
+from toolhive_apply.clients.table import ClientSpec, ClientTable, FileFormat, Transport, client_table, get_client
+
+__all__ = [
+    "LOCK_TIMEOUT",
+    "ClientConfigError",
+    "ClientFile",
+    "ClientFileLockedError",
+    "ClientFileMissingError",
+    "ClientFileParseError",
+    "ClientFileWriteError",
+    "ClientSpec",
+    "ClientTable",
+    "ClientTableError",
+    "Entry",
+    "FileFormat",
+    "Transport",
+    "UnknownClientError",
+    "UnsupportedPlatformError",
+    "backup_path",
+    "build_entry",
+    "client_table",
+    "config_path",
+    "entry_differences",
+    "get_client",
+    "is_installed",
+    "lock_path",
+    "observe",
+    "read_entries",
+    "same_entry",
+    "write_entries",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFile:
+    """What one observation of a client file found: entries are plain data keyed by server name."""
+
+    path: Path
+    exists: bool
+    entries: Mapping[str, object]
+
+
+def observe(client: ClientSpec, path: Path) -> ClientFile:
+    """Read and parse the file once, without locking (writers replace it atomically, so reads are consistent)."""
+    text = read_text(path)
+    if text is None:
+        return ClientFile(path, exists=False, entries={})
+    return ClientFile(path, exists=True, entries=parse_document(client, text, path).entries())
+
+
+def read_entries(client: ClientSpec, path: Path) -> dict[str, object]:
+    """Every server entry in the file (ours and foreign), by name; empty for a missing file."""
+    return dict(observe(client, path).entries)
+
+
+def write_entries(
+    client: ClientSpec,
+    path: Path,
+    upserts: Mapping[str, Mapping[str, object]],
+    removals: Iterable[str] = (),
+    *,
+    create: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> bool:
+    """Make the file hold `upserts` and not hold `removals`, in one transaction; True when the file changed.
+
+    Entries already equal are left byte for byte; removing an absent name is a no-op. A missing file is an
+    error unless `create` (then it starts as ToolHive creates it); with nothing to add it is left missing.
+    ToolHive creates files only for installed clients, so callers normally pass `create=is_installed(...)`.
+    The file is re-read under the lock, so changes made since `observe` are kept, not overwritten.
+    """
+    gone = tuple(dict.fromkeys(removals))
+    if overlap := set(upserts) & set(gone):
+        raise ValueError(f"names both upserted and removed: {sorted(overlap)}")
+    if not upserts and (not gone or not path.exists()):
+        return False
+    edit = _EntriesEdit(client, path, upserts, gone)
+    return rewrite(
+        path, FileEdit(edit.change, edit.validate, empty_text(client)), create=create, lock_timeout=lock_timeout
+    )
+
+
+class _EntriesEdit:
+    """The edit one write_entries call makes; it remembers what the candidate must hold so validate can check it."""
+
+    def __init__(
+        self, client: ClientSpec, path: Path, upserts: Mapping[str, Mapping[str, object]], gone: tuple[str, ...]
+    ) -> None:
+        self.client, self.path, self.upserts, self.gone = client, path, upserts, gone
+        self.expected: dict[str, object] = {}
+
+    def change(self, text: str) -> str:
+        document = parse_document(self.client, text, self.path)
+        current = document.entries()
+        for name, entry in self.upserts.items():
+            if name not in current or not same_entry(entry, current[name]):
+                document.upsert(name, entry)
+        for name in self.gone:
+            if name in current:
+                document.remove(name)
+        self.expected = {name: entry for name, entry in current.items() if name not in self.gone}
+        self.expected.update({name: dict(entry) for name, entry in self.upserts.items()})
+        return document.dump()
+
+    def validate(self, text: str) -> None:
+        """Parse the candidate as the client would and check that every entry, ours and foreign, is as intended."""
+        found = parse_document(self.client, text, self.path).entries()
+        if not same_entry(found, self.expected):
+            raise ClientConfigError(self.path, "internal error: the edited file does not hold the intended entries")

@@ -1,0 +1,59 @@
+"""The exact entry ToolHive writes for one workload into one client's file (facts §2.2), as plain data.
+
+Observed entries are compared with these, so an entry edited by hand shows up as drift and is put back
+whole, just as ToolHive replaces the whole entry on every upsert.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from toolhive_apply.clients.table import ClientSpec, Transport
+
+Entry = dict[str, object]
+
+
+def build_entry(client: ClientSpec, name: str, transport: Transport | str, url: str) -> Entry:
+    """The entry for workload `name`, reachable at `url`, whose workload transport is `transport`.
+
+    Key order follows ToolHive's JSON output (URL, then type); in YAML and TOML order is not significant.
+    A stdio workload gets the streamable label even when its proxy mode is sse: ToolHive keys the label
+    by workload transport.
+    """
+    kind = Transport(transport)
+    entry: Entry = {}
+    if client.name_key is not None:
+        entry[client.name_key] = name
+    entry[client.url_keys[kind]] = url
+    if client.types is not None:
+        entry[client.type_key] = client.types[kind]
+    for key, value in client.defaults:
+        entry.setdefault(key, value)
+    return entry
+
+
+def same_entry(expected: object, actual: object) -> bool:
+    """Equal as a client would read them: key order ignored, but `true` is not `1` and `60` is not `60.0`."""
+    return _canonical(expected) == _canonical(actual)
+
+
+def entry_differences(expected: Mapping[str, object], actual: object) -> tuple[str, ...]:
+    """The keys in which an observed entry differs from the expected one, sorted; empty when they are the same.
+
+    For wording drift in a plan ("url, type differ"); an entry that is not a mapping differs in every key.
+    """
+    if not isinstance(actual, Mapping):
+        return tuple(sorted(expected))
+    keys = set(expected) | {str(key) for key in actual}
+    return tuple(sorted(key for key in keys if not _same_field(key, expected, actual)))
+
+
+def _same_field(key: str, expected: Mapping[str, object], actual: Mapping[object, object]) -> bool:
+    if (key in expected) != (key in actual):
+        return False
+    return same_entry(expected.get(key), actual.get(key))
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)

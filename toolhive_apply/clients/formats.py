@@ -1,0 +1,90 @@
+"""One interface over the six client file formats: read the servers, upsert or remove one, get the new text.
+
+Each format keeps every byte it is not asked to change as far as the format allows: JSON and JSONC by
+splicing text spans (jsonc.py), YAML by splicing lines located with ruamel.yaml (yamldoc.py), TOML through
+tomlkit (tomldoc.py). Unparseable text is a ClientFileParseError with the file, line and column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from toolhive_apply.clients.errors import ClientFileParseError
+from toolhive_apply.clients.jsonc import JsoncDocument, JsoncError, position
+from toolhive_apply.clients.table import ClientSpec, FileFormat
+from toolhive_apply.clients.tomldoc import TomlDocument
+from toolhive_apply.clients.yamldoc import YamlDocument
+from toolhive_apply.errors import Origin
+
+_T = TypeVar("_T")
+
+
+class Document(Protocol):
+    """A parsed client file. Entries are plain data (dict/list/str/int/float/bool/None), keyed by server name."""
+
+    def entries(self) -> dict[str, object]: ...
+
+    def upsert(self, name: str, entry: Mapping[str, object]) -> None: ...
+
+    def remove(self, name: str) -> bool: ...
+
+    def dump(self) -> str: ...
+
+
+class JsonDocument:
+    """JSON and JSONC files through the span editor; offsets in its errors become line:column here."""
+
+    def __init__(self, text: str, path: Path, client: ClientSpec) -> None:
+        self.path = path
+        self.servers = client.servers
+        self.strict = client.format is FileFormat.JSON
+        self.doc = self._guard(text, lambda: JsoncDocument(text, comments=not self.strict))
+
+    def entries(self) -> dict[str, object]:
+        return self._guard(self.doc.text, lambda: self.doc.servers(self.servers))
+
+    def upsert(self, name: str, entry: Mapping[str, object]) -> None:
+        self._guard(self.doc.text, lambda: self.doc.upsert(self.servers, name, dict(entry)))
+        self._check()
+
+    def remove(self, name: str) -> bool:
+        removed = self._guard(self.doc.text, lambda: self.doc.remove(self.servers, name))
+        self._check()
+        return removed
+
+    def dump(self) -> str:
+        return self.doc.text
+
+    def _check(self) -> None:
+        """Plain JSON must stay readable by the client's own parser, which is as strict as Python's."""
+        if self.strict:
+            try:
+                json.loads(self.doc.text)
+            except json.JSONDecodeError as exc:
+                raise ClientFileParseError(Origin(self.path, exc.lineno, exc.colno), exc.msg) from None
+
+    def _guard(self, text: str, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except JsoncError as exc:
+            line, column = position(text, exc.offset)
+            raise ClientFileParseError(Origin(self.path, line, column), exc.message) from None
+
+
+def parse_document(client: ClientSpec, text: str, path: Path) -> Document:
+    """Parse `text` (the content of `path`) as `client`'s format."""
+    match client.format:
+        case FileFormat.JSON | FileFormat.JSONC:
+            return JsonDocument(text, path, client)
+        case FileFormat.YAML_MAP | FileFormat.YAML_LIST:
+            return YamlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
+        case FileFormat.TOML_TABLES | FileFormat.TOML_ARRAY:
+            return TomlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
+
+
+def empty_text(client: ClientSpec) -> str:
+    """What a new file starts as, like ToolHive's CreateClientConfig: `{}` for JSON, nothing for YAML and TOML."""
+    return "{}\n" if client.format in (FileFormat.JSON, FileFormat.JSONC) else ""

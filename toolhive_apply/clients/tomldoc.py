@@ -1,0 +1,172 @@
+"""TOML client files (Codex `[mcp_servers.<name>]` tables, Mistral Vibe `[[mcp_servers]]` items), edited with tomlkit.
+
+tomlkit keeps comments, order and formatting of everything it is not asked to change; entries are updated
+in place so their position and header comments survive. Files are checked with the standard library's
+strict parser first, which gives positioned errors and matches what the clients themselves accept.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import tomlkit
+from tomlkit.container import OutOfOrderTableProxy
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Array, InlineTable, Table
+
+from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
+from toolhive_apply.errors import Origin
+
+_POSITION: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TABLES: Final = (Table, InlineTable, OutOfOrderTableProxy)
+
+
+def load(text: str, path: Path) -> tomlkit.TOMLDocument:
+    """Parse strictly (positioned errors), then with tomlkit for editing."""
+    try:
+        tomllib.loads(text)
+        return tomlkit.parse(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _POSITION.search(str(exc))
+        line, column = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        raise ClientFileParseError(Origin(path, line, column), _POSITION.sub("", str(exc)).strip()) from None
+    except TOMLKitError as exc:
+        raise ClientFileParseError(Origin(path, 1, 1), str(exc)) from None
+
+
+class TomlDocument:
+    """One TOML file; servers are tables under `servers` (by key) or array items (by `name_key`)."""
+
+    def __init__(self, text: str, path: Path, servers: tuple[str, ...], name_key: str | None) -> None:
+        self.text, self.path, self.servers, self.name_key = text, path, servers, name_key
+        self.doc = load(text, path)
+
+    def entries(self) -> dict[str, object]:
+        container = self._container()
+        if container is None:
+            return {}
+        if self.name_key is None:
+            return {str(key): _unwrap(value) for key, value in container.items()}
+        found: dict[str, object] = {}
+        for item in container:
+            name = item.get(self.name_key) if isinstance(item, _TABLES) else None
+            if isinstance(name, str):
+                found.setdefault(name, _unwrap(item))
+        return found
+
+    def upsert(self, name: str, entry: Mapping[str, object]) -> None:
+        expected = {**self.entries(), name: dict(entry)}
+        container = self._container(create=True)
+        existing = self._find(container, name)
+        if existing:
+            _fill(existing[0], entry)
+        elif self.name_key is None:
+            container[name] = _new_table(entry, inline=isinstance(container, InlineTable))
+        else:
+            container.append(_new_table(entry, inline=isinstance(container, Array)))
+        self._commit(expected)
+
+    def remove(self, name: str) -> bool:
+        container = self._container()
+        if container is None or not self._find(container, name):
+            return False
+        expected = {key: value for key, value in self.entries().items() if key != name}
+        if self.name_key is None:
+            del container[name]
+        else:
+            for index in reversed([i for i, item in enumerate(container) if _name(item, self.name_key) == name]):
+                del container[index]
+            if not container:  # tomlkit would hoist an empty array of tables to `key = []` at the top
+                del self._parent()[self.servers[-1]]
+        self._commit(expected)
+        return True
+
+    def dump(self) -> str:
+        return self.text
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _parent(self) -> Any:
+        node: Any = self.doc
+        for segment in self.servers[:-1]:
+            if segment not in node:
+                node.append(segment, tomlkit.table(is_super_table=True))
+            node = node[segment]
+        return node
+
+    def _container(self, *, create: bool = False) -> Any:
+        """The servers table or array; None when absent; a value of the wrong kind is an error."""
+        parent = self._parent() if create else self._walk()
+        key = self.servers[-1]
+        if parent is None:
+            return None
+        if key not in parent:
+            if not create:
+                return None
+            if self.name_key and parent is self.doc and self.text.strip() and not self.text.endswith("\n\n"):
+                parent.add(tomlkit.nl())  # tomlkit separates new tables from what precedes them, but not arrays
+            parent.append(key, tomlkit.aot() if self.name_key else tomlkit.table(is_super_table=True))
+        value = parent[key]
+        if not isinstance(value, (AoT, Array) if self.name_key else _TABLES):
+            kind = "an array of tables" if self.name_key else "a table"
+            raise ClientFileParseError(self._origin(key), f"{'.'.join(self.servers)} must be {kind}")
+        return value
+
+    def _walk(self) -> Any:
+        node: Any = self.doc
+        for segment in self.servers[:-1]:
+            node = node.get(segment)
+            if not isinstance(node, _TABLES):
+                return None
+        return node
+
+    def _find(self, container: Any, name: str) -> list[Any]:
+        if self.name_key is None:
+            return [container[name]] if name in container and isinstance(container[name], _TABLES) else []
+        return [item for item in container if _name(item, self.name_key) == name]
+
+    def _origin(self, key: str) -> Origin:
+        """tomlkit keeps no positions: point at the first line that mentions the key."""
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            if re.match(rf"\s*\[*\s*{re.escape(key)}\b", line):
+                return Origin(self.path, number, 1)
+        return Origin(self.path, 1, 1)
+
+    def _commit(self, expected: dict[str, object]) -> None:
+        text = self.doc.as_string()
+        if text.endswith("\n\n") and not self.text.endswith("\n\n"):
+            text = text[:-1]  # new tables end with a blank line to separate them; not at the end of the file
+        before = {k: v for k, v in tomllib.loads(self.text).items() if k != self.servers[0]}
+        self.text, self.doc = text, load(text, self.path)
+        after = {k: v for k, v in tomllib.loads(text).items() if k != self.servers[0]}
+        if self.entries() != expected or before != after:
+            raise ClientConfigError(self.path, "internal error: the edited TOML does not hold the intended data")
+
+
+def _name(item: object, key: str) -> object:
+    return item.get(key) if isinstance(item, _TABLES) else None
+
+
+def _unwrap(value: object) -> object:
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _fill(table: Any, entry: Mapping[str, object]) -> None:
+    """Make an existing table hold exactly `entry`, in place, so its position and header comments stay."""
+    for key in [key for key in table if key not in entry]:
+        del table[key]
+    for key, value in entry.items():
+        table[key] = value
+
+
+def _new_table(entry: Mapping[str, object], *, inline: bool) -> Any:
+    table: Any = tomlkit.inline_table() if inline else tomlkit.table()
+    table.update(entry)
+    if not inline:
+        table.add(tomlkit.nl())
+    return table
