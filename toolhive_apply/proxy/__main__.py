@@ -1,0 +1,41 @@
+"""Entry point of the proxy container: ``python -m toolhive_apply.proxy`` with ``THV_PROXY_CONFIG`` set.
+
+Exit status: 0 after SIGTERM, 2 for an unusable configuration (restarting cannot fix it, and the log says why),
+1 for an unexpected failure (Docker's restart policy then starts a fresh proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from toolhive_apply.proxy.app import serve
+from toolhive_apply.proxy.config import CONFIG_ENV, ConfigError, load_config
+
+
+def main() -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(os.environ.get(CONFIG_ENV), os.environ)
+    except ConfigError as error:
+        sys.stderr.write(f"toolhive-apply-proxy: {error}\n")
+        return ConfigError.exit_code
+    logging.getLogger().setLevel(config.log_level.upper())
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        logging.getLogger("toolhive_apply.proxy").exception("proxy failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

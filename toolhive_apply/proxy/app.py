@@ -1,0 +1,121 @@
+"""Assemble the proxy for its mode, serve it, and stop cleanly on SIGTERM.
+
+Which front-end answers depends on ``mode`` and ``proxy_mode``; ``/health``, the Origin guard, CORS and the body size
+limit are the same for all of them. A background task (the stdio attach loop or the upstream probe) that dies
+unexpectedly ends the process with an error, so Docker's restart policy starts a fresh proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from toolhive_apply.proxy.config import Mode, ProxyConfig, Transport
+from toolhive_apply.proxy.health import Health, health_response, probe_upstream
+from toolhive_apply.proxy.httpclient import UpstreamUrl
+from toolhive_apply.proxy.httpserver import Handler, HttpServer, Request, Response, StreamResponse
+from toolhive_apply.proxy.origin import OriginPolicy
+from toolhive_apply.proxy.passthrough import StreamablePassthrough, Upstream
+from toolhive_apply.proxy.passthrough_sse import SsePassthrough
+from toolhive_apply.proxy.sessions import SessionHub
+from toolhive_apply.proxy.sse_server import SseFrontend
+from toolhive_apply.proxy.stdio_backend import StdioBackend
+from toolhive_apply.proxy.streamable import StreamableFrontend
+from toolhive_apply.proxy.tools import ToolPolicy
+
+_log = logging.getLogger(__name__)
+Background = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """What one configuration runs: the MCP front-end, its health, and the background loop that feeds the health."""
+
+    frontend: Handler
+    health: Health
+    background: Background
+
+
+def assemble(config: ProxyConfig) -> Assembly:
+    health = Health(config.name, str(config.mode))
+    policy = ToolPolicy.from_config(config)
+    if config.mode is Mode.STDIO:
+        backend = StdioBackend(config, health)
+        hub = SessionHub(backend, policy, health)
+        health.details = lambda: {
+            "container": config.container,
+            "sessions": len(hub.sessions),
+            "attachments": backend.attach_count,
+            "server": (backend.init_result or {}).get("serverInfo"),
+        }
+        stdio_frontend = StreamableFrontend(hub) if config.proxy_mode is Transport.STREAMABLE_HTTP else SseFrontend(hub)
+        return Assembly(stdio_frontend.handle, health, backend.run)
+    assert config.upstream_url is not None
+    url = UpstreamUrl.parse(config.upstream_url)
+    health.details = lambda: {"upstream": url.origin + (url.path or "/")}  # never the query: it may hold keys
+    upstream = Upstream(url, config.headers, health)
+    relay = (
+        SsePassthrough(upstream, policy)
+        if config.proxy_mode is Transport.SSE
+        else StreamablePassthrough(upstream, policy)
+    )
+    return Assembly(relay.handle, health, lambda: probe_upstream(health, url.origin, url.host, url.port))
+
+
+class Router:
+    """``/health`` and CORS preflight here; everything else to the MCP front-end; CORS headers on every answer."""
+
+    def __init__(self, assembly: Assembly, origins: OriginPolicy) -> None:
+        self._assembly = assembly
+        self._origins = origins
+
+    async def handle(self, request: Request) -> Response | StreamResponse:
+        if request.method == "OPTIONS":
+            cors = self._origins.cors_headers(request.headers, preflight=True)
+            return Response(HTTPStatus.NO_CONTENT, cors)
+        if request.path == "/health" and request.method in ("GET", "HEAD"):
+            response: Response | StreamResponse = health_response(self._assembly.health)
+        else:
+            response = await self._assembly.frontend(request)
+        response.headers.extend(self._origins.cors_headers(request.headers, preflight=False))
+        return response
+
+
+async def serve(config: ProxyConfig) -> None:
+    """Run until SIGTERM/SIGINT (or until the background loop fails, which raises)."""
+    assembly = assemble(config)
+    origins = OriginPolicy(config.allowed_origins)
+    server = HttpServer(Router(assembly, origins).handle, guard=origins.guard, max_body_bytes=config.max_body_bytes)
+    await server.start(config.listen_host, config.listen_port)
+    _log.info(
+        "proxy %s (%s, serving %s) listening on %s:%d",
+        config.name,
+        config.mode,
+        config.proxy_mode,
+        config.listen_host,
+        server.port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    background = asyncio.create_task(assembly.background())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({background, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        _log.info("proxy %s stopping", config.name)
+        for task in (background, stopping):
+            task.cancel()
+        await server.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await background
+    if background.done() and not background.cancelled() and background.exception() is not None:
+        raise RuntimeError("background loop failed") from background.exception()

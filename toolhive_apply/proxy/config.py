@@ -1,0 +1,324 @@
+"""Parse and validate ``THV_PROXY_CONFIG``, the one JSON document that tells a proxy container what to do.
+
+Secrets never need to be in that JSON: header values can be read from environment variables named in ``header_env``
+(and ``bearer_token_env``), which the engine fills from its secret store. All problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+CONFIG_ENV: Final = "THV_PROXY_CONFIG"
+DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
+DEFAULT_DOCKER_API_VERSION: Final = "auto"
+"""Speak the engine's own API version (asked via /version); or pin one such as "1.41"."""
+DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_LISTEN_HOST: Final = "0.0.0.0"  # inside the container; the engine publishes the port on 127.0.0.1 only
+DEFAULT_ALLOWED_ORIGINS: Final = tuple(
+    f"{scheme}://{host}:*" for scheme in ("http", "https") for host in ("localhost", "127.0.0.1", "[::1]")
+)
+"""Loopback origins on any port: local browser tools may talk to the proxy, web pages elsewhere may not."""
+
+KNOWN_KEYS: Final = frozenset(
+    {
+        "name",
+        "mode",
+        "proxy_mode",
+        "listen_port",
+        "listen_host",
+        "container",
+        "docker_socket",
+        "docker_api_version",
+        "upstream_url",
+        "upstream_transport",
+        "headers",
+        "header_env",
+        "bearer_token_env",
+        "tools",
+        "tools_override",
+        "allowed_origins",
+        "max_body_bytes",
+        "log_level",
+        "oauth",
+    }
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_RESERVED_HEADERS: Final = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"}
+)
+_LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error"})
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message lists every problem found."""
+
+    exit_code: Final = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid proxy configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+class Mode(StrEnum):
+    """What the proxy sits in front of."""
+
+    STDIO = "stdio"  # an MCP container speaking stdio, reached by attaching through the Docker socket
+    HTTP = "http"  # an MCP container already speaking HTTP on a shared Docker network
+    REMOTE = "remote"  # an MCP server somewhere else, reached by URL
+
+
+class Transport(StrEnum):
+    STREAMABLE_HTTP = "streamable-http"
+    SSE = "sse"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOverride:
+    """A rename and/or new description for one tool; at least one of the two is set."""
+
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """A validated configuration. Invariants: stdio mode has ``container``; http/remote have ``upstream_url`` and
+    ``upstream_transport`` equal to ``proxy_mode`` (the proxy does not translate between HTTP transports)."""
+
+    name: str
+    mode: Mode
+    proxy_mode: Transport
+    listen_port: int
+    listen_host: str = DEFAULT_LISTEN_HOST
+    container: str | None = None
+    docker_socket: str = DEFAULT_DOCKER_SOCKET
+    docker_api_version: str = DEFAULT_DOCKER_API_VERSION
+    upstream_url: str | None = None
+    upstream_transport: Transport | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tools: frozenset[str] | None = None
+    tools_override: Mapping[str, ToolOverride] = field(default_factory=dict)
+    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "info"
+
+
+class _Reader:
+    """Typed access to the raw JSON object that records problems instead of raising at the first one."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def text(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            if required:
+                self.problems.append(f"{key}: required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.problems.append(f"{key}: must be a non-empty string")
+            return default
+        return value
+
+    def choice(self, key: str, enum: type[StrEnum], *, required: bool = False) -> Any:
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        try:
+            return enum(value)
+        except ValueError:
+            self.problems.append(f"{key}: must be one of {', '.join(repr(str(m)) for m in enum)}, got {value!r}")
+            return None
+
+    def integer(self, key: str, low: int, high: int, *, default: int | None = None) -> int | None:
+        value = self.raw.get(key)
+        if value is None:
+            if default is None:
+                self.problems.append(f"{key}: required")
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.problems.append(f"{key}: must be an integer from {low} to {high}, got {value!r}")
+            return default
+        return value
+
+    def string_map(self, key: str) -> dict[str, str]:
+        value = self.raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            self.problems.append(f"{key}: must be an object of strings")
+            return {}
+        return dict(value)
+
+    def string_list(self, key: str) -> list[str] | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problems.append(f"{key}: must be a list of non-empty strings")
+            return None
+        return list(value)
+
+
+def load_config(text: str | None, environ: Mapping[str, str]) -> ProxyConfig:
+    """The configuration from the JSON ``text`` (the value of ``THV_PROXY_CONFIG``), secrets read from ``environ``."""
+    if not text:
+        raise ConfigError([f"environment variable {CONFIG_ENV} is not set"])
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError([f"{CONFIG_ENV} is not valid JSON: {error}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{CONFIG_ENV} must be a JSON object"])
+    reader = _Reader(raw)
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        reader.problems.append(f"unknown keys {unknown}; known keys are {sorted(KNOWN_KEYS)}")
+    if raw.get("oauth") not in (None, False):
+        reader.problems.append(
+            "oauth: interactive browser OAuth cannot run inside a proxy container; obtain a token elsewhere, "
+            "store it as a secret and pass it with bearer_token_env (or header_env)"
+        )
+    config = _build(reader, environ)
+    if reader.problems or config is None:
+        raise ConfigError(reader.problems or ["configuration incomplete"])
+    return config
+
+
+def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
+    name = reader.text("name", required=True)
+    mode: Mode | None = reader.choice("mode", Mode, required=True)
+    port = reader.integer("listen_port", 1, 65535)
+    target = _target(reader, mode)
+    headers = _headers(reader, environ)
+    tools = reader.string_list("tools")
+    overrides = _overrides(reader)
+    origins = reader.string_list("allowed_origins")
+    max_body = reader.integer("max_body_bytes", 1024, 1 << 30, default=DEFAULT_MAX_BODY_BYTES)
+    log_level = (reader.text("log_level", default="info") or "info").lower()
+    if log_level not in _LOG_LEVELS:
+        reader.problems.append(f"log_level: must be one of {sorted(_LOG_LEVELS)}")
+    if name is None or mode is None or port is None or target is None or max_body is None:
+        return None
+    return ProxyConfig(
+        name=name,
+        mode=mode,
+        listen_port=port,
+        listen_host=reader.text("listen_host", default=DEFAULT_LISTEN_HOST) or DEFAULT_LISTEN_HOST,
+        docker_socket=reader.text("docker_socket", default=DEFAULT_DOCKER_SOCKET) or DEFAULT_DOCKER_SOCKET,
+        docker_api_version=reader.text("docker_api_version", default=DEFAULT_DOCKER_API_VERSION) or "auto",
+        headers=headers,
+        tools=frozenset(tools) if tools else None,
+        tools_override=overrides,
+        allowed_origins=tuple(o.rstrip("/") for o in origins) if origins is not None else DEFAULT_ALLOWED_ORIGINS,
+        max_body_bytes=max_body,
+        log_level=log_level,
+        **target,
+    )
+
+
+def _target(reader: _Reader, mode: Mode | None) -> dict[str, Any] | None:
+    """The mode-specific fields: the container for stdio, the upstream URL and transport otherwise."""
+    proxy_mode: Transport | None = reader.choice("proxy_mode", Transport)
+    if mode is Mode.STDIO:
+        container = reader.text("container", required=True)
+        for key in ("upstream_url", "upstream_transport"):
+            if key in reader.raw:
+                reader.problems.append(f"{key}: not used in stdio mode")
+        return {"container": container, "proxy_mode": proxy_mode or Transport.STREAMABLE_HTTP}
+    if mode is None:
+        return None
+    url = reader.text("upstream_url", required=True)
+    if url is not None and not _valid_upstream(url, mode):
+        allowed = "http:// or https://" if mode is Mode.REMOTE else "http://"
+        reader.problems.append(f"upstream_url: must be an absolute {allowed} URL with a host, got {url!r}")
+    transport: Transport | None = reader.choice("upstream_transport", Transport)
+    if transport is None and url is not None:
+        transport = Transport.SSE if urlsplit(url).path.rstrip("/").endswith("/sse") else Transport.STREAMABLE_HTTP
+    if proxy_mode is not None and transport is not None and proxy_mode is not transport:
+        reader.problems.append(
+            f"proxy_mode: {mode} mode serves the upstream's own transport ({transport}); "
+            f"translating to {proxy_mode} is not supported"
+        )
+    if "container" in reader.raw:
+        reader.problems.append("container: only used in stdio mode")
+    return {"upstream_url": url, "upstream_transport": transport, "proxy_mode": transport or proxy_mode}
+
+
+def _valid_upstream(url: str, mode: Mode) -> bool:
+    parts = urlsplit(url)
+    schemes = ("http", "https") if mode is Mode.REMOTE else ("http",)
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
+def _headers(reader: _Reader, environ: Mapping[str, str]) -> dict[str, str]:
+    """Static headers, then values from the environment (secrets), then the bearer token; later ones win."""
+    headers = reader.string_map("headers")
+    for header, variable in reader.string_map("header_env").items():
+        value = environ.get(variable)
+        if value is None:
+            reader.problems.append(f"header_env.{header}: environment variable {variable} is not set")
+        else:
+            headers[header] = value
+    token_variable = reader.text("bearer_token_env")
+    if token_variable is not None:
+        token = environ.get(token_variable)
+        if not token:
+            reader.problems.append(f"bearer_token_env: environment variable {token_variable} is not set or empty")
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+    for header, value in headers.items():
+        _check_header(reader, header, value)
+    return headers
+
+
+def _check_header(reader: _Reader, header: str, value: str) -> None:
+    # The value is never echoed: it may be a secret.
+    if not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS:
+        reader.problems.append(f"headers: {header!r} is not a header the proxy may set")
+    if "\r" in value or "\n" in value or "\0" in value:
+        reader.problems.append(f"headers: the value of {header!r} contains a line break or NUL")
+
+
+def _overrides(reader: _Reader) -> dict[str, ToolOverride]:
+    raw = reader.raw.get("tools_override")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        reader.problems.append("tools_override: must be an object of {actual_name: {name?, description?}}")
+        return {}
+    overrides: dict[str, ToolOverride] = {}
+    for actual, spec in raw.items():
+        override = _override(reader, actual, spec)
+        if override is not None:
+            overrides[actual] = override
+    targets = [o.name or actual for actual, o in overrides.items()]
+    duplicated = sorted({t for t in targets if targets.count(t) > 1})
+    if duplicated:
+        reader.problems.append(f"tools_override: several tools would be named {duplicated}")
+    return overrides
+
+
+def _override(reader: _Reader, actual: str, spec: object) -> ToolOverride | None:
+    where = f"tools_override.{actual}"
+    fields: dict[str, Callable[[Any], bool]] = {"name": lambda v: isinstance(v, str) and bool(v)}
+    fields["description"] = lambda v: isinstance(v, str)
+    if not isinstance(spec, dict) or set(spec) - set(fields):
+        reader.problems.append(f"{where}: must be an object with only 'name' and/or 'description'")
+        return None
+    bad = [key for key, ok in fields.items() if key in spec and spec[key] is not None and not ok(spec[key])]
+    if bad:
+        reader.problems.append(f"{where}: {', '.join(bad)} must be a non-empty string")
+        return None
+    name, description = spec.get("name"), spec.get("description")
+    if name is None and description is None:
+        reader.problems.append(f"{where}: set 'name' or 'description'")
+        return None
+    return ToolOverride(name=name, description=description)

@@ -1,0 +1,152 @@
+"""Reverse proxy to an upstream that already speaks streamable HTTP (http and remote modes).
+
+Requests and responses are relayed as they are (sessions, protocol-version and routing headers included), except that
+the tool policy is applied: refused calls are answered here, renamed calls are translated, and answers to
+``tools/list`` are filtered whether the upstream replies with JSON or with an SSE stream. The configured headers
+(credentials for remote servers) are added on the way out; the client's Origin is not forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Final
+
+from toolhive_apply.proxy.health import Health, mark_upstream
+from toolhive_apply.proxy.httpclient import UpstreamError, UpstreamResponse, UpstreamUrl, send_request
+from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
+from toolhive_apply.proxy.httpwire import Headers, forwardable
+from toolhive_apply.proxy.jsonrpc import INVALID_REQUEST, SERVER_UNAVAILABLE
+from toolhive_apply.proxy.rewrite import (
+    NAME_HEADER,
+    RequestPlan,
+    encode_header_value,
+    plan_request,
+    rewrite_event,
+    rewrite_json_body,
+)
+from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, SseDecoder, encode_event
+from toolhive_apply.proxy.tools import ToolPolicy
+
+MAX_JSON_RESPONSE: Final = 64 * 1024 * 1024
+_NOT_FORWARDED: Final = ("origin", "accept-encoding", "referer", "cookie")
+"""Request headers kept from the upstream: the browser-origin ones (already checked here), and Accept-Encoding, so
+the upstream answers uncompressed and tools/list answers can be read."""
+
+
+def upstream_headers(
+    client: Headers, configured: Mapping[str, str], replace: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The client's end-to-end headers, with configured headers (credentials) winning over the client's."""
+    overrides = {**configured, **(replace or {})}
+    drop = {*_NOT_FORWARDED, *(name.lower() for name in overrides)}
+    return [*forwardable(client, drop=drop), *overrides.items()]
+
+
+def response_headers(upstream: UpstreamResponse) -> list[tuple[str, str]]:
+    return forwardable(upstream.headers)
+
+
+def unreachable(error: UpstreamError, request_id: object = None) -> Response:
+    message = f"upstream MCP server unreachable: {error}"
+    return rpc_error(HTTPStatus.BAD_GATEWAY, SERVER_UNAVAILABLE, message, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the relayed server is, the headers added for it, and the health its answers keep current."""
+
+    url: UpstreamUrl
+    headers: Mapping[str, str]
+    health: Health
+
+    async def send(
+        self, method: str, target: str, client: Headers, body: bytes = b"", replace: Mapping[str, str] | None = None
+    ) -> UpstreamResponse:
+        try:
+            response = await send_request(
+                self.url, method, target, upstream_headers(client, self.headers, replace), body
+            )
+        except UpstreamError as error:
+            mark_upstream(self.health, self.url.origin, error)
+            raise
+        mark_upstream(self.health, self.url.origin, None)
+        return response
+
+
+class StreamablePassthrough:
+    def __init__(self, upstream: Upstream, policy: ToolPolicy) -> None:
+        self._upstream = upstream
+        self._policy = policy
+        self.paths = frozenset({(upstream.url.path or "/mcp").rstrip("/") or "/", "/mcp"})
+
+    async def handle(self, request: Request) -> Response | StreamResponse:
+        if request.path.rstrip("/") not in self.paths:
+            return rpc_error(HTTPStatus.NOT_FOUND, INVALID_REQUEST, f"not found; MCP endpoints: {sorted(self.paths)}")
+        if request.method not in ("GET", "POST", "DELETE"):
+            return Response(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", "GET, POST, DELETE")])
+        plan = plan_request(self._policy, request.body) if request.method == "POST" else RequestPlan(request.body)
+        if not plan.forward:
+            return json_response(HTTPStatus.OK, plan.refusals if plan.batch else plan.refusals[0])
+        replace = {NAME_HEADER: encode_header_value(plan.call_name)} if plan.call_name else None
+        target = self._upstream.url.target(request.query_string)
+        try:
+            upstream = await self._upstream.send(request.method, target, request.headers, plan.body, replace)
+        except UpstreamError as error:
+            return unreachable(error, _single_id(request.body))
+        return await self._relay(upstream, plan)
+
+    async def _relay(self, upstream: UpstreamResponse, plan: RequestPlan) -> Response | StreamResponse:
+        headers = response_headers(upstream)
+        if upstream.content_type == "text/event-stream":
+            return StreamResponse(upstream.status, headers, relay_events(upstream, self._policy, plan))
+        try:
+            body = await upstream.read(MAX_JSON_RESPONSE)
+        except UpstreamError as error:
+            return unreachable(error)
+        finally:
+            await upstream.close()
+        if plan.refusals and upstream.status == HTTPStatus.ACCEPTED:
+            # Only notifications went upstream; the refused requests still need their answers.
+            return json_response(HTTPStatus.OK, plan.refusals if plan.batch else plan.refusals[0])
+        if upstream.content_type == "application/json" and (plan.list_ids or plan.refusals):
+            body = rewrite_json_body(self._policy, plan, body)
+        return Response(upstream.status, headers, body)
+
+
+async def relay_events(
+    upstream: UpstreamResponse, policy: ToolPolicy, plan: RequestPlan
+) -> AsyncGenerator[bytes, None]:
+    """An upstream SSE body, re-encoded event by event when answers must be filtered, else byte for byte."""
+    try:
+        for refusal in plan.refusals:
+            yield encode_event_json(refusal)
+        if not plan.list_ids:
+            async for chunk in upstream.chunks():
+                yield chunk
+            return
+        decoder = SseDecoder()
+        async for chunk in upstream.chunks():
+            events = decoder.feed(chunk)
+            if decoder.take_comments():
+                yield KEEPALIVE
+            for event in events:
+                yield encode_event(rewrite_event(policy, plan.list_ids, event))
+    except UpstreamError:
+        return  # the client sees the stream end, as it would have without the proxy
+    finally:
+        await upstream.close()
+
+
+def encode_event_json(message: object) -> bytes:
+    return encode_event(ServerSentEvent(json.dumps(message, separators=(",", ":"))))
+
+
+def _single_id(body: bytes) -> object:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return payload.get("id") if isinstance(payload, dict) else None
