@@ -24,6 +24,8 @@ from toolhive_apply.engine.resource import (
 from toolhive_apply.errors import ConflictError, UsageError
 
 HEALTHY = frozenset({"running", "present"})
+# Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
+IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
 SENSITIVE_PREFIXES = ("secret_digests",)
 
 
@@ -89,8 +91,12 @@ def _compare(desired: DesiredResource, observed: ObservedResource, options: Diff
         fields = field_changes(observed.spec, desired.spec)
         if not fields and observed.spec is not None:
             same_hash = True  # an older hash algorithm over an equal spec: nothing to do
+    if observed.status == "invalid":
+        problem = str(observed.facts.get("error", "cannot be read"))
+        return Change(desired.id, Action.UPDATE, f"cannot be changed: {problem}", (), desired, observed)
     if not same_hash:
-        return Change(desired.id, Action.REPLACE, _reason_for(fields, desired.explain), fields, desired, observed)
+        action = Action.UPDATE if desired.id.kind in IN_PLACE_KINDS else Action.REPLACE
+        return Change(desired.id, action, _reason_for(fields, desired.explain), fields, desired, observed)
     if observed.status not in HEALTHY:
         return Change(desired.id, Action.START, f"container {observed.status}", (), desired, observed)
     return None

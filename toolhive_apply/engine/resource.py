@@ -52,7 +52,7 @@ def canonical_json(value: object) -> str:
 
 
 # Fields that are recorded with a resource but do not shape it: changing them replaces nothing.
-SOFT_FIELDS = frozenset({"description", "ready_timeout", "source"})
+SOFT_FIELDS = frozenset({"description", "ready_timeout", "source", "groups"})
 
 
 def hard_spec(spec: Spec) -> dict[str, Any]:
