@@ -25,19 +25,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import TINY_MCP  # noqa: E402
 from toolhive_apply.api import Connection, apply_plan, make_plan, open_targets  # noqa: E402
 from toolhive_apply.docker_client import connect  # noqa: E402
 from toolhive_apply.manifest import load_manifest  # noqa: E402
 
 IMAGE = "toolhive-apply-test/python:latest"
-IDLE = ["python3.11", "-c", "import sys; sys.stdin.read()"]
+IDLE = TINY_MCP  # a minimal real stdio MCP server: both tools wait for it (we through its proxy)
 PARALLELISM = 8
 
 
 def manifest_for(stack: str, count: int, directory: Path) -> Path:
     data = {
         "apiVersion": "toolhive-apply/v1",
-        "settings": {"stack": stack, "defaults": {"parallelism": PARALLELISM}},
+        "settings": {"stack": stack, "defaults": {"parallelism": PARALLELISM}, "proxy": {"base_image": IMAGE}},
         "workloads": [
             {"name": f"{stack}-{i:03d}", "image": IMAGE, "cmd_arguments": IDLE, "env_vars": {"BENCH": "1"}}
             for i in range(count)

@@ -18,6 +18,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# A minimal stdio MCP server (initialize, tools/list, ping) in a few lines of Python: it starts in milliseconds,
+# so tests and benchmarks can run a hundred real workloads on two cores.
+TINY_MCP_SERVER = (
+    "import json, sys\n"
+    "for line in sys.stdin:\n"
+    "    m = json.loads(line)\n"
+    "    if 'id' not in m or 'method' not in m: continue\n"
+    "    if m['method'] == 'initialize':\n"
+    "        r = {'protocolVersion': m['params']['protocolVersion'], 'capabilities': {'tools': {}},\n"
+    "             'serverInfo': {'name': 'tiny', 'version': '1'}}\n"
+    "        out = {'jsonrpc': '2.0', 'id': m['id'], 'result': r}\n"
+    "    elif m['method'] in ('tools/list', 'ping'):\n"
+    "        out = {'jsonrpc': '2.0', 'id': m['id'], 'result': {'tools': []} if m['method'] == 'tools/list' else {}}\n"
+    "    else:\n"
+    "        out = {'jsonrpc': '2.0', 'id': m['id'], 'error': {'code': -32601, 'message': 'method not found'}}\n"
+    "    print(json.dumps(out), flush=True)\n"
+)
+TINY_MCP = ["python3.11", "-c", TINY_MCP_SERVER]
 HTTP_IMAGE = "toolhive-apply-test/http:latest"
 TIME_IMAGE = "toolhive-apply-test/time:latest"
 PYTHON_IMAGE = "toolhive-apply-test/python:latest"
@@ -41,6 +59,8 @@ def test_images(docker_api: Any) -> dict[str, str]:
 def remove_stack(api: Any, stack: str) -> None:
     for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
         api.remove_container(container["Id"], force=True)
+    for network in api.networks(names=[f"toolhive-apply.{stack}"]):
+        api.remove_network(network["Id"])
     for container in api.containers(all=True, filters={"name": [f"^/toolhive-apply-lock.{stack}$"]}):
         api.remove_container(container["Id"], force=True)
 
@@ -55,7 +75,8 @@ def stack(docker_api: Any) -> Iterator[str]:
 def write_manifest(directory: Path, stack: str, workloads: list[dict[str, Any]], **sections: Any) -> Path:
     """A manifest file for `stack`; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"apiVersion": "toolhive-apply/v1", "settings": {"stack": stack}}
+    settings = {"stack": stack, "proxy": {"base_image": PYTHON_IMAGE}, **sections.pop("settings", {})}
+    data: dict[str, Any] = {"apiVersion": "toolhive-apply/v1", "settings": settings}
     data.update(sections)
     data["workloads"] = workloads
     path = directory / "stack.yaml"

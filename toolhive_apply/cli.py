@@ -472,7 +472,7 @@ def unlock(
 # ---------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------
-def _toolhive_containers(docker_host: str | None, stack: str | None) -> list[dict[str, Any]]:
+def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: bool = False) -> list[dict[str, Any]]:
     from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
     from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_LABEL
 
@@ -480,6 +480,8 @@ def _toolhive_containers(docker_host: str | None, stack: str | None) -> list[dic
     labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
     with docker_errors(endpoint_of(docker_host)):
         found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
+    if auxiliary:
+        return found
     return [c for c in found if (c.get("Labels") or {}).get("toolhive-auxiliary-workload") != "true"]
 
 
@@ -523,7 +525,7 @@ def export_workloads(
     """`{"workloads": [...]}` as ToolHive's API and `thv list --format json` print it."""
     from toolhive_apply.export import list_workloads
 
-    return _print_json(list_workloads(_toolhive_containers(docker_host, stack), all_, group))
+    return _print_json(list_workloads(_toolhive_containers(docker_host, stack, auxiliary=True), all_, group))
 
 
 @export_app.command("workload")

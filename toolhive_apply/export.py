@@ -28,6 +28,8 @@ from toolhive_apply.providers.workload_spec import (
 from toolhive_apply.providers.workloads import _parse_spec, container_name
 
 RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
+LABEL_NAME_KEY = "toolhive-apply.name"
+AUXILIARY_KEY = "toolhive-auxiliary-workload"
 DOCKER_STATES = {
     "running": "running",
     "created": "starting",
@@ -50,7 +52,26 @@ def _created(summary: dict[str, Any]) -> str:
     return ""
 
 
-def workload_entry(summary: dict[str, Any]) -> dict[str, Any]:
+def _status(summary: dict[str, Any], proxy: dict[str, Any] | None) -> tuple[str, str]:
+    """ToolHive's status words from real signals: the server's state, then its proxy's state and health check."""
+    status = DOCKER_STATES.get(str(summary.get("State")), "unknown")
+    context = str(summary.get("Status", ""))
+    managed = (summary.get("Labels") or {}).get(LABEL_MANAGED_BY) is not None
+    if status != "running" or not managed:
+        return status, context
+    if proxy is None:
+        return "unhealthy", "proxy container missing"
+    proxy_status = str(proxy.get("Status", ""))
+    if proxy.get("State") != "running":
+        return "unhealthy", f"proxy {proxy.get('State')}"
+    if "(unhealthy)" in proxy_status:
+        return "unhealthy", f"proxy {proxy_status}"
+    # "(health: starting)" only means Docker has not run the first check yet (every 10 s): apply already
+    # checked that MCP answers, so that is still "running"
+    return status, context
+
+
+def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None) -> dict[str, Any]:
     """One entry of `{"workloads": [...]}` as `thv list --format json` prints it."""
     labels: dict[str, str] = summary.get("Labels") or {}
     spec = _parse_spec(labels) or {}
@@ -66,8 +87,8 @@ def workload_entry(summary: dict[str, Any]) -> dict[str, Any]:
         "port": port,
         "transport_type": transport,
         "proxy_mode": proxy_mode,
-        "status": DOCKER_STATES.get(str(summary.get("State")), "unknown"),
-        "status_context": summary.get("Status", ""),
+        "status": _status(summary, proxy)[0],
+        "status_context": _status(summary, proxy)[1],
         "created_at": _created(summary),
         "labels": _user_labels(labels),
         "group": labels.get(LABEL_GROUP) or spec.get("group") or "default",
@@ -79,7 +100,13 @@ def workload_entry(summary: dict[str, Any]) -> dict[str, Any]:
 def list_workloads(
     summaries: list[dict[str, Any]], include_stopped: bool, group: str | None
 ) -> dict[str, list[dict[str, Any]]]:
-    entries = [workload_entry(s) for s in summaries]
+    proxies = {
+        (s.get("Labels") or {}).get(LABEL_NAME_KEY): s
+        for s in summaries
+        if (s.get("Labels") or {}).get(AUXILIARY_KEY) == "true"
+    }
+    servers = [s for s in summaries if (s.get("Labels") or {}).get(AUXILIARY_KEY) != "true"]
+    entries = [workload_entry(s, proxies.get((s.get("Labels") or {}).get(LABEL_NAME_KEY))) for s in servers]
     if not include_stopped:
         entries = [e for e in entries if e["status"] == "running"]
     if group is not None:
@@ -204,6 +231,9 @@ def as_manifest(
     specs = [managed_spec(s) for s in summaries if (s.get("Labels") or {}).get(LABEL_STACK) == stack]
     groups = sorted({str(s["group"]) for s in specs} - {"default"})
     manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": {"stack": stack}}
+    proxies = [s["proxy"] for s in specs if s.get("proxy")]
+    if proxies:  # settings shared by the stack's workloads: any one spec carries them
+        manifest["settings"]["proxy"] = {k: v for k, v in proxies[0].items() if v is not None}
     if groups:
         manifest["groups"] = [{"name": g} for g in groups]
     if registries:

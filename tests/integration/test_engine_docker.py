@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PYTHON_IMAGE, run_cli, write_manifest
+from tests.conftest import PYTHON_IMAGE, TINY_MCP, run_cli, write_manifest
 from toolhive_apply.api import Connection, apply_plan, make_plan, open_targets
 from toolhive_apply.engine.lock import StackLock
 from toolhive_apply.manifest import load_manifest
@@ -16,7 +16,7 @@ from toolhive_apply.providers.base import Event
 
 pytestmark = pytest.mark.docker
 
-IDLE = ["python3.11", "-c", "import sys; sys.stdin.read()"]
+IDLE = TINY_MCP  # a real (if tiny) stdio MCP server: apply waits until it answers through its proxy
 
 
 def idle_workloads(stack: str, count: int) -> list[dict[str, Any]]:
@@ -94,4 +94,4 @@ def test_two_applies_of_one_stack_do_not_interleave(
     names = [
         c["Names"][0] for c in docker_api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
     ]
-    assert len(names) == 3  # no duplicates, no leftovers
+    assert len(names) == 6  # three servers and their three proxies: no duplicates, no leftovers

@@ -14,9 +14,10 @@ from tests.support.mcp_client import call_tool, list_tools
 pytestmark = pytest.mark.docker
 
 
-def containers(api: Any, stack: str) -> dict[str, dict[str, Any]]:
-    found = api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
-    return {c["Names"][0].lstrip("/"): c for c in found}
+def containers(api: Any, stack: str, role: str | None = None) -> dict[str, dict[str, Any]]:
+    """The stack's MCP server containers (or, with role="proxy", their proxies), by name."""
+    found = api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}", "toolhive=true"]})
+    return {c["Names"][0].lstrip("/"): c for c in found if c["Labels"].get("toolhive-apply.role") == role}
 
 
 def http_workload(name: str, **extra: Any) -> dict[str, Any]:
@@ -51,8 +52,15 @@ def test_apply_creates_labelled_hardened_containers_and_a_second_plan_is_a_no_op
     assert web["HostConfig"]["CapDrop"] == ["ALL"]
     assert web["HostConfig"]["Privileged"] is False
     assert web["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-    bindings = web["HostConfig"]["PortBindings"]["8080/tcp"]
-    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": labels["toolhive-port"]}]
+    assert not web["HostConfig"]["PortBindings"]  # only the proxy publishes, on loopback
+    proxy = docker_api.inspect_container(f"{stack}-web-proxy")
+    assert proxy["HostConfig"]["PortBindings"]["8080/tcp"] == [
+        {"HostIp": "127.0.0.1", "HostPort": labels["toolhive-port"]}
+    ]
+    assert proxy["HostConfig"]["ReadonlyRootfs"] is True and proxy["HostConfig"]["CapDrop"] == ["ALL"]
+    assert proxy["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert proxy["Config"]["Labels"]["toolhive-auxiliary-workload"] == "true"
+    assert set(containers(docker_api, stack, role="proxy")) == {f"{stack}-web-proxy", f"{stack}-time-proxy"}
     stdio = docker_api.inspect_container(f"{stack}-time")
     assert stdio["Config"]["OpenStdin"] is True and stdio["Config"]["StdinOnce"] is False
     assert not stdio["HostConfig"]["PortBindings"]
@@ -62,16 +70,20 @@ def test_apply_creates_labelled_hardened_containers_and_a_second_plan_is_a_no_op
     assert "No changes." in again.stdout
 
 
-def test_the_real_mcp_client_reaches_an_http_workload_through_its_published_url(
+def test_the_real_mcp_client_reaches_http_and_stdio_workloads_through_their_proxies(
     stack: str, two_workloads: Path
 ) -> None:
     assert run_cli("apply", str(two_workloads), "--yes").code == 0
     exported = json.loads(run_cli("export", "workloads", "--stack", stack).stdout)
-    (web,) = [w for w in exported["workloads"] if w["name"] == f"{stack}-web"]
-    assert web["url"].startswith("http://127.0.0.1:") and web["url"].endswith("/mcp")
-    assert {"echo", "add", "get_env"} <= set(list_tools(web["url"]))
-    assert call_tool(web["url"], "get_env", {"name": "GREETING"}) == "hi"
-    assert call_tool(web["url"], "add", {"a": 2, "b": 3}) == "5"
+    urls = {w["name"]: w["url"] for w in exported["workloads"]}
+    assert set(urls) == {f"{stack}-web", f"{stack}-time"}  # the proxies are not listed as workloads
+    web, time_server = urls[f"{stack}-web"], urls[f"{stack}-time"]
+    assert web.startswith("http://127.0.0.1:") and web.endswith("/mcp")
+    assert {"echo", "add", "get_env"} <= set(list_tools(web))
+    assert call_tool(web, "get_env", {"name": "GREETING"}) == "hi"
+    assert call_tool(web, "add", {"a": 2, "b": 3}) == "5"
+    assert {"get_current_time", "convert_time"} <= set(list_tools(time_server))
+    assert '"timezone": "UTC"' in call_tool(time_server, "get_current_time", {"timezone": "UTC"})
 
 
 def test_changing_one_field_replaces_only_that_workload_and_says_why(
@@ -190,7 +202,7 @@ def test_a_server_that_never_comes_up_fails_with_its_log_and_leaves_nothing_behi
     path = write_manifest(tmp_path, stack, [broken])
     result = run_cli("apply", str(path), "--yes")
     assert result.code == 1
-    assert "container exited" in result.output and "before it was ready" in result.output
+    assert f"{stack}-crash exited" in result.output and "before it was ready" in result.output
     assert "boom" in result.output
     assert containers(docker_api, stack) == {}
 

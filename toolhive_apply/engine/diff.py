@@ -98,7 +98,8 @@ def _compare(desired: DesiredResource, observed: ObservedResource, options: Diff
         action = Action.UPDATE if desired.id.kind in IN_PLACE_KINDS else Action.REPLACE
         return Change(desired.id, action, _reason_for(fields, desired.explain), fields, desired, observed)
     if observed.status not in HEALTHY:
-        return Change(desired.id, Action.START, f"container {observed.status}", (), desired, observed)
+        what = observed.status if observed.status.startswith("proxy") else f"container {observed.status}"
+        return Change(desired.id, Action.START, what, (), desired, observed)
     return None
 
 

@@ -126,6 +126,8 @@ class Settings:
     parallelism: int
     default_host: str
     home: str | None
+    proxy_base_image: str = "python:3.11-slim"
+    proxy_image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,8 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         parallelism=int(defaults.get("parallelism", DEFAULT_PARALLELISM)),
         default_host=defaults.get("host", DEFAULT_HOST),
         home=data.get("home"),
+        proxy_base_image=data.get("proxy", {}).get("base_image", "python:3.11-slim"),
+        proxy_image=data.get("proxy", {}).get("image"),
     )
 
 

@@ -16,7 +16,6 @@ import docker.errors
 from toolhive_apply.docker_client import CountingAPIClient
 
 POLL_SECONDS = 0.25
-STDIO_GRACE_SECONDS = 0.5
 LOG_LINES = 10
 
 INITIALIZE = {
@@ -43,7 +42,7 @@ def _log_tail(api: CountingAPIClient, container_id: str) -> str:
 def _state(api: CountingAPIClient, container_id: str) -> dict[str, Any]:
     """The container's State, plus its RestartCount (which Docker keeps beside State, not in it)."""
     inspected = api.inspect_container(container_id)
-    return {**inspected["State"], "RestartCount": int(inspected.get("RestartCount", 0))}
+    return {**inspected["State"], "RestartCount": int(inspected.get("RestartCount", 0)), "Name": inspected["Name"]}
 
 
 def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
@@ -81,33 +80,29 @@ def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
 
 
 def wait_until_ready(
-    api: CountingAPIClient, container_id: str, spec: dict[str, Any], timeout: float, restarts_before: int
+    api: CountingAPIClient, containers: list[tuple[str, int]], spec: dict[str, Any], timeout: float
 ) -> str | None:
-    """None when the workload serves; otherwise a one-paragraph reason with the log tail.
+    """None when the workload answers MCP through its proxy; otherwise a reason with the log tail.
 
-    `restarts_before` is the restart count before we started the container (0 for a new one): a crash that the
+    `containers` are (id, restart count before we started it) for the server and its proxy: a crash that the
     restart policy hides between two polls still shows as a higher count.
     """
     deadline = time.monotonic() + timeout
-    running_since: float | None = None
     host = "127.0.0.1" if spec["host"] in ("0.0.0.0", "", "::") else str(spec["host"])
-    http = spec["transport"] in ("sse", "streamable-http")
     while time.monotonic() < deadline:
-        state = _state(api, container_id)
-        if _crashed(state, restarts_before):
-            if state.get("Status") in ("exited", "dead"):
-                how = f"exited with code {state.get('ExitCode')}"
-            else:
-                how = f"exited and was restarted by Docker {state['RestartCount'] - restarts_before} time(s)"
-            return f"container {how} before it was ready{_log_tail(api, container_id)}"
-        if not state.get("Running"):
-            running_since = None
-        else:
-            running_since = running_since or time.monotonic()
-            if http and http_answers(host, int(spec["proxy_port"]), str(spec["proxy_mode"])):
-                return None
-            if not http and time.monotonic() - running_since >= STDIO_GRACE_SECONDS:
-                return None
+        running = True
+        for container_id, restarts_before in containers:
+            state = _state(api, container_id)
+            if _crashed(state, restarts_before):
+                if state.get("Status") in ("exited", "dead"):
+                    how = f"exited with code {state.get('ExitCode')}"
+                else:
+                    how = f"exited and was restarted by Docker {state['RestartCount'] - restarts_before} time(s)"
+                name = str(state.get("Name", "")).lstrip("/") or "container"
+                return f"{name} {how} before it was ready{_log_tail(api, container_id)}"
+            running = running and bool(state.get("Running"))
+        if running and http_answers(host, int(spec["proxy_port"]), str(spec["proxy_mode"])):
+            return None
         time.sleep(POLL_SECONDS)
-    what = f"MCP endpoint on {host}:{spec['proxy_port']}" if http else "container"
-    return f"{what} not ready after {timeout:g} s{_log_tail(api, container_id)}"
+    server = containers[0][0]
+    return f"MCP endpoint on {host}:{spec['proxy_port']} not ready after {timeout:g} s{_log_tail(api, server)}"

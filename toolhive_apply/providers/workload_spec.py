@@ -21,6 +21,11 @@ LABEL_HASH: Final = "toolhive-apply.config-hash"
 LABEL_HASH_VERSION: Final = "toolhive-apply.hash-version"
 LABEL_SPEC: Final = "toolhive-apply.spec"
 LABEL_GROUP: Final = "toolhive-apply.group"
+LABEL_ROLE: Final = "toolhive-apply.role"
+ROLE_PROXY: Final = "proxy"
+TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
+PROXY_LISTEN_PORT: Final = 8080
+PROXY_SOCKET: Final = "/var/run/docker.sock"
 
 # ToolHive's standard labels (pkg/labels/labels.go), so `thv list` recognises our containers.
 TH_LABEL: Final = "toolhive"
@@ -70,6 +75,15 @@ def resolve_mounts(workload: Workload, profile: Mapping[str, Any]) -> list[str]:
     return [by_target[target] for target in sorted(by_target)]
 
 
+def stack_network(stack: str) -> str:
+    """The stack's own bridge network: the proxy reaches its server there by container name."""
+    return f"toolhive-apply.{stack}"
+
+
+def proxy_name(workload_name: str) -> str:
+    return f"{workload_name}-proxy"
+
+
 def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: str | None) -> dict[str, Any]:
     """The canonical desired spec: everything that shapes the container, and nothing secret."""
     transport = workload.transport or "stdio"
@@ -96,6 +110,7 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         "labels": dict(sorted(workload.labels.items())),
         "prune": workload.prune,
         "ready_timeout": workload.ready_timeout or manifest.settings.ready_timeout,
+        "proxy": {"image": manifest.settings.proxy_image, "base_image": manifest.settings.proxy_base_image},
     }
     if image_id:
         spec["image_id"] = image_id
@@ -142,22 +157,84 @@ def network_mode(spec: Spec) -> str | None:
     return None if mode in ("", "bridge", "default") else str(mode)
 
 
-def host_config_args(spec: Spec) -> dict[str, Any]:
-    """ToolHive's defaults: all capabilities dropped, unprivileged unless the profile says so."""
+def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+    """ToolHive's defaults: all capabilities dropped, unprivileged unless the profile says so.
+
+    No port is published: clients reach the server only through its proxy, on the stack's network.
+    """
     args: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "security_opt": ["label:disable", "no-new-privileges"],
         "privileged": bool(spec["permission_profile"].get("privileged", False)),
         "restart_policy": {"Name": "unless-stopped"},
         "binds": list(spec["volumes"]),
+        "network_mode": network_mode(spec) or network,
     }
     if args["privileged"]:
         args["security_opt"] = ["label:disable"]
-    mode = network_mode(spec)
-    if mode:
-        args["network_mode"] = mode
-    if spec["transport"] in HTTP_TRANSPORTS and mode not in ("none", "host"):
-        args["port_bindings"] = {f"{spec['target_port']}/tcp": (spec["host"], spec["proxy_port"])}
+    return args
+
+
+def proxy_config(spec: Spec) -> dict[str, Any]:
+    """THV_PROXY_CONFIG for the workload's proxy: stdio attach, or pass-through to the server's port."""
+    config: dict[str, Any] = {
+        "name": spec["name"],
+        "listen_port": PROXY_LISTEN_PORT,
+        "proxy_mode": spec["proxy_mode"],
+        "docker_api_version": "auto",
+    }
+    if spec["transport"] == "stdio":
+        config.update({"mode": "stdio", "container": spec["name"], "docker_socket": PROXY_SOCKET})
+    else:
+        path = "/sse" if spec["transport"] == "sse" else "/mcp"
+        config.update(
+            {
+                "mode": "http",
+                "upstream_url": f"http://{spec['name']}:{spec['target_port']}{path}",
+                "upstream_transport": spec["transport"],
+            }
+        )
+    if spec["tools"]:
+        config["tools"] = list(spec["tools"])
+    if spec["tools_override"]:
+        config["tools_override"] = {k: dict(v) for k, v in spec["tools_override"].items()}
+    return config
+
+
+def proxy_labels(spec: Spec, stack: str) -> dict[str, str]:
+    """ToolHive's helper-container labels (so `thv list` skips it) plus our ownership and the pair's hash."""
+    name = proxy_name(spec["name"])
+    return {
+        TH_LABEL: "true",
+        TH_NAME: name,
+        TH_BASENAME: name,
+        TH_TRANSPORT: "stdio",
+        TH_PORT: str(spec["proxy_port"]),
+        TH_AUXILIARY: "true",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_STACK: stack,
+        LABEL_NAME: spec["name"],
+        LABEL_ROLE: ROLE_PROXY,
+        LABEL_HASH: spec_hash(spec),
+        LABEL_HASH_VERSION: HASH_VERSION,
+    }
+
+
+def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | None] | None) -> dict[str, Any]:
+    """Loopback-only port, read-only root, no capabilities; the Docker socket only for stdio attach."""
+    args: dict[str, Any] = {
+        "network_mode": network,
+        "port_bindings": {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])},
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "restart_policy": {"Name": "unless-stopped"},
+    }
+    if spec["transport"] == "stdio" and socket is not None:
+        host_path, gid = socket
+        args["binds"] = {host_path: {"bind": PROXY_SOCKET, "mode": "rw"}}
+        if gid is not None:
+            args["group_add"] = [str(gid)]
     return args
 
 

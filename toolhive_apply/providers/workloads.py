@@ -23,6 +23,7 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.proxies import ProxyManager
 from toolhive_apply.providers.readiness import wait_until_ready
 from toolhive_apply.providers.secret_files import secret_archives
 from toolhive_apply.providers.secrets import SecretResolver
@@ -33,13 +34,16 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_HASH_VERSION,
     LABEL_MANAGED_BY,
     LABEL_NAME,
+    LABEL_ROLE,
     LABEL_SPEC,
     LABEL_STACK,
     MANAGED_BY,
+    ROLE_PROXY,
     TH_LABEL,
     container_env,
     container_labels,
     host_config_args,
+    proxy_name,
     workload_spec,
 )
 
@@ -82,6 +86,7 @@ class WorkloadProvider:
         self.endpoint = endpoint
         self.secrets = secrets
         self.snapshot = StackContainers(api, stack, endpoint)
+        self.proxies = ProxyManager(api, stack, endpoint)
         self._image_ids: dict[str, str] | None = None
 
     # -- observing -------------------------------------------------------------------------------
@@ -127,51 +132,64 @@ class WorkloadProvider:
         return [c for c in self.snapshot.owned() if (c.get("Labels") or {}).get(TH_LABEL) == "true"]
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
+        owned = self.list_owned()
+        proxies = {
+            (c.get("Labels") or {}).get(LABEL_NAME, ""): c
+            for c in owned
+            if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_PROXY
+        }
         observed: dict[ResourceId, ObservedResource] = {}
-        for summary in self.list_owned():
-            resource = self._owned(summary)
+        servers = [c for c in owned if (c.get("Labels") or {}).get(LABEL_ROLE) != ROLE_PROXY]
+        for summary in servers:
+            resource = self._owned(summary, proxies.pop(container_name(summary), None))
             observed[resource.id] = resource
+        for summary in proxies.values():  # a proxy whose server is gone, or left aside by a replace
+            name = container_name(summary)
+            observed[ResourceId(Kind.WORKLOAD, name)] = self._orphan(summary, name)
         if names:
-            with docker_errors(self.endpoint):
-                same_name = self.api.containers(all=True, filters={"name": [f"^/{n}$" for n in names]})
-            for summary in same_name:
-                labels = summary.get("Labels") or {}
-                if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
-                    continue
-                name = container_name(summary)
-                owner = labels.get(LABEL_STACK) if labels.get(LABEL_MANAGED_BY) == MANAGED_BY else None
-                observed[ResourceId(Kind.WORKLOAD, name)] = ObservedResource(
-                    ResourceId(Kind.WORKLOAD, name),
-                    f"container {name!r}",
-                    False,
-                    owner,
-                    None,
-                    None,
-                    str(summary.get("State", "unknown")),
-                )
+            observed.update(self._foreign(names))
         return list(observed.values())
 
-    def _owned(self, summary: dict[str, Any]) -> ObservedResource:
+    def _foreign(self, names: Sequence[str]) -> dict[ResourceId, ObservedResource]:
+        """Containers we do not own that hold a name we want (the server's or its proxy's): conflicts."""
+        wanted = {n: n for n in names} | {proxy_name(n): n for n in names}
+        with docker_errors(self.endpoint):
+            same_name = self.api.containers(all=True, filters={"name": [f"^/{n}$" for n in wanted]})
+        found = {}
+        for summary in same_name:
+            labels = summary.get("Labels") or {}
+            if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
+                continue
+            name = container_name(summary)
+            owner = labels.get(LABEL_STACK) if labels.get(LABEL_MANAGED_BY) == MANAGED_BY else None
+            rid = ResourceId(Kind.WORKLOAD, wanted[name])
+            state = str(summary.get("State", "unknown"))
+            found[rid] = ObservedResource(rid, f"container {name!r}", False, owner, None, None, state)
+        return found
+
+    def _orphan(self, summary: dict[str, Any], name: str) -> ObservedResource:
+        facts = {"container_id": summary["Id"], "container_name": name}
+        rid = ResourceId(Kind.WORKLOAD, name)
+        return ObservedResource(rid, summary["Id"], True, self.stack, None, None, "orphaned", None, facts)
+
+    def _owned(self, summary: dict[str, Any], proxy: dict[str, Any] | None) -> ObservedResource:
         labels = summary.get("Labels") or {}
         name = container_name(summary)
-        declared = labels.get(LABEL_NAME, name)
+        if name != labels.get(LABEL_NAME, name):
+            return self._orphan(summary, name)  # left behind by an interrupted replace
         spec = _parse_spec(labels)
-        facts = {"container_id": summary["Id"], "image_id": summary.get("ImageID"), "container_name": name}
-        if name != declared:
-            # left behind by an interrupted replace: deleting it is the only sensible action
-            return ObservedResource(
-                ResourceId(Kind.WORKLOAD, name),
-                summary["Id"],
-                True,
-                self.stack,
-                None,
-                None,
-                "orphaned",
-                None,
-                facts,
-            )
         if spec is not None and summary.get("ImageID") and "image_id" in spec:
             spec = {**spec, "image_id": summary["ImageID"]}
+        facts = {
+            "container_id": summary["Id"],
+            "image_id": summary.get("ImageID"),
+            "container_name": name,
+            "proxy_id": proxy["Id"] if proxy else None,
+            "proxy_state": str(proxy.get("State")) if proxy else "missing",
+        }
+        state = str(summary.get("State", "unknown"))
+        if state == "running" and facts["proxy_state"] != "running":
+            state = f"proxy {facts['proxy_state']}"
         return ObservedResource(
             ResourceId(Kind.WORKLOAD, name),
             summary["Id"],
@@ -179,7 +197,7 @@ class WorkloadProvider:
             self.stack,
             labels.get(LABEL_HASH),
             labels.get(LABEL_HASH_VERSION),
-            str(summary.get("State", "unknown")),
+            state,
             spec,
             facts,
         )
@@ -196,19 +214,18 @@ class WorkloadProvider:
     def _dispatch(self, change: Change, emit: EventSink) -> str:
         if change.action is Action.DELETE:
             assert change.observed is not None
-            self.api.remove_container(change.observed.handle, force=True)
+            self._remove_pair(change.observed.handle, change.observed.facts.get("proxy_id"))
+            self.proxies.remove_network_if_unused()
             return "deleted"
         assert change.desired is not None
         spec = self._with_image(change, emit)
+        self.proxies.ensure_network()
         if change.action is Action.CREATE:
             self._create_and_start(change, spec, emit)
             return "created"
         assert change.observed is not None
         if change.action is Action.START:
-            handle = change.observed.handle
-            restarts = int(self.api.inspect_container(handle).get("RestartCount", 0))
-            self.api.start(handle)
-            self._wait(change, spec, handle, emit, restarts)
+            self._start_pair(change, spec, emit)
             return "started"
         self._replace(change, spec, emit)
         return "replaced"
@@ -249,7 +266,7 @@ class WorkloadProvider:
         return None
 
     def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
-        host_config = self.api.create_host_config(**host_config_args(spec))
+        host_config = self.api.create_host_config(**host_config_args(spec, self.proxies.network))
         ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
         environment = container_env(spec)
         for ref in spec["secrets"]:
@@ -268,6 +285,10 @@ class WorkloadProvider:
             host_config=host_config,
         )
         container_id = str(created["Id"])
+        self._copy_secret_files(change, spec, container_id)
+        return container_id
+
+    def _copy_secret_files(self, change: Change, spec: dict[str, Any], container_id: str) -> None:
         files = [ref for ref in spec["secrets"] if ref["as"] == "file"]
         archives = secret_archives({ref["target"]: self._resolver().value(ref["name"]) for ref in files})
         for directory, archive in archives.items():
@@ -281,47 +302,75 @@ class WorkloadProvider:
                     f"secret file directory {directory} does not exist in image {spec['image']!r}",
                     hint="put the file in a directory the image has, such as /tmp",
                 ) from None
-        return container_id
 
-    def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> str:
-        container_id = self._create(change, spec, change.id.name)
+    def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        server = self._create(change, spec, change.id.name)
+        proxy: str | None = None
         try:
-            self.api.start(container_id)
-            self._wait(change, spec, container_id, emit, 0)
+            self.api.start(server)
+            proxy = self.proxies.create(spec, str(change.id))
+            self.api.start(proxy)
+            self._wait(change, spec, [(server, 0), (proxy, 0)], emit)
         except (ProviderError, docker.errors.APIError):
             # a half-made workload is worse than none: the next apply creates it afresh
-            self._remove_quietly(container_id)
+            self._remove_pair(server, proxy)
             raise
-        return container_id
 
-    def _wait(self, change: Change, spec: dict[str, Any], container_id: str, emit: EventSink, restarts: int) -> None:
-        emit(Event(str(change.id), "progress", "waiting until it answers"))
+    def _start_pair(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        """Start what stopped and recreate a proxy that went missing; the spec is unchanged."""
+        assert change.observed is not None
+        server = change.observed.handle
+        proxy = change.observed.facts.get("proxy_id")
+        restarts = int(self.api.inspect_container(server).get("RestartCount", 0))
+        if not self.api.inspect_container(server)["State"].get("Running"):
+            self.api.start(server)
+        if proxy is None:
+            proxy = self.proxies.create(spec, str(change.id))
+        proxy_restarts = int(self.api.inspect_container(proxy).get("RestartCount", 0))
+        if not self.api.inspect_container(proxy)["State"].get("Running"):
+            self.api.start(proxy)
+        self._wait(change, spec, [(server, restarts), (str(proxy), proxy_restarts)], emit)
+
+    def _wait(self, change: Change, spec: dict[str, Any], containers: list[tuple[str, int]], emit: EventSink) -> None:
+        emit(Event(str(change.id), "progress", "waiting until it answers MCP through its proxy"))
         timeout = float(spec.get("ready_timeout") or 60)
-        problem = wait_until_ready(self.api, container_id, spec, timeout, restarts)
+        problem = wait_until_ready(self.api, containers, spec, timeout)
         if problem is not None:
             raise ProviderError(str(change.id), change.action.value, problem)
 
     def _replace(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        """compose's order with a rollback: set the old pair aside, start the new one, drop the old one last."""
         assert change.observed is not None
         old = change.observed.handle
+        old_proxy = change.observed.facts.get("proxy_id")
         was_running = change.observed.status == "running"
-        aside = f"{change.id.name}-replaced-{pyrandom.token_hex(3)}"
-        self.api.rename(old, aside)
+        suffix = f"replaced-{pyrandom.token_hex(3)}"
+        self.api.rename(old, f"{change.id.name}-{suffix}")
         self.api.stop(old, timeout=STOP_TIMEOUT)
+        if old_proxy:
+            self.api.rename(old_proxy, f"{proxy_name(change.id.name)}-{suffix}")
+            self.api.stop(old_proxy, timeout=STOP_TIMEOUT)
         try:
             self._create_and_start(change, spec, emit)
         except (ProviderError, docker.errors.APIError) as exc:
             emit(Event(str(change.id), "progress", "new container failed; restoring the old one"))
             self._restore(old, change.id.name, was_running)
+            if old_proxy:
+                self._restore(old_proxy, proxy_name(change.id.name), was_running)
             if isinstance(exc, ProviderError):
                 raise
             raise ProviderError(str(change.id), "replace", _api_message(exc)) from None
-        self._remove_quietly(old)
+        self._remove_pair(old, old_proxy)
 
     def _restore(self, old: str, name: str, start: bool) -> None:
         self.api.rename(old, name)
         if start:
             self.api.start(old)
+
+    def _remove_pair(self, server: str | None, proxy: str | None) -> None:
+        for container in (proxy, server):
+            if container:
+                self._remove_quietly(container)
 
     def _remove_quietly(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):

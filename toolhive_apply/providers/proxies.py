@@ -1,0 +1,119 @@
+"""The proxy half of a workload: its image, its container and the stack network it shares with the server.
+
+A workload is a pair (MCP container + proxy container) kept alive by Docker's restart policy, so an applied
+stack answers again after a reboot or a dockerd restart with no toolhive-apply process running (ToolHive's
+proxies are host processes that do not come back: its issues #431 and #835).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import docker.errors
+
+from toolhive_apply.docker_client import CountingAPIClient
+from toolhive_apply.errors import ProviderError
+from toolhive_apply.providers.workload_spec import (
+    LABEL_MANAGED_BY,
+    LABEL_STACK,
+    MANAGED_BY,
+    PROXY_LISTEN_PORT,
+    proxy_config,
+    proxy_host_config_args,
+    proxy_labels,
+    proxy_name,
+    stack_network,
+)
+from toolhive_apply.proxy.image import ProxyImageError, ensure_proxy_image
+
+
+def local_socket(endpoint: str) -> tuple[str, int | None] | None:
+    """(host path, group id) of the engine's unix socket, for the stdio proxy to attach through."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in ("unix", "http+unix", ""):
+        return ("/var/run/docker.sock", None)  # a remote engine: its own default socket, group unknown here
+    path = parsed.path or "/var/run/docker.sock"
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return (path, None)
+    return (path, info.st_gid) if stat.S_ISSOCK(info.st_mode) else (path, None)
+
+
+class ProxyManager:
+    """Builds (once per run) the proxy image, and creates proxies on the stack network."""
+
+    def __init__(self, api: CountingAPIClient, stack: str, endpoint: str) -> None:
+        self.api = api
+        self.stack = stack
+        self.endpoint = endpoint
+        self.network = stack_network(stack)
+        self._lock = threading.Lock()
+        self._images: dict[str, str] = {}
+        self._network_ready = False
+
+    def ensure_network(self) -> None:
+        with self._lock:
+            if self._network_ready:
+                return
+            if not self.api.networks(names=[self.network]):
+                labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_STACK: self.stack}
+                self.api.create_network(self.network, driver="bridge", labels=labels, check_duplicate=True)
+            self._network_ready = True
+
+    def remove_network_if_unused(self) -> None:
+        """Networks are shared by the stack's workloads: removed only when nothing uses them any more."""
+        with self._lock:
+            try:
+                if not self.api.inspect_network(self.network).get("Containers"):
+                    self.api.remove_network(self.network)
+                    self._network_ready = False
+            except docker.errors.APIError:
+                pass
+
+    def image(self, spec: dict[str, Any], address: str) -> str:
+        settings = spec["proxy"]
+        if settings.get("image"):
+            return str(settings["image"])
+        base = str(settings.get("base_image") or "python:3.11-slim")
+        with self._lock:
+            if base not in self._images:
+                try:
+                    self._images[base] = ensure_proxy_image(self.api, base)
+                except ProxyImageError as exc:
+                    raise ProviderError(
+                        address,
+                        "build proxy image",
+                        str(exc),
+                        hint="set settings.proxy.base_image to a CPython 3.11+ image the engine has, "
+                        "or settings.proxy.image to a prebuilt proxy image",
+                    ) from None
+            return self._images[base]
+
+    def create(self, spec: dict[str, Any], address: str) -> str:
+        """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
+        image = self.image(spec, address)
+        name = proxy_name(spec["name"])
+        with contextlib.suppress(docker.errors.NotFound):
+            existing = self.api.inspect_container(name)
+            if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
+                self.api.remove_container(name, force=True)
+        host_config = self.api.create_host_config(
+            **proxy_host_config_args(spec, self.network, local_socket(self.endpoint))
+        )
+        created = self.api.create_container(
+            image=image,
+            name=name,
+            environment={"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True)},
+            labels=proxy_labels(spec, self.stack),
+            ports=[PROXY_LISTEN_PORT],
+            detach=True,
+            host_config=host_config,
+        )
+        return str(created["Id"])
