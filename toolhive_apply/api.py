@@ -107,12 +107,12 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     """Registries resolved, then every provider's desired resources; also returns warnings to show."""
     resolved = resolve_registries(manifest)
     manifest = resolved.manifest
-    remote = [w.name for w in manifest.workloads if not w.image]
-    if remote:
+    interactive = [w.name for w in manifest.workloads if w.oauth_config and set(w.oauth_config) - {"bearer_token"}]
+    if interactive:
         raise UsageError(
-            f"workloads {', '.join(remote)}: remote servers (url:) need the workload proxy, which this version "
-            "does not ship yet",
-            hint="run the remote server's image instead, or leave these workloads out for now",
+            f"workloads {', '.join(interactive)}: only oauth_config.bearer_token is supported; browser OAuth "
+            "flows cannot run unattended in a proxy container",
+            hint="issue a token out of band, store it as a secret and reference it as oauth_config.bearer_token",
         )
     desired: list[DesiredResource] = []
     for provider in targets.providers.values():

@@ -56,8 +56,9 @@ def _status(summary: dict[str, Any], proxy: dict[str, Any] | None) -> tuple[str,
     """ToolHive's status words from real signals: the server's state, then its proxy's state and health check."""
     status = DOCKER_STATES.get(str(summary.get("State")), "unknown")
     context = str(summary.get("Status", ""))
-    managed = (summary.get("Labels") or {}).get(LABEL_MANAGED_BY) is not None
-    if status != "running" or not managed:
+    labels = summary.get("Labels") or {}
+    managed = labels.get(LABEL_MANAGED_BY) is not None
+    if status != "running" or not managed or labels.get("toolhive-apply.role") == "remote":
         return status, context
     if proxy is None:
         return "unhealthy", "proxy container missing"
@@ -82,7 +83,7 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
     url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode}
     return {
         "name": name,
-        "package": summary.get("Image", ""),
+        "package": "remote" if spec.get("remote") else summary.get("Image", ""),
         "url": workload_url(url_spec) if port else "",
         "port": port,
         "transport_type": transport,
@@ -93,7 +94,7 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
         "labels": _user_labels(labels),
         "group": labels.get(LABEL_GROUP) or spec.get("group") or "default",
         "tools": list(spec.get("tools", [])),
-        "remote": False,
+        "remote": bool(spec.get("remote")),
     }
 
 
@@ -170,6 +171,9 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
     }
     if spec["target_port"]:
         config["target_port"] = spec["target_port"]
+    if spec.get("remote"):
+        config["image"] = ""
+        config["remote_url"] = spec["url"]
     if spec["tools"]:
         config["tools_filter"] = list(spec["tools"])
     if spec["tools_override"]:

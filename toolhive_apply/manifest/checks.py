@@ -145,7 +145,7 @@ def check_ports(manifest: Manifest) -> Iterator[ManifestIssue]:
     seen: dict[tuple[str, int], Workload] = {}
     names: set[str] = set()
     for w in manifest.workloads:
-        if (w.url is not None and w.proxy_port is None) or w.name in names:
+        if w.name in names:
             continue  # a duplicate name is reported once, by check_uniqueness
         names.add(w.name)
         key = (w.host or manifest.settings.default_host or DEFAULT_HOST, ports[w.name])

@@ -96,6 +96,23 @@ class ProxyManager:
                     ) from None
             return self._images[base]
 
+    def create_remote(
+        self, spec: dict[str, Any], address: str, labels: dict[str, str], secret_env: dict[str, str]
+    ) -> str:
+        """The whole of a remote workload: a proxy named like the workload, forwarding to the remote URL."""
+        host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network, None))
+        env = {"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True), **secret_env}
+        created = self.api.create_container(
+            image=self.image(spec, address),
+            name=spec["name"],
+            environment=env,
+            labels=labels,
+            ports=[PROXY_LISTEN_PORT],
+            detach=True,
+            host_config=host_config,
+        )
+        return str(created["Id"])
+
     def create(self, spec: dict[str, Any], address: str) -> str:
         """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
         image = self.image(spec, address)

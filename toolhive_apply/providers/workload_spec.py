@@ -86,7 +86,7 @@ def proxy_name(workload_name: str) -> str:
 
 def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: str | None) -> dict[str, Any]:
     """The canonical desired spec: everything that shapes the container, and nothing secret."""
-    transport = workload.transport or "stdio"
+    transport = workload.transport or ("streamable-http" if workload.url else "stdio")
     profile = resolve_profile(workload.permission_profile)
     spec: dict[str, Any] = {
         "name": workload.name,
@@ -116,7 +116,31 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["image_id"] = image_id
     if workload.registry_server:
         spec["registry_server"] = workload.registry_server
+    if workload.url:
+        spec.update(remote_spec(workload))
     return spec
+
+
+REMOTE_HEADER_ENV = "THV_HEADER_{index}"
+REMOTE_BEARER_ENV = "THV_BEARER_TOKEN"
+
+
+def remote_spec(workload: Workload) -> dict[str, Any]:
+    """A remote server: only a proxy runs, forwarding to `url`; header and token secrets reach it as env vars."""
+    headers = []
+    secrets = []
+    for index, header in enumerate(workload.headers):
+        if header.get("secret"):
+            env = REMOTE_HEADER_ENV.format(index=index)
+            headers.append({"name": header["name"], "env": env})
+            secrets.append({"name": header["secret"], "target": env, "as": "env"})
+        else:
+            headers.append({"name": header["name"], "value": header.get("value", "")})
+    oauth = workload.oauth_config or {}
+    bearer = oauth.get("bearer_token")
+    if bearer:
+        secrets.append({"name": bearer["name"], "target": REMOTE_BEARER_ENV, "as": "env"})
+    return {"remote": True, "url": workload.url, "image": None, "headers": headers, "secrets": secrets}
 
 
 def container_env(spec: Spec) -> dict[str, str]:
@@ -183,7 +207,13 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         "proxy_mode": spec["proxy_mode"],
         "docker_api_version": "auto",
     }
-    if spec["transport"] == "stdio":
+    if spec.get("remote"):
+        config.update({"mode": "remote", "upstream_url": spec["url"], "upstream_transport": spec["transport"]})
+        config["headers"] = {h["name"]: h["value"] for h in spec["headers"] if "value" in h}
+        config["header_env"] = {h["name"]: h["env"] for h in spec["headers"] if "env" in h}
+        if any(ref["target"] == REMOTE_BEARER_ENV for ref in spec["secrets"]):
+            config["bearer_token_env"] = REMOTE_BEARER_ENV
+    elif spec["transport"] == "stdio":
         config.update({"mode": "stdio", "container": spec["name"], "docker_socket": PROXY_SOCKET})
     else:
         path = "/sse" if spec["transport"] == "sse" else "/mcp"

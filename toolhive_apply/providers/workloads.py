@@ -103,18 +103,18 @@ class WorkloadProvider:
         return self._image_ids
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
-        container_workloads = [w for w in manifest.workloads if w.image]
         ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
-        ids = self.image_ids(refresh=True) if container_workloads else {}
+        ids = self.image_ids(refresh=True) if any(w.image for w in manifest.workloads) else {}
         result = []
-        for workload in container_workloads:
-            assert workload.image is not None
-            repo, tag = split_image(workload.image)
-            image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
+        for workload in manifest.workloads:
+            image_id = None
+            if workload.image:
+                repo, tag = split_image(workload.image)
+                image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            if workload.secrets:
+            if spec["secrets"]:
                 spec["secret_digests"] = self._digests(spec)
-            uses = frozenset(ResourceId(Kind.SECRET, ref.name) for ref in workload.secrets)
+            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in spec["secrets"])
             result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
         return result
 
@@ -188,7 +188,7 @@ class WorkloadProvider:
             "proxy_state": str(proxy.get("State")) if proxy else "missing",
         }
         state = str(summary.get("State", "unknown"))
-        if state == "running" and facts["proxy_state"] != "running":
+        if state == "running" and facts["proxy_state"] != "running" and not (spec or {}).get("remote"):
             state = f"proxy {facts['proxy_state']}"
         return ObservedResource(
             ResourceId(Kind.WORKLOAD, name),
@@ -234,6 +234,10 @@ class WorkloadProvider:
         """Pull the image if it is not local; the spec recorded on the container gets its id."""
         assert change.desired is not None
         spec = dict(change.desired.spec)
+        if spec.get("remote"):
+            if spec["secrets"]:
+                spec["secret_digests"] = self._digests(spec)
+            return spec
         image = str(spec["image"])
         image_id = self.api.image_id(image)
         if image_id is None:
@@ -304,6 +308,9 @@ class WorkloadProvider:
                 ) from None
 
     def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        if spec.get("remote"):
+            self._create_remote(change, spec, emit)
+            return
         server = self._create(change, spec, change.id.name)
         proxy: str | None = None
         try:
@@ -316,6 +323,19 @@ class WorkloadProvider:
             self._remove_pair(server, proxy)
             raise
 
+    def _create_remote(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        """A remote server is only a proxy: it carries the workload's own name and labels."""
+        env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
+        # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
+        labels = {**container_labels(spec, self.stack), LABEL_ROLE: "remote"}
+        proxy = self.proxies.create_remote(spec, str(change.id), labels, env)
+        try:
+            self.api.start(proxy)
+            self._wait(change, spec, [(proxy, 0)], emit)
+        except (ProviderError, docker.errors.APIError):
+            self._remove_pair(proxy, None)
+            raise
+
     def _start_pair(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """Start what stopped and recreate a proxy that went missing; the spec is unchanged."""
         assert change.observed is not None
@@ -324,6 +344,9 @@ class WorkloadProvider:
         restarts = int(self.api.inspect_container(server).get("RestartCount", 0))
         if not self.api.inspect_container(server)["State"].get("Running"):
             self.api.start(server)
+        if spec.get("remote"):
+            self._wait(change, spec, [(server, restarts)], emit)
+            return
         if proxy is None:
             proxy = self.proxies.create(spec, str(change.id))
         proxy_restarts = int(self.api.inspect_container(proxy).get("RestartCount", 0))
