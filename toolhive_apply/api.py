@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
-from toolhive_apply.engine.diff import DiffOptions
+from toolhive_apply.engine.diff import HEALTHY, DiffOptions
 from toolhive_apply.engine.diff import make_plan as diff_plan
 from toolhive_apply.engine.executor import Recap, execute
 from toolhive_apply.engine.lock import StackLock
@@ -28,6 +28,7 @@ from toolhive_apply.engine.resource import (
 from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
+from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
@@ -80,6 +81,7 @@ def open_targets(connection: Connection) -> Targets:
     targets.snapshot = workloads.snapshot
     targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, workloads.snapshot)
     targets.providers[Kind.WORKLOAD] = workloads
+    targets.providers[Kind.CLIENT] = ClientProvider(stack)
     return targets
 
 
@@ -169,7 +171,9 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
             "secrets": secret_settings(manifest),
         },
         prune_secrets=request.prune_secrets,
-        warnings=tuple(str(w) for w in manifest.warnings) + registry_warnings,
+        warnings=tuple(str(w) for w in manifest.warnings)
+        + registry_warnings
+        + tuple(w for p in targets.providers.values() for w in getattr(p, "warnings", ())),
     )
     return diff_plan(desired, observed, options)
 
@@ -200,7 +204,7 @@ def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list
         seen = observed.get(change.id)
         if change.action is Action.DELETE and seen is not None:
             lines.append(f"{change.id}: still present")
-        elif change.action is not Action.DELETE and (seen is None or seen.status != "running"):
+        elif change.action is not Action.DELETE and (seen is None or seen.status not in HEALTHY):
             lines.append(f"{change.id}: not running after apply")
     return lines
 

@@ -640,3 +640,19 @@ def export_secrets(
         return _print_json(store.describe())
     keys = [{"key": s.key, **({"description": s.description} if s.description else {})} for s in store.list()]
     return _print_json({"keys": keys})
+
+
+@export_app.command("clients")
+def export_clients(
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    discovery: Annotated[
+        bool, typer.Option("--discovery", help="Every client type: installed here, registered by a stack.")
+    ] = False,
+) -> int:
+    """`[{"name", "groups"}]` (ToolHive's clients listing), or `{"clients": [...]}` with --discovery."""
+    from toolhive_apply.client_views import clients_discovery, clients_listing
+    from toolhive_apply.providers.client_state import default_state_dir
+
+    if discovery:
+        return _print_json(clients_discovery(Path.home(), default_state_dir()))
+    return _print_json(clients_listing(default_state_dir(), stack))
