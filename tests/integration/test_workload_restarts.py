@@ -43,8 +43,8 @@ def _restart_dockerd() -> None:
         time.sleep(0.5)
     for stale in ("/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"):
         Path(stale).unlink(missing_ok=True)
-    with Path("/var/log/dockerd.log").open("ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    # started through a shell that exits at once: the new dockerd outlives the test, as the first one did
+    subprocess.run(["sh", "-c", "nohup dockerd >>/var/log/dockerd.log 2>&1 &"], check=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0:
