@@ -175,3 +175,15 @@ def test_a_damaged_plan_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text('{"kind": "toolhive-apply-plan", "format_version": 99}')
     with pytest.raises(PlanFileError, match="newer than this toolhive-apply"):
         load_plan(path)
+
+
+def test_derived_ports_are_stable_distinct_and_below_the_ephemeral_range() -> None:
+    from toolhive_apply.manifest.ports import assign_ports
+
+    names = [f"w{i}" for i in range(500)]
+    first = assign_ports("stack", ((n, None) for n in names))
+    again = assign_ports("stack", ((n, None) for n in names))
+    assert first == again
+    assert len(set(first.values())) == len(names)
+    assert all(20000 <= port < 32768 for port in first.values())
+    assert assign_ports("stack", [("a", 25000), ("b", None)])["a"] == 25000

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 
 DERIVED_PORT_BASE = 20000
-DERIVED_PORT_SPAN = 20000
+DERIVED_PORT_SPAN = 12000  # 20000-31999: below Linux's ephemeral range (32768+), where client sockets live
 
 
 def derived_port(stack: str, name: str, taken: set[int]) -> int:
