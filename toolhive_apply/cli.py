@@ -19,6 +19,26 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from toolhive_apply import __version__
+from toolhive_apply.cli_common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    DockerHostOpt,
+    OutputOpt,
+    PathsArg,
+    PruneSecretsOpt,
+    StackOpt,
+    TargetOpt,
+    VarFileOpt,
+    VarOpt,
+    check_output,
+    colour,
+    err,
+    load,
+    out,
+    warn,
+)
+from toolhive_apply.cli_export import export_app
 
 if TYPE_CHECKING:
     from toolhive_apply.api import Targets
@@ -35,70 +55,31 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-export_app = typer.Typer(help="Print live state as read-only JSON in ToolHive's API shapes.", no_args_is_help=False)
 app.add_typer(export_app, name="export")
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
-
-PathsArg = Annotated[
-    list[Path] | None,
-    typer.Argument(help="Manifest files or directories (default: the current directory).", show_default=False),
-]
-VarOpt = Annotated[list[str] | None, typer.Option("--var", help="Template variable KEY=VALUE (repeatable).")]
-VarFileOpt = Annotated[list[Path] | None, typer.Option("--var-file", help="YAML file of template variables.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
-StackOpt = Annotated[str | None, typer.Option("--stack", help="Override the stack (ownership) name.")]
-TargetOpt = Annotated[
-    list[str] | None, typer.Option("--target", help="Limit to this resource (NAME or kind/NAME; repeatable).")
-]
-PruneSecretsOpt = Annotated[
-    bool,
-    typer.Option("--prune-secrets", help="Also delete secrets this stack owns that the manifest no longer declares."),
-]
-DockerHostOpt = Annotated[str | None, typer.Option("--docker-host", help="Docker endpoint (default DOCKER_HOST).")]
 
 
 # ---------------------------------------------------------------------------------------------
 # error boundary and output helpers
 # ---------------------------------------------------------------------------------------------
-def _out(text: str) -> None:
-    """Everything the CLI prints passes the scrubber: a secret value read this run never reaches a terminal."""
-    from toolhive_apply.redact import redact
-
-    sys.stdout.write(redact(text))
-
-
-def _err(text: str) -> None:
-    from toolhive_apply.redact import redact
-
-    sys.stderr.write(redact(text))
-
-
 def _state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "toolhive-apply"
 
 
-def _colour(stream: Any) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
-
-
 def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
     if json_mode:
-        _out(json.dumps({"error": error.as_json()}, indent=2) + "\n")
+        out(json.dumps({"error": error.as_json()}, indent=2) + "\n")
         return
     lines = error.lines()
-    prefix = "\x1b[31mError:\x1b[0m" if _colour(sys.stderr) else "Error:"
+    prefix = "\x1b[31mError:\x1b[0m" if colour(sys.stderr) else "Error:"
     if len(lines) == 1:
-        _err(f"{prefix} {lines[0]}\n")
+        err(f"{prefix} {lines[0]}\n")
     else:
-        _err(f"{prefix} {error.message}:\n")
+        err(f"{prefix} {error.message}:\n")
         for line in lines:
-            _err(f"  {line}\n")
+            err(f"  {line}\n")
     if error.hint:
-        _err(f"  hint: {error.hint}\n")
+        err(f"  hint: {error.hint}\n")
 
 
 def _internal_error(exc: BaseException) -> int:
@@ -113,7 +94,7 @@ def _internal_error(exc: BaseException) -> int:
         where = str(log)
     except OSError:
         where = "(could not write the debug log)"
-    _err(f"Error: internal error ({type(exc).__name__}) - details in {where}\n")
+    err(f"Error: internal error ({type(exc).__name__}) - details in {where}\n")
     return EXIT_ERROR
 
 
@@ -121,7 +102,7 @@ def _usage_problem(exc: Exception) -> int | None:
     """Command-line mistakes found by the parser: Typer vendors its own click, so match by class name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "Abort" in names:
-        _err("Aborted.\n")
+        err("Aborted.\n")
         return EXIT_ERROR
     show = getattr(exc, "show", None)
     if "ClickException" in names and callable(show):
@@ -145,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _print_error(error, json_mode)
         code = error.exit_code
     except KeyboardInterrupt:
-        _err("Interrupted.\n")
+        err("Interrupted.\n")
         code = 130
     except Exception as exc:  # noqa: BLE001 - the one place that must never show a traceback
         code = _usage_problem(exc)
@@ -153,26 +134,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             code = _internal_error(exc)
     sys.stdout.flush()
     raise SystemExit(code if isinstance(code, int) else EXIT_OK)
-
-
-def _load(paths: list[Path] | None, var: list[str] | None, var_file: list[Path] | None) -> Manifest:
-    from toolhive_apply.manifest import load_manifest, parse_var_options
-
-    extra = parse_var_options(var or [], var_file or [])
-    return load_manifest(paths or [Path.cwd()], extra)
-
-
-def _check_output(output: str) -> bool:
-    if output not in ("text", "json"):
-        from toolhive_apply.errors import UsageError
-
-        raise UsageError(f"--output must be text or json, not {output!r}")
-    return output == "json"
-
-
-def _warn(manifest: Manifest) -> None:
-    for warning in manifest.warnings:
-        _err(f"{warning}\n")
 
 
 def _ids(names: list[str] | None) -> frozenset[Any]:
@@ -190,7 +151,7 @@ def _ids(names: list[str] | None) -> frozenset[Any]:
 # ---------------------------------------------------------------------------------------------
 def _version(value: bool) -> None:
     if value:
-        _out(f"toolhive-apply {__version__}\n")
+        out(f"toolhive-apply {__version__}\n")
         raise typer.Exit(0)
 
 
@@ -229,26 +190,26 @@ def validate(
     """
     from toolhive_apply.errors import ManifestError, ManifestIssue
 
-    json_mode = _check_output(output)
+    json_mode = check_output(output)
     problems: list[ManifestIssue] = []
     warnings: list[ManifestIssue] = []
     for group in _stack_dirs(paths or [Path.cwd()]):
         try:
-            manifest = _load(group, var, var_file)
+            manifest = load(group, var, var_file)
         except ManifestError as error:
             problems.extend(error.issues)
             continue
         warnings.extend(manifest.warnings)
         if not json_mode:
-            _warn(manifest)
+            warn(manifest)
             counts = (
                 f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
                 f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
             )
             where = ", ".join(str(p) for p in group)
-            _out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
+            out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
-        _out(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
+        out(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
         return EXIT_ERROR if problems else EXIT_OK
     if problems:
         raise ManifestError(problems)
@@ -276,7 +237,7 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 for no changes, 1 for errors, 2 for changes.")
     ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE for `apply FILE`.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Save the plan to FILE for `apply FILE`.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every attribute.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show where each value came from (registry).")] = False,
 ) -> int:
@@ -285,20 +246,20 @@ def plan(
     from toolhive_apply.engine.plan import plan_to_json, save_plan
     from toolhive_apply.engine.render import render_plan
 
-    json_mode = _check_output(output)
-    manifest = _load(paths, var, var_file)
+    json_mode = check_output(output)
+    manifest = load(paths, var, var_file)
     if not json_mode:
-        _warn(manifest)
+        warn(manifest)
     request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     _, the_plan = _make_plan(manifest, stack, request)
     if json_mode:
-        _out(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
+        out(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
     else:
-        _out(render_plan(the_plan, colour=_colour(sys.stdout), verbose=verbose, explain=explain))
-    if out is not None:
-        save_plan(the_plan, out)
+        out(render_plan(the_plan, colour=colour(sys.stdout), verbose=verbose, explain=explain))
+    if out_file is not None:
+        save_plan(the_plan, out_file)
         if not json_mode:
-            _out(f"\nSaved the plan to {out}. Apply exactly this plan with: toolhive-apply apply {out}\n")
+            out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: toolhive-apply apply {out_file}\n")
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -316,16 +277,16 @@ def _confirm(yes: bool, question: str) -> None:
         raise UsageError("cancelled: nothing was changed")
 
 
-def _event_printer(colour: bool) -> Callable[[Event], None]:
+def _event_printer(painted: bool) -> Callable[[Event], None]:
     import threading
 
     lock = threading.Lock()
     codes = {"start": "36", "progress": "2", "done": "32", "failed": "31", "skipped": "35"}
 
     def emit(event: Event) -> None:
-        label = event.phase if not colour else f"\x1b[{codes.get(event.phase, '0')}m{event.phase}\x1b[0m"
+        label = event.phase if not painted else f"\x1b[{codes.get(event.phase, '0')}m{event.phase}\x1b[0m"
         with lock:
-            _err(f"{event.address}: {label}: {event.message}\n")
+            err(f"{event.address}: {label}: {event.message}\n")
             sys.stderr.flush()
 
     return emit
@@ -337,18 +298,18 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
 
     json_mode = options["json"]
     if not json_mode:
-        _out(render_plan(the_plan, colour=_colour(sys.stdout)))
+        out(render_plan(the_plan, colour=colour(sys.stdout)))
     if not the_plan.has_changes:
         if json_mode:
-            _out(json.dumps({"changed": False, "recap": None}) + "\n")
+            out(json.dumps({"changed": False, "recap": None}) + "\n")
         return EXIT_OK
     _confirm(options["yes"], "Do you want to perform these actions?")
-    emit = _event_printer(_colour(sys.stderr))
+    emit = _event_printer(colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
     if json_mode:
-        _out(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
+        out(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
     else:
-        _out(render_recap(result.recap, colour=_colour(sys.stdout)))
+        out(render_recap(result.recap, colour=colour(sys.stdout)))
     if not result.ok:
         raise result.error()
     return EXIT_OK
@@ -376,7 +337,7 @@ def apply(
     from toolhive_apply.api import Connection, PlanRequest, open_targets
     from toolhive_apply.engine.plan import is_plan_file, load_plan
 
-    options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     if paths and len(paths) == 1 and is_plan_file(paths[0]):
         saved = load_plan(paths[0])
         host = saved.settings.get("docker_host")
@@ -390,9 +351,9 @@ def apply(
         )
         options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
         return _run_apply(saved, targets, None, options)
-    manifest = _load(paths, var, var_file)
+    manifest = load(paths, var, var_file)
     if not options["json"]:
-        _warn(manifest)
+        warn(manifest)
     options["parallelism"] = parallelism or manifest.settings.parallelism
     request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     targets, the_plan = _make_plan(manifest, stack, request)
@@ -413,8 +374,8 @@ def destroy(
     """Delete everything the stack owns (same plan and confirmation flow as apply); secrets only if asked."""
     from toolhive_apply.api import PlanRequest
 
-    options = {"json": _check_output(output), "yes": yes, "lock_timeout": lock_timeout}
-    manifest = _load(paths, var, var_file)
+    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    manifest = load(paths, var, var_file)
     options["parallelism"] = manifest.settings.parallelism
     targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True, prune_secrets=prune_secrets))
     return _run_apply(the_plan, targets, None, options)
@@ -445,7 +406,7 @@ def restart(
         raise UsageError(f"no such workload in stack {targets.stack!r}: {', '.join(missing) or group}")
     for observed in chosen:
         provider.restart(observed)
-        _out(f"{observed.id}: restarted\n")
+        out(f"{observed.id}: restarted\n")
     return EXIT_OK
 
 
@@ -465,194 +426,10 @@ def unlock(
     from toolhive_apply.engine.lock import break_lock
 
     holder = break_lock(connect(docker_host), stack, endpoint_of(docker_host))
-    _out(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")
+    out(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------
-def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: bool = False) -> list[dict[str, Any]]:
-    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_LABEL
-
-    api = connect(docker_host)
-    labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
-    with docker_errors(endpoint_of(docker_host)):
-        found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
-    if auxiliary:
-        return found
-    return [c for c in found if (c.get("Labels") or {}).get("toolhive-auxiliary-workload") != "true"]
-
-
-def _print_json(data: object) -> int:
-    _out(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return EXIT_OK
-
-
-@export_app.callback(invoke_without_command=True)
-def _export_root(
-    ctx: typer.Context,
-    as_manifest: Annotated[
-        bool, typer.Option("--as-manifest", help="Print a manifest that plans no changes against this state.")
-    ] = False,
-    stack: Annotated[str | None, typer.Option(help="Only this stack (required with --as-manifest).")] = None,
-    docker_host: DockerHostOpt = None,
-) -> None:
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.export import as_manifest as export_manifest
-
-    if ctx.invoked_subcommand is not None:
-        return
-    if not as_manifest:
-        raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
-    if not stack:
-        raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
-    from toolhive_apply.providers.registries import record_spec
-
-    registries = [spec for r in _records(docker_host, stack) if (spec := record_spec(r)) is not None]
-    _print_json(export_manifest(_toolhive_containers(docker_host, stack), stack, registries))
-    raise typer.Exit(EXIT_OK)
-
-
-@export_app.command("workloads")
-def export_workloads(
-    all_: Annotated[bool, typer.Option("--all", help="Include stopped workloads.")] = False,
-    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
-    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
-    docker_host: DockerHostOpt = None,
-) -> int:
-    """`{"workloads": [...]}` as ToolHive's API and `thv list --format json` print it."""
-    from toolhive_apply.export import list_workloads
-
-    return _print_json(list_workloads(_toolhive_containers(docker_host, stack, auxiliary=True), all_, group))
-
-
-@export_app.command("workload")
-def export_workload(
-    name: Annotated[str, typer.Argument(help="Workload name.")],
-    runconfig: Annotated[bool, typer.Option("--runconfig", help="Print a RunConfig (thv run --from-config).")] = False,
-    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
-    docker_host: DockerHostOpt = None,
-) -> int:
-    """One workload's details (ToolHive's create-request shape) or its RunConfig."""
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.export import managed_spec, workload_details
-    from toolhive_apply.export import runconfig as to_runconfig
-    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_BASENAME
-
-    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(TH_BASENAME) == name]
-    if not found:
-        raise UsageError(f"no workload named {name!r}")
-    spec = managed_spec(found[0])
-    owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
-    return _print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
-
-
-def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    from pathlib import Path as _Path
-
-    from toolhive_apply.providers.registries import record_spec
-    from toolhive_apply.registry.formats import parse_catalogue
-    from toolhive_apply.registry.sources import load_file, load_remote
-
-    spec = record_spec(record) or {}
-    kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
-    fetched = load_file(_Path(source), name) if kind == "file" else load_remote(f"{kind}:{source}", name, ttl=3600)
-    if fetched.warning:
-        _err(f"Warning: {fetched.warning}\n")
-    return spec, parse_catalogue(name, fetched.document)
-
-
-def _records(docker_host: str | None, stack: str | None, name: str | None = None) -> list[dict[str, Any]]:
-    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.providers.registries import record_spec, registry_records
-
-    with docker_errors(endpoint_of(docker_host)):
-        found = registry_records(connect(docker_host), stack)
-    if name is not None:
-        found = [r for r in found if (record_spec(r) or {}).get("name") == name]
-        if not found:
-            raise UsageError(f"no registry named {name!r} has been applied" + (f" in stack {stack!r}" if stack else ""))
-    return found
-
-
-@export_app.command("registries")
-def export_registries(
-    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
-    docker_host: DockerHostOpt = None,
-) -> int:
-    """`{"registries": [...]}`: each applied registry's source, version and server count."""
-    from toolhive_apply.registry.views import registry_info
-
-    rows = []
-    for record in _records(docker_host, stack):
-        spec, catalogue = _registry_catalogue(record)
-        rows.append(registry_info(spec["name"], spec["type"], spec["source"], catalogue))
-    return _print_json({"registries": sorted(rows, key=lambda r: r["name"])})
-
-
-@export_app.command("registry")
-def export_registry(
-    name: Annotated[str, typer.Argument(help="Registry name.")],
-    what: Annotated[str | None, typer.Argument(help="`servers`, or `server` followed by a server name.")] = None,
-    server: Annotated[str | None, typer.Argument(help="Server name (full or unique short name).")] = None,
-    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
-    docker_host: DockerHostOpt = None,
-) -> int:
-    """One registry's details, its servers, or one server, in ToolHive's API shapes."""
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.registry.views import registry_details, server_view, servers_listing
-
-    spec, catalogue = _registry_catalogue(_records(docker_host, stack, name)[0])
-    if what is None:
-        return _print_json(registry_details(spec["name"], spec["type"], spec["source"], catalogue))
-    if what == "servers":
-        return _print_json(servers_listing(catalogue))
-    if what == "server" and server:
-        entry = catalogue.find(server)
-        if entry is None:
-            raise UsageError(f"registry {name!r} has no server {server!r}")
-        return _print_json(server_view(entry))
-    raise UsageError("use: export registry NAME [servers | server SERVER]")
-
-
-@export_app.command("secrets")
-def export_secrets(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="A manifest whose settings.secrets names the store (default: the encrypted store).", show_default=False
-        ),
-    ] = None,
-    provider: Annotated[bool, typer.Option("--provider", help="Describe the store instead of listing keys.")] = False,
-) -> int:
-    """`{"keys": [{"key", "description"}]}` as ToolHive's API lists secrets: names only, never values."""
-    from toolhive_apply.api import secret_settings
-    from toolhive_apply.stores.base import open_store
-
-    settings: dict[str, Any] = {"provider": "encrypted"}
-    if paths:
-        settings = secret_settings(_load(paths, None, None))
-    store = open_store(settings)
-    if provider:
-        return _print_json(store.describe())
-    keys = [{"key": s.key, **({"description": s.description} if s.description else {})} for s in store.list()]
-    return _print_json({"keys": keys})
-
-
-@export_app.command("clients")
-def export_clients(
-    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
-    discovery: Annotated[
-        bool, typer.Option("--discovery", help="Every client type: installed here, registered by a stack.")
-    ] = False,
-) -> int:
-    """`[{"name", "groups"}]` (ToolHive's clients listing), or `{"clients": [...]}` with --discovery."""
-    from toolhive_apply.client_views import clients_discovery, clients_listing
-    from toolhive_apply.providers.client_state import default_state_dir
-
-    if discovery:
-        return _print_json(clients_discovery(Path.home(), default_state_dir()))
-    return _print_json(clients_listing(default_state_dir(), stack))

@@ -1,0 +1,193 @@
+"""`toolhive-apply export ...`: live state as read-only JSON in ToolHive's API shapes; nothing is changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toolhive_apply.cli_common import EXIT_OK, DockerHostOpt, err, load, print_json
+
+export_app = typer.Typer(help="Print live state as read-only JSON in ToolHive's API shapes.", no_args_is_help=False)
+
+
+def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: bool = False) -> list[dict[str, Any]]:
+    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_LABEL
+
+    api = connect(docker_host)
+    labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
+    with docker_errors(endpoint_of(docker_host)):
+        found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
+    if auxiliary:
+        return found
+    return [c for c in found if (c.get("Labels") or {}).get("toolhive-auxiliary-workload") != "true"]
+
+
+@export_app.callback(invoke_without_command=True)
+def _export_root(
+    ctx: typer.Context,
+    as_manifest: Annotated[
+        bool, typer.Option("--as-manifest", help="Print a manifest that plans no changes against this state.")
+    ] = False,
+    stack: Annotated[str | None, typer.Option(help="Only this stack (required with --as-manifest).")] = None,
+    docker_host: DockerHostOpt = None,
+) -> None:
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.export import as_manifest as export_manifest
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if not as_manifest:
+        raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
+    if not stack:
+        raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
+    from toolhive_apply.providers.registries import record_spec
+
+    registries = [spec for r in _records(docker_host, stack) if (spec := record_spec(r)) is not None]
+    print_json(export_manifest(_toolhive_containers(docker_host, stack), stack, registries))
+    raise typer.Exit(EXIT_OK)
+
+
+@export_app.command("workloads")
+def export_workloads(
+    all_: Annotated[bool, typer.Option("--all", help="Include stopped workloads.")] = False,
+    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """`{"workloads": [...]}` as ToolHive's API and `thv list --format json` print it."""
+    from toolhive_apply.export import list_workloads
+
+    return print_json(list_workloads(_toolhive_containers(docker_host, stack, auxiliary=True), all_, group))
+
+
+@export_app.command("workload")
+def export_workload(
+    name: Annotated[str, typer.Argument(help="Workload name.")],
+    runconfig: Annotated[bool, typer.Option("--runconfig", help="Print a RunConfig (thv run --from-config).")] = False,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """One workload's details (ToolHive's create-request shape) or its RunConfig."""
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.export import managed_spec, workload_details
+    from toolhive_apply.export import runconfig as to_runconfig
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_BASENAME
+
+    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(TH_BASENAME) == name]
+    if not found:
+        raise UsageError(f"no workload named {name!r}")
+    spec = managed_spec(found[0])
+    owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
+    return print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
+
+
+def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    from pathlib import Path as _Path
+
+    from toolhive_apply.providers.registries import record_spec
+    from toolhive_apply.registry.formats import parse_catalogue
+    from toolhive_apply.registry.sources import load_file, load_remote
+
+    spec = record_spec(record) or {}
+    kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
+    fetched = load_file(_Path(source), name) if kind == "file" else load_remote(f"{kind}:{source}", name, ttl=3600)
+    if fetched.warning:
+        err(f"Warning: {fetched.warning}\n")
+    return spec, parse_catalogue(name, fetched.document)
+
+
+def _records(docker_host: str | None, stack: str | None, name: str | None = None) -> list[dict[str, Any]]:
+    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.providers.registries import record_spec, registry_records
+
+    with docker_errors(endpoint_of(docker_host)):
+        found = registry_records(connect(docker_host), stack)
+    if name is not None:
+        found = [r for r in found if (record_spec(r) or {}).get("name") == name]
+        if not found:
+            raise UsageError(f"no registry named {name!r} has been applied" + (f" in stack {stack!r}" if stack else ""))
+    return found
+
+
+@export_app.command("registries")
+def export_registries(
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """`{"registries": [...]}`: each applied registry's source, version and server count."""
+    from toolhive_apply.registry.views import registry_info
+
+    rows = []
+    for record in _records(docker_host, stack):
+        spec, catalogue = _registry_catalogue(record)
+        rows.append(registry_info(spec["name"], spec["type"], spec["source"], catalogue))
+    return print_json({"registries": sorted(rows, key=lambda r: r["name"])})
+
+
+@export_app.command("registry")
+def export_registry(
+    name: Annotated[str, typer.Argument(help="Registry name.")],
+    what: Annotated[str | None, typer.Argument(help="`servers`, or `server` followed by a server name.")] = None,
+    server: Annotated[str | None, typer.Argument(help="Server name (full or unique short name).")] = None,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """One registry's details, its servers, or one server, in ToolHive's API shapes."""
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.registry.views import registry_details, server_view, servers_listing
+
+    spec, catalogue = _registry_catalogue(_records(docker_host, stack, name)[0])
+    if what is None:
+        return print_json(registry_details(spec["name"], spec["type"], spec["source"], catalogue))
+    if what == "servers":
+        return print_json(servers_listing(catalogue))
+    if what == "server" and server:
+        entry = catalogue.find(server)
+        if entry is None:
+            raise UsageError(f"registry {name!r} has no server {server!r}")
+        return print_json(server_view(entry))
+    raise UsageError("use: export registry NAME [servers | server SERVER]")
+
+
+@export_app.command("secrets")
+def export_secrets(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="A manifest whose settings.secrets names the store (default: the encrypted store).", show_default=False
+        ),
+    ] = None,
+    provider: Annotated[bool, typer.Option("--provider", help="Describe the store instead of listing keys.")] = False,
+) -> int:
+    """`{"keys": [{"key", "description"}]}` as ToolHive's API lists secrets: names only, never values."""
+    from toolhive_apply.api import secret_settings
+    from toolhive_apply.stores.base import open_store
+
+    settings: dict[str, Any] = {"provider": "encrypted"}
+    if paths:
+        settings = secret_settings(load(paths, None, None))
+    store = open_store(settings)
+    if provider:
+        return print_json(store.describe())
+    keys = [{"key": s.key, **({"description": s.description} if s.description else {})} for s in store.list()]
+    return print_json({"keys": keys})
+
+
+@export_app.command("clients")
+def export_clients(
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    discovery: Annotated[
+        bool, typer.Option("--discovery", help="Every client type: installed here, registered by a stack.")
+    ] = False,
+) -> int:
+    """`[{"name", "groups"}]` (ToolHive's clients listing), or `{"clients": [...]}` with --discovery."""
+    from toolhive_apply.client_views import clients_discovery, clients_listing
+    from toolhive_apply.providers.client_state import default_state_dir
+
+    if discovery:
+        return print_json(clients_discovery(Path.home(), default_state_dir()))
+    return print_json(clients_listing(default_state_dir(), stack))
