@@ -28,6 +28,18 @@ LABEL_LOCK: Final = "toolhive-apply.lock"
 LABEL_HOLDER: Final = "toolhive-apply.lock.holder"
 LABEL_SINCE: Final = "toolhive-apply.lock.since"
 LABEL_COMMAND: Final = "toolhive-apply.lock.command"
+LABEL_HOST: Final = "toolhive-apply.lock.host"
+LABEL_PID: Final = "toolhive-apply.lock.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def lock_name(stack: str) -> str:
@@ -83,6 +95,8 @@ class StackLock:
                     LABEL_HOLDER: holder,
                     LABEL_SINCE: datetime.now(UTC).isoformat(timespec="seconds"),
                     LABEL_COMMAND: self.command,
+                    LABEL_HOST: socket.gethostname(),
+                    LABEL_PID: str(os.getpid()),
                 },
                 network_disabled=True,
             )
@@ -102,11 +116,30 @@ class StackLock:
             f"{labels.get(LABEL_HOLDER, '?')} ({labels.get(LABEL_COMMAND, '?')}) since {labels.get(LABEL_SINCE, '?')}"
         )
 
+    def _break_if_holder_died(self) -> bool:
+        """A lock left by a run on this machine whose process is gone (kill -9, power loss) is stale: remove it.
+
+        Only same-host holders can be checked; a holder on another machine is never second-guessed.
+        """
+        try:
+            found = self.api.inspect_container(lock_name(self.stack))
+        except docker.errors.NotFound:
+            return True  # released meanwhile: try again at once
+        labels = found["Config"].get("Labels") or {}
+        pid = labels.get(LABEL_PID, "")
+        if labels.get(LABEL_HOST) != socket.gethostname() or not pid.isdigit() or _pid_alive(int(pid)):
+            return False
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_container(found["Id"], force=True)  # by id: never a lock taken since
+        return True
+
     def __enter__(self) -> StackLock:
         with docker_errors(self.endpoint):
             self._ensure_image()
             deadline = time.monotonic() + self.wait_seconds
             while not self._try_create():
+                if self._break_if_holder_died():
+                    continue
                 if time.monotonic() >= deadline:
                     raise LockedError(
                         f"stack {self.stack!r} is locked by {self.holder()}",

@@ -133,17 +133,21 @@ class WorkloadProvider:
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         owned = self.list_owned()
+        all_proxies = [c for c in owned if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_PROXY]
+        # a proxy belongs to its server only under its proper name; one renamed aside by an interrupted
+        # replace is an orphan, like its server, and is deleted
         proxies = {
-            (c.get("Labels") or {}).get(LABEL_NAME, ""): c
-            for c in owned
-            if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_PROXY
+            name: c
+            for c in all_proxies
+            if container_name(c) == proxy_name(name := (c.get("Labels") or {}).get(LABEL_NAME, ""))
         }
+        orphans = [c for c in all_proxies if c not in proxies.values()]
         observed: dict[ResourceId, ObservedResource] = {}
         servers = [c for c in owned if (c.get("Labels") or {}).get(LABEL_ROLE) != ROLE_PROXY]
         for summary in servers:
             resource = self._owned(summary, proxies.pop(container_name(summary), None))
             observed[resource.id] = resource
-        for summary in proxies.values():  # a proxy whose server is gone, or left aside by a replace
+        for summary in [*proxies.values(), *orphans]:  # proxies whose server is gone, or set aside by a replace
             name = container_name(summary)
             observed[ResourceId(Kind.WORKLOAD, name)] = self._orphan(summary, name)
         if names:
