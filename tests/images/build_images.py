@@ -171,7 +171,7 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> Iterator[None]:
     """Serialise builds across processes (e.g. pytest-xdist workers) with a file lock."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
@@ -539,7 +539,7 @@ def ensure_images(force: bool = False) -> dict[str, str]:
         if not force and (ready := _current(client, recipe)) is not None:
             _log("all images up to date")
             return ready
-        with _locked(cache_dir()):
+        with locked(cache_dir()):
             # Another process may have finished the build while we waited for the lock.
             if not force and (ready := _current(client, recipe)) is not None:
                 _log("all images up to date (built by another process)")

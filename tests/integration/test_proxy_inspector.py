@@ -6,17 +6,14 @@ The package is installed once into the test cache directory and reused.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.images.build_images import cache_dir
+from tests.images.build_images import cache_dir, locked
 from tests.integration import test_proxy_harness as harness
 from tests.integration.test_proxy_harness import ProxyStack, ready
 
@@ -29,17 +26,6 @@ INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"
 """Pinned, so an upload to npm cannot change what this test runs."""
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def inspector_cli() -> Path:
     """The Inspector's CLI entry script, installed with npm on first use."""
@@ -47,7 +33,7 @@ def inspector_cli() -> Path:
         pytest.skip("Node.js/npm not installed: the MCP Inspector CLI cannot run")
     prefix = cache_dir() / "inspector-0.15.0"
     entry = prefix / "node_modules" / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
-    with _locked(prefix):
+    with locked(prefix):
         if not entry.is_file():
             done = subprocess.run(
                 ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", INSPECTOR],

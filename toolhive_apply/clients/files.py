@@ -26,6 +26,7 @@ from toolhive_apply.clients.errors import (
     ClientFileWriteError,
 )
 from toolhive_apply.errors import Origin
+from toolhive_apply.fileio import fsync_directory
 
 LOCK_TIMEOUT: Final = 5.0  # pkg/fileutils/lock.go DefaultLockTimeout
 LOCK_RETRY: Final = 0.1  # and its retry interval
@@ -210,12 +211,4 @@ def _atomic_write(target: Path, data: bytes, like: os.stat_result | None) -> Non
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(target.parent)

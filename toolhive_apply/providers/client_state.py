@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Final
 
 from toolhive_apply.clients.files import file_lock
 from toolhive_apply.errors import ToolhiveApplyError
+from toolhive_apply.fileio import replace_atomically
 
 STATE_VERSION: Final = 1
 STATE_FILE_MODE: Final = 0o600
@@ -111,26 +111,6 @@ def _make_dir(directory: Path) -> None:
             level.mkdir(mode=STATE_DIR_MODE)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, mode 0600, os.replace, fsync the directory: never a torn file."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            os.fchmod(stream.fileno(), STATE_FILE_MODE)
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class ClientState:
     """One stack's state file. Updates are read-modify-write under a thread lock and the file's flock.
 
@@ -177,7 +157,7 @@ class ClientState:
             "stack": self.stack,
             "clients": {name: records[name].as_json() for name in sorted(records)},
         }
-        _atomic_write(self.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+        replace_atomically(self.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), mode=STATE_FILE_MODE)
 
 
 def load_all(state_dir: Path | None = None) -> dict[str, dict[str, ClientRecord]]:

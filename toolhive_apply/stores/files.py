@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+
+from toolhive_apply.fileio import replace_atomically as replace_atomically  # the stores' writer
 
 POLL_INTERVAL: Final = 0.05
 
@@ -49,31 +50,3 @@ def _acquire(fd: int, operation: int, timeout: float) -> None:
             time.sleep(POLL_INTERVAL)
         else:
             return
-
-
-def replace_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the directory.
-
-    A reader sees the old content or the new one, never a torn file; the temp file never outlives a failure.
-    """
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
