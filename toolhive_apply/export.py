@@ -13,6 +13,7 @@ from typing import Any
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import UsageError
 from toolhive_apply.manifest.loader import API_VERSION
+from toolhive_apply.providers.workload_observation import container_name, parse_spec
 from toolhive_apply.providers.workload_spec import (
     LABEL_GROUP,
     LABEL_MANAGED_BY,
@@ -25,7 +26,6 @@ from toolhive_apply.providers.workload_spec import (
     container_labels,
     workload_url,
 )
-from toolhive_apply.providers.workloads import _parse_spec, container_name
 
 RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
 LABEL_NAME_KEY = "toolhive-apply.name"
@@ -75,7 +75,7 @@ def _status(summary: dict[str, Any], proxy: dict[str, Any] | None) -> tuple[str,
 def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None) -> dict[str, Any]:
     """One entry of `{"workloads": [...]}` as `thv list --format json` prints it."""
     labels: dict[str, str] = summary.get("Labels") or {}
-    spec = _parse_spec(labels) or {}
+    spec = parse_spec(labels) or {}
     name = labels.get(TH_BASENAME) or container_name(summary)
     transport = labels.get(TH_TRANSPORT, spec.get("transport", "stdio"))
     port = int(labels.get(TH_PORT, spec.get("proxy_port", 0)) or 0)
@@ -117,7 +117,7 @@ def list_workloads(
 
 def managed_spec(summary: dict[str, Any]) -> Spec:
     labels = summary.get("Labels") or {}
-    spec = _parse_spec(labels)
+    spec = parse_spec(labels)
     if spec is None or labels.get(LABEL_MANAGED_BY) is None:
         raise UsageError(f"workload {container_name(summary)!r} was not created by toolhive-apply; its spec is unknown")
     return spec

@@ -183,6 +183,28 @@ def test_mounting_the_docker_socket_is_refused(tmp_path: Path) -> None:
     assert any("Docker socket" in line for line in problems([write(tmp_path, HEADER + body)]))
 
 
+def test_profile_mounts_are_checked_and_named_by_file_line_and_field(tmp_path: Path) -> None:
+    body = "workloads:\n  - name: a\n    image: x\n    permission_profile: {read: ['./nope:/n']}\n"
+    found = problems([write(tmp_path, HEADER + body)])
+    assert any(":3:" in line and "permission_profile.read[0]" in line and "does not exist" in line for line in found)
+    acknowledged = body + "    allow_host_paths: [./nope]\n"
+    manifest = load_manifest([write(tmp_path, HEADER + acknowledged)])
+    assert manifest.workloads[0].allow_host_paths == ("./nope",)
+
+
+def test_network_isolation_needs_a_container_on_bridge_networking(tmp_path: Path) -> None:
+    body = (
+        "workloads:\n"
+        "  - {name: a, url: 'https://x.example/mcp', network_isolation: true}\n"
+        "  - {name: b, image: x, network_isolation: true, permission_profile: {network: {mode: host}}}\n"
+        "  - {name: c, image: x, network_isolation: true, permission_profile: none}\n"
+    )
+    found = problems([write(tmp_path, HEADER + body)])
+    assert len(found) == 2, found
+    assert "runs no container" in found[0] and "workloads[0].network_isolation" in found[0]
+    assert "bridge networking" in found[1] and "workloads[1].network_isolation" in found[1]
+
+
 def test_templates_render_vars_env_and_cli_vars_with_native_types(tmp_path: Path) -> None:
     path = write(
         tmp_path,

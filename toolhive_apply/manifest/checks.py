@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
+from toolhive_apply.manifest.mounts import mount_problems
 from toolhive_apply.manifest.ports import assign_ports
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FORBIDDEN_MOUNT_SOURCES = ("/var/run/docker.sock", "/run/docker.sock")
-_SHELL_META = re.compile(r"[$&;|`]|\$\(")
 
 
 def _issue(origin: Origin | None, path: tuple[str | int, ...], message: str) -> ManifestIssue:
@@ -76,15 +75,10 @@ def _secret_issues(w: Workload, declared: set[str]) -> Iterator[ManifestIssue]:
             yield _issue(w.origin, (*path, "target"), "with as: file, target is an absolute path in the container")
 
 
-def _volume_issues(w: Workload) -> Iterator[ManifestIssue]:
-    for index, volume in enumerate(w.volumes):
-        path = ("workloads", w.index, "volumes", index)
-        host = volume.split(":", 1)[0]
-        if _SHELL_META.search(volume) or "\x00" in volume:
-            yield _issue(w.origin, path, "volume contains shell metacharacters")
-        resolved = (w.base_dir / host).resolve()
-        if str(resolved) in _FORBIDDEN_MOUNT_SOURCES:
-            yield _issue(w.origin, path, "mounting the Docker socket would hand the server the whole host")
+def _mount_issues(w: Workload) -> Iterator[ManifestIssue]:
+    profile = w.permission_profile if isinstance(w.permission_profile, dict) else None
+    for path, message in mount_problems(w.base_dir, profile, w.volumes, w.allow_host_paths):
+        yield _issue(w.origin, ("workloads", w.index, *path), message)
 
 
 def _profile_issues(w: Workload) -> Iterator[ManifestIssue]:
@@ -92,24 +86,31 @@ def _profile_issues(w: Workload) -> Iterator[ManifestIssue]:
     path = ("workloads", w.index, "permission_profile")
     if isinstance(profile, dict) and profile.get("privileged") and not w.allow_privileged:
         yield _issue(w.origin, (*path, "privileged"), "a privileged container needs allow_privileged: true")
-    if w.network_isolation:
+    if not w.network_isolation:
+        return
+    where = ("workloads", w.index, "network_isolation")
+    if w.url:
+        yield _issue(w.origin, where, "a remote server (url) runs no container to isolate; remove network_isolation")
+    mode = ((profile.get("network") or {}).get("mode") or "") if isinstance(profile, dict) else ""
+    if mode not in ("", "bridge", "default", "none"):
         yield _issue(
             w.origin,
-            ("workloads", w.index, "network_isolation"),
-            "network isolation is not enforced by this version yet; set network_isolation: false "
-            "(a profile that is written down but not enforced would be worse than none)",
+            where,
+            f"network isolation needs bridge networking, but the profile sets network.mode {mode!r} "
+            "(ToolHive refuses this combination too)",
         )
 
 
 def _profile_warnings(w: Workload) -> Iterator[ManifestIssue]:
     profile = w.permission_profile
-    if isinstance(profile, dict):
-        outbound = profile.get("network", {}).get("outbound", {})
+    if isinstance(profile, dict) and not w.network_isolation:
+        outbound = (profile.get("network") or {}).get("outbound") or {}
         if outbound.get("allow_host") or outbound.get("allow_port"):
             yield _issue(
                 w.origin,
                 ("workloads", w.index, "permission_profile", "network"),
-                "warning: outbound rules are recorded but not enforced without network isolation",
+                "warning: outbound rules are enforced only with network_isolation: true; without it the server "
+                "can reach anything",
             )
 
 
@@ -122,7 +123,7 @@ def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:
         if w.group not in groups:
             yield _issue(w.origin, ("workloads", w.index, "group"), f"unknown group {w.group!r}{_known(groups)}")
         yield from _secret_issues(w, secrets)
-        yield from _volume_issues(w)
+        yield from _mount_issues(w)
         yield from _profile_issues(w)
     for index, client in enumerate(manifest.clients):
         for g_index, group in enumerate(client.groups):

@@ -101,6 +101,7 @@ class Workload:
     volumes: tuple[str, ...] = ()
     permission_profile: str | Mapping[str, Any] | None = None
     allow_privileged: bool = False
+    allow_host_paths: tuple[str, ...] = ()
     network_isolation: bool | None = None
     group: str = DEFAULT_GROUP
     tools: tuple[str, ...] = ()
@@ -201,6 +202,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         volumes=tuple(item.get("volumes", ())),
         permission_profile=item.get("permission_profile"),
         allow_privileged=bool(item.get("allow_privileged", False)),
+        allow_host_paths=tuple(str(p) for p in item.get("allow_host_paths", ())),
         network_isolation=item.get("network_isolation"),
         group=item.get("group", DEFAULT_GROUP),
         tools=tuple(item.get("tools", ())),

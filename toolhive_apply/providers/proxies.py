@@ -62,7 +62,8 @@ class ProxyManager:
         with self._lock:
             if self._network_ready:
                 return
-            if not self.api.networks(names=[self.network]):
+            # the engine's name filter matches substrings: an isolated workload's network starts with this name
+            if not any(n.get("Name") == self.network for n in self.api.networks(names=[self.network])):
                 labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_STACK: self.stack}
                 self.api.create_network(self.network, driver="bridge", labels=labels, check_duplicate=True)
             self._network_ready = True

@@ -19,21 +19,29 @@ class StackContainers:
         self.stack = stack
         self.endpoint = endpoint
         self._owned: list[dict[str, Any]] | None = None
+        self._networks: list[dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         with self._lock:
             self._owned = None
+            self._networks = None
+
+    def _filters(self) -> dict[str, list[str]]:
+        return {"label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}"]}
+
+    def networks(self) -> list[dict[str, Any]]:
+        """Every network labelled with this stack (the shared one and isolated workloads' own), listed once."""
+        with self._lock:
+            if self._networks is None:
+                with docker_errors(self.endpoint):
+                    self._networks = list(self.api.networks(filters=self._filters()))
+            return list(self._networks)
 
     def owned(self) -> list[dict[str, Any]]:
         """Every container labelled with this stack (workloads, proxies, records), listed once until refresh."""
         with self._lock:
             if self._owned is None:
                 with docker_errors(self.endpoint):
-                    self._owned = list(
-                        self.api.containers(
-                            all=True,
-                            filters={"label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}"]},
-                        )
-                    )
+                    self._owned = list(self.api.containers(all=True, filters=self._filters()))
             return list(self._owned)

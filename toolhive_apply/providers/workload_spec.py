@@ -23,6 +23,9 @@ LABEL_SPEC: Final = "toolhive-apply.spec"
 LABEL_GROUP: Final = "toolhive-apply.group"
 LABEL_ROLE: Final = "toolhive-apply.role"
 ROLE_PROXY: Final = "proxy"
+ROLE_EGRESS: Final = "egress"
+ROLE_ISOLATION: Final = "isolation"
+EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
 PROXY_LISTEN_PORT: Final = 8080
 PROXY_SOCKET: Final = "/var/run/docker.sock"
@@ -82,6 +85,37 @@ def stack_network(stack: str) -> str:
 
 def proxy_name(workload_name: str) -> str:
     return f"{workload_name}-proxy"
+
+
+def egress_name(workload_name: str) -> str:
+    return f"{workload_name}-egress"
+
+
+def isolation_network(stack: str, workload_name: str) -> str:
+    """One internal network per isolated workload, so isolated servers cannot reach each other either."""
+    return f"toolhive-apply.{stack}.{workload_name}.internal"
+
+
+def isolated(spec: Spec) -> bool:
+    """Effective isolation: asked for, a container of ours, and bridge networking (ToolHive drops it otherwise)."""
+    return bool(spec["network_isolation"]) and not spec.get("remote") and network_mode(spec) is None
+
+
+def egress_rules(spec: Spec) -> dict[str, Any] | None:
+    """What the egress proxy allows, or None when the profile allows no way out at all (no egress container)."""
+    if not isolated(spec):
+        return None
+    outbound = (spec["permission_profile"].get("network") or {}).get("outbound") or {}
+    if outbound.get("insecure_allow_all"):
+        return {"allow_all": True, "allow_host": [], "allow_port": []}
+    hosts = sorted({str(h) for h in outbound.get("allow_host") or ()})
+    if not hosts:
+        return None
+    return {
+        "allow_all": False,
+        "allow_host": hosts,
+        "allow_port": sorted({int(p) for p in outbound.get("allow_port") or ()}),
+    }
 
 
 def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: str | None) -> dict[str, Any]:
@@ -146,6 +180,11 @@ def remote_spec(workload: Workload) -> dict[str, Any]:
 def container_env(spec: Spec) -> dict[str, str]:
     """Plain env plus ToolHive's injected MCP_* variables (pkg/environment)."""
     env = dict(spec["env_vars"])
+    if egress_rules(spec) is not None:
+        # ToolHive's variables: programs that honour them reach the egress proxy; others have no way out
+        url = f"http://{egress_name(spec['name'])}:{EGRESS_PORT}"
+        env.update({"HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url})
+        env.update({"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1"})
     env["MCP_TRANSPORT"] = spec["transport"]
     if spec["transport"] in HTTP_TRANSPORTS:
         port = str(spec["target_port"])
@@ -184,7 +223,8 @@ def network_mode(spec: Spec) -> str | None:
 def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     """ToolHive's defaults: all capabilities dropped, unprivileged unless the profile says so.
 
-    No port is published: clients reach the server only through its proxy, on the stack's network.
+    No port is published: clients reach the server only through its proxy, on the stack's network, or (isolated)
+    on the workload's own internal network, which has no route out.
     """
     args: dict[str, Any] = {
         "cap_drop": ["ALL"],
@@ -231,9 +271,9 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
     return config
 
 
-def proxy_labels(spec: Spec, stack: str) -> dict[str, str]:
+def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, str]:
     """ToolHive's helper-container labels (so `thv list` skips it) plus our ownership and the pair's hash."""
-    name = proxy_name(spec["name"])
+    name = egress_name(spec["name"]) if role == ROLE_EGRESS else proxy_name(spec["name"])
     return {
         TH_LABEL: "true",
         TH_NAME: name,
@@ -244,7 +284,7 @@ def proxy_labels(spec: Spec, stack: str) -> dict[str, str]:
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_STACK: stack,
         LABEL_NAME: spec["name"],
-        LABEL_ROLE: ROLE_PROXY,
+        LABEL_ROLE: role,
         LABEL_HASH: spec_hash(spec),
         LABEL_HASH_VERSION: HASH_VERSION,
     }
@@ -266,6 +306,40 @@ def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | No
         if gid is not None:
             args["group_add"] = [str(gid)]
     return args
+
+
+def egress_config(spec: Spec) -> dict[str, Any]:
+    """THV_PROXY_CONFIG of the workload's egress proxy (the proxy image in egress mode)."""
+    rules = egress_rules(spec)
+    assert rules is not None
+    return {"name": egress_name(spec["name"]), "mode": "egress", "listen_port": EGRESS_PORT, "egress": rules}
+
+
+def egress_host_config_args(network: str) -> dict[str, Any]:
+    """On the stack's network (which has a route out); nothing published, read-only, no capabilities."""
+    return {
+        "network_mode": network,
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "restart_policy": {"Name": "unless-stopped"},
+    }
+
+
+def isolation_network_labels(spec: Spec, stack: str) -> dict[str, str]:
+    """ToolHive's network labels plus ours; the hash covers what the network is (internal bridge), not the pair."""
+    name = isolation_network(stack, spec["name"])
+    shape = {"driver": "bridge", "internal": True, "name": name}
+    return {
+        TH_LABEL: "true",
+        TH_NAME: name,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_STACK: stack,
+        LABEL_NAME: spec["name"],
+        LABEL_ROLE: ROLE_ISOLATION,
+        LABEL_HASH: spec_hash(shape),
+        LABEL_HASH_VERSION: HASH_VERSION,
+    }
 
 
 def workload_url(spec: Spec, host: str = "127.0.0.1") -> str:

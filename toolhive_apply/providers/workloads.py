@@ -1,14 +1,13 @@
 """Workloads in Docker: observe with list calls only, and carry out create/start/replace/delete.
 
 Observation reads labels from the list response (our hash and spec live there), so a no-change plan
-costs three API calls whatever the number of workloads. Replace follows compose's order with a
+costs four API calls whatever the number of workloads. Replace follows compose's order with a
 rollback: the old container is renamed aside and only removed once the new one answers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets as pyrandom
 import time
 from collections.abc import Sequence
@@ -23,44 +22,30 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.isolation import IsolationManager
 from toolhive_apply.providers.proxies import ProxyManager
 from toolhive_apply.providers.readiness import wait_until_ready
 from toolhive_apply.providers.secret_files import secret_archives
 from toolhive_apply.providers.secrets import SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
+from toolhive_apply.providers.workload_observation import container_name, observe_units
 from toolhive_apply.providers.workload_spec import (
     HTTP_TRANSPORTS,
-    LABEL_HASH,
-    LABEL_HASH_VERSION,
     LABEL_MANAGED_BY,
-    LABEL_NAME,
     LABEL_ROLE,
-    LABEL_SPEC,
     LABEL_STACK,
     MANAGED_BY,
-    ROLE_PROXY,
-    TH_LABEL,
     container_env,
     container_labels,
+    egress_name,
     host_config_args,
+    isolated,
+    isolation_network,
     proxy_name,
     workload_spec,
 )
 
 STOP_TIMEOUT = 10
-
-
-def container_name(summary: dict[str, Any]) -> str:
-    names = summary.get("Names") or ["/?"]
-    return str(names[0]).lstrip("/")
-
-
-def _parse_spec(labels: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        spec = json.loads(labels.get(LABEL_SPEC, ""))
-    except ValueError:
-        return None
-    return spec if isinstance(spec, dict) else None
 
 
 def split_image(ref: str) -> tuple[str, str]:
@@ -87,6 +72,8 @@ class WorkloadProvider:
         self.secrets = secrets
         self.snapshot = StackContainers(api, stack, endpoint)
         self.proxies = ProxyManager(api, stack, endpoint)
+        self.isolation = IsolationManager(api, stack, self.proxies)
+        self.warnings: tuple[str, ...] = ()
         self._image_ids: dict[str, str] | None = None
 
     # -- observing -------------------------------------------------------------------------------
@@ -106,6 +93,7 @@ class WorkloadProvider:
         ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
         ids = self.image_ids(refresh=True) if any(w.image for w in manifest.workloads) else {}
         result = []
+        warnings = []
         for workload in manifest.workloads:
             image_id = None
             if workload.image:
@@ -116,6 +104,12 @@ class WorkloadProvider:
                 spec["secret_digests"] = self._digests(spec)
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in spec["secrets"])
             result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
+            if spec["permission_profile"].get("privileged"):
+                warnings.append(
+                    f"workload {workload.name!r} runs PRIVILEGED: it has every capability and the host's devices "
+                    "(acknowledged by allow_privileged)"
+                )
+        self.warnings = tuple(warnings)
         return result
 
     def _resolver(self) -> SecretResolver:
@@ -128,35 +122,15 @@ class WorkloadProvider:
         resolver = self._resolver()
         return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]}
 
-    def list_owned(self) -> list[dict[str, Any]]:
-        return [c for c in self.snapshot.owned() if (c.get("Labels") or {}).get(TH_LABEL) == "true"]
-
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
-        owned = self.list_owned()
-        all_proxies = [c for c in owned if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_PROXY]
-        # a proxy belongs to its server only under its proper name; one renamed aside by an interrupted
-        # replace is an orphan, like its server, and is deleted
-        proxies = {
-            name: c
-            for c in all_proxies
-            if container_name(c) == proxy_name(name := (c.get("Labels") or {}).get(LABEL_NAME, ""))
-        }
-        orphans = [c for c in all_proxies if c not in proxies.values()]
-        observed: dict[ResourceId, ObservedResource] = {}
-        servers = [c for c in owned if (c.get("Labels") or {}).get(LABEL_ROLE) != ROLE_PROXY]
-        for summary in servers:
-            resource = self._owned(summary, proxies.pop(container_name(summary), None))
-            observed[resource.id] = resource
-        for summary in [*proxies.values(), *orphans]:  # proxies whose server is gone, or set aside by a replace
-            name = container_name(summary)
-            observed[ResourceId(Kind.WORKLOAD, name)] = self._orphan(summary, name)
+        observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
         if names:
             observed.update(self._foreign(names))
         return list(observed.values())
 
     def _foreign(self, names: Sequence[str]) -> dict[ResourceId, ObservedResource]:
         """Containers we do not own that hold a name we want (the server's or its proxy's): conflicts."""
-        wanted = {n: n for n in names} | {proxy_name(n): n for n in names}
+        wanted = {n: n for n in names} | {proxy_name(n): n for n in names} | {egress_name(n): n for n in names}
         with docker_errors(self.endpoint):
             same_name = self.api.containers(all=True, filters={"name": [f"^/{n}$" for n in wanted]})
         found = {}
@@ -171,41 +145,6 @@ class WorkloadProvider:
             found[rid] = ObservedResource(rid, f"container {name!r}", False, owner, None, None, state)
         return found
 
-    def _orphan(self, summary: dict[str, Any], name: str) -> ObservedResource:
-        facts = {"container_id": summary["Id"], "container_name": name}
-        rid = ResourceId(Kind.WORKLOAD, name)
-        return ObservedResource(rid, summary["Id"], True, self.stack, None, None, "orphaned", None, facts)
-
-    def _owned(self, summary: dict[str, Any], proxy: dict[str, Any] | None) -> ObservedResource:
-        labels = summary.get("Labels") or {}
-        name = container_name(summary)
-        if name != labels.get(LABEL_NAME, name):
-            return self._orphan(summary, name)  # left behind by an interrupted replace
-        spec = _parse_spec(labels)
-        if spec is not None and summary.get("ImageID") and "image_id" in spec:
-            spec = {**spec, "image_id": summary["ImageID"]}
-        facts = {
-            "container_id": summary["Id"],
-            "image_id": summary.get("ImageID"),
-            "container_name": name,
-            "proxy_id": proxy["Id"] if proxy else None,
-            "proxy_state": str(proxy.get("State")) if proxy else "missing",
-        }
-        state = str(summary.get("State", "unknown"))
-        if state == "running" and facts["proxy_state"] != "running" and not (spec or {}).get("remote"):
-            state = f"proxy {facts['proxy_state']}"
-        return ObservedResource(
-            ResourceId(Kind.WORKLOAD, name),
-            summary["Id"],
-            True,
-            self.stack,
-            labels.get(LABEL_HASH),
-            labels.get(LABEL_HASH_VERSION),
-            state,
-            spec,
-            facts,
-        )
-
     # -- applying --------------------------------------------------------------------------------
     def apply(self, change: Change, emit: EventSink) -> str:
         address = str(change.id)
@@ -218,7 +157,9 @@ class WorkloadProvider:
     def _dispatch(self, change: Change, emit: EventSink) -> str:
         if change.action is Action.DELETE:
             assert change.observed is not None
-            self._remove_pair(change.observed.handle, change.observed.facts.get("proxy_id"))
+            facts = change.observed.facts
+            self._remove_all(change.observed.handle, facts.get("proxy_id"), facts.get("egress_id"))
+            self.isolation.remove_network(facts.get("network"))
             self.proxies.remove_network_if_unused()
             return "deleted"
         assert change.desired is not None
@@ -228,7 +169,7 @@ class WorkloadProvider:
             self._create_and_start(change, spec, emit)
             return "created"
         assert change.observed is not None
-        if change.action is Action.START:
+        if change.action is Action.START and change.observed.status != "network missing":
             self._start_pair(change, spec, emit)
             return "started"
         self._replace(change, spec, emit)
@@ -274,7 +215,7 @@ class WorkloadProvider:
         return None
 
     def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
-        host_config = self.api.create_host_config(**host_config_args(spec, self.proxies.network))
+        host_config = self.api.create_host_config(**host_config_args(spec, self.isolation.server_network(spec)))
         ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
         environment = container_env(spec)
         for ref in spec["secrets"]:
@@ -315,16 +256,26 @@ class WorkloadProvider:
         if spec.get("remote"):
             self._create_remote(change, spec, emit)
             return
-        server = self._create(change, spec, change.id.name)
+        address = str(change.id)
+        made_network = isolated(spec) and self.isolation.ensure_network(spec, address)
+        server: str | None = None
         proxy: str | None = None
+        egress: str | None = None
         try:
+            egress = self.isolation.create_egress(spec, address)
+            if egress:
+                self.api.start(egress)
+            server = self._create(change, spec, change.id.name)
             self.api.start(server)
-            proxy = self.proxies.create(spec, str(change.id))
+            proxy = self.proxies.create(spec, address)
+            self.isolation.connect_proxy(spec, proxy)
             self.api.start(proxy)
-            self._wait(change, spec, [(server, 0), (proxy, 0)], emit)
+            self._wait(change, spec, [(c, 0) for c in (server, proxy, egress) if c], emit)
         except (ProviderError, docker.errors.APIError):
             # a half-made workload is worse than none: the next apply creates it afresh
-            self._remove_pair(server, proxy)
+            self._remove_all(server, proxy, egress)
+            if made_network:
+                self.isolation.remove_network(isolation_network(self.stack, change.id.name))
             raise
 
     def _create_remote(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
@@ -337,7 +288,7 @@ class WorkloadProvider:
             self.api.start(proxy)
             self._wait(change, spec, [(proxy, 0)], emit)
         except (ProviderError, docker.errors.APIError):
-            self._remove_pair(proxy, None)
+            self._remove_all(proxy)
             raise
 
     def _start_pair(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
@@ -351,12 +302,20 @@ class WorkloadProvider:
         if spec.get("remote"):
             self._wait(change, spec, [(server, restarts)], emit)
             return
+        parts = [(server, restarts)]
+        egress = change.observed.facts.get("egress_id")
+        if egress is None and isolated(spec):
+            egress = self.isolation.create_egress(spec, str(change.id))
         if proxy is None:
             proxy = self.proxies.create(spec, str(change.id))
-        proxy_restarts = int(self.api.inspect_container(proxy).get("RestartCount", 0))
-        if not self.api.inspect_container(proxy)["State"].get("Running"):
-            self.api.start(proxy)
-        self._wait(change, spec, [(server, restarts), (str(proxy), proxy_restarts)], emit)
+            self.isolation.connect_proxy(spec, proxy)
+        for helper in (proxy, egress):
+            if helper:
+                inspected = self.api.inspect_container(helper)
+                parts.append((str(helper), int(inspected.get("RestartCount", 0))))
+                if not inspected["State"].get("Running"):
+                    self.api.start(helper)
+        self._wait(change, spec, parts, emit)
 
     def _wait(self, change: Change, spec: dict[str, Any], containers: list[tuple[str, int]], emit: EventSink) -> None:
         emit(Event(str(change.id), "progress", "waiting until it answers MCP through its proxy"))
@@ -368,34 +327,41 @@ class WorkloadProvider:
     def _replace(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """compose's order with a rollback: set the old pair aside, start the new one, drop the old one last."""
         assert change.observed is not None
-        old = change.observed.handle
-        old_proxy = change.observed.facts.get("proxy_id")
+        facts = change.observed.facts
+        name = change.id.name
+        # the old unit, helpers first to be restored last: (container, its proper name)
+        old = [
+            (facts.get("egress_id"), egress_name(name)),
+            (facts.get("proxy_id"), proxy_name(name)),
+            (change.observed.handle, name),
+        ]
+        old = [(container, proper) for container, proper in old if container]
         was_running = change.observed.status == "running"
         suffix = f"replaced-{pyrandom.token_hex(3)}"
-        self.api.rename(old, f"{change.id.name}-{suffix}")
-        self.api.stop(old, timeout=STOP_TIMEOUT)
-        if old_proxy:
-            self.api.rename(old_proxy, f"{proxy_name(change.id.name)}-{suffix}")
-            self.api.stop(old_proxy, timeout=STOP_TIMEOUT)
+        for container, proper in reversed(old):
+            self.api.rename(container, f"{proper}-{suffix}")
+            self.api.stop(container, timeout=STOP_TIMEOUT)
         try:
             self._create_and_start(change, spec, emit)
         except (ProviderError, docker.errors.APIError) as exc:
             emit(Event(str(change.id), "progress", "new container failed; restoring the old one"))
-            self._restore(old, change.id.name, was_running)
-            if old_proxy:
-                self._restore(old_proxy, proxy_name(change.id.name), was_running)
+            for container, proper in reversed(old):  # the server first, as it was started
+                self._restore(container, proper, was_running)
             if isinstance(exc, ProviderError):
                 raise
             raise ProviderError(str(change.id), "replace", _api_message(exc)) from None
-        self._remove_pair(old, old_proxy)
+        self._remove_all(*(container for container, _ in old))
+        if not isolated(spec):
+            self.isolation.remove_network(facts.get("network"))
 
     def _restore(self, old: str, name: str, start: bool) -> None:
         self.api.rename(old, name)
         if start:
             self.api.start(old)
 
-    def _remove_pair(self, server: str | None, proxy: str | None) -> None:
-        for container in (proxy, server):
+    def _remove_all(self, *containers: str | None) -> None:
+        """Helpers and server of a unit, in any order: each removal stands alone."""
+        for container in containers:
             if container:
                 self._remove_quietly(container)
 

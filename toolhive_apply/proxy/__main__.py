@@ -7,12 +7,23 @@ Exit status: 0 after SIGTERM, 2 for an unusable configuration (restarting cannot
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
 
 from toolhive_apply.proxy.app import serve
 from toolhive_apply.proxy.config import CONFIG_ENV, ConfigError, load_config
+from toolhive_apply.proxy.egress import serve_egress
+
+
+def _egress_document(text: str | None) -> dict[str, object] | None:
+    """The configuration when it asks for egress mode, which has its own small document and server."""
+    try:
+        raw = json.loads(text or "")
+    except ValueError:
+        return None
+    return raw if isinstance(raw, dict) and raw.get("mode") == "egress" else None
 
 
 def main() -> int:
@@ -21,8 +32,14 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    egress = _egress_document(os.environ.get(CONFIG_ENV))
     try:
+        if egress is not None:
+            asyncio.run(serve_egress(egress))
+            return 0
         config = load_config(os.environ.get(CONFIG_ENV), os.environ)
+    except KeyboardInterrupt:
+        return 0
     except ConfigError as error:
         sys.stderr.write(f"toolhive-apply-proxy: {error}\n")
         return ConfigError.exit_code

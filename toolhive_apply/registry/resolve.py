@@ -14,6 +14,7 @@ from pathlib import Path
 from toolhive_apply.errors import ManifestError, ManifestIssue
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Registry, Workload
+from toolhive_apply.manifest.mounts import mount_problems
 from toolhive_apply.registry.formats import Catalogue, ServerEntry, parse_catalogue
 from toolhive_apply.registry.sources import Fetched, load_file, load_remote
 
@@ -114,6 +115,10 @@ def resolve_workload(workload: Workload, entry: ServerEntry) -> tuple[Workload, 
     for name, value in candidates.items():
         if value and not getattr(workload, name):
             filled[name] = value
+    if "permission_profile" in filled:  # the registry's mounts get the same scrutiny as the manifest's own
+        profile = entry.permissions if isinstance(entry.permissions, dict) else None
+        for path, message in mount_problems(workload.base_dir, profile, (), workload.allow_host_paths):
+            issues.append(_issue(workload, path, f"{message} (from {origin})"))
     explain = {name: origin for name in filled}
     explain.update({f"env_vars.{k}": origin for k in env if k not in workload.env_vars})
     resolved = dataclasses.replace(

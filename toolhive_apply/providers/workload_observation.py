@@ -1,0 +1,142 @@
+"""From one container list and one network list to observed workloads: pure, so every rule is tested on data.
+
+A workload is a unit: the MCP container (or, for a remote server, its proxy alone), its proxy, and when isolated
+its egress proxy and internal network. Helpers belong to their server only under their proper names; a helper or
+network whose server is gone, or a container renamed aside by an interrupted replace, is an orphan and is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from toolhive_apply.engine.resource import Kind, ObservedResource, ResourceId
+from toolhive_apply.providers.workload_spec import (
+    LABEL_HASH,
+    LABEL_HASH_VERSION,
+    LABEL_NAME,
+    LABEL_ROLE,
+    LABEL_SPEC,
+    ROLE_EGRESS,
+    ROLE_ISOLATION,
+    ROLE_PROXY,
+    TH_LABEL,
+    egress_name,
+    egress_rules,
+    isolated,
+    proxy_name,
+)
+
+HELPER_NAMES = {ROLE_PROXY: proxy_name, ROLE_EGRESS: egress_name}
+
+
+def container_name(summary: dict[str, Any]) -> str:
+    names = summary.get("Names") or ["/?"]
+    return str(names[0]).lstrip("/")
+
+
+def _labels(summary: dict[str, Any]) -> dict[str, str]:
+    return summary.get("Labels") or {}
+
+
+def parse_spec(labels: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        spec = json.loads(labels.get(LABEL_SPEC, ""))
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def observe_units(
+    stack: str, containers: Iterable[dict[str, Any]], networks: Iterable[dict[str, Any]], wanted: Collection[str]
+) -> dict[ResourceId, ObservedResource]:
+    """Every workload unit of the stack, and every orphan; `wanted` names keep their networks out of the orphans."""
+    owned = [c for c in containers if _labels(c).get(TH_LABEL) == "true"]
+    helpers: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in HELPER_NAMES}
+    orphans: list[dict[str, Any]] = []
+    servers = []
+    for summary in owned:
+        role = _labels(summary).get(LABEL_ROLE)
+        if role in HELPER_NAMES:
+            name = _labels(summary).get(LABEL_NAME, "")
+            if container_name(summary) == HELPER_NAMES[role](name):
+                helpers[role][name] = summary
+            else:
+                orphans.append(summary)  # set aside by an interrupted replace
+        else:
+            servers.append(summary)
+    own_networks = {_labels(n).get(LABEL_NAME, ""): n for n in networks if _labels(n).get(LABEL_ROLE) == ROLE_ISOLATION}
+    observed: dict[ResourceId, ObservedResource] = {}
+    for summary in servers:
+        name = container_name(summary)
+        found = {role: helpers[role].pop(name, None) for role in HELPER_NAMES}
+        resource = _owned(stack, summary, found, own_networks.get(name))
+        if resource.status != "orphaned":
+            own_networks.pop(name, None)
+        observed[resource.id] = resource
+    for summary in [*orphans, *(s for by_name in helpers.values() for s in by_name.values())]:
+        name = container_name(summary)
+        observed[ResourceId(Kind.WORKLOAD, name)] = _orphan(stack, summary["Id"], name, {"container_name": name})
+    for name, network in own_networks.items():
+        if name not in wanted:  # a desired workload reuses its network
+            rid = ResourceId(Kind.WORKLOAD, str(network.get("Name")))
+            observed[rid] = _orphan(stack, "", rid.name, {"network": network.get("Name")})
+    return observed
+
+
+def _orphan(stack: str, handle: str, name: str, facts: dict[str, Any]) -> ObservedResource:
+    rid = ResourceId(Kind.WORKLOAD, name)
+    return ObservedResource(rid, handle, True, stack, None, None, "orphaned", None, {"container_id": handle, **facts})
+
+
+def _owned(
+    stack: str, summary: dict[str, Any], helpers: dict[str, dict[str, Any] | None], network: dict[str, Any] | None
+) -> ObservedResource:
+    labels = _labels(summary)
+    name = container_name(summary)
+    if name != labels.get(LABEL_NAME, name):
+        return _orphan(stack, summary["Id"], name, {"container_name": name})  # left behind by an interrupted replace
+    spec = parse_spec(labels)
+    if spec is not None and summary.get("ImageID") and "image_id" in spec:
+        spec = {**spec, "image_id": summary["ImageID"]}
+    proxy, egress = helpers[ROLE_PROXY], helpers[ROLE_EGRESS]
+    facts: dict[str, Any] = {
+        "container_id": summary["Id"],
+        "image_id": summary.get("ImageID"),
+        "container_name": name,
+        "proxy_id": proxy["Id"] if proxy else None,
+        "proxy_state": str(proxy.get("State")) if proxy else "missing",
+        "egress_id": egress["Id"] if egress else None,
+        "egress_state": str(egress.get("State")) if egress else "missing",
+        "network": network.get("Name") if network else None,
+    }
+    return ObservedResource(
+        ResourceId(Kind.WORKLOAD, name),
+        summary["Id"],
+        True,
+        stack,
+        labels.get(LABEL_HASH),
+        labels.get(LABEL_HASH_VERSION),
+        _status(str(summary.get("State", "unknown")), spec, facts),
+        spec,
+        facts,
+    )
+
+
+def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> str:
+    """`running` only when every part of the unit runs; otherwise which part is not (planned as a start)."""
+    if state != "running" or spec is None or spec.get("remote"):
+        return state
+    if facts["proxy_state"] != "running":
+        return f"proxy {facts['proxy_state']}"
+    try:
+        is_isolated = isolated(spec)
+        needs_egress = egress_rules(spec) is not None
+    except (KeyError, AttributeError, TypeError):
+        return state  # a spec from an older version: judged by its hash alone
+    if is_isolated and facts["network"] is None:
+        return "network missing"
+    if needs_egress and facts["egress_state"] != "running":
+        return f"egress {facts['egress_state']}"
+    return state
