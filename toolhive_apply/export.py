@@ -212,6 +212,7 @@ def _manifest_workload(spec: Spec) -> dict[str, Any]:
         "trust_proxy_headers": spec["trust_proxy_headers"] or None,
         "labels": dict(spec["labels"]) or None,
         "prune": False if spec["prune"] is False else None,
+        "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,
         "ready_timeout": spec.get("ready_timeout"),
     }
     entry.update({k: v for k, v in optional.items() if v is not None})

@@ -201,3 +201,54 @@ def test_helpers_and_networks_without_their_server_are_orphans_unless_the_worklo
     assert observed[next(rid for rid in observed if rid.name.endswith("internal"))].facts["network"] == (
         "toolhive-apply.s.w.internal"
     )
+
+
+# -- profiles from a registry entry ------------------------------------------------------------------------------
+def _registry_manifest(tmp_path: Path, permissions: dict[str, Any], workload_extra: str = "") -> Path:
+    import json
+
+    entry = {
+        "description": "A server whose profile comes from the catalogue",
+        "tier": "Community",
+        "status": "Active",
+        "transport": "stdio",
+        "tools": ["t"],
+        "image": "toolhive-apply-test/python:latest",
+        "permissions": permissions,
+    }
+    registry = {"version": "1.0.0", "last_updated": "2026-11-01T00:00:00Z", "servers": {"fetch": entry}}
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        "apiVersion: toolhive-apply/v1\nsettings: {stack: s}\nregistries: [{name: r, local_path: ./registry.json}]\n"
+        "workloads:\n  - {name: f, registry: r, server: fetch, network_isolation: true" + workload_extra + "}\n"
+    )
+    return path
+
+
+def test_a_registry_entry_profile_is_enforced_unless_the_workload_sets_its_own(tmp_path: Path) -> None:
+    from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.manifest.model import Manifest
+    from toolhive_apply.providers.workload_spec import workload_spec
+    from toolhive_apply.registry.resolve import resolve_registries
+
+    def rules(manifest: Manifest) -> Any:
+        workload = resolve_registries(manifest).manifest.workloads[0]
+        return egress_rules(workload_spec(workload, manifest, 20000, None))
+
+    registry_profile = {"network": {"outbound": {"allow_host": [".github.com"], "allow_port": [443]}}}
+    from_registry = load_manifest([_registry_manifest(tmp_path, registry_profile)])
+    assert rules(from_registry) == {"allow_all": False, "allow_host": [".github.com"], "allow_port": [443]}
+    own = load_manifest([_registry_manifest(tmp_path, registry_profile, ", permission_profile: none")])
+    assert rules(own) is None  # the workload's own profile wins: no way out
+
+
+def test_a_registry_entry_cannot_mount_the_host_without_the_manifest_saying_so(tmp_path: Path) -> None:
+    from toolhive_apply.errors import ManifestError
+    from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.registry.resolve import resolve_registries
+
+    manifest = load_manifest([_registry_manifest(tmp_path, {"write": ["/var/run/docker.sock:/s"]})])
+    with pytest.raises(ManifestError) as raised:
+        resolve_registries(manifest)
+    assert any("Docker socket" in line and "from registry r/fetch" in line for line in raised.value.lines())
