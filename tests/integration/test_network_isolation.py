@@ -239,8 +239,18 @@ def test_a_profile_change_is_planned_attribute_by_attribute_and_applied_by_repla
     workloads = _workloads(tmp_path, ["allowed.example"])
     path = write_manifest(tmp_path, stack, workloads)
     assert run_cli("apply", str(path), "--yes").code == 0
-    _start_targets(docker_api, stack)
+    ips = _start_targets(docker_api, stack)
     assert _blocked_by_proxy(_probe(docker_api, "fetcher", "env", "http://denied.example:8000/"))
+
+    # an escape made by hand (the server connected to a network with a route out) is drift: the unit is recreated
+    docker_api.connect_container_to_network("fetcher", f"toolhive-apply.{stack}")
+    assert _reached(_probe(docker_api, "fetcher", "direct", f"http://{ips['denied']}:8000/"), "denied:8000")
+    drifted = json.loads(run_cli("plan", str(path), "--output", "json").stdout)["changes"]
+    assert [(c["name"], c["action"], c["reason"]) for c in drifted] == [
+        ("fetcher", "replace", f"drifted: attached to toolhive-apply.{stack}, toolhive-apply.{stack}.fetcher.internal")
+    ]
+    assert run_cli("apply", str(path), "--yes").code == 0
+    assert _failed(_probe(docker_api, "fetcher", "direct", f"http://{ips['denied']}:8000/"))
 
     workloads[0]["permission_profile"]["network"]["outbound"]["allow_host"] = ["denied.example"]
     path = write_manifest(tmp_path, stack, workloads)

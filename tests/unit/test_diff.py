@@ -57,6 +57,14 @@ def test_equal_hash_and_running_is_in_sync() -> None:
     assert plan.in_sync == (rid("a"),)
 
 
+def test_drift_a_start_cannot_undo_replaces_with_the_drift_as_the_reason() -> None:
+    item = desired("a")
+    plan = make_plan([item], [observed_from(item, "drifted: attached to bridge")], OPTIONS)
+    assert [(c.action, c.reason, c.fields) for c in plan.changes] == [
+        (Action.REPLACE, "drifted: attached to bridge", ())
+    ]
+
+
 def test_a_stopped_container_with_the_right_spec_is_started_not_replaced() -> None:
     item = desired("a")
     plan = make_plan([item], [observed_from(item, status="exited")], OPTIONS)

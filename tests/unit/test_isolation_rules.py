@@ -181,6 +181,7 @@ def test_a_unit_is_running_only_when_its_network_and_egress_are_there() -> None:
     allow = {"network": {"outbound": {"allow_host": ["a.example"]}}}
     spec = _spec(allow)
     server = _container("w", spec=spec)
+    server["NetworkSettings"] = {"Networks": {"toolhive-apply.s.w.internal": {}}}
     proxy = _container("w-proxy", "proxy")
     egress = _container("w-egress", "egress")
     full = observe_units("s", [server, proxy, egress], [_network("w")], ["w"])
@@ -189,7 +190,14 @@ def test_a_unit_is_running_only_when_its_network_and_egress_are_there() -> None:
     assert [r.status for r in observe_units("s", [server, proxy], [_network("w")], ["w"]).values()] == [
         "egress missing"
     ]
-    assert [r.status for r in observe_units("s", [server, proxy, egress], [], ["w"]).values()] == ["network missing"]
+    assert [r.status for r in observe_units("s", [server, proxy, egress], [], ["w"]).values()] == [
+        "drifted: internal network missing"
+    ]
+    # someone connected the server to a network with a route out: recreated, not trusted
+    escaped = {**server, "NetworkSettings": {"Networks": {"toolhive-apply.s.w.internal": {}, "bridge": {}}}}
+    assert [r.status for r in observe_units("s", [escaped, proxy, egress], [_network("w")], ["w"]).values()] == [
+        "drifted: attached to bridge, toolhive-apply.s.w.internal"
+    ]
 
 
 def test_helpers_and_networks_without_their_server_are_orphans_unless_the_workload_is_wanted() -> None:

@@ -27,6 +27,9 @@ HEALTHY = frozenset({"running", "present"})
 # Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
 IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
 SENSITIVE_PREFIXES = ("secret_digests",)
+# An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
+# container attached to another network, say): the unit is recreated from the spec.
+DRIFTED = "drifted: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ def _compare(desired: DesiredResource, observed: ObservedResource, options: Diff
     if not same_hash:
         action = Action.UPDATE if desired.id.kind in IN_PLACE_KINDS else Action.REPLACE
         return Change(desired.id, action, _reason_for(fields, desired.explain), fields, desired, observed)
+    if observed.status.startswith(DRIFTED):
+        return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed)
     if observed.status not in HEALTHY:
         what = observed.status if observed.status.startswith("proxy") else f"container {observed.status}"
         return Change(desired.id, Action.START, what, (), desired, observed)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from toolhive_apply.engine.diff import DRIFTED
 from toolhive_apply.engine.resource import Kind, ObservedResource, ResourceId
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
@@ -110,6 +111,7 @@ def _owned(
         "egress_id": egress["Id"] if egress else None,
         "egress_state": str(egress.get("State")) if egress else "missing",
         "network": network.get("Name") if network else None,
+        "attached": sorted((summary.get("NetworkSettings") or {}).get("Networks") or {}),
     }
     return ObservedResource(
         ResourceId(Kind.WORKLOAD, name),
@@ -136,7 +138,9 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
     except (KeyError, AttributeError, TypeError):
         return state  # a spec from an older version: judged by its hash alone
     if is_isolated and facts["network"] is None:
-        return "network missing"
+        return f"{DRIFTED}internal network missing"
+    if is_isolated and facts["attached"] != [facts["network"]]:
+        return f"{DRIFTED}attached to {', '.join(facts['attached']) or 'no network'}"
     if needs_egress and facts["egress_state"] != "running":
         return f"egress {facts['egress_state']}"
     return state

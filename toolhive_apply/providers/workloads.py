@@ -169,7 +169,7 @@ class WorkloadProvider:
             self._create_and_start(change, spec, emit)
             return "created"
         assert change.observed is not None
-        if change.action is Action.START and change.observed.status != "network missing":
+        if change.action is Action.START:
             self._start_pair(change, spec, emit)
             return "started"
         self._replace(change, spec, emit)
