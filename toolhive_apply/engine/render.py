@@ -75,12 +75,16 @@ def render_change(change: Change, colour: bool, verbose: bool, explain: bool = F
     ]
     fields = change.fields
     if change.action in (Action.CREATE, Action.DELETE) and not verbose:
-        fields = tuple(f for f in fields if f.path in _HEADLINE_FIELDS)
+        fields = tuple(f for f in fields if f.path in _HEADLINE_FIELDS or f.path.startswith(_HEADLINE_PREFIXES))
     lines.extend(_field_line(change, item) + (_source(change, item.path) if explain else "") for item in fields)
     return lines
 
 
-_HEADLINE_FIELDS = frozenset({"image", "transport", "proxy_mode", "proxy_port", "group", "url", "key", "path"})
+_HEADLINE_FIELDS = frozenset(
+    {"image", "transport", "proxy_mode", "proxy_port", "group", "url", "key", "path", "network_isolation"}
+)
+# what a workload may touch is always shown, even in the short form: it is what a reviewer has to see
+_HEADLINE_PREFIXES = ("permission_profile.",)
 
 
 def summary_line(plan: Plan) -> str:
