@@ -77,6 +77,10 @@ def render_change(change: Change, colour: bool, verbose: bool, explain: bool = F
     if change.action in (Action.CREATE, Action.DELETE) and not verbose:
         fields = tuple(f for f in fields if f.path in _HEADLINE_FIELDS or f.path.startswith(_HEADLINE_PREFIXES))
     lines.extend(_field_line(change, item) + (_source(change, item.path) if explain else "") for item in fields)
+    source = change.desired or change.observed
+    spec = source.spec if source is not None else None
+    if spec and spec.get("parts") and change.action is not Action.START:
+        lines.append(f"      # made of: {', '.join(str(p) for p in spec['parts'])}")
     return lines
 
 

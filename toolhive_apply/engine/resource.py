@@ -52,7 +52,9 @@ def canonical_json(value: object) -> str:
 
 
 # Fields that are recorded with a resource but do not shape it: changing them replaces nothing.
-SOFT_FIELDS = frozenset({"description", "ready_timeout", "source", "groups"})
+# Fields that describe but do not shape a resource: left out of its hash and its field diff. `parts` names the
+# Docker objects a workload is made of (containers, its internal network), so a plan shows what it will create.
+SOFT_FIELDS = frozenset({"description", "ready_timeout", "source", "groups", "parts"})
 
 
 def hard_spec(spec: Spec) -> dict[str, Any]:

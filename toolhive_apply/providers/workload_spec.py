@@ -152,7 +152,20 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["registry_server"] = workload.registry_server
     if workload.url:
         spec.update(remote_spec(workload))
+    spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
+
+
+def unit_parts(spec: Spec, stack: str) -> list[str]:
+    """The Docker objects this workload is made of, as a plan names them."""
+    if spec.get("remote"):
+        return [f"container {spec['name']} (proxy to {spec['url']})"]
+    parts = [f"container {spec['name']}", f"container {proxy_name(spec['name'])}"]
+    if egress_rules(spec) is not None:
+        parts.append(f"container {egress_name(spec['name'])} (egress proxy)")
+    if isolated(spec):
+        parts.append(f"network {isolation_network(stack, spec['name'])} (internal)")
+    return parts
 
 
 REMOTE_HEADER_ENV = "THV_HEADER_{index}"
