@@ -260,3 +260,11 @@ def test_a_registry_entry_cannot_mount_the_host_without_the_manifest_saying_so(t
     with pytest.raises(ManifestError) as raised:
         resolve_registries(manifest)
     assert any("Docker socket" in line and "from registry r/fetch" in line for line in raised.value.lines())
+
+
+def test_a_path_that_escapes_through_a_symlink_or_dot_dot_is_judged_by_where_it_lands(tmp_path: Path) -> None:
+    (tmp_path / "innocent").symlink_to("/proc")
+    depth = len(tmp_path.parts) - 1
+    problems = dict(mount_problems(tmp_path, {"read": ["./innocent:/i", "./" + "../" * depth + "sys:/s"]}, (), ()))
+    assert "/proc would expose the host" in problems[("permission_profile", "read", 0)]
+    assert "/sys would expose the host" in problems[("permission_profile", "read", 1)]
