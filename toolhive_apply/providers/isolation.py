@@ -85,10 +85,7 @@ class IsolationManager:
         if egress_rules(spec) is None:
             return None
         name = egress_name(spec["name"])
-        with contextlib.suppress(docker.errors.NotFound):
-            existing = self.api.inspect_container(name)
-            if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
-                self.api.remove_container(name, force=True)
+        self.proxies.remove_stale(name)
         created = self.api.create_container(
             image=self.proxies.image(spec, address),
             name=name,

@@ -114,14 +114,18 @@ class ProxyManager:
         )
         return str(created["Id"])
 
-    def create(self, spec: dict[str, Any], address: str) -> str:
-        """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
-        image = self.image(spec, address)
-        name = proxy_name(spec["name"])
+    def remove_stale(self, name: str) -> None:
+        """A helper of ours left under `name` by an interrupted run is replaced; anything else is not ours."""
         with contextlib.suppress(docker.errors.NotFound):
             existing = self.api.inspect_container(name)
             if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
                 self.api.remove_container(name, force=True)
+
+    def create(self, spec: dict[str, Any], address: str) -> str:
+        """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
+        image = self.image(spec, address)
+        name = proxy_name(spec["name"])
+        self.remove_stale(name)
         host_config = self.api.create_host_config(
             **proxy_host_config_args(spec, self.network, local_socket(self.endpoint))
         )
