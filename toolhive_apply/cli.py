@@ -294,12 +294,15 @@ def _event_printer(painted: bool) -> Callable[[Event], None]:
 
 def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, options: dict[str, Any]) -> int:
     from toolhive_apply.api import apply_plan
+    from toolhive_apply.engine.lock import clear_stale_lock
     from toolhive_apply.engine.render import render_plan, render_recap
 
     json_mode = options["json"]
     if not json_mode:
         out(render_plan(the_plan, colour=colour(sys.stdout)))
     if not the_plan.has_changes:
+        # Nothing to change means no lock is taken; a lock left by a killed run is still cleared (see the function).
+        clear_stale_lock(targets.api, targets.stack, targets.endpoint)
         if json_mode:
             out(json.dumps({"changed": False, "recap": None}) + "\n")
         return EXIT_OK

@@ -7,11 +7,13 @@ constant number of round trips, instead of asserting on wall-clock time.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 from urllib.parse import urlparse
 
 import docker
@@ -23,6 +25,40 @@ from toolhive_apply.errors import TargetUnavailableError
 
 DOCKER_HINT = "is dockerd running? Set DOCKER_HOST (or settings.docker.host) to reach another engine"
 
+FAULT_KILL_ENV: Final = "TOOLHIVE_APPLY_FAULT_KILL_AFTER_CALLS"
+FAULT_SIGNAL_ENV: Final = "TOOLHIVE_APPLY_FAULT_SIGNAL"
+"""Test hooks of the fault suite (tests/integration/test_faults_*.py), never set in normal use.
+
+With FAULT_KILL_ENV=`N` the process sends itself SIGKILL right after the engine answered its Nth request;
+`N:POST,DELETE` counts only requests with those methods (the ones that change something: read polls vary with
+timing, writes do not). FAULT_SIGNAL_ENV=`SIGSTOP` sends that signal instead, so a test can change the world
+(cut the engine's socket, seal Vault, take the lock) at that exact point and then let the run continue.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPoint:
+    """Where the fault hook strikes: after the `count`th request (of `methods`, or of any), with `signal`."""
+
+    count: int
+    methods: frozenset[str] | None
+    signal: signal.Signals
+
+
+def fault_point(environ: Mapping[str, str] | None = None) -> FaultPoint | None:
+    """The hook's setting from FAULT_KILL_ENV / FAULT_SIGNAL_ENV; None when unset or not a positive count."""
+    env = os.environ if environ is None else environ
+    count, _, methods = env.get(FAULT_KILL_ENV, "").strip().partition(":")
+    if not count.isdigit() or int(count) < 1:
+        return None
+    wanted = frozenset(m.strip().upper() for m in methods.split(",") if m.strip()) or None
+    name = env.get(FAULT_SIGNAL_ENV, "").strip().upper() or "SIGKILL"
+    try:
+        chosen = signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except KeyError:
+        chosen = signal.SIGKILL
+    return FaultPoint(int(count), wanted, chosen)
+
 
 class CountingAPIClient(docker.APIClient):
     """docker-py's low-level client, counting requests by method and path (thread-safe)."""
@@ -30,6 +66,8 @@ class CountingAPIClient(docker.APIClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
+        self._fault = fault_point()
+        self._fault_calls = 0
         super().__init__(*args, **kwargs)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -40,7 +78,20 @@ class CountingAPIClient(docker.APIClient):
             parts[1] = "{id}"
         with self._calls_lock:
             self.calls[f"{method.upper()} /{'/'.join(parts)}"] += 1
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        if self._fault is not None:
+            self._strike(self._fault, method.upper())
+        return response
+
+    def _strike(self, fault: FaultPoint, method: str) -> None:
+        """The fault hook (FAULT_KILL_ENV): signal ourselves once the engine answered the chosen request."""
+        if fault.methods is not None and method not in fault.methods:
+            return
+        with self._calls_lock:
+            self._fault_calls += 1
+            now = self._fault_calls == fault.count
+        if now:
+            os.kill(os.getpid(), fault.signal)
 
     def image_id(self, ref: str) -> str | None:
         """The local image id for `ref`, or None when the image is not on the host."""

@@ -91,6 +91,8 @@ def fake_vault() -> Iterator[FakeVault]:
     fake = FakeVault()
     fake.on("GET", "/v1/auth/token/lookup-self", _root_lookup)
     fake.on("GET", "/v1/sys/internal/ui/mounts/", _kv2_mount)
+    # a new secret's metadata is written before its value (VaultStore._claim); Vault accepts that as it would
+    fake.on("POST", "/v1/secret/metadata/", (200, {}))
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.address = f"http://127.0.0.1:{server.server_address[1]}"

@@ -9,19 +9,21 @@ document is an error naming the registry, the server and the field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry as SchemaRegistry
 from referencing import Resource
 
 from toolhive_apply.errors import ToolhiveApplyError
 
 PUBLISHER_KEY = "io.modelcontextprotocol.registry/publisher-provided"
+LEGACY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]+[a-z0-9]$")  # the legacy schema's patternProperties for names
 STACKLOK = "io.github.stacklok"
 SCHEMA_FILES = (
     "upstream-registry.schema.json",
@@ -108,10 +110,13 @@ def _validators() -> dict[str, Draft202012Validator]:
     store: SchemaRegistry[Any] = SchemaRegistry().with_resources(
         (doc["$id"], Resource.from_contents(doc)) for doc in documents.values()
     )
+    legacy_id = documents["toolhive-legacy-registry.schema.json"]["$id"]
     return {
         "upstream": Draft202012Validator(documents["upstream-registry.schema.json"], registry=store),
         "legacy": Draft202012Validator(documents["toolhive-legacy-registry.schema.json"], registry=store),
         "publisher": Draft202012Validator(documents["publisher-provided.schema.json"], registry=store),
+        "servers": Draft202012Validator({"$ref": f"{legacy_id}#/$defs/server"}, registry=store),
+        "remote_servers": Draft202012Validator({"$ref": f"{legacy_id}#/$defs/remote_server"}, registry=store),
     }
 
 
@@ -141,11 +146,45 @@ def _where(path: list[Any], document: dict[str, Any]) -> str:
     return f"server {server!r}, field {text}" if server else f"field {text or '(top level)'}"
 
 
+def _publisher_meta(server: object) -> object:
+    """`_meta[PUBLISHER_KEY]` of a server, or None; any level may have any type before validation.
+
+    Why: a document with `"_meta": null` (or a non-list `servers`) raised AttributeError/TypeError here instead of
+    a RegistryError naming the registry (found by the fault suite's registry fuzzing).
+    """
+    meta = server.get("_meta") if isinstance(server, dict) else None
+    return meta.get(PUBLISHER_KEY) if isinstance(meta, dict) else None
+
+
+def _legacy_entry_errors(document: dict[str, Any]) -> list[ValidationError]:
+    """Errors of legacy entries whose names the schema's patternProperties do not match (so it never checks them).
+
+    Why: such an entry (`"remote_servers": {"": null}`, say) passed validation unchecked and then crashed the
+    conversion with AttributeError instead of a RegistryError (found by the fault suite's registry fuzzing). Every
+    entry is converted, so every entry is validated against its definition.
+    """
+    errors: list[ValidationError] = []
+    for section in ("servers", "remote_servers"):
+        entries = document.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
+            if LEGACY_NAME.search(name):
+                continue  # the document schema validated it already
+            for error in _validators()[section].iter_errors(entry):
+                error.path.extendleft([name, section])  # positions relative to the document, as _where expects
+                errors.append(error)
+    return errors
+
+
 def validate_document(registry: str, document: dict[str, Any], kind: str) -> None:
     errors = sorted(_validators()[kind].iter_errors(document), key=lambda e: list(e.absolute_path))
+    if kind == "legacy":
+        errors += _legacy_entry_errors(document)
     if kind == "upstream":
-        for server in document.get("data", {}).get("servers", []) or []:
-            meta = server.get("_meta", {}).get(PUBLISHER_KEY) if isinstance(server, dict) else None
+        servers = document["data"].get("servers")
+        for server in servers if isinstance(servers, list) else []:
+            meta = _publisher_meta(server)
             if meta is not None:
                 errors += list(_validators()["publisher"].iter_errors(meta))
     if errors:

@@ -96,17 +96,41 @@ def _fetch_api(api_url: str, what: str, timeout: float) -> Any:
         if not isinstance(page, dict) or not isinstance(page.get("servers"), list):
             raise RegistryError(f"{what}: not an MCP Registry API response (no `servers` list)")
         servers.extend(item.get("server", item) if isinstance(item, dict) else item for item in page["servers"])
-        meta = page.get("metadata") or {}
-        if meta.get("nextCursor"):
-            params["cursor"] = meta["nextCursor"]
-        elif meta.get("page") and meta.get("total") and meta["page"] * meta.get("limit", PAGE_LIMIT) < meta["total"]:
-            params["page"] = int(meta["page"]) + 1
-        else:
+        if not _next_page(page.get("metadata"), params, what):
             break
     else:
         raise RegistryError(f"{what}: more than {MAX_PAGES} pages")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {"version": "1.0.0", "meta": {"last_updated": stamp}, "data": {"servers": servers}}
+
+
+def _next_page(meta: object, params: dict[str, Any], what: str) -> bool:
+    """Set `params` for the page after this one; False when this one was the last.
+
+    Why: the metadata was used as it came, so `"metadata": true` or a string page number crashed with
+    AttributeError/TypeError instead of a RegistryError (found by the fault suite's registry fuzzing).
+    """
+    if meta is None:
+        return False
+    if not isinstance(meta, dict):
+        raise RegistryError(f"{what}: not an MCP Registry API response (`metadata` is not an object)")
+    cursor = meta.get("nextCursor")
+    if cursor:
+        if not isinstance(cursor, str):
+            raise RegistryError(f"{what}: not an MCP Registry API response (`metadata.nextCursor` is not a string)")
+        params["cursor"] = cursor
+        return True
+    numbers = {key: meta.get(key) for key in ("page", "total", "limit")}
+    if not numbers["page"] or not numbers["total"]:
+        return False
+    if numbers["limit"] is None:
+        numbers["limit"] = PAGE_LIMIT
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers.values()):
+        raise RegistryError(f"{what}: not an MCP Registry API response (`metadata.page/total/limit` are not numbers)")
+    if numbers["page"] * numbers["limit"] >= numbers["total"]:
+        return False
+    params["page"] = numbers["page"] + 1
+    return True
 
 
 def _fetch_url(url: str, what: str, timeout: float, meta: dict[str, Any]) -> tuple[Any, dict[str, str]] | None:

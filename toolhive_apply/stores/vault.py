@@ -143,6 +143,8 @@ class VaultStore:
     ) -> None:
         self._check_name(key)
         _check_metadata(key, {"stack": stack, "digest": digest, "description": description})
+        if expected_version is None:
+            self._claim(key, stack, description)
         version = self._write_value(key, value, expected_version)
         record = StoredSecret(key, description, MANAGED_BY, stack, digest, version)
         fields = {"stack": stack, "digest": digest, "digest-version": str(version), "description": description}
@@ -154,6 +156,26 @@ class VaultStore:
             lambda: self.client.adapter.post(f"/v1/{path}", json={"custom_metadata": custom}),
         )
         self.index.put(key, record)
+
+    def _claim(self, key: str, stack: str, description: str) -> None:
+        """Mark a new key as this stack's before its first value is written.
+
+        Why: the value and the metadata that says whose it is are two requests. When the run died, or the server
+        was sealed or refused, between them (found by the fault suite), the key held a value with no owner, and
+        every later plan reported it as someone else's secret: a conflict no apply could resolve. Claimed first,
+        an interrupted write leaves a key that is ours with no value or no recorded digest, which the next apply
+        simply writes. A key that already has a value is left alone: the check-and-set write then reports it.
+        Both calls are part of writing the key, and failures name that operation.
+        """
+        operation = Operation("write", self._data_path(key))
+        found = self._call_optional(
+            operation, lambda: self._kv.read_secret_metadata(path=self._rel(key), mount_point=self.settings.mount)
+        )
+        if found is not None and int(found["data"].get("current_version") or 0):
+            return
+        custom = {"managed-by": MANAGED_BY, "stack": stack, **({"description": description} if description else {})}
+        path = self._metadata_path(key)
+        self._call(operation, lambda: self.client.adapter.post(f"/v1/{path}", json={"custom_metadata": custom}))
 
     def delete(self, key: str, *, stack: str) -> None:
         """Deleting a secret that is already gone succeeds. Ownership is read from the secret's own metadata."""
