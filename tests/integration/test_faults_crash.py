@@ -20,7 +20,7 @@ import random
 import shutil
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,6 @@ def stack(stack: str, docker_api: Any) -> Iterator[str]:
 class CrashStack(FaultStack):
     """A stack with the secret canary, a registry record, workloads and a Cursor file with a hand-written entry."""
 
-    known_problems: list[str] = field(default_factory=list)
-
     def __post_init__(self) -> None:
         super().__post_init__()
         shutil.copy(ROOT / "examples" / "registry" / "registry.json", self.manifest_dir / "registry.json")
@@ -76,12 +74,7 @@ class CrashStack(FaultStack):
     def heal_and_check(self, api: Any, generation: int, parallel: bool, context: str) -> None:
         """The fresh apply converges, the stack owns exactly what it declares, and the next plan is empty."""
         path = self.manifest(generation, parallel)
-        wreck = inventory(api, self.stack)
         healed = self.run("apply", str(path), "--yes", "--lock-timeout", "5")
-        problem = _known_problem(wreck, healed.output) if healed.code != 0 else None
-        if problem is not None:
-            self.known_problems.append(f"{context}: {problem}")
-            healed = self.run("apply", str(path), "--yes", "--lock-timeout", "5")
         assert healed.code == 0, (context, healed)
         names = self.names(generation, parallel)
         found = inventory(api, self.stack)
@@ -94,15 +87,6 @@ class CrashStack(FaultStack):
         state = json.loads((self.root / "state" / "toolhive-apply" / "clients" / f"{self.stack}.json").read_text())
         assert state["clients"]["cursor"]["entries"] == sorted(names), context
         assert pending_changes(path, self.env) == [], context
-
-
-def _known_problem(wreck: Any, output: str) -> str | None:
-    """KNOWN BUG (the strict xfail test below): killed between renaming a proxy aside and stopping it, the set-aside
-    proxy keeps its host port, and the next apply creates the new proxy before it deletes the old one, so it fails
-    ("port is already allocated"). Only that exact state and failure are let through, once, to the apply after,
-    which must converge; the tests count them."""
-    aside = any("-proxy-replaced-" in name and state == "running" for name, state in wreck.containers.items())
-    return "set-aside proxy holds its port" if aside and "port is already allocated" in output else None
 
 
 def test_an_apply_killed_right_after_each_docker_call_converges_on_the_next_apply(
@@ -124,7 +108,6 @@ def test_an_apply_killed_right_after_each_docker_call_converges_on_the_next_appl
         if code == 0:
             break  # the run made fewer engine writes than the kill point: every point of the run was covered
     assert killed >= MIN_KILL_POINTS, killed
-    assert len(crash.known_problems) <= 1, crash.known_problems  # one proxy is renamed aside per round
     assert crash.run("plan", str(crash.manifest(point)), "--detailed-exitcode").code == 0
     crash.assert_no_canary(docker_api)
 
@@ -145,11 +128,6 @@ def test_applies_killed_at_random_engine_calls_while_replacing_several_workloads
     crash.assert_no_canary(docker_api)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the set-aside proxy of an interrupted replace is deleted after the new proxy is created, "
-    "and still holds the host port (providers/workload_observation.py + workloads.py, see the fault-suite report)",
-)
 def test_a_set_aside_proxy_still_running_does_not_block_the_next_apply(
     docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:

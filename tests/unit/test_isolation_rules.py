@@ -268,3 +268,13 @@ def test_a_path_that_escapes_through_a_symlink_or_dot_dot_is_judged_by_where_it_
     problems = dict(mount_problems(tmp_path, {"read": ["./innocent:/i", "./" + "../" * depth + "sys:/s"]}, (), ()))
     assert "/proc would expose the host" in problems[("permission_profile", "read", 0)]
     assert "/sys would expose the host" in problems[("permission_profile", "read", 1)]
+
+
+def test_an_internal_network_beside_a_server_that_is_not_isolated_is_a_leftover() -> None:
+    server = _container("w", spec=_spec({"network": {"outbound": {"insecure_allow_all": True}}}, isolation=False))
+    server["NetworkSettings"] = {"Networks": {"toolhive-apply.s": {}}}
+    observed = observe_units("s", [server, _container("w-proxy", "proxy")], [_network("w")], ["w"])
+    assert {rid.name: r.status for rid, r in observed.items()} == {
+        "w": "running",
+        "toolhive-apply.s.w.internal": "orphaned",
+    }

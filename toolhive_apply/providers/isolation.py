@@ -80,6 +80,25 @@ class IsolationManager:
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 self.api.remove_network(name)
 
+    def drop_network(self, name: str) -> None:
+        """Remove an internal network that no declared unit uses, with whatever of ours is still attached to it.
+
+        Only called once nothing that should live is on it (the workload is gone, or its new unit is not
+        isolated), so anything of this stack still attached is a leftover of an interrupted run. Why: killed
+        mid-replace, a run could leave the network behind for a workload that is no longer isolated (found by the
+        isolated crash test).
+        """
+        try:
+            attached = self.api.inspect_network(name).get("Containers") or {}
+        except docker.errors.NotFound:
+            return
+        for container in attached:
+            with contextlib.suppress(docker.errors.NotFound):
+                labels = self.api.inspect_container(container)["Config"].get("Labels") or {}
+                if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
+                    self.api.remove_container(container, force=True)
+        self.remove_network(name)
+
     def create_egress(self, spec: dict[str, Any], address: str) -> str | None:
         """The egress proxy for an isolated workload whose profile allows a way out; None otherwise."""
         if egress_rules(spec) is None:

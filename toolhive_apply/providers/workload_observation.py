@@ -8,7 +8,7 @@ network whose server is gone, or a container renamed aside by an interrupted rep
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from toolhive_apply.engine.diff import DRIFTED
@@ -73,17 +73,25 @@ def observe_units(
         name = container_name(summary)
         found = {role: helpers[role].pop(name, None) for role in HELPER_NAMES}
         resource = _owned(stack, summary, found, own_networks.get(name))
-        if resource.status != "orphaned":
-            own_networks.pop(name, None)
+        if resource.status != "orphaned" and _isolated_spec(resource.spec):
+            own_networks.pop(name, None)  # a network beside a server that is not isolated is a leftover
         observed[resource.id] = resource
     for summary in [*orphans, *(s for by_name in helpers.values() for s in by_name.values())]:
         name = container_name(summary)
         observed[ResourceId(Kind.WORKLOAD, name)] = _orphan(stack, summary["Id"], name, {"container_name": name})
+    servers_by_name = {container_name(s) for s in servers}
     for name, network in own_networks.items():
-        if name not in wanted:  # a desired workload reuses its network
+        if name not in wanted or name in servers_by_name:  # a desired workload being created reuses its network
             rid = ResourceId(Kind.WORKLOAD, str(network.get("Name")))
             observed[rid] = _orphan(stack, "", rid.name, {"network": network.get("Name")})
     return observed
+
+
+def _isolated_spec(spec: Mapping[str, Any] | None) -> bool:
+    try:
+        return spec is not None and isolated(spec)
+    except (KeyError, AttributeError, TypeError):
+        return False
 
 
 def _orphan(stack: str, handle: str, name: str, facts: dict[str, Any]) -> ObservedResource:

@@ -32,6 +32,7 @@ from toolhive_apply.providers.workload_observation import container_name, observ
 from toolhive_apply.providers.workload_spec import (
     HTTP_TRANSPORTS,
     LABEL_MANAGED_BY,
+    LABEL_NAME,
     LABEL_ROLE,
     LABEL_STACK,
     MANAGED_BY,
@@ -159,7 +160,8 @@ class WorkloadProvider:
             assert change.observed is not None
             facts = change.observed.facts
             self._remove_all(change.observed.handle, facts.get("proxy_id"), facts.get("egress_id"))
-            self.isolation.remove_network(facts.get("network"))
+            if facts.get("network"):
+                self.isolation.drop_network(str(facts["network"]))
             self.proxies.remove_network_if_unused()
             return "deleted"
         assert change.desired is not None
@@ -252,7 +254,23 @@ class WorkloadProvider:
                     hint="put the file in a directory the image has, such as /tmp",
                 ) from None
 
-    def _create_and_start(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+    def _remove_leftovers(self, name: str, keep: frozenset[str]) -> None:
+        """Drop what an interrupted replace of `name` set aside in an earlier run, before making the new unit.
+
+        Why: killed between renaming its old proxy aside and stopping it, a run leaves that proxy holding the host
+        port, and orphans are deleted only after creates, so the new proxy could not bind (found by the fault
+        suite). A rollback of *this* run's replace (`keep`) is never touched.
+        """
+        for summary in self.snapshot.owned():
+            labels = summary.get("Labels") or {}
+            found = container_name(summary)
+            if labels.get(LABEL_NAME) == name and "-replaced-" in found and summary["Id"] not in keep:
+                self._remove_quietly(summary["Id"])
+
+    def _create_and_start(
+        self, change: Change, spec: dict[str, Any], emit: EventSink, keep: frozenset[str] = frozenset()
+    ) -> None:
+        self._remove_leftovers(change.id.name, keep)
         if spec.get("remote"):
             self._create_remote(change, spec, emit)
             return
@@ -271,6 +289,8 @@ class WorkloadProvider:
             self.isolation.connect_proxy(spec, proxy)
             self.api.start(proxy)
             self._wait(change, spec, [(c, 0) for c in (server, proxy, egress) if c], emit)
+            if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
+                self.isolation.drop_network(isolation_network(self.stack, change.id.name))
         except (ProviderError, docker.errors.APIError):
             # a half-made workload is worse than none: the next apply creates it afresh
             self._remove_all(server, proxy, egress)
@@ -330,19 +350,19 @@ class WorkloadProvider:
         facts = change.observed.facts
         name = change.id.name
         # the old unit, helpers first to be restored last: (container, its proper name)
-        old = [
+        candidates = [
             (facts.get("egress_id"), egress_name(name)),
             (facts.get("proxy_id"), proxy_name(name)),
             (change.observed.handle, name),
         ]
-        old = [(container, proper) for container, proper in old if container]
+        old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
         was_running = change.observed.status == "running"
         suffix = f"replaced-{pyrandom.token_hex(3)}"
         for container, proper in reversed(old):
             self.api.rename(container, f"{proper}-{suffix}")
             self.api.stop(container, timeout=STOP_TIMEOUT)
         try:
-            self._create_and_start(change, spec, emit)
+            self._create_and_start(change, spec, emit, keep=frozenset(container for container, _ in old))
         except (ProviderError, docker.errors.APIError) as exc:
             emit(Event(str(change.id), "progress", "new container failed; restoring the old one"))
             for container, proper in reversed(old):  # the server first, as it was started
@@ -352,7 +372,7 @@ class WorkloadProvider:
             raise ProviderError(str(change.id), "replace", _api_message(exc)) from None
         self._remove_all(*(container for container, _ in old))
         if not isolated(spec):
-            self.isolation.remove_network(facts.get("network"))
+            self.isolation.drop_network(isolation_network(self.stack, name))
 
     def _restore(self, old: str, name: str, start: bool) -> None:
         self.api.rename(old, name)
