@@ -195,3 +195,23 @@ def test_derived_ports_are_stable_distinct_and_below_the_ephemeral_range() -> No
     assert len(set(first.values())) == len(names)
     assert all(20000 <= port < 32768 for port in first.values())
     assert assign_ports("stack", [("a", 25000), ("b", None)])["a"] == 25000
+
+
+def test_a_registry_moved_to_another_source_is_a_planned_change(tmp_path: Path) -> None:
+    """`source` is soft for secrets (it only describes); for a registry the location is what it is."""
+    from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.providers.registries import RegistryProvider
+
+    def registry_spec(local_path: str) -> DesiredResource:
+        path = tmp_path / "stack.yaml"
+        path.write_text(
+            "apiVersion: toolhive-apply/v1\nsettings: {stack: s}\n"
+            f"registries: [{{name: cat, local_path: {local_path}}}]\n"
+        )
+        provider = RegistryProvider.__new__(RegistryProvider)  # desired() touches no engine: none is made
+        return provider.desired(load_manifest([path]))[0]
+
+    before, after = registry_spec("./one.json"), registry_spec("./two.json")
+    plan = make_plan([after], [observed_from(before, "present")], OPTIONS)
+    assert [c.action for c in plan.changes] == [Action.REPLACE]
+    assert [f.path for f in plan.changes[0].fields] == ["location"]

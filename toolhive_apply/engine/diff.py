@@ -141,10 +141,14 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     wanted = [] if options.destroy else list(desired)
     conflicts = _conflicts(wanted, by_id)
     if conflicts:
-        raise ConflictError(
-            "; ".join(conflicts),
-            hint="rename the workload, or remove the other container if it is really unused",
-        )
+        kinds = {d.id.kind for d in wanted if d.id in by_id and not by_id[d.id].managed}
+        hints = {
+            Kind.SECRET: "rename the secret key, or declare it with present: true to use it without managing it",
+            Kind.WORKLOAD: "rename the workload, or remove the other container if it is really unused",
+        }
+        fallback = "rename the {}, or remove the other one if it is unused"
+        hint = "; ".join(hints.get(k, fallback.format(k.value)) for k in sorted(kinds, key=lambda k: k.value))
+        raise ConflictError("; ".join(conflicts), hint=hint)
     owned = [o for o in observed if o.managed]
     _check_targets(options, {d.id for d in desired} | {o.id for o in owned})
     deletable = [o for o in owned if o.id.kind is not Kind.SECRET or options.prune_secrets]

@@ -68,7 +68,8 @@ class RegistryProvider:
         result = []
         for registry in manifest.registries:
             kind, source = source_of(registry)
-            spec = {"name": registry.name, "type": kind, "source": source, "prune": True}
+            # `source` is a soft field (for secrets it only describes); `location` makes a moved registry a change
+            spec = {"name": registry.name, "type": kind, "source": source, "location": source, "prune": True}
             result.append(DesiredResource(ResourceId(Kind.REGISTRY, registry.name), spec, registry.origin))
         return result
 
