@@ -62,8 +62,10 @@ def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
     try:
         note = provider.apply(change, emit)
     except ToolhiveApplyError as exc:
-        emit(Event(address, "failed", exc.message))
-        return Outcome(change.id, "failed", exc.message, time.monotonic() - started)
+        # the hint (what to do about it) belongs with the failure: the recap is all a CI log reader sees
+        message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+        emit(Event(address, "failed", message))
+        return Outcome(change.id, "failed", message, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one broken resource must not stop the others
         message = f"{address}: {change.action.value} failed unexpectedly: {type(exc).__name__}: {exc}"
         emit(Event(address, "failed", message))
