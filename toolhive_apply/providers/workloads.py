@@ -130,12 +130,19 @@ class WorkloadProvider:
         return list(observed.values())
 
     def _foreign(self, names: Sequence[str]) -> dict[ResourceId, ObservedResource]:
-        """Containers we do not own that hold a name we want (the server's or its proxy's): conflicts."""
+        """Containers we do not own that hold a name we want (the server's or a helper's): conflicts.
+
+        One unfiltered list, matched here: dockerd runs every `name` filter pattern against every container, so a
+        filter of three patterns per workload cost seconds at a few hundred workloads and timed out at 1,000
+        (found by bench/footprint.py), while listing the engine's containers stays a fraction of a second.
+        """
         wanted = {n: n for n in names} | {proxy_name(n): n for n in names} | {egress_name(n): n for n in names}
         with docker_errors(self.endpoint):
-            same_name = self.api.containers(all=True, filters={"name": [f"^/{n}$" for n in wanted]})
+            everything = self.api.containers(all=True)
         found = {}
-        for summary in same_name:
+        for summary in everything:
+            if container_name(summary) not in wanted:
+                continue
             labels = summary.get("Labels") or {}
             if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
                 continue
