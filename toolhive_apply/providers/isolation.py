@@ -29,9 +29,9 @@ from toolhive_apply.providers.workload_spec import (
     MANAGED_BY,
     ROLE_EGRESS,
     egress_config,
-    egress_host_config_args,
     egress_name,
     egress_rules,
+    helper_host_config_args,
     isolated,
     isolation_network,
     isolation_network_labels,
@@ -111,7 +111,7 @@ class IsolationManager:
             environment={"THV_PROXY_CONFIG": json.dumps(egress_config(spec), sort_keys=True)},
             labels=proxy_labels(spec, self.stack, role=ROLE_EGRESS),
             detach=True,
-            host_config=self.api.create_host_config(**egress_host_config_args(self.proxies.network)),
+            host_config=self.api.create_host_config(**helper_host_config_args(self.proxies.network)),
         )
         egress = str(created["Id"])
         self.api.connect_container_to_network(egress, isolation_network(self.stack, spec["name"]))

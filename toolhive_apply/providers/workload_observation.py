@@ -73,7 +73,7 @@ def observe_units(
         name = container_name(summary)
         found = {role: helpers[role].pop(name, None) for role in HELPER_NAMES}
         resource = _owned(stack, summary, found, own_networks.get(name))
-        if resource.status != "orphaned" and _isolated_spec(resource.spec):
+        if resource.status != "orphaned" and _isolation_of(resource.spec)[0]:
             own_networks.pop(name, None)  # a network beside a server that is not isolated is a leftover
         observed[resource.id] = resource
     for summary in [*orphans, *(s for by_name in helpers.values() for s in by_name.values())]:
@@ -87,11 +87,13 @@ def observe_units(
     return observed
 
 
-def _isolated_spec(spec: Mapping[str, Any] | None) -> bool:
+def _isolation_of(spec: Mapping[str, Any] | None) -> tuple[bool, bool]:
+    """(isolated, has an egress proxy) from a recorded spec; a spec from an older version counts as neither and
+    is judged by its hash alone."""
     try:
-        return spec is not None and isolated(spec)
+        return (spec is not None and isolated(spec), spec is not None and egress_rules(spec) is not None)
     except (KeyError, AttributeError, TypeError):
-        return False
+        return (False, False)
 
 
 def _orphan(stack: str, handle: str, name: str, facts: dict[str, Any]) -> ObservedResource:
@@ -140,11 +142,7 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
         return state
     if facts["proxy_state"] != "running":
         return f"proxy {facts['proxy_state']}"
-    try:
-        is_isolated = isolated(spec)
-        needs_egress = egress_rules(spec) is not None
-    except (KeyError, AttributeError, TypeError):
-        return state  # a spec from an older version: judged by its hash alone
+    is_isolated, needs_egress = _isolation_of(spec)
     if is_isolated and facts["network"] is None:
         return f"{DRIFTED}internal network missing"
     if is_isolated and facts["attached"] != [facts["network"]]:

@@ -303,16 +303,22 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
     }
 
 
-def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | None] | None) -> dict[str, Any]:
-    """Loopback-only port, read-only root, no capabilities; the Docker socket only for stdio attach."""
-    args: dict[str, Any] = {
+def helper_host_config_args(network: str) -> dict[str, Any]:
+    """Every helper container (the egress proxy as it is, the workload proxy with its port on top): read-only,
+    no capabilities, restarted by Docker; the egress proxy publishes nothing."""
+    return {
         "network_mode": network,
-        "port_bindings": {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])},
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "restart_policy": {"Name": "unless-stopped"},
     }
+
+
+def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | None] | None) -> dict[str, Any]:
+    """A helper publishing the loopback-only port; the Docker socket only for stdio attach."""
+    args = helper_host_config_args(network)
+    args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
     if spec["transport"] == "stdio" and socket is not None:
         host_path, gid = socket
         args["binds"] = {host_path: {"bind": PROXY_SOCKET, "mode": "rw"}}
@@ -326,17 +332,6 @@ def egress_config(spec: Spec) -> dict[str, Any]:
     rules = egress_rules(spec)
     assert rules is not None
     return {"name": egress_name(spec["name"]), "mode": "egress", "listen_port": EGRESS_PORT, "egress": rules}
-
-
-def egress_host_config_args(network: str) -> dict[str, Any]:
-    """On the stack's network (which has a route out); nothing published, read-only, no capabilities."""
-    return {
-        "network_mode": network,
-        "read_only": True,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "restart_policy": {"Name": "unless-stopped"},
-    }
 
 
 def isolation_network_labels(spec: Spec, stack: str) -> dict[str, str]:
