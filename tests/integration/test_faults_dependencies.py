@@ -14,11 +14,8 @@ everywhere else a socket forwarder in front of the engine is cut instead, which 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import HTTP_IMAGE, ROOT
+from tests.support.dockerd import owns_dockerd, start_dockerd, stop_dockerd
 from tests.support.faults import (
     FaultStack,
     SocketForwarder,
@@ -127,32 +125,7 @@ def test_the_engine_going_away_mid_apply_fails_clearly_and_the_next_apply_finish
     fs.assert_no_canary(docker_api)
 
 
-def _stop_dockerd() -> None:
-    subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and subprocess.run(["pgrep", "-x", "dockerd"], check=False).returncode == 0:
-        time.sleep(0.5)
-
-
-def _start_dockerd() -> None:
-    """As test_workload_restarts.py does: the new dockerd outlives the test, as the first one did."""
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0:
-        return
-    for stale in ("/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"):
-        Path(stale).unlink(missing_ok=True)
-    subprocess.run(["sh", "-c", "nohup dockerd >>/var/log/dockerd.log 2>&1 &"], check=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(1)
-    pytest.fail("dockerd did not come back within 60 s")
-
-
-@pytest.mark.skipif(
-    os.environ.get("TOOLHIVE_APPLY_TEST_RESTART_DOCKERD") != "1" or not shutil.which("pkill"),
-    reason="stops dockerd: only where the suite owns it (.ci/run sets TOOLHIVE_APPLY_TEST_RESTART_DOCKERD=1)",
-)
+@owns_dockerd
 def test_dockerd_stopped_mid_apply_fails_clearly_and_the_next_apply_finishes(
     docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:
@@ -168,11 +141,11 @@ def test_dockerd_stopped_mid_apply_fails_clearly_and_the_next_apply_finishes(
     )
     try:
         run.wait_stopped()
-        _stop_dockerd()
+        stop_dockerd()
     finally:
         run.resume()
         code = fs.finished(run)
-        _start_dockerd()  # whatever happened, the engine the other tests need is back
+        start_dockerd()  # whatever happened, the engine the other tests need is back
     assert code == 1, run.output
     assert_clean_failure(
         run.error_text, "Docker at unix:///var/run/docker.sock is not available", "is dockerd running?"

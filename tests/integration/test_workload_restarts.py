@@ -8,16 +8,13 @@ done where the test suite started dockerd itself (`.ci/run` sets TOOLHIVE_APPLY_
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import HTTP_IMAGE, TIME_IMAGE, run_cli, write_manifest
+from tests.support.dockerd import owns_dockerd, start_dockerd, stop_dockerd
 from tests.support.mcp_client import call_tool, wait_until_ready
 
 pytestmark = pytest.mark.docker
@@ -34,23 +31,6 @@ def _answers(stack: str, names: list[str]) -> None:
         wait_until_ready(urls[name], timeout=60)
     assert '"timezone": "UTC"' in call_tool(urls[names[0]], "get_current_time", {"timezone": "UTC"})
     assert call_tool(urls[names[1]], "add", {"a": 20, "b": 22}) == "42"
-
-
-def _restart_dockerd() -> None:
-    subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and subprocess.run(["pgrep", "-x", "dockerd"], check=False).returncode == 0:
-        time.sleep(0.5)
-    for stale in ("/var/run/docker.pid", "/var/run/docker/containerd/containerd.pid"):
-        Path(stale).unlink(missing_ok=True)
-    # started through a shell that exits at once: the new dockerd outlives the test, as the first one did
-    subprocess.run(["sh", "-c", "nohup dockerd >>/var/log/dockerd.log 2>&1 &"], check=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(1)
-    pytest.fail("dockerd did not come back within 60 s")
 
 
 def _apply_pair(tmp_path: Path, stack: str) -> tuple[Path, list[str]]:
@@ -78,15 +58,13 @@ def test_the_workload_comes_back_after_its_server_and_then_its_proxy_restart(
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0
 
 
-@pytest.mark.skipif(
-    os.environ.get("TOOLHIVE_APPLY_TEST_RESTART_DOCKERD") != "1" or not shutil.which("pkill"),
-    reason="restarts dockerd: only where the suite owns it (.ci/run sets TOOLHIVE_APPLY_TEST_RESTART_DOCKERD=1)",
-)
+@owns_dockerd
 def test_the_workload_comes_back_after_dockerd_restarts_with_no_apply(
     docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:
     path, names = _apply_pair(tmp_path, stack)
-    _restart_dockerd()
+    stop_dockerd()
+    start_dockerd()
     _answers(stack, names)
     plan = run_cli("plan", str(path), "--detailed-exitcode")
     assert plan.code == 0, plan

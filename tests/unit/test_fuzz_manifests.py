@@ -17,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.mutations import paths, replaced
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest
 
@@ -91,35 +92,13 @@ def _load_text(data: bytes) -> None:
         load_manifest([path], environ={})
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
-ALL_PATHS = _paths(SEED)[1:]
-
-
-def _set(node: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict):
-        return {**node, head: _set(node[head], rest, value)}
-    copy = list(node)
-    copy[head] = _set(copy[head], rest, value)
-    return copy
+ALL_PATHS = paths(SEED)[1:]
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(ALL_PATHS), value=values)
 def test_structural_mutations_only_ever_raise_manifest_errors(path: tuple[Any, ...], value: Any) -> None:
-    mutated = _set(SEED, path, value)
+    mutated = replaced(SEED, path, value)
     _load_text(yaml.safe_dump(mutated, allow_unicode=True).encode())
 
 
@@ -206,13 +185,13 @@ CANARY_SEED: dict[str, Any] = {
         }
     ],
 }
-CANARY_PATHS = [p for p in _paths(CANARY_SEED)[1:] if p != ("secrets", 0, "value")]
+CANARY_PATHS = [p for p in paths(CANARY_SEED)[1:] if p != ("secrets", 0, "value")]
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(CANARY_PATHS), value=values)
 def test_an_inline_secret_value_is_in_no_error_whatever_else_is_mutated(path: tuple[Any, ...], value: Any) -> None:
-    mutated = _set(CANARY_SEED, path, value)
+    mutated = replaced(CANARY_SEED, path, value)
     target = SCRATCH / "canary.yaml"
     target.write_text(yaml.safe_dump(mutated, allow_unicode=True), encoding="utf-8")
     try:

@@ -24,6 +24,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.mutations import paths, replaced
 from tests.unit.test_fuzz_manifests import ESCAPES, values
 from toolhive_apply.errors import ToolhiveApplyError
 from toolhive_apply.manifest import load_manifest
@@ -43,29 +44,7 @@ atexit.register(shutil.rmtree, SCRATCH, True)
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
-def _set(node: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict):
-        return {**node, head: _set(node[head], rest, value)}
-    copy = list(node)
-    copy[head] = _set(copy[head], rest, value)
-    return copy
-
-
-SEEDS = [("upstream", UPSTREAM, p) for p in _paths(UPSTREAM)] + [("legacy", LEGACY, p) for p in _paths(LEGACY)]
+SEEDS = [("upstream", UPSTREAM, p) for p in paths(UPSTREAM)] + [("legacy", LEGACY, p) for p in paths(LEGACY)]
 
 
 def _use(catalogue: Any) -> None:
@@ -82,7 +61,7 @@ def _use(catalogue: Any) -> None:
 @given(seed=st.sampled_from(SEEDS), value=values)
 def test_structural_mutations_of_a_registry_only_ever_raise_its_own_error(seed: Any, value: Any) -> None:
     _, document, path = seed
-    mutated = _set(document, path, value)
+    mutated = replaced(document, path, value)
     try:
         catalogue = parse_catalogue("fuzzed", mutated)
     except ToolhiveApplyError as error:
@@ -151,7 +130,7 @@ def test_a_manifest_resolved_against_a_mutated_registry_ends_in_a_plan_input_or_
     seed: Any, value: Any
 ) -> None:
     kind, document, path = seed
-    _resolve(kind, _set(document, path, value))
+    _resolve(kind, replaced(document, path, value))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -198,7 +177,7 @@ def api_base() -> Iterator[str]:
 
 
 PAGE = {"servers": [{"server": UPSTREAM["data"]["servers"][0]}], "metadata": {"nextCursor": "page2"}}
-PAGE_PATHS = _paths(PAGE)
+PAGE_PATHS = paths(PAGE)
 
 
 @settings(
@@ -209,7 +188,7 @@ def test_mutated_api_pages_only_ever_raise_its_own_error(
     api_base: str, monkeypatch: pytest.MonkeyPatch, path: tuple[Any, ...], value: Any, raw: bytes | None
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(SCRATCH / "cache"))
-    first = raw if raw is not None else json.dumps(_set(PAGE, path, value)).encode()
+    first = raw if raw is not None else json.dumps(replaced(PAGE, path, value)).encode()
     _PageHandler.pages[:] = [first, json.dumps({"servers": [], "metadata": {}}).encode()]
     try:
         fetched = sources.load_remote(f"api:{api_base}", "fuzzed", ttl=0, timeout=5)
