@@ -1,7 +1,7 @@
 """Workloads in Docker: observe with list calls only, and carry out create/start/replace/delete.
 
 Observation reads labels from the list response (our hash and spec live there), so a no-change plan
-costs four API calls whatever the number of workloads. Replace follows compose's order with a
+costs three API calls whatever the number of workloads. Replace follows compose's order with a
 rollback: the old container is renamed aside and only removed once the new one answers.
 """
 
@@ -132,15 +132,11 @@ class WorkloadProvider:
     def _foreign(self, names: Sequence[str]) -> dict[ResourceId, ObservedResource]:
         """Containers we do not own that hold a name we want (the server's or a helper's): conflicts.
 
-        One unfiltered list, matched here: dockerd runs every `name` filter pattern against every container, so a
-        filter of three patterns per workload cost seconds at a few hundred workloads and timed out at 1,000
-        (found by bench/footprint.py), while listing the engine's containers stays a fraction of a second.
+        Matched here against the observation's one list of the engine's containers (see StackContainers.engine).
         """
         wanted = {n: n for n in names} | {proxy_name(n): n for n in names} | {egress_name(n): n for n in names}
-        with docker_errors(self.endpoint):
-            everything = self.api.containers(all=True)
         found = {}
-        for summary in everything:
+        for summary in self.snapshot.engine():
             if container_name(summary) not in wanted:
                 continue
             labels = summary.get("Labels") or {}
