@@ -67,6 +67,17 @@ def test_a_file_sourced_multi_line_value_is_found_line_by_line(tmp_path: Path) -
     assert any("secret 'tls' appears in field workloads[0].description" in line for line in lines)
 
 
+def test_a_secrets_description_holding_a_value_is_refused_but_an_inline_value_is_not(tmp_path: Path) -> None:
+    value = f"tok-{uuid.uuid4().hex}"
+    body = (
+        f"secrets: [{{key: a, value: {value}, insecure: true}},"
+        f" {{key: b, from: {{env: B}}, description: 'was {value}'}}]\n"
+        "workloads: [{name: w, image: mcp/x:1}]\n"
+    )
+    lines = refusal(tmp_path, body, {"B": f"other-{uuid.uuid4().hex}"})
+    assert len(lines) == 1 and "secret 'a' appears in field secrets[1].description" in lines[0]
+
+
 def test_vars_secrets_and_short_values_are_not_refused(tmp_path: Path) -> None:
     environ = {"LONG": f"tok-{uuid.uuid4().hex}", "SHORT": "ab"}
     body = (

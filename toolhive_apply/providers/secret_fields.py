@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from toolhive_apply.engine.resource import DesiredResource
     from toolhive_apply.manifest.model import Manifest
 
-# where the manifest's values go somewhere; `secrets` holds the values themselves, `vars` only feeds templates
-_SECTIONS = ("settings", "groups", "registries", "clients", "workloads")
+# the sections whose values are written somewhere (`vars` only feeds templates); a secret's own value is a
+# SecretValue, which is no plain string, so its description and names are checked but not the value itself
+_SECTIONS = ("settings", "groups", "registries", "secrets", "clients", "workloads")
 _NOT_DATA = frozenset({"origin", "base_dir", "index"})
 _DIGESTS = frozenset({"digest", "secret_digests"})
 

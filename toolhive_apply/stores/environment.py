@@ -92,13 +92,13 @@ class EnvironmentStore:
         recorded with an earlier key will all read as rotated secrets)."""
         given = self.environ.get(HMAC_KEY_ENV)
         if given is not None:
-            SecretValue(given)  # registered: scrubbed from every output like any secret
             if len(given) < MIN_KEY_CHARS:
                 raise StoreConfigError(
                     f"{HMAC_KEY_ENV} is shorter than {MIN_KEY_CHARS} characters: digests keyed with it could be "
                     "brute-forced",
                     hint=f"set {HMAC_KEY_ENV} to a random value, e.g. the output of `openssl rand -hex 32`",
                 )
+            SecretValue(given)  # registered: scrubbed from every output like any secret
             # the derivation of earlier versions, kept so that a pipeline's recorded digests stay valid
             return hashlib.sha256(given.encode()).digest(), None
         path = state_dir(self.environ) / KEY_FILE
