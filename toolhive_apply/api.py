@@ -30,6 +30,7 @@ from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.registries import RegistryProvider
+from toolhive_apply.providers.secret_fields import check_desired_values
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workloads import WorkloadProvider
@@ -119,6 +120,9 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     desired: list[DesiredResource] = []
     for provider in targets.providers.values():
         desired.extend(provider.desired(manifest))
+    secrets = targets.providers.get(Kind.SECRET)
+    if isinstance(secrets, SecretProvider):  # no spec may carry a value the run read (it would be stored in clear)
+        check_desired_values(manifest, desired, secrets.resolver.values)
     explained = [
         dataclasses.replace(d, explain=resolved.explain[d.id.name])
         if d.id.kind is Kind.WORKLOAD and d.id.name in resolved.explain

@@ -7,8 +7,6 @@ could hold secrets.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,6 +34,7 @@ from toolhive_apply.cli_common import (
     err,
     load,
     out,
+    print_json,
     warn,
 )
 from toolhive_apply.cli_export import export_app
@@ -61,14 +60,9 @@ app.add_typer(export_app, name="export")
 # ---------------------------------------------------------------------------------------------
 # error boundary and output helpers
 # ---------------------------------------------------------------------------------------------
-def _state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "toolhive-apply"
-
-
 def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
     if json_mode:
-        out(json.dumps({"error": error.as_json()}, indent=2) + "\n")
+        print_json({"error": error.as_json()})
         return
     lines = error.lines()
     prefix = "\x1b[31mError:\x1b[0m" if colour(sys.stderr) else "Error:"
@@ -83,9 +77,10 @@ def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
 
 
 def _internal_error(exc: BaseException) -> int:
+    from toolhive_apply.paths import state_dir
     from toolhive_apply.redact import redact
 
-    log = _state_dir() / "debug.log"
+    log = state_dir() / "debug.log"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as handle:
@@ -98,6 +93,17 @@ def _internal_error(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
+class _ScrubbedStderr:
+    """A file for click's messages that writes through err()."""
+
+    def write(self, text: str) -> int:
+        err(text)
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _usage_problem(exc: Exception) -> int | None:
     """Command-line mistakes found by the parser: Typer vendors its own click, so match by class name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
@@ -106,7 +112,7 @@ def _usage_problem(exc: Exception) -> int | None:
         return EXIT_ERROR
     show = getattr(exc, "show", None)
     if "ClickException" in names and callable(show):
-        show()
+        show(file=_ScrubbedStderr())  # the message may quote an argument, and an argument may be a secret
         return EXIT_ERROR  # not click's 2: with --detailed-exitcode, 2 means "changes"
     return None
 
@@ -209,7 +215,7 @@ def validate(
             where = ", ".join(str(p) for p in group)
             out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
-        out(json.dumps([i.as_json() for i in problems + warnings], indent=2) + "\n")
+        print_json([i.as_json() for i in problems + warnings])
         return EXIT_ERROR if problems else EXIT_OK
     if problems:
         raise ManifestError(problems)
@@ -245,6 +251,7 @@ def plan(
     from toolhive_apply.api import PlanRequest
     from toolhive_apply.engine.plan import plan_to_json, save_plan
     from toolhive_apply.engine.render import render_plan
+    from toolhive_apply.providers.secret_fields import check_plan_file
 
     json_mode = check_output(output)
     manifest = load(paths, var, var_file)
@@ -253,10 +260,11 @@ def plan(
     request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     _, the_plan = _make_plan(manifest, stack, request)
     if json_mode:
-        out(json.dumps(plan_to_json(the_plan), indent=2, sort_keys=True) + "\n")
+        print_json(plan_to_json(the_plan), sort_keys=True)
     else:
         out(render_plan(the_plan, colour=colour(sys.stdout), verbose=verbose, explain=explain))
     if out_file is not None:
+        check_plan_file(the_plan)
         save_plan(the_plan, out_file)
         if not json_mode:
             out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: toolhive-apply apply {out_file}\n")
@@ -304,13 +312,13 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
         # Nothing to change means no lock is taken; a lock left by a killed run is still cleared (see the function).
         clear_stale_lock(targets.api, targets.stack, targets.endpoint)
         if json_mode:
-            out(json.dumps({"changed": False, "recap": None}) + "\n")
+            print_json({"changed": False, "recap": None}, indent=None)
         return EXIT_OK
     _confirm(options["yes"], "Do you want to perform these actions?")
     emit = _event_printer(colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
     if json_mode:
-        out(json.dumps({"changed": True, "recap": result.recap.as_json()}, indent=2) + "\n")
+        print_json({"changed": True, "recap": result.recap.as_json()})
     else:
         out(render_recap(result.recap, colour=colour(sys.stdout)))
     if not result.ok:

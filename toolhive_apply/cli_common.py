@@ -6,7 +6,6 @@ module holds one job; heavy imports stay inside the functions, so `--help` stays
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -57,10 +56,25 @@ def colour(stream: Any) -> bool:
 
 
 def load(paths: list[Path] | None, var: list[str] | None, var_file: list[Path] | None) -> Manifest:
-    from toolhive_apply.manifest import load_manifest, parse_var_options
+    """The manifest, refused when a declared secret's value sits in a plain field (validate says so too).
 
-    extra = parse_var_options(var or [], var_file or [])
-    return load_manifest(paths or [Path.cwd()], extra)
+    Secret values that can be known before the manifest is understood are registered first, so an error about
+    a field that holds one (a schema message quotes the offending value) is scrubbed like any other output.
+    """
+    from toolhive_apply.errors import ManifestError
+    from toolhive_apply.manifest import load_manifest, parse_var_options
+    from toolhive_apply.providers.secret_fields import check_manifest_values, register_early
+    from toolhive_apply.stores.environment import register_environment_secrets
+
+    register_environment_secrets(os.environ)
+    files = paths or [Path.cwd()]
+    try:
+        manifest = load_manifest(files, parse_var_options(var or [], var_file or []))
+    except ManifestError:
+        register_early(files, os.environ)
+        raise
+    check_manifest_values(manifest, os.environ)
+    return manifest
 
 
 def check_output(output: str) -> bool:
@@ -76,6 +90,9 @@ def warn(manifest: Manifest) -> None:
         err(f"{warning}\n")
 
 
-def print_json(data: object) -> int:
-    out(json.dumps(data, indent=2, sort_keys=False) + "\n")
+def print_json(data: object, *, indent: int | None = 2, sort_keys: bool = False) -> int:
+    """JSON on stdout, scrubbed before it is encoded (an escaped value would slip past a scrub of the text)."""
+    from toolhive_apply.redact import scrubbed_json
+
+    out(scrubbed_json(data, indent=indent, sort_keys=sort_keys) + "\n")
     return EXIT_OK

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+import stat
+from pathlib import Path
+
 import pytest
 
-from toolhive_apply.redact import SecretValue
+from toolhive_apply.providers.secrets import SecretResolver
+from toolhive_apply.redact import REDACTED, SecretValue, redact
 from toolhive_apply.stores.base import SecretNameError, StoreConfigError, StoreKind, StoreReadOnlyError, open_store
 from toolhive_apply.stores.encrypted import EncryptedStore
-from toolhive_apply.stores.environment import EnvironmentStore
+from toolhive_apply.stores.environment import HMAC_KEY_ENV, KEY_FILE, MIN_KEY_CHARS, EnvironmentStore
 
 
 def test_secret_x_is_the_variable_toolhive_secret_x() -> None:
@@ -64,3 +71,64 @@ def test_the_default_store_is_toolhives_encrypted_file() -> None:
 def test_an_unknown_provider_names_the_choices() -> None:
     with pytest.raises(StoreConfigError, match=r"unknown secret store '1password'.*encrypted, vault, environment"):
         open_store({"provider": "1password"}, {})
+
+
+# -- the key of the digests: random, secret, kept outside the read-only store ---------------------------------
+
+
+def _resolver(environ: dict[str, str], stack: str = "demo") -> SecretResolver:
+    return SecretResolver(lambda: EnvironmentStore(environ), stack)
+
+
+def test_digests_are_keyed_by_a_random_local_key_not_by_anything_derivable(tmp_path: Path) -> None:
+    """A key made from the stack name (public) would let a short secret be brute-forced from a saved plan."""
+    value = SecretValue("hunter22")
+    one = _resolver({"XDG_STATE_HOME": str(tmp_path / "a")})
+    digest = one.digest(value)
+    public = (
+        "hmac-sha256:" + hmac.new(hashlib.sha256(b"toolhive-apply/demo").digest(), b"hunter22", "sha256").hexdigest()
+    )
+    assert digest != public
+    assert one.warnings and "made a new digest key" in one.warnings[0]
+    again = _resolver({"XDG_STATE_HOME": str(tmp_path / "a")})
+    assert again.digest(value) == digest and again.warnings == []  # the same key next run: nothing "rotated"
+    assert _resolver({"XDG_STATE_HOME": str(tmp_path / "b")}).digest(value) != digest  # another machine's key
+    assert _resolver({"XDG_STATE_HOME": str(tmp_path / "a")}, "other").digest(value) != digest  # another stack
+    key_file = tmp_path / "a" / "toolhive-apply" / KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert len(bytes.fromhex(key_file.read_text().strip())) == 32
+
+
+def test_a_pipeline_key_comes_from_the_environment_and_is_scrubbed(tmp_path: Path) -> None:
+    key = secrets.token_hex(32)
+    environ = {"XDG_STATE_HOME": str(tmp_path), HMAC_KEY_ENV: key}
+    digest = _resolver(environ).digest(SecretValue("hunter22"))
+    assert digest == _resolver({**environ, "XDG_STATE_HOME": str(tmp_path / "elsewhere")}).digest(
+        SecretValue("hunter22")
+    )
+    assert not (tmp_path / "toolhive-apply").exists()  # no local state needed
+    assert redact(f"key={key}") == f"key={REDACTED}"
+
+
+def test_a_short_pipeline_key_is_refused() -> None:
+    with pytest.raises(StoreConfigError, match=f"{HMAC_KEY_ENV} is shorter than {MIN_KEY_CHARS}") as caught:
+        _resolver({HMAC_KEY_ENV: "ci-key"}).digest(SecretValue("hunter22"))
+    assert "ci-key" not in str(caught.value)
+
+
+@pytest.mark.parametrize("problem", ["world-readable", "symlink", "garbage"])
+def test_a_key_file_that_is_not_private_or_not_a_key_is_refused(tmp_path: Path, problem: str) -> None:
+    environ = {"XDG_STATE_HOME": str(tmp_path)}
+    _resolver(environ).key()
+    key_file = tmp_path / "toolhive-apply" / KEY_FILE
+    if problem == "world-readable":
+        key_file.chmod(0o644)
+    elif problem == "symlink":
+        target = tmp_path / "elsewhere.key"
+        key_file.rename(target)
+        key_file.symlink_to(target)
+    else:
+        key_file.write_text("not hex\n")
+    with pytest.raises(StoreConfigError, match="digest key"):
+        _resolver(environ).key()

@@ -1,16 +1,17 @@
 """Plan and recap -> human text (terraform-plan style) and JSON.
 
 Sensitive fields are rendered here as "(sensitive value)", and nowhere else needs to know: specs
-carry only secret references and keyed digests, never values.
+carry only secret references and keyed digests, never values. Every value is scrubbed before it is encoded
+(redact.scrubbed_json): JSON escapes would hide a registered value from a scrub of the finished text.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from toolhive_apply.engine.executor import Recap
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan
+from toolhive_apply.redact import scrubbed_json
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -42,7 +43,7 @@ def _paint(text: str, code: str, colour: bool) -> str:
 def _value(value: object) -> str:
     if value is None:
         return "null"
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return scrubbed_json(value, sort_keys=True, ensure_ascii=False)
 
 
 def _field_line(change: Change, item: FieldChange) -> str:
@@ -135,4 +136,4 @@ def render_recap(recap: Recap, colour: bool = False) -> str:
 
 
 def render_issues_json(issues: Iterable[dict[str, object]]) -> str:
-    return json.dumps(list(issues), indent=2) + "\n"
+    return scrubbed_json(list(issues), indent=2) + "\n"

@@ -14,6 +14,7 @@ from typing import Any
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient
+from toolhive_apply.redact import redact
 
 POLL_SECONDS = 0.25
 LOG_LINES = 10
@@ -31,11 +32,13 @@ INITIALIZE = {
 
 
 def _log_tail(api: CountingAPIClient, container_id: str) -> str:
+    """The last lines the container wrote, scrubbed as raw text BEFORE they are split and re-indented: a
+    multi-line secret (a PEM key, a JSON credentials file) printed by the server is only whole here."""
     try:
         raw = api.logs(container_id, stdout=True, stderr=True, tail=LOG_LINES)
     except docker.errors.APIError:
         return ""
-    text = raw.decode("utf-8", "replace").strip() if isinstance(raw, bytes) else str(raw)
+    text = redact(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
     return "\n  last log lines:\n    " + "\n    ".join(text.splitlines()[-LOG_LINES:]) if text else ""
 
 

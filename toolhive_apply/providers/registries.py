@@ -31,6 +31,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_STACK,
     MANAGED_BY,
 )
+from toolhive_apply.redact import scrubbed_json
 from toolhive_apply.registry.resolve import source_of
 
 LABEL_ROLE: Final = "toolhive-apply.role"
@@ -120,6 +121,6 @@ class RegistryProvider:
                 LABEL_NAME: desired.id.name,
                 LABEL_HASH: spec_hash(spec),
                 LABEL_HASH_VERSION: HASH_VERSION,
-                LABEL_SPEC: json.dumps(spec, sort_keys=True),
+                LABEL_SPEC: scrubbed_json(spec, sort_keys=True),
             },
         )

@@ -1,8 +1,10 @@
 """The secret resource kind, on top of a SecretStore; and the resolver workloads use to get values and digests.
 
-Values are compared through a keyed HMAC (a per-stack key kept in the store itself), never shown and never
-hashed plainly: a plain SHA-256 of a short token in a container label could be brute-forced. The value exists
-only inside SecretValue objects, read from their source at plan time and again at apply time.
+Values are compared through a keyed HMAC, never shown and never hashed plainly: a plain SHA-256 of a short
+token in a container label could be brute-forced, and so could an HMAC whose key is derivable. The key is
+random and secret: a per-stack secret in the store itself, or, for the read-only environment store, a key the
+store finds outside itself (EnvironmentStore.digest_key). The value exists only inside SecretValue objects,
+read from their source at plan time and again at apply time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
-from toolhive_apply.redact import SecretValue
+from toolhive_apply.redact import MIN_SCRUB_LENGTH, SecretValue
+from toolhive_apply.stores.environment import HMAC_KEY_ENV, EnvironmentStore
 
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
@@ -45,16 +48,21 @@ def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue 
     if secret.file is not None:
         path = (secret.base_dir / secret.file).resolve()
         try:
-            text = path.read_text(encoding="utf-8")
+            return SecretValue(read_secret_file(path))
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError.single(
                 secret.origin, f"secrets[{secret.key}].from.file", f"cannot read {path}: {exc}"
             ) from None
-        return SecretValue(text[:-1] if text.endswith("\n") else text)
     if inline is not None:
         return inline
     msg = f"secret {secret.key!r} has no source"
     raise ToolhiveApplyError(msg)
+
+
+def read_secret_file(path: Path) -> str:
+    """A `from: {file}` value: the file's text without its final newline (what an editor adds)."""
+    text = path.read_text(encoding="utf-8")
+    return text[:-1] if text.endswith("\n") else text
 
 
 def source_label(secret: Secret) -> str:
@@ -75,6 +83,7 @@ class SecretResolver:
         self.values: dict[str, SecretValue] = {}
         self._key: bytes | None = None
         self._key_is_new = False
+        self.warnings: list[str] = []
         self._listing: dict[str, StoredSecret] | None = None
         self._lock = threading.Lock()
 
@@ -99,9 +108,14 @@ class SecretResolver:
         """The stack's HMAC key: read from the store, or made now (and written by the secret provider)."""
         with self._lock:
             if self._key is None:
-                if self.store.kind == "environment":
-                    material = os.environ.get("TOOLHIVE_APPLY_HMAC_KEY") or f"toolhive-apply/{self.stack}"
-                    self._key = hashlib.sha256(material.encode()).digest()
+                if isinstance(self.store, EnvironmentStore):
+                    self._key, created = self.store.digest_key(self.stack)
+                    if created is not None:
+                        self.warnings.append(
+                            f"made a new digest key for environment secrets in {created}: workloads whose secret "
+                            f"digests were recorded with another key will be replaced once; in pipelines without "
+                            f"local state, set {HMAC_KEY_ENV} to the same random value in every run"
+                        )
                 else:
                     stored = self.store.read(hmac_key_name(self.stack))
                     self._key_is_new = stored is None
@@ -136,6 +150,19 @@ class SecretProvider:
     def __init__(self, resolver: SecretResolver, environ: Mapping[str, str] | None = None) -> None:
         self.resolver = resolver
         self.environ = os.environ if environ is None else environ
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Shown with the plan (collected after every provider's desired state is computed)."""
+        short = sorted(
+            name for name, value in self.resolver.values.items() if 0 < len(value.reveal()) < MIN_SCRUB_LENGTH
+        )
+        notes = [
+            f"secret {name!r} is shorter than {MIN_SCRUB_LENGTH} characters: such a value cannot be told apart from "
+            "ordinary text, so it is neither scrubbed from output nor refused in plain fields"
+            for name in short
+        ]
+        return (*self.resolver.warnings, *notes)
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         result = []
@@ -235,9 +262,11 @@ class SecretProvider:
         kind, _, where = source.partition(":")
         if kind == "env" and where in self.environ:
             value = SecretValue(self.environ[where])
-        elif kind == "file":
-            text = Path(where).read_text(encoding="utf-8")
-            value = SecretValue(text[:-1] if text.endswith("\n") else text)
+        elif kind == "file" and Path(where).is_file():
+            try:
+                value = SecretValue(read_secret_file(Path(where)))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProviderError(str(change.id), "write", f"cannot read {where}: {exc}") from None
         else:
             raise ProviderError(str(change.id), "write", f"the value's source ({source}) cannot be read at apply time")
         if not self.resolver.key_is_new and self.resolver.digest(value) != change.desired.spec.get("digest"):

@@ -6,12 +6,12 @@ and so the spec that is hashed is the single input of the container we create.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
+from toolhive_apply.redact import scrubbed_json
 
 MANAGED_BY: Final = "toolhive-apply"
 LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
@@ -222,7 +222,7 @@ def container_labels(spec: Spec, stack: str) -> dict[str, str]:
             LABEL_GROUP: spec["group"],
             LABEL_HASH: spec_hash(spec),
             LABEL_HASH_VERSION: HASH_VERSION,
-            LABEL_SPEC: json.dumps(spec, sort_keys=True, separators=(",", ":")),
+            LABEL_SPEC: scrubbed_json(spec, sort_keys=True, separators=(",", ":")),
         }
     )
     return labels
