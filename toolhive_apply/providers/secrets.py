@@ -137,6 +137,11 @@ class SecretProvider:
         self.resolver = resolver
         self.environ = os.environ if environ is None else environ
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The store's own warnings (e.g. a short typed password), once a run has opened it."""
+        return tuple(getattr(self.resolver.store, "warnings", ())) if self.resolver.opened else ()
+
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         result = []
         missing = []
