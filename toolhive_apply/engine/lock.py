@@ -126,13 +126,6 @@ class StackLock:
         self.container_id = str(created["Id"])
         return True
 
-    def holder(self) -> str:
-        try:
-            labels = self.api.inspect_container(lock_name(self.stack))["Config"]["Labels"] or {}
-        except docker.errors.NotFound:
-            return "nobody (just released)"
-        return _describe_holder(labels)
-
     def _break_if_holder_died(self) -> bool:
         """A lock whose holder is provably dead (kill -9, power loss) is stale: remove it. True: try again now.
 
