@@ -5,14 +5,15 @@ fine for the random password ToolHive generates and keeps in the OS keyring, and
 with a copy of the file can test guesses at hash speed. So, as ToolHive does, a store toolhive-apply creates gets
 a random password (32 bytes, base64url, like ToolHive's GenerateSecurePassword) that nobody types:
 
-1. TOOLHIVE_SECRETS_PASSWORD, when set (ToolHive hands it to its detached proxies the same way);
+1. TOOLHIVE_SECRETS_PASSWORD, when set (the variable ToolHive's factory.go names for the password);
 2. this store's key file, when toolhive-apply made one ($XDG_STATE_HOME/toolhive-apply/keys/, mode 0600);
 3. ToolHive's OS keyring entry (service and user `toolhive`), when the optional `keyring` package works;
 4. for a store that does not exist yet: a new random password, kept in that keyring entry when the store is
    ToolHive's default file and the keyring accepts it (so `thv` opens the same store), else in a new key file.
 
 An existing store with none of these is an error, never a new password. A typed password (1 or 3) shorter than
-MIN_TYPED_LENGTH gets a warning; no password is ever printed.
+MIN_TYPED_LENGTH gets a warning; no password is ever printed. ToolHive's fallback to the Linux kernel keyring
+(keyctl) is not used, so on a machine without a Secret Service a new store's password is in the key file only.
 """
 
 from __future__ import annotations
