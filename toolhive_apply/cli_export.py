@@ -87,13 +87,25 @@ def export_workload(
 def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     from pathlib import Path as _Path
 
+    from toolhive_apply.errors import UsageError
     from toolhive_apply.providers.registries import record_spec
     from toolhive_apply.registry.formats import parse_catalogue
-    from toolhive_apply.registry.sources import load_file, load_remote
+    from toolhive_apply.registry.sources import FetchPolicy, load_file, load_remote
+    from toolhive_apply.urls import MASK
 
     spec = record_spec(record) or {}
     kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
-    fetched = load_file(_Path(source), name) if kind == "file" else load_remote(f"{kind}:{source}", name, ttl=3600)
+    if kind != "file" and MASK in source:
+        raise UsageError(
+            f"registry {name!r}: its source {source} had credentials or a query, which are never recorded,"
+            " so it cannot be read again from the Docker host",
+            hint="run `toolhive-apply plan` with the manifest to read it",
+        )
+    policy = FetchPolicy(bool(spec.get("allow_private_ip")), frozenset(spec.get("redirect_hosts") or ()))
+    if kind == "file":
+        fetched = load_file(_Path(source), name)
+    else:
+        fetched = load_remote(f"{kind}:{source}", name, ttl=3600, policy=policy)
     if fetched.warning:
         err(f"Warning: {fetched.warning}\n")
     return spec, parse_catalogue(name, fetched.document)

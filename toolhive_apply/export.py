@@ -226,7 +226,9 @@ def _volume_entry(mount: str) -> str:
 
 def _registry_entry(spec: Spec) -> dict[str, Any]:
     key = {"file": "local_path", "url": "url", "api": "api_url"}[str(spec["type"])]
-    return {"name": spec["name"], key: spec["source"]}
+    entry = {"name": spec["name"], key: spec["source"]}
+    entry.update({k: spec[k] for k in ("allow_private_ip", "redirect_hosts") if spec.get(k)})
+    return entry
 
 
 def as_manifest(

@@ -281,7 +281,7 @@ def test_a_registry_that_stops_answering_fails_clearly_and_the_next_apply_finish
             "server": "time",
             "secrets": [{"name": "canary", "target": "T"}],
         }
-        path = fs.write([workload], registries=[{"name": "remote", "url": url}])
+        path = fs.write([workload], registries=[{"name": "remote", "url": url, "allow_private_ip": True}])
         server.hanging.set()  # accepts the connection and never answers: the client's timeout must end the wait
         failed = fs.run("apply", str(path), "--yes")
         assert failed.code == 1, failed

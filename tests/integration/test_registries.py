@@ -20,10 +20,13 @@ from toolhive_apply.manifest import load_manifest
 from toolhive_apply.registry import sources
 from toolhive_apply.registry.formats import RegistryError, parse_catalogue
 from toolhive_apply.registry.resolve import resolve_registries
+from toolhive_apply.registry.sources import FetchPolicy
 
 UPSTREAM = json.loads((ROOT / "examples" / "registry" / "registry.json").read_text())
 LEGACY = json.loads((ROOT / "tests" / "fixtures" / "registries" / "legacy.json").read_text())
 SWAGGER = json.loads((ROOT / "tests" / "fixtures" / "toolhive-api.components.json").read_text())
+
+LOOPBACK = FetchPolicy(allow_private_ip=True)  # these registries are served on 127.0.0.1
 
 
 class RegistryHandler(BaseHTTPRequestHandler):
@@ -107,17 +110,17 @@ def test_an_invalid_document_names_the_registry_the_server_and_the_field() -> No
 
 
 def test_a_url_source_is_fetched_once_cached_and_revalidated_with_its_etag(http_base: str) -> None:
-    first = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=3600)
-    again = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=3600)
+    first = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=3600, policy=LOOPBACK)
+    again = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=3600, policy=LOOPBACK)
     assert first.document == again.document == UPSTREAM
     assert RegistryHandler.hits["/registry.json"] == 1  # the second read came from the fresh cache
-    stale = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=0)
+    stale = sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=0, policy=LOOPBACK)
     assert stale.document == UPSTREAM and stale.warning is None
     assert RegistryHandler.hits["/registry.json"] == 2  # revalidated: 304 with If-None-Match
 
 
 def test_an_api_source_follows_cursor_paging(http_base: str) -> None:
-    fetched = sources.load_remote(f"api:{http_base}/api", "r", ttl=0)
+    fetched = sources.load_remote(f"api:{http_base}/api", "r", ttl=0, policy=LOOPBACK)
     catalogue = parse_catalogue("r", fetched.document)
     assert sorted(s.name for s in catalogue.servers) == [
         "io.github.toolhive-apply/echo",
@@ -135,26 +138,26 @@ def test_bad_remote_sources_fail_clearly(
 ) -> None:
     monkeypatch.setattr(sources, "MAX_BYTES", 50_000)
     with pytest.raises(RegistryError, match=message):
-        sources.load_remote(f"url:{http_base}{path}", "r", ttl=0)
+        sources.load_remote(f"url:{http_base}{path}", "r", ttl=0, policy=LOOPBACK)
 
 
 def test_a_slow_source_hits_the_timeout(http_base: str) -> None:
     with pytest.raises(RegistryError, match="unreachable"):
-        sources.load_remote(f"url:{http_base}/slow.json", "r", ttl=0, timeout=0.5)
+        sources.load_remote(f"url:{http_base}/slow.json", "r", ttl=0, timeout=0.5, policy=LOOPBACK)
 
 
 def test_an_unreachable_source_falls_back_to_the_cache_with_a_warning(http_base: str) -> None:
-    sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=0)
+    sources.load_remote(f"url:{http_base}/registry.json", "r", ttl=0, policy=LOOPBACK)
     key = f"url:{http_base}/registry.json"
     data_path, _ = sources._cache_paths(key)
     down = "http://127.0.0.1:9/registry.json"  # discard port: nothing listens
     sources._write_cache(*sources._cache_paths(f"url:{down}"), UPSTREAM, {"fetched_at": 0})
-    fetched = sources.load_remote(f"url:{down}", "r", ttl=0, timeout=1)
+    fetched = sources.load_remote(f"url:{down}", "r", ttl=0, timeout=1, policy=LOOPBACK)
     assert fetched.document == UPSTREAM
     assert fetched.warning is not None and "using the cached copy" in fetched.warning
     assert data_path.exists()
     with pytest.raises(RegistryError, match="unreachable"):
-        sources.load_remote("url:http://127.0.0.1:9/never-cached.json", "r", ttl=0, timeout=1)
+        sources.load_remote("url:http://127.0.0.1:9/never-cached.json", "r", ttl=0, timeout=1, policy=LOOPBACK)
 
 
 def _manifest(tmp_path: Path, workload: dict[str, Any], registry_file: str = "legacy.json") -> Path:

@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, run_cli, write_manifest
 from tests.support.mcp_client import call_tool
+from toolhive_apply.redact import SecretValue
+from toolhive_apply.stores.encrypted import EncryptedStore
+from toolhive_apply.stores.toolhive_format import default_path
 
 pytestmark = pytest.mark.docker
 
@@ -123,6 +126,9 @@ def test_a_missing_password_is_a_clear_error_not_a_prompt(
 ) -> None:
     env = {k: v for k, v in secret_env.items() if k != "TOOLHIVE_SECRETS_PASSWORD"}
     env["TOKEN_UNDER_TEST"] = "x"
+    # An existing store (a new one would get a random password of its own, kept in a key file: #22.11)
+    existing = EncryptedStore(default_path(secret_env), secret_env)
+    existing.write("other", SecretValue("y"), expected_version=None, stack="someone", digest="d")
     path = write_manifest(
         tmp_path,
         stack,
@@ -132,7 +138,7 @@ def test_a_missing_password_is_a_clear_error_not_a_prompt(
     result = run_cli("apply", str(path), "--yes", env=env)
     assert result.code == 1
     assert "TOOLHIVE_SECRETS_PASSWORD" in result.output
-    assert f"workload/{stack}-w: skipped: depends on failed secret/t" in result.output
+    assert "no password for" in result.output  # the existing store is read at plan time already
     assert docker_api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}) == []
 
 

@@ -33,6 +33,7 @@ from toolhive_apply.providers.workload_spec import workload_spec
 from toolhive_apply.registry import sources
 from toolhive_apply.registry.formats import parse_catalogue
 from toolhive_apply.registry.resolve import resolve_registries
+from toolhive_apply.registry.sources import FetchPolicy
 from toolhive_apply.registry.views import registry_details, server_view, servers_listing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,8 @@ LEGACY: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "registries" 
 SCRATCH = Path(tempfile.mkdtemp(prefix="thv-fuzz-registries-"))
 atexit.register(shutil.rmtree, SCRATCH, True)
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+LOOPBACK = FetchPolicy(allow_private_ip=True)  # these registries are served on 127.0.0.1
 
 
 SEEDS = [("upstream", UPSTREAM, p) for p in paths(UPSTREAM)] + [("legacy", LEGACY, p) for p in paths(LEGACY)]
@@ -191,7 +194,7 @@ def test_mutated_api_pages_only_ever_raise_its_own_error(
     first = raw if raw is not None else json.dumps(replaced(PAGE, path, value)).encode()
     _PageHandler.pages[:] = [first, json.dumps({"servers": [], "metadata": {}}).encode()]
     try:
-        fetched = sources.load_remote(f"api:{api_base}", "fuzzed", ttl=0, timeout=5)
+        fetched = sources.load_remote(f"api:{api_base}", "fuzzed", ttl=0, timeout=5, policy=LOOPBACK)
         _use(parse_catalogue("fuzzed", fetched.document))
     except ToolhiveApplyError as error:
         assert "fuzzed" in error.message

@@ -3,6 +3,7 @@ nonce(12) || AES-256-GCM(key = SHA-256(password)) of {"secrets": {...}}."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from toolhive_apply.errors import ConflictError
 from toolhive_apply.redact import SecretValue
-from toolhive_apply.stores import files
+from toolhive_apply.stores import files, passwords
 from toolhive_apply.stores.base import SecretNameError, StoreError, StoreFailure, open_store
 from toolhive_apply.stores.encrypted import EncryptedStore
 
@@ -127,14 +128,20 @@ def test_a_truncated_file_is_reported_as_not_toolhives_format(store: EncryptedSt
         store.list()
 
 
-def test_a_missing_password_says_to_set_toolhive_secrets_password(store_file: Path) -> None:
-    store = EncryptedStore(store_file, {})
+def test_an_existing_store_without_a_password_says_to_set_toolhive_secrets_password(
+    store_file: Path, tmp_path: Path
+) -> None:
+    store_file.parent.mkdir(parents=True)
+    store_file.write_bytes(toolhive_seal(PASSWORD, {"k": "v"}))
+    store = EncryptedStore(store_file, {"XDG_STATE_HOME": str(tmp_path / "state")})
     with pytest.raises(StoreError) as caught:
-        write(store, "k", "v")
+        write(store, "k", "v2")
     assert caught.value.failure is StoreFailure.NO_PASSWORD
     assert "TOOLHIVE_SECRETS_PASSWORD is not set" in caught.value.message
+    assert f"no key file {passwords.key_file_path(store_file, store.environ)}" in caught.value.message
     assert caught.value.hint is not None and "export TOOLHIVE_SECRETS_PASSWORD" in caught.value.hint
-    assert not store_file.parent.exists()
+    assert not (tmp_path / "state").exists()  # never a new password for a store that has one already
+    assert toolhive_open(PASSWORD, store_file.read_bytes()) == {"k": "v"}
 
 
 def test_the_password_comes_from_the_os_keyring_when_keyring_is_importable(
@@ -156,13 +163,17 @@ def test_the_password_comes_from_the_os_keyring_when_keyring_is_importable(
     assert asked == [("toolhive", "toolhive")]
 
 
-def test_a_failing_keyring_backend_counts_as_no_keyring(store_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def get_password(service: str, user: str) -> str:
+def test_a_failing_keyring_backend_counts_as_no_keyring(
+    store_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*args: str) -> str:
         raise RuntimeError("no D-Bus session")
 
-    monkeypatch.setitem(sys.modules, "keyring", types.SimpleNamespace(get_password=get_password))
-    with pytest.raises(StoreError, match="TOOLHIVE_SECRETS_PASSWORD is not set"):
-        write(EncryptedStore(store_file, {}), "k", "v")
+    monkeypatch.setitem(sys.modules, "keyring", types.SimpleNamespace(get_password=fails, set_password=fails))
+    environ = {"XDG_DATA_HOME": str(store_file.parents[1]), "XDG_STATE_HOME": str(tmp_path / "state")}
+    write(EncryptedStore(store_file, environ), "k", "v")  # ToolHive's default path, but the keyring refuses
+    key_file = passwords.key_file_path(store_file, environ)
+    assert toolhive_open(key_file.read_text().strip(), store_file.read_bytes()) == {"k": "v"}
 
 
 def test_store_and_sidecar_files_are_mode_0600(store: EncryptedStore, store_file: Path) -> None:
@@ -276,7 +287,7 @@ WRITER_SCRIPT = """
 import sys
 from pathlib import Path
 from toolhive_apply.redact import SecretValue
-from toolhive_apply.stores import files
+from toolhive_apply.stores import files, passwords
 from toolhive_apply.stores.encrypted import EncryptedStore
 store = EncryptedStore(Path(sys.argv[1]), {"TOOLHIVE_SECRETS_PASSWORD": sys.argv[2]}, lock_timeout=30)
 for i in range(15):
@@ -358,3 +369,106 @@ def test_listing_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> 
     assert store.list() == []
     assert store.read("k") is None
     assert list(tmp_path.iterdir()) == []
+
+
+# -- where the password comes from (#22.11) ---------------------------------------------------------------------
+class MemoryKeyring:
+    """ToolHive's keyring entry, in memory (the real one needs a desktop session)."""
+
+    def __init__(self, value: str | None = None, *, works: bool = True) -> None:
+        self.value = value
+        self.works = works
+
+    def get(self) -> str | None:
+        return self.value if self.works else None
+
+    def set(self, password: str) -> bool:
+        if self.works:
+            self.value = password
+        return self.works
+
+
+def state_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state"), **extra}
+
+
+def test_a_new_store_without_a_password_gets_a_random_one_in_a_0600_key_file(tmp_path: Path) -> None:
+    environ = state_env(tmp_path)
+    store_file = tmp_path / "custom" / "secrets"
+    write(EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False)), "k", "v")
+
+    key_file = passwords.key_file_path(store_file, environ)
+    assert key_file.parent == tmp_path / "state" / "toolhive-apply" / "keys"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    password = key_file.read_text().strip()
+    assert len(password) == 44 and len(base64.urlsafe_b64decode(password)) == 32  # as ToolHive generates them
+    assert toolhive_open(password, store_file.read_bytes()) == {"k": "v"}  # the file format is unchanged
+    again = EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False))
+    value = again.read("k")
+    assert value is not None and value.reveal() == "v" and again.warnings == ()
+
+
+def test_toolhives_default_store_keeps_its_new_password_in_toolhives_keyring_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries: dict[tuple[str, str], str] = {}
+    module = types.SimpleNamespace(
+        get_password=lambda service, user: entries.get((service, user)),
+        set_password=lambda service, user, value: entries.__setitem__((service, user), value),
+    )
+    monkeypatch.setitem(sys.modules, "keyring", module)
+    environ = state_env(tmp_path)
+    store = open_store({}, environ)
+    write(store, "k", "v")  # type: ignore[arg-type]
+
+    password = entries[("toolhive", "toolhive")]
+    assert toolhive_open(password, Path(store.endpoint).read_bytes()) == {"k": "v"}  # `thv` finds it there
+    assert not (tmp_path / "state").exists()
+
+
+def test_another_store_path_never_writes_toolhives_keyring_entry(tmp_path: Path) -> None:
+    keyring = MemoryKeyring()
+    environ = state_env(tmp_path)
+    store_file = tmp_path / "elsewhere" / "secrets"
+    write(EncryptedStore(store_file, environ, keyring=keyring), "k", "v")
+    assert keyring.value is None
+    assert passwords.key_file_path(store_file, environ).exists()
+
+
+def test_the_environment_wins_then_the_stores_key_file_then_the_keyring(tmp_path: Path) -> None:
+    environ = state_env(tmp_path)
+    store_file = tmp_path / "elsewhere" / "secrets"
+    write(EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False)), "k", "v")
+    generated = passwords.key_file_path(store_file, environ).read_text().strip()
+
+    # the keyring holds ToolHive's own password for its default store: this store's key file is the one that fits
+    from_file = EncryptedStore(store_file, environ, keyring=MemoryKeyring("thv's own password"))
+    assert from_file.read("k") == SecretValue("v")
+    wrong = EncryptedStore(store_file, {**environ, "TOOLHIVE_SECRETS_PASSWORD": "not it at all, but long"})
+    with pytest.raises(StoreError, match="wrong password from TOOLHIVE_SECRETS_PASSWORD"):
+        wrong.read("k")
+    right = EncryptedStore(store_file, {**environ, "TOOLHIVE_SECRETS_PASSWORD": generated})
+    assert right.read("k") == SecretValue("v")
+
+
+def test_a_key_file_others_can_read_is_refused_without_showing_it(tmp_path: Path) -> None:
+    environ = state_env(tmp_path)
+    store_file = tmp_path / "elsewhere" / "secrets"
+    write(EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False)), "k", "v")
+    key_file = passwords.key_file_path(store_file, environ)
+    key_file.chmod(0o644)
+    with pytest.raises(StoreError, match="must be owned by this user and mode 0600") as caught:
+        EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False)).read("k")
+    assert key_file.read_text().strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize("source", ["environment", "keyring"])
+def test_a_short_typed_password_is_a_warning_that_never_shows_it(store_file: Path, tmp_path: Path, source: str) -> None:
+    short = "hunter2"
+    environ = state_env(tmp_path, **({"TOOLHIVE_SECRETS_PASSWORD": short} if source == "environment" else {}))
+    keyring = MemoryKeyring(short if source == "keyring" else None)
+    store = EncryptedStore(store_file, environ, keyring=keyring)
+    (warning,) = store.warnings
+    assert "shorter than 16 characters" in warning and str(store_file) in warning and short not in warning
+    write(store, "k", "v")  # a warning, not an error
+    assert EncryptedStore(store_file, {"TOOLHIVE_SECRETS_PASSWORD": PASSWORD}).warnings == ()

@@ -62,6 +62,8 @@ def test_manifest_settings_win_over_the_environment() -> None:
     [
         ({}, {}, "has no address: set settings.secrets.vault.address or VAULT_ADDR"),
         ({"address": "vault:8200"}, {}, "must start with http:// or https://"),
+        ({"address": "https://u:pw-canary@v"}, {}, r"'https://\*\*\*@v' must not carry credentials"),
+        ({}, {"VAULT_ADDR": "https://v/?token=tok-canary"}, r"'https://v/\?token=\*\*\*' must not carry"),
         ({"address": "http://v", "ca_cert": "/nonexistent/ca.pem"}, {}, "CA certificate /nonexistent/ca.pem"),
         ({"address": "http://v", "auth": {"method": "ldap"}}, {}, "'ldap' is not one of token, approle"),
         ({"address": "http://v", "auth": {"method": "approle"}}, {}, "role_id \\(or VAULT_ROLE_ID\\) is required"),

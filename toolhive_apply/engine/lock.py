@@ -2,44 +2,35 @@
 
 The lock is a container with a fixed name on the Docker host: the engine refuses a second container
 of the same name atomically (409), which a file on one runner could never promise to another runner.
+A lock is broken automatically only when its holder is provably dead (lock_identity.py), and only a container
+that is that stack's lock is ever removed: a workload that happens to carry the lock's name is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import io
-import os
-import socket
 import tarfile
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
-from toolhive_apply.errors import LockedError, TargetUnavailableError
+from toolhive_apply.engine.lock_identity import LABEL_HOLDER, HolderIdentity, holder_is_gone, unverifiable_reason
+from toolhive_apply.errors import ConflictError, LockedError, TargetUnavailableError
+from toolhive_apply.providers.workload_spec import LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY
 
 LOCK_IMAGE_REPO: Final = "toolhive-apply/lock"
 LOCK_IMAGE_TAG: Final = "1"
+LOCK_COMMAND: Final = ["/lock"]
 LABEL_LOCK: Final = "toolhive-apply.lock"
-LABEL_HOLDER: Final = "toolhive-apply.lock.holder"
 LABEL_SINCE: Final = "toolhive-apply.lock.since"
 LABEL_COMMAND: Final = "toolhive-apply.lock.command"
-LABEL_HOST: Final = "toolhive-apply.lock.host"
-LABEL_PID: Final = "toolhive-apply.lock.pid"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+ROLE_LOCK: Final = "lock"
 
 
 def lock_name(stack: str) -> str:
@@ -67,6 +58,42 @@ def ensure_marker_image(api: CountingAPIClient) -> str:
     return MARKER_IMAGE
 
 
+def lock_labels(stack: str, command: str, holder: HolderIdentity) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_ROLE: ROLE_LOCK,
+        LABEL_LOCK: stack,
+        LABEL_SINCE: datetime.now(UTC).isoformat(timespec="seconds"),
+        LABEL_COMMAND: command,
+        **holder.labels(),
+    }
+
+
+def is_lock_of(found: Mapping[str, Any], stack: str) -> bool:
+    """Whether an inspected container is `stack`'s lock: its lock label, the marker image and command.
+
+    A lock from an older toolhive-apply has no managed-by or role label; when present they must match.
+    """
+    config = found.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return (
+        labels.get(LABEL_LOCK) == stack
+        and labels.get(LABEL_MANAGED_BY, MANAGED_BY) == MANAGED_BY
+        and labels.get(LABEL_ROLE, ROLE_LOCK) == ROLE_LOCK
+        and config.get("Image") == MARKER_IMAGE
+        and config.get("Cmd") == LOCK_COMMAND
+    )
+
+
+def _not_a_lock(stack: str, found: Mapping[str, Any]) -> str:
+    image = (found.get("Config") or {}).get("Image") or "?"
+    return f"container {lock_name(stack)} is not the lock of stack {stack!r} (image {image}, no lock labels for it)"
+
+
+def _describe_holder(labels: Mapping[str, str]) -> str:
+    return f"{labels.get(LABEL_HOLDER, '?')} ({labels.get(LABEL_COMMAND, '?')}) since {labels.get(LABEL_SINCE, '?')}"
+
+
 class StackLock:
     """Context manager: acquire on enter (waiting up to `wait_seconds`), release on exit."""
 
@@ -84,20 +111,12 @@ class StackLock:
         ensure_marker_image(self.api)
 
     def _try_create(self) -> bool:
-        holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
         try:
             created = self.api.create_container(
-                image=f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}",
-                command=["/lock"],
+                image=MARKER_IMAGE,
+                command=LOCK_COMMAND,
                 name=lock_name(self.stack),
-                labels={
-                    LABEL_LOCK: self.stack,
-                    LABEL_HOLDER: holder,
-                    LABEL_SINCE: datetime.now(UTC).isoformat(timespec="seconds"),
-                    LABEL_COMMAND: self.command,
-                    LABEL_HOST: socket.gethostname(),
-                    LABEL_PID: str(os.getpid()),
-                },
+                labels=lock_labels(self.stack, self.command, HolderIdentity.current()),
                 network_disabled=True,
             )
         except docker.errors.APIError as exc:
@@ -107,29 +126,38 @@ class StackLock:
         self.container_id = str(created["Id"])
         return True
 
-    def holder(self) -> str:
-        try:
-            labels = self.api.inspect_container(lock_name(self.stack))["Config"]["Labels"] or {}
-        except docker.errors.NotFound:
-            return "nobody (just released)"
-        return (
-            f"{labels.get(LABEL_HOLDER, '?')} ({labels.get(LABEL_COMMAND, '?')}) since {labels.get(LABEL_SINCE, '?')}"
-        )
-
     def _break_if_holder_died(self) -> bool:
-        """A lock left by a run on this machine whose process is gone (kill -9, power loss) is stale: remove it.
+        """A lock whose holder is provably dead (kill -9, power loss) is stale: remove it. True: try again now.
 
-        Only same-host holders can be checked; a holder on another machine is never second-guessed.
+        A container with the lock's name that is not this stack's lock is never touched: that is an error now,
+        not a wait, because no run will ever release it.
         """
         try:
             found = self.api.inspect_container(lock_name(self.stack))
         except docker.errors.NotFound:
             return True  # released meanwhile: try again at once
-        if not _holder_died(found["Config"].get("Labels") or {}):
+        if not is_lock_of(found, self.stack):
+            raise LockedError(
+                _not_a_lock(self.stack, found),
+                hint="rename or remove that container yourself; toolhive-apply never removes it",
+            )
+        if not holder_is_gone(found["Config"].get("Labels") or {}):
             return False
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(found["Id"], force=True)  # by id: never a lock taken since
         return True
+
+    def _locked_error(self) -> LockedError:
+        try:
+            labels = self.api.inspect_container(lock_name(self.stack))["Config"]["Labels"] or {}
+        except docker.errors.NotFound:
+            labels = {}
+        why = unverifiable_reason(labels) if labels else None
+        doubt = f"{why}, so toolhive-apply cannot tell whether it still runs; " if why else ""
+        return LockedError(
+            f"stack {self.stack!r} is locked by {_describe_holder(labels) if labels else 'nobody (just released)'}",
+            hint=f"wait for that run to finish; {doubt}if it is gone, run `toolhive-apply unlock --stack {self.stack}`",
+        )
 
     def __enter__(self) -> StackLock:
         with docker_errors(self.endpoint):
@@ -139,13 +167,7 @@ class StackLock:
                 if self._break_if_holder_died():
                     continue
                 if time.monotonic() >= deadline:
-                    raise LockedError(
-                        f"stack {self.stack!r} is locked by {self.holder()}",
-                        hint=(
-                            "wait for that run to finish; if it is gone, run "
-                            f"`toolhive-apply unlock --stack {self.stack}`"
-                        ),
-                    )
+                    raise self._locked_error()
                 time.sleep(0.5)
         return self
 
@@ -167,25 +189,19 @@ class StackLock:
                 raise
 
 
-def _holder_died(labels: dict[str, str]) -> bool:
-    """The lock's holder ran on this machine and its process is gone."""
-    pid = labels.get(LABEL_PID, "")
-    return labels.get(LABEL_HOST) == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
-
-
 def clear_stale_lock(api: CountingAPIClient, stack: str, endpoint: str) -> bool:
-    """Remove the lock of a run on this machine that died without releasing it; True when there was one.
+    """Remove the lock of a run that provably died without releasing it; True when there was one.
 
     Why: an apply with nothing to change never takes the lock, so a lock left by a killed apply used to outlive
     every later (converged) apply as an orphaned container; the fault suite's crash tests found it. A live holder,
-    or one on another machine, is left alone exactly as when waiting for the lock.
+    one that cannot be checked from here, or a container that is not this stack's lock is left alone.
     """
     with docker_errors(endpoint):
         try:
             found = api.inspect_container(lock_name(stack))
         except docker.errors.NotFound:
             return False
-        if not _holder_died(found["Config"].get("Labels") or {}):
+        if not is_lock_of(found, stack) or not holder_is_gone(found["Config"].get("Labels") or {}):
             return False
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(found["Id"], force=True)
@@ -193,12 +209,22 @@ def clear_stale_lock(api: CountingAPIClient, stack: str, endpoint: str) -> bool:
 
 
 def break_lock(api: CountingAPIClient, stack: str, endpoint: str) -> str | None:
-    """Remove a stale lock; returns who held it, or None if there was none."""
+    """`unlock`: remove the stack's lock whoever holds it; returns who held it, or None if there was none.
+
+    Only a container that is this stack's lock is removed (by id, so never one created since it was checked).
+    """
     with docker_errors(endpoint):
-        lock = StackLock(api, stack, endpoint, "unlock")
         try:
-            holder = lock.holder()
-            api.remove_container(lock_name(stack), force=True)
+            found = api.inspect_container(lock_name(stack))
         except docker.errors.NotFound:
             return None
-        return holder
+        if not is_lock_of(found, stack):
+            raise ConflictError(
+                f"{_not_a_lock(stack, found)}; refusing to remove it",
+                hint="it may be a workload or someone else's container: inspect it with `docker inspect`",
+            )
+        try:
+            api.remove_container(found["Id"], force=True)
+        except docker.errors.NotFound:
+            return None
+        return _describe_holder(found["Config"].get("Labels") or {})

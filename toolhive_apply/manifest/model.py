@@ -51,6 +51,7 @@ class Registry:
     cache_ttl: int
     base_dir: Path
     origin: Origin | None
+    redirect_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +240,7 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
             cache_ttl=int(r.get("cache_ttl", 3600)),
             base_dir=_dir_of(positions, ("registries", i))[0],
             origin=positions.find(("registries", i)),
+            redirect_hosts=tuple(str(h).lower() for h in r.get("redirect_hosts", ())),
         )
         for i, r in enumerate(data.get("registries", ()))
     )

@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import FieldPath, Positions, format_path
+from toolhive_apply.urls import mask_url
 
 SCHEMA_FILE = "manifest.schema.json"
 
@@ -74,7 +75,10 @@ def _word(error: ValidationError) -> tuple[FieldPath, str]:
     if kind == "const":
         return path, f"must be {error.validator_value!r}"
     if kind == "pattern":
-        return path, f"{error.instance!r} does not match {error.validator_value}"
+        shown = (
+            mask_url(error.instance) if isinstance(error.instance, str) and "://" in error.instance else error.instance
+        )
+        return path, f"{shown!r} does not match {error.validator_value}"  # a URL may carry credentials
     if kind in ("minimum", "maximum", "minLength", "maxLength", "minProperties", "maxProperties"):
         return path, error.message
     if kind == "oneOf":

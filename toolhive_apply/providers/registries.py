@@ -33,6 +33,7 @@ from toolhive_apply.providers.workload_spec import (
 )
 from toolhive_apply.redact import scrubbed_json
 from toolhive_apply.registry.resolve import source_of
+from toolhive_apply.urls import mask_url
 
 LABEL_ROLE: Final = "toolhive-apply.role"
 ROLE_REGISTRY: Final = "registry"
@@ -69,8 +70,15 @@ class RegistryProvider:
         result = []
         for registry in manifest.registries:
             kind, source = source_of(registry)
+            # A URL may carry credentials: labels, plans and exports only ever hold it masked.
+            shown = source if kind == "file" else mask_url(source)
             # `source` is a soft field (for secrets it only describes); `location` makes a moved registry a change
-            spec = {"name": registry.name, "type": kind, "source": source, "location": source, "prune": True}
+            spec: dict[str, Any] = {"name": registry.name, "type": kind, "source": shown, "location": shown}
+            spec["prune"] = True
+            if registry.allow_private_ip:  # recorded so `export registries` fetches under the same rules
+                spec["allow_private_ip"] = True
+            if registry.redirect_hosts:
+                spec["redirect_hosts"] = sorted(registry.redirect_hosts)
             result.append(DesiredResource(ResourceId(Kind.REGISTRY, registry.name), spec, registry.origin))
         return result
 

@@ -153,7 +153,7 @@ class SecretProvider:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Shown with the plan (collected after every provider's desired state is computed)."""
+        """Shown with the plan: the resolver's and the store's own (e.g. a short typed password), and short values."""
         short = sorted(
             name for name, value in self.resolver.values.items() if 0 < len(value.reveal()) < MIN_SCRUB_LENGTH
         )
@@ -162,7 +162,8 @@ class SecretProvider:
             "ordinary text, so it is neither scrubbed from output nor refused in plain fields"
             for name in short
         ]
-        return (*self.resolver.warnings, *notes)
+        store_notes = tuple(getattr(self.resolver.store, "warnings", ())) if self.resolver.opened else ()
+        return (*self.resolver.warnings, *store_notes, *notes)
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         result = []

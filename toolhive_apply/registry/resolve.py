@@ -16,7 +16,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Registry, Workload
 from toolhive_apply.manifest.mounts import mount_problems
 from toolhive_apply.registry.formats import Catalogue, ServerEntry, parse_catalogue
-from toolhive_apply.registry.sources import Fetched, load_file, load_remote
+from toolhive_apply.registry.sources import Fetched, FetchPolicy, load_file, load_remote
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,15 @@ def source_of(registry: Registry) -> tuple[str, str]:
     return "api", str(registry.api_url)
 
 
+def policy_of(registry: Registry) -> FetchPolicy:
+    return FetchPolicy(allow_private_ip=registry.allow_private_ip, redirect_hosts=frozenset(registry.redirect_hosts))
+
+
 def fetch_registry(registry: Registry) -> Fetched:
     kind, source = source_of(registry)
     if kind == "file":
         return load_file(Path(source), registry.name)
-    return load_remote(f"{kind}:{source}", registry.name, ttl=registry.cache_ttl)
+    return load_remote(f"{kind}:{source}", registry.name, ttl=registry.cache_ttl, policy=policy_of(registry))
 
 
 def load_catalogues(manifest: Manifest, wanted: set[str]) -> tuple[dict[str, Catalogue], list[str]]:

@@ -1,30 +1,36 @@
 """Fetch registry documents from a file, a static URL or an MCP Registry API, with an on-disk cache.
 
-Remote sources are read once per run, with a timeout and a size limit; a fresh cache entry is used without
-asking; a stale one is revalidated with ETag/Last-Modified; an unreachable source falls back to the cached copy
-with a visible warning, and fails clearly when there is none (ToolHive's caching rules, §3.3 of the facts).
+Remote sources are read once per run, within one deadline and a size limit, under the registry's address policy
+(transport.py); a fresh cache entry is used without asking; a stale one is revalidated with ETag/Last-Modified;
+an unreachable source falls back to the cached copy with a visible warning, and fails clearly when there is none
+(ToolHive's caching rules, §3.3 of the facts). URLs appear in messages only masked: they may carry credentials.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode, urljoin
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from toolhive_apply.registry import transport
 from toolhive_apply.registry.formats import RegistryError
+from toolhive_apply.registry.transport import TIMEOUT_SECONDS, Deadline, FetchPolicy
+from toolhive_apply.urls import mask_url
 
-TIMEOUT_SECONDS = 10.0
-MAX_BYTES = 16 * 1024 * 1024
+__all__ = ["TIMEOUT_SECONDS", "FetchPolicy", "Fetched", "load_file", "load_remote"]
+
+MAX_BYTES = transport.MAX_BYTES
 MAX_PAGES = 200
 PAGE_LIMIT = 100
+MAX_DEPTH: Final = 64
+"""Deeper documents are refused: no registry needs it, and the parsers and checks after this recurse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,56 +49,82 @@ def _cache_paths(key: str) -> tuple[Path, Path]:
     return cache_dir() / f"{digest}.json", cache_dir() / f"{digest}.meta.json"
 
 
-def _read_limited(response: Any, what: str) -> bytes:
-    body = response.read(MAX_BYTES + 1)
-    if len(body) > MAX_BYTES:
-        raise RegistryError(f"{what}: the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    return bytes(body)
-
-
 def _parse_json(raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise RegistryError(f"{what}: the document is nested more than {MAX_DEPTH} levels deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise RegistryError(f"{what}: not valid JSON ({exc})") from None
+    if _depth_exceeds(document, MAX_DEPTH):
+        raise RegistryError(f"{what}: the document is nested more than {MAX_DEPTH} levels deep")
+    return document
 
 
-def _get(url: str, what: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes, dict[str, str]]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, _read_limited(response, what), dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 304:
-            return 304, b"", {}
-        raise RegistryError(f"{what}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RegistryError(f"{what}: unreachable ({reason})") from None
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Iteratively, so the check itself cannot overflow the stack."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _describe(url: str, registry: str) -> str:
+    return f"registry {registry!r} ({mask_url(url)})"
 
 
 def load_file(path: Path, registry: str) -> Fetched:
     what = f"registry {registry!r} ({path})"
     try:
         if path.stat().st_size > MAX_BYTES:
-            raise RegistryError(f"{what}: the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+            raise RegistryError(f"{what}: the document is larger than {transport.size_text(MAX_BYTES)}")
         return Fetched(_parse_json(path.read_bytes(), what))
     except OSError as exc:
         raise RegistryError(f"{what}: cannot read ({exc.strerror})") from None
 
 
-def _fetch_api(api_url: str, what: str, timeout: float) -> Any:
+def _get(url: str, what: str, headers: dict[str, str], fetch: _Fetch) -> transport.Response:
+    request = transport.Request(what, headers, fetch.policy, fetch.deadline, MAX_BYTES)
+    response = transport.get(url, request)
+    fetch.private = fetch.private or response.private
+    if response.status == 304 or 200 <= response.status < 300:
+        return response
+    raise RegistryError(f"{what}: HTTP {response.status}")
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """One fetch of one source: its policy, its single deadline, and whether it reached a private address."""
+
+    policy: FetchPolicy
+    deadline: Deadline
+    private: bool = False
+
+
+def _api_page_url(api_url: str, params: dict[str, Any]) -> str:
+    """`{api_url}/v0.1/servers` with the paging parameters added to any query the API URL already has."""
+    parts = urlsplit(api_url)
+    path = parts.path.rstrip("/") + "/v0.1/servers"
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def _fetch_api(api_url: str, what: str, fetch: _Fetch) -> Any:
     """All pages of `GET {api_url}/v0.1/servers`, as an upstream-format document.
 
     Cursor paging (`metadata.nextCursor`, the MCP Registry API) and page numbers (`metadata.page/total/limit`,
-    ToolHive's own server) are both followed, within MAX_PAGES.
+    ToolHive's own server) are both followed, within MAX_PAGES and the fetch's one deadline.
     """
     servers: list[Any] = []
     params: dict[str, Any] = {"limit": PAGE_LIMIT}
-    base = urljoin(api_url.rstrip("/") + "/", "v0.1/servers")
     for _ in range(MAX_PAGES):
-        _, raw, _ = _get(f"{base}?{urlencode(params)}", what, {}, timeout)
-        page = _parse_json(raw, what)
+        page = _parse_json(_get(_api_page_url(api_url, params), what, {}, fetch).body, what)
         if not isinstance(page, dict) or not isinstance(page.get("servers"), list):
             raise RegistryError(f"{what}: not an MCP Registry API response (no `servers` list)")
         servers.extend(item.get("server", item) if isinstance(item, dict) else item for item in page["servers"])
@@ -133,59 +165,105 @@ def _next_page(meta: object, params: dict[str, Any], what: str) -> bool:
     return True
 
 
-def _fetch_url(url: str, what: str, timeout: float, meta: dict[str, Any]) -> tuple[Any, dict[str, str]] | None:
+def _fetch_url(url: str, what: str, fetch: _Fetch, meta: dict[str, Any]) -> tuple[Any, dict[str, str]] | None:
     headers = {}
     if meta.get("etag"):
-        headers["If-None-Match"] = meta["etag"]
+        headers["If-None-Match"] = str(meta["etag"])
     if meta.get("last_modified"):
-        headers["If-Modified-Since"] = meta["last_modified"]
-    status, raw, response_headers = _get(url, what, headers, timeout)
-    if status == 304:
+        headers["If-Modified-Since"] = str(meta["last_modified"])
+    response = _get(url, what, headers, fetch)
+    if response.status == 304:
         return None
-    return _parse_json(raw, what), response_headers
+    return _parse_json(response.body, what), dict(response.headers)
 
 
-def load_remote(key: str, registry: str, ttl: float, timeout: float = TIMEOUT_SECONDS) -> Fetched:
-    """`key` is `url:<url>` or `api:<base url>`; the cache is shared by every stack on this machine."""
-    kind, _, url = key.partition(":")
-    what = f"registry {registry!r} ({url})"
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    document: Any
+    meta: dict[str, Any]
+
+    @property
+    def age(self) -> float:
+        return time.time() - float(self.meta.get("fetched_at", 0))
+
+
+def _read_cache(key: str, policy: FetchPolicy) -> _Cached | None:
+    """The cached copy, if it is readable and was fetched under rules this registry still allows.
+
+    A copy fetched from a private address is not used once the registry no longer allows one (an entry from
+    before this was recorded counts as private), so a cache never smuggles in what the policy now refuses.
+    """
     data_path, meta_path = _cache_paths(key)
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    cached = data_path.exists()
-    if cached and time.time() - float(meta.get("fetched_at", 0)) < ttl:
-        return Fetched(json.loads(data_path.read_text(encoding="utf-8")))
-    fetch: Callable[[], tuple[Any, dict[str, str]] | None]
-    if kind == "api":
-        fetch = lambda: (_fetch_api(url, what, timeout), {})  # noqa: E731
-    else:
-        fetch = lambda: _fetch_url(url, what, timeout, meta if cached else {})  # noqa: E731
     try:
-        result = fetch()
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not data_path.exists():
+            return None
+        if meta.get("private", True) and not policy.allow_private_ip:
+            return None
+        float(meta.get("fetched_at", 0))
+        document = _parse_json(data_path.read_bytes(), "the cache")
+    except (OSError, ValueError, TypeError, RecursionError, RegistryError):
+        return None  # a damaged cache is no cache
+    return _Cached(document, meta)
+
+
+def load_remote(
+    key: str,
+    registry: str,
+    ttl: float,
+    timeout: float = TIMEOUT_SECONDS,
+    policy: FetchPolicy | None = None,
+) -> Fetched:
+    """`key` is `url:<url>` or `api:<base url>`; the cache is shared by every stack on this machine.
+
+    `timeout` is one deadline for the whole fetch (every page and redirect), not a per-read timeout.
+    """
+    policy = policy or FetchPolicy()
+    kind, _, url = key.partition(":")
+    what = _describe(url, registry)
+    cached = _read_cache(key, policy)
+    if cached is not None and cached.age < ttl:
+        return Fetched(cached.document)
+    fetch = _Fetch(policy, Deadline(timeout))
+    run: Callable[[], tuple[Any, dict[str, str]] | None]
+    if kind == "api":
+        run = lambda: (_fetch_api(url, what, fetch), {})  # noqa: E731
+    else:
+        run = lambda: _fetch_url(url, what, fetch, cached.meta if cached else {})  # noqa: E731
+    try:
+        result = run()
     except RegistryError as exc:
-        if not cached:
+        if cached is None:
             raise
-        age = int(time.time() - float(meta.get("fetched_at", 0)))
-        return Fetched(
-            json.loads(data_path.read_text(encoding="utf-8")),
-            f"{exc.message}; using the cached copy from {age} s ago",
-        )
+        return Fetched(cached.document, f"{exc.message}; using the cached copy from {int(cached.age)} s ago")
+    data_path, meta_path = _cache_paths(key)
     if result is None:  # 304: still valid
-        document = json.loads(data_path.read_text(encoding="utf-8"))
-        _write_cache(data_path, meta_path, document, {**meta, "fetched_at": time.time()})
-        return Fetched(document)
+        assert cached is not None
+        _write_cache(data_path, meta_path, cached.document, {**cached.meta, "fetched_at": time.time()})
+        return Fetched(cached.document)
     document, headers = result
     lower = {k.lower(): v for k, v in headers.items()}
-    new_meta = {"fetched_at": time.time(), "etag": lower.get("etag"), "last_modified": lower.get("last-modified")}
+    new_meta = {
+        "fetched_at": time.time(),
+        "etag": lower.get("etag"),
+        "last_modified": lower.get("last-modified"),
+        "private": fetch.private,
+    }
     _write_cache(data_path, meta_path, document, new_meta)
     return Fetched(document)
 
 
 def _write_cache(data_path: Path, meta_path: Path, document: Any, meta: dict[str, Any]) -> None:
+    """Owner-only files (a registry behind credentials is private data), each replaced atomically."""
     try:
-        data_path.parent.mkdir(parents=True, exist_ok=True)
+        data_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for path, content in ((data_path, document), (meta_path, meta)):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(content), encoding="utf-8")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(content, handle)
             tmp.replace(path)
-    except OSError:
+    except (OSError, ValueError, RecursionError):
         pass  # a cache that cannot be written only costs a fetch next time

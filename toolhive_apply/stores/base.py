@@ -125,6 +125,7 @@ class StoreFailure(StrEnum):
     BAD_PASSWORD = "bad_password"
     NO_PASSWORD = "no_password"
     IO = "io"
+    REDIRECTED = "redirected"
 
 
 class StoreError(TargetUnavailableError):

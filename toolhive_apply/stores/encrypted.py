@@ -3,7 +3,8 @@
 ToolHive's file holds only name->value, so owner stack, keyed digest, version counter and description live in
 `<file>.toolhive-apply.json` (mode 0600, no values), written in the same locked transaction. Each sidecar record
 keeps a fingerprint keyed by the password, so a value changed by `thv` is noticed (new version, unknown digest)
-without the sidecar holding anything an attacker without the password could test guesses against.
+without the sidecar holding anything an attacker without the password could test guesses against. A store this
+tool creates gets a random password, kept in the OS keyring or a key file (passwords.py), never a typed one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 
 from toolhive_apply.errors import ConflictError
 from toolhive_apply.redact import SecretValue
-from toolhive_apply.stores import files, toolhive_format
+from toolhive_apply.stores import files, passwords, toolhive_format
 from toolhive_apply.stores.base import (
     MANAGED_BY,
     RESERVED_PREFIX,
@@ -80,12 +81,21 @@ class EncryptedStore:
 
     kind: ClassVar[StoreKind] = StoreKind.ENCRYPTED
 
-    def __init__(self, path: Path, environ: Mapping[str, str], *, lock_timeout: float = LOCK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: Path,
+        environ: Mapping[str, str],
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+        keyring: passwords.Keyring | None = None,
+    ) -> None:
         self.path = path
         self.environ = environ
         self.lock_timeout = lock_timeout
+        self.keyring = keyring or passwords.PythonKeyring()
         self._key: bytes | None = None
         self._password_source = ""
+        self._warnings: tuple[str, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], environ: Mapping[str, str]) -> EncryptedStore:
@@ -110,6 +120,18 @@ class EncryptedStore:
 
     def describe(self) -> ProviderDescription:
         return provider_description(self.kind, writable=True, listable=True)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """A short typed password, found without deriving a key or creating anything (plan may ask)."""
+        if self._warnings is None:
+            try:
+                found = self._find_password()
+            except StoreError:
+                found = None
+            warning = passwords.short_password_warning(found, self.path) if found else None
+            self._warnings = (warning,) if warning else ()
+        return self._warnings
 
     def list(self) -> builtins.list[StoredSecret]:
         """One read of each file under a shared lock, so the two are consistent; ToolHive's `__thv_*` are hidden.
@@ -143,7 +165,7 @@ class EncryptedStore:
         description: str = "",
     ) -> None:
         check_name(key)
-        self._cipher_key()  # no password, no write: fail before creating directories or lock files
+        self._cipher_key(create=True)  # no password for an existing store: fail before creating lock files
         with self._locked(exclusive=True):
             snapshot = self._load()
             current = self._current(snapshot, key)
@@ -233,7 +255,7 @@ class EncryptedStore:
             raise self._error(
                 f"cannot decrypt {self.path}: wrong password from {self._password_source}? (or the file is damaged)",
                 StoreFailure.BAD_PASSWORD,
-                hint=f"set {toolhive_format.PASSWORD_ENV} to the password `thv secret setup` was given",
+                hint=f"set {passwords.PASSWORD_ENV} to the password `thv secret setup` was given",
             ) from None
         except toolhive_format.FormatError as exc:
             raise self._error(
@@ -254,19 +276,46 @@ class EncryptedStore:
                 hint="delete it: toolhive-apply then treats every secret in the store as unmanaged",
             ) from None
 
-    def _cipher_key(self) -> bytes:
+    def _cipher_key(self, *, create: bool = False) -> bytes:
+        """The AES key; with `create`, a store that does not exist yet gets a new random password if none is found."""
         if self._key is None:
-            password = toolhive_format.find_password(self.environ)
+            password = self._find_password()
+            if password is None and create and self._is_new():
+                password = self._new_password()
             if password is None:
+                key_file = passwords.key_file_path(self.path, self.environ)
                 raise self._error(
-                    f"no password for {self.path}: {toolhive_format.PASSWORD_ENV} is not set"
-                    " and no OS keyring entry was found",
+                    f"no password for {self.path}: {passwords.PASSWORD_ENV} is not set, no OS keyring entry was"
+                    f" found, and there is no key file {key_file}",
                     StoreFailure.NO_PASSWORD,
-                    hint=f"export {toolhive_format.PASSWORD_ENV} with the password of ToolHive's secrets store",
+                    hint=f"export {passwords.PASSWORD_ENV} with the password of ToolHive's secrets store",
                 )
             self._key = toolhive_format.derive_key(password.value)
             self._password_source = password.source
         return self._key
+
+    def _find_password(self) -> passwords.Password | None:
+        try:
+            return passwords.find_password(self.path, self.environ, self.keyring)
+        except passwords.PasswordFileError as exc:
+            raise self._error(str(exc), StoreFailure.NO_PASSWORD) from None
+
+    def _new_password(self) -> passwords.Password:
+        """ToolHive's default store keeps its password in ToolHive's keyring entry, so `thv` opens it too; any
+        other store path (or no working keyring) gets a key file of its own."""
+        default = self.path.absolute() == toolhive_format.default_path(self.environ).absolute()
+        try:
+            return passwords.create_password(self.path, self.environ, self.keyring, in_keyring=default)
+        except passwords.PasswordFileError as exc:
+            raise self._error(str(exc), StoreFailure.IO) from None
+
+    def _is_new(self) -> bool:
+        try:
+            return self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise self._error(f"cannot read {self.path}: {exc.strerror}", StoreFailure.IO) from None
 
     def _fingerprint(self, value: str) -> str:
         fingerprint_key = hmac.new(self._cipher_key(), FINGERPRINT_CONTEXT, hashlib.sha256).digest()

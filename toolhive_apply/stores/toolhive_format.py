@@ -1,18 +1,16 @@
-"""ToolHive's encrypted secrets file, byte for byte: where it lives, how it is sealed, where its password comes from.
+"""ToolHive's encrypted secrets file, byte for byte: where it lives and how it is sealed.
 
 Format (pkg/secrets/aes/aes.go, encrypted.go): nonce(12) || AES-256-GCM(key=SHA-256(password)) ciphertext || tag(16)
 of `{"secrets": {"<name>": "<value>"}}`; an empty file holds no secrets. Kept separate from the store logic so
-compatibility is tested against this module alone.
+compatibility is tested against this module alone; where the password comes from is passwords.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, cast
 
@@ -21,24 +19,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
 MAX_PLAINTEXT: Final = 32 * 1024 * 1024
-PASSWORD_ENV: Final = "TOOLHIVE_SECRETS_PASSWORD"
-KEYRING_SERVICE: Final = "toolhive"
-KEYRING_USER: Final = "toolhive"
 
 
 class FormatError(ValueError):
     """The file is not ToolHive's format (too short, too large, or not the expected JSON after decryption)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Password:
-    """The store password and where it came from (for the wrong-password message); never printed."""
-
-    value: str
-    source: str
-
-    def __repr__(self) -> str:
-        return f"Password(source={self.source!r})"
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
@@ -87,30 +71,3 @@ def decode_secrets(plaintext: bytes) -> dict[str, str]:
     if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
         raise FormatError('the decrypted content is not of the form {"secrets": {"<name>": "<value>"}}')
     return cast(dict[str, str], secrets)
-
-
-def find_password(environ: Mapping[str, str]) -> Password | None:
-    """TOOLHIVE_SECRETS_PASSWORD, else the OS keyring entry ToolHive uses, if the `keyring` package is installed.
-
-    Never prompts: toolhive-apply runs unattended. ToolHive's own fallback to the Linux kernel keyring (keyctl)
-    is not attempted.
-    """
-    value = environ.get(PASSWORD_ENV)
-    if value:
-        return Password(value, PASSWORD_ENV)
-    value = _keyring_password()
-    if value:
-        return Password(value, f"the OS keyring (service {KEYRING_SERVICE!r}, user {KEYRING_USER!r})")
-    return None
-
-
-def _keyring_password() -> str | None:
-    try:
-        keyring = importlib.import_module("keyring")  # optional: not a dependency of toolhive-apply
-    except ImportError:
-        return None
-    get_password = cast(Callable[[str, str], "str | None"], keyring.get_password)
-    try:
-        return get_password(KEYRING_SERVICE, KEYRING_USER)
-    except Exception:  # noqa: BLE001 - every backend has its own errors; any of them means "no keyring here"
-        return None

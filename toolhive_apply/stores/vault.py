@@ -34,7 +34,14 @@ from toolhive_apply.stores.base import (
     provider_description,
 )
 from toolhive_apply.stores.vault_auth import RENEW_BELOW, Authenticator, Clock
-from toolhive_apply.stores.vault_errors import TARGET, TRANSPORT_ERRORS, Operation, has_phrase, translate
+from toolhive_apply.stores.vault_errors import (
+    TARGET,
+    TRANSPORT_ERRORS,
+    Operation,
+    has_phrase,
+    refuse_redirects,
+    translate,
+)
 from toolhive_apply.stores.vault_index import INDEX_KEY, CasMismatchError, Index
 from toolhive_apply.stores.vault_settings import VaultSettings, parse_vault_settings
 
@@ -78,7 +85,10 @@ class VaultStore:
             timeout=options.timeout,
             namespace=settings.namespace,
             session=options.session,
+            allow_redirects=False,
         )
+        # Also on a session the caller passed in: no request of this store may follow a redirect (vault_errors).
+        refuse_redirects(self.client.adapter.session)
         self.auth = Authenticator(settings, environ, options.clock, options.renew_below)
         self.index = Index(
             self._read_index, self._write_index, enabled=options.use_index, path=self._data_path(INDEX_KEY)

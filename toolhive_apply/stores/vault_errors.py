@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urljoin
 
 import hvac.exceptions
 import requests
@@ -16,9 +17,45 @@ import urllib3.exceptions
 
 from toolhive_apply.stores.base import StoreError, StoreFailure
 from toolhive_apply.stores.vault_settings import SKIP_VERIFY_HINT
+from toolhive_apply.urls import origin_of
 
 TARGET: Final = "Vault secret store"
 TRANSPORT_ERRORS: Final = (hvac.exceptions.VaultError, requests.exceptions.RequestException)
+REDIRECT_HINT: Final = (
+    "point settings.secrets.vault.address (or VAULT_ADDR) at the active node, or at a load balancer that forwards;"
+    " Vault standbys forward requests to the active node unless forwarding is disabled"
+)
+
+
+class RedirectRefusedError(requests.exceptions.RequestException):
+    """The server answered with a redirect, which is never followed.
+
+    Why: every request carries X-Vault-Token, and a login carries the AppRole secret_id, the JWT or the Kubernetes
+    service-account token in its body. requests re-sends both to wherever a 307/308 points (https to http
+    included), so one redirect from a compromised or misconfigured listener handed the credentials to another
+    host. Vault's own client follows one redirect (refusing only a downgrade), for standbys whose request
+    forwarding is off; toolhive-apply follows none, and says where the server pointed so the address can be fixed.
+    """
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"redirect (HTTP {status})")
+        self.status = status
+        self.location = location
+
+
+def refuse_redirects(session: requests.Session) -> None:
+    """Make `session` raise RedirectRefusedError on any 3xx answer, before requests could follow it."""
+    hooks = session.hooks.setdefault("response", [])
+    if _refuse_redirect not in hooks:
+        hooks.append(_refuse_redirect)
+
+
+def _refuse_redirect(response: requests.Response, *args: object, **kwargs: object) -> None:
+    if 300 <= response.status_code < 400:
+        location = response.headers.get("Location")
+        response.close()
+        shown = origin_of(urljoin(response.url or "", location)) if location else "no address (no Location)"
+        raise RedirectRefusedError(response.status_code, shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +92,7 @@ _HINTS: Final[dict[StoreFailure, str]] = {
     StoreFailure.NO_MOUNT: "check settings.secrets.vault.mount: it must name a KV version 2 secrets engine",
     StoreFailure.RATE_LIMITED: "the server's rate-limit quota was hit; retry later",
     StoreFailure.SERVER_ERROR: "the server failed; check its log and retry",
+    StoreFailure.REDIRECTED: REDIRECT_HINT,
 }
 
 
@@ -77,6 +115,9 @@ def translate(exc: Exception, address: str, operation: Operation, key_path: str 
 def _classify(exc: Exception) -> tuple[str, StoreFailure]:
     if isinstance(exc, hvac.exceptions.VaultError):
         return _classify_http(exc)
+    if isinstance(exc, RedirectRefusedError):
+        summary = f"the server redirected (HTTP {exc.status}) to {exc.location}, and a Vault redirect is never"
+        return f"{summary} followed: it would carry the token or login credentials", StoreFailure.REDIRECTED
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS verification failed", StoreFailure.TLS
     if isinstance(exc, requests.exceptions.ConnectTimeout):

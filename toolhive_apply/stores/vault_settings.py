@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from toolhive_apply.stores.base import StoreConfigError
+from toolhive_apply.urls import mask_url
 
 DEFAULT_MOUNT: Final = "secret"
 DEFAULT_PREFIX: Final = "toolhive"
@@ -76,7 +77,14 @@ def parse_vault_settings(settings: Mapping[str, Any], environ: Mapping[str, str]
             hint="for example https://vault.example.com:8200",
         )
     if not address.startswith(("http://", "https://")):
-        raise StoreConfigError(f"settings.secrets.vault.address {address!r} must start with http:// or https://")
+        raise StoreConfigError(
+            f"settings.secrets.vault.address {mask_url(address)!r} must start with http:// or https://"
+        )
+    if mask_url(address) != address:  # a user:password@ or a query would ride along in every message
+        raise StoreConfigError(
+            f"settings.secrets.vault.address {mask_url(address)!r} must not carry credentials or a query",
+            hint="give the token with VAULT_TOKEN or settings.secrets.vault.auth",
+        )
     client_cert = None
     if environ.get("VAULT_CLIENT_CERT") and environ.get("VAULT_CLIENT_KEY"):
         client_cert = (environ["VAULT_CLIENT_CERT"], environ["VAULT_CLIENT_KEY"])
