@@ -66,7 +66,7 @@ def test_a_batch_keeps_allowed_messages_and_answers_refused_ones_locally() -> No
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
     ]
     plan = plan_request(POLICY, json.dumps(batch).encode())
-    assert plan.batch and plan.forward and plan.list_ids == frozenset({1})
+    assert plan.batch and plan.forward
     assert [m.get("id") for m in json.loads(plan.body)] == [1, None]
     upstream = json.dumps([{"jsonrpc": "2.0", "id": 1, "result": LIST_RESULT}]).encode()
     merged = json.loads(rewrite_json_body(POLICY, plan, upstream))
@@ -74,13 +74,16 @@ def test_a_batch_keeps_allowed_messages_and_answers_refused_ones_locally() -> No
     assert merged[1]["id"] == 2 and "error" in merged[1]
 
 
-def test_an_sse_answer_to_tools_list_is_filtered_and_others_pass_untouched() -> None:
-    answer = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "x", "result": LIST_RESULT}), id="ev1")
-    rewritten = rewrite_event(POLICY, {"x"}, answer)
-    assert rewritten.id == "ev1"
-    assert [t["name"] for t in json.loads(rewritten.data)["result"]["tools"]] == ["sum", "echo"]
-    other = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "y", "result": LIST_RESULT}))
-    assert rewrite_event(POLICY, {"x"}, other) is other
+def test_an_sse_answer_carrying_tools_is_filtered_whatever_its_id_and_others_pass_untouched() -> None:
+    for request_id in ("x", 7, "7"):
+        answer = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": LIST_RESULT}), id="ev1")
+        rewritten = rewrite_event(POLICY, answer)
+        assert rewritten is not None and rewritten.id == "ev1"
+        assert [t["name"] for t in json.loads(rewritten.data)["result"]["tools"]] == ["sum", "echo"]
+    other = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "y", "result": {"content": []}}))
+    assert rewrite_event(POLICY, other) is other
+    unreadable = ServerSentEvent('{"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "get_env"}]}, "id": 2}')
+    assert rewrite_event(POLICY, unreadable) is None  # a duplicate key: dropped, never relayed unfiltered
 
 
 def test_without_a_policy_bodies_are_relayed_byte_for_byte() -> None:

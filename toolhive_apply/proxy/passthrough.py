@@ -14,12 +14,20 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
+from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.health import Health, mark_upstream
 from toolhive_apply.proxy.httpclient import UpstreamError, UpstreamResponse, UpstreamUrl, send_request
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
 from toolhive_apply.proxy.httpwire import Headers, forwardable
-from toolhive_apply.proxy.jsonrpc import INVALID_REQUEST, SERVER_UNAVAILABLE
+from toolhive_apply.proxy.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    SERVER_UNAVAILABLE,
+    error_response,
+    is_request_id,
+)
 from toolhive_apply.proxy.rewrite import (
+    METHOD_HEADER,
     NAME_HEADER,
     RequestPlan,
     encode_header_value,
@@ -37,12 +45,25 @@ the upstream answers uncompressed and tools/list answers can be read."""
 
 
 def upstream_headers(
-    client: Headers, configured: Mapping[str, str], replace: Mapping[str, str] | None = None
+    client: Headers, configured: Mapping[str, str], replace: Mapping[str, str | None] | None = None
 ) -> list[tuple[str, str]]:
-    """The client's end-to-end headers, with configured headers (credentials) winning over the client's."""
+    """The client's end-to-end headers, with configured headers (credentials) winning over the client's; a
+    ``replace`` value of None drops the client's header without setting one."""
     overrides = {**configured, **(replace or {})}
     drop = {*_NOT_FORWARDED, *(name.lower() for name in overrides)}
-    return [*forwardable(client, drop=drop), *overrides.items()]
+    return [*forwardable(client, drop=drop), *((k, v) for k, v in overrides.items() if v is not None)]
+
+
+def routing_headers(policy: ToolPolicy, plan: RequestPlan, client: Headers) -> dict[str, str | None]:
+    """Under a policy, ``Mcp-Name``/``Mcp-Method`` say what the forwarded body says, or are dropped: a header the
+    client sent is replaced by the body's value (batches have none), and none is added where the client sent none."""
+    if not policy.active:
+        return {}
+    values = {NAME_HEADER: plan.call_name, METHOD_HEADER: plan.method}
+    return {
+        header: encode_header_value(value) if value is not None and header in client else None
+        for header, value in values.items()
+    }
 
 
 def response_headers(upstream: UpstreamResponse) -> list[tuple[str, str]]:
@@ -63,7 +84,12 @@ class Upstream:
     health: Health
 
     async def send(
-        self, method: str, target: str, client: Headers, body: bytes = b"", replace: Mapping[str, str] | None = None
+        self,
+        method: str,
+        target: str,
+        client: Headers,
+        body: bytes = b"",
+        replace: Mapping[str, str | None] | None = None,
     ) -> UpstreamResponse:
         try:
             response = await send_request(
@@ -88,9 +114,11 @@ class StreamablePassthrough:
         if request.method not in ("GET", "POST", "DELETE"):
             return Response(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", "GET, POST, DELETE")])
         plan = plan_request(self._policy, request.body) if request.method == "POST" else RequestPlan(request.body)
+        if plan.rejection is not None:
+            return json_response(HTTPStatus.BAD_REQUEST, plan.rejection)
         if not plan.forward:
             return json_response(HTTPStatus.OK, plan.refusals if plan.batch else plan.refusals[0])
-        replace = {NAME_HEADER: encode_header_value(plan.call_name)} if plan.call_name else None
+        replace = routing_headers(self._policy, plan, request.headers)
         target = self._upstream.url.target(request.query_string)
         try:
             upstream = await self._upstream.send(request.method, target, request.headers, plan.body, replace)
@@ -111,19 +139,23 @@ class StreamablePassthrough:
         if plan.refusals and upstream.status == HTTPStatus.ACCEPTED:
             # Only notifications went upstream; the refused requests still need their answers.
             return json_response(HTTPStatus.OK, plan.refusals if plan.batch else plan.refusals[0])
-        if upstream.content_type == "application/json" and (plan.list_ids or plan.refusals):
-            body = rewrite_json_body(self._policy, plan, body)
+        if self._policy.active and body.strip():
+            rewritten = rewrite_json_body(self._policy, plan, body)
+            if rewritten is None and (upstream.content_type == "application/json" or plan.refusals):
+                message = "the upstream's answer is not strict JSON; not relayed while a tool policy applies"
+                return json_response(HTTPStatus.BAD_GATEWAY, error_response(None, INTERNAL_ERROR, message))
+            body = rewritten if rewritten is not None else body
         return Response(upstream.status, headers, body)
 
 
 async def relay_events(
     upstream: UpstreamResponse, policy: ToolPolicy, plan: RequestPlan
 ) -> AsyncGenerator[bytes, None]:
-    """An upstream SSE body, re-encoded event by event when answers must be filtered, else byte for byte."""
+    """An upstream SSE body, re-encoded event by event under a policy (tools lists filtered), else byte for byte."""
     try:
         for refusal in plan.refusals:
             yield encode_event_json(refusal)
-        if not plan.list_ids:
+        if not policy.active:
             async for chunk in upstream.chunks():
                 yield chunk
             return
@@ -133,7 +165,8 @@ async def relay_events(
             if decoder.take_comments():
                 yield KEEPALIVE
             for event in events:
-                yield encode_event(rewrite_event(policy, plan.list_ids, event))
+                if (rewritten := rewrite_event(policy, event)) is not None:
+                    yield encode_event(rewritten)
     except UpstreamError:
         return  # the client sees the stream end, as it would have without the proxy
     finally:
@@ -146,7 +179,8 @@ def encode_event_json(message: object) -> bytes:
 
 def _single_id(body: bytes) -> object:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = strictjson.loads(body)
+    except strictjson.StrictJsonError:
         return None
-    return payload.get("id") if isinstance(payload, dict) else None
+    request_id = payload.get("id") if isinstance(payload, dict) else None
+    return request_id if is_request_id(request_id) else None

@@ -23,6 +23,7 @@ from toolhive_apply.proxy.jsonrpc import (
     JsonObject,
     MessageKind,
     classify,
+    envelope_problem,
     error_response,
     is_request_id,
     method_of,
@@ -109,10 +110,12 @@ class SessionHub:
     async def handle(self, key: str, session: ClientSession | None, message: object) -> Reply | None:
         """The reply to one client message (None for notifications and responses). ``key`` names the client in
         the multiplexer: the session id, or a one-off key for requests sent without a session."""
-        kind = classify(message)
-        if kind is MessageKind.INVALID or not isinstance(message, dict):
+        problem = envelope_problem(message)
+        if problem is not None or not isinstance(message, dict):
             request_id = message.get("id") if isinstance(message, dict) else None
-            return Reply(error_response(request_id if is_request_id(request_id) else None, INVALID_REQUEST, "invalid"))
+            safe_id = request_id if is_request_id(request_id) else None
+            return Reply(error_response(safe_id, INVALID_REQUEST, f"Invalid Request: {problem}"))
+        kind = classify(message)
         if kind is MessageKind.RESPONSE:
             _log.debug("dropping a client response: the proxy never forwards server requests to clients")
             return None

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 from http import HTTPStatus
 from typing import Final
 
+from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
 from toolhive_apply.proxy.jsonrpc import (
     HANDSHAKE_VERSIONS,
@@ -47,8 +48,8 @@ def _missing_session() -> Response:
 def parse_messages(body: bytes) -> tuple[list[object], bool] | Response:
     """The messages of a POST body and whether it was a batch, or the 400 answer for an unreadable body."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = strictjson.loads(body)
+    except strictjson.StrictJsonError as error:
         return rpc_error(HTTPStatus.BAD_REQUEST, PARSE_ERROR, f"Parse error: {error}")
     if isinstance(payload, list):
         if not payload:
