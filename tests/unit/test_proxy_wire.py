@@ -179,14 +179,14 @@ def test_the_server_keeps_connections_alive_limits_bodies_and_cancels_abandoned_
             answer = await _exchange(server.port, two)
             assert answer.count(b"HTTP/1.1 200 OK") == 2 and b"POST:hi" in answer and answer.endswith(b"GET:")
             chunked = (
-                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n"
+                b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n"
                 + b"x" * 16
                 + b"\r\n5\r\nxxxxx\r\n0\r\n\r\n"
             )
             assert (await _exchange(server.port, chunked)).startswith(b"HTTP/1.1 413")
-            declared = b"POST /a HTTP/1.1\r\nContent-Length: 999999\r\n\r\n"
+            declared = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n"
             assert (await _exchange(server.port, declared)).startswith(b"HTTP/1.1 413")
-            foreign = b"POST /a HTTP/1.1\r\nOrigin: http://evil\r\nContent-Length: 1\r\n\r\nx"
+            foreign = b"POST /a HTTP/1.1\r\nHost: x\r\nOrigin: http://evil\r\nContent-Length: 1\r\n\r\nx"
             assert (await _exchange(server.port, foreign)).startswith(b"HTTP/1.1 403")
             assert (await _exchange(server.port, b"NONSENSE\r\n\r\n")).startswith(b"HTTP/1.1 400")
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

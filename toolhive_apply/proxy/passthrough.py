@@ -8,6 +8,8 @@ the tool policy is applied: refused calls are answered here, renamed calls are t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from http import HTTPStatus
 from typing import Final
 
 from toolhive_apply.proxy import strictjson
+from toolhive_apply.proxy.config import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from toolhive_apply.proxy.health import Health, mark_upstream
 from toolhive_apply.proxy.httpclient import UpstreamError, UpstreamResponse, UpstreamUrl, send_request
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
@@ -35,10 +38,12 @@ from toolhive_apply.proxy.rewrite import (
     rewrite_event,
     rewrite_json_body,
 )
+from toolhive_apply.proxy.session_table import SessionTable
 from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, SseDecoder, encode_event
 from toolhive_apply.proxy.tools import ToolPolicy
 
 MAX_JSON_RESPONSE: Final = 64 * 1024 * 1024
+SESSION_HEADER: Final = "Mcp-Session-Id"
 _NOT_FORWARDED: Final = ("origin", "accept-encoding", "referer", "cookie")
 """Request headers kept from the upstream: the browser-origin ones (already checked here), and Accept-Encoding, so
 the upstream answers uncompressed and tools/list answers can be read."""
@@ -103,10 +108,46 @@ class Upstream:
 
 
 class StreamablePassthrough:
-    def __init__(self, upstream: Upstream, policy: ToolPolicy) -> None:
+    """Relays one streamable-HTTP endpoint. The upstream's sessions (``Mcp-Session-Id`` it issues) are tracked in a
+    bounded table with the session TTL: an evicted or expired session is ended upstream with DELETE, as a client
+    would, so a server that never expires sessions itself does not accumulate them."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        policy: ToolPolicy,
+        *,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
         self._upstream = upstream
         self._policy = policy
         self.paths = frozenset({(upstream.url.path or "/mcp").rstrip("/") or "/", "/mcp"})
+        self.sessions: SessionTable[bool] = SessionTable(session_ttl, max_sessions, on_evict=self._end_upstream)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _end_upstream(self, session_id: str, _: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._delete(session_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _delete(self, session_id: str) -> None:
+        headers = Headers([(SESSION_HEADER, session_id)])
+        with contextlib.suppress(UpstreamError):
+            response = await self._upstream.send("DELETE", self._upstream.url.target(), headers)
+            await response.close()
+
+    def _track(self, request: Request, upstream: UpstreamResponse) -> None:
+        """Remember sessions the upstream issued or accepted; forget the ones a client ended."""
+        sent = request.headers.get(SESSION_HEADER)
+        if request.method == "DELETE" and sent is not None:
+            self.sessions.pop(sent)
+            return
+        if not 200 <= upstream.status < 300:
+            return
+        issued = upstream.headers.get(SESSION_HEADER) or sent
+        if issued is not None and issued not in self.sessions:
+            self.sessions.add(issued, True)
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         if request.path.rstrip("/") not in self.paths:
@@ -118,12 +159,16 @@ class StreamablePassthrough:
             return json_response(HTTPStatus.BAD_REQUEST, plan.rejection)
         if not plan.forward:
             return json_response(HTTPStatus.OK, plan.refusals if plan.batch else plan.refusals[0])
+        session_id = request.headers.get(SESSION_HEADER)
+        if session_id is not None and session_id in self.sessions and self.sessions.get(session_id) is None:
+            return rpc_error(HTTPStatus.NOT_FOUND, INVALID_REQUEST, "Session not found (expired)")
         replace = routing_headers(self._policy, plan, request.headers)
         target = self._upstream.url.target(request.query_string)
         try:
             upstream = await self._upstream.send(request.method, target, request.headers, plan.body, replace)
         except UpstreamError as error:
             return unreachable(error, _single_id(request.body))
+        self._track(request, upstream)
         return await self._relay(upstream, plan)
 
     async def _relay(self, upstream: UpstreamResponse, plan: RequestPlan) -> Response | StreamResponse:
