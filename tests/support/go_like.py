@@ -98,7 +98,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "initialize":
                 result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
                           "serverInfo": {"name": "go-like", "version": "1"}}
-                self._answer(200, {"jsonrpc": "2.0", "id": request_id, "result": result}, session=f"s{request_id}")
+                self._answer(200, {"jsonrpc": "2.0", "id": request_id, "result": result}, session="go-session")
                 return
             if method == "tools/list":
                 result = {"tools": TOOLS}
