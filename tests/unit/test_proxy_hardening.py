@@ -155,6 +155,8 @@ REQUEST_ATTACKS: dict[str, bytes] = {
     "trailer": post(CHUNKED, b"28\r\n" + BODY + b"\r\n0\r\nX-Smuggled: yes\r\n\r\n", length=False),
     "no Host on HTTP/1.1": b"POST /mcp HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY),
     "two Hosts": post(b"Host: evil.example\r\n"),
+    "two session ids": post(b"Mcp-Session-Id: a\r\nmcp-session-id: b\r\n"),
+    "two Origins": post(b"Origin: http://localhost\r\nOrigin: http://evil.example\r\n"),
 }
 
 

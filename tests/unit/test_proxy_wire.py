@@ -84,6 +84,10 @@ def test_an_sse_answer_carrying_tools_is_filtered_whatever_its_id_and_others_pas
     assert rewrite_event(POLICY, other) is other
     unreadable = ServerSentEvent('{"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "get_env"}]}, "id": 2}')
     assert rewrite_event(POLICY, unreadable) is None  # a duplicate key: dropped, never relayed unfiltered
+    for shadow in ({"Result": LIST_RESULT}, {"RESULT": LIST_RESULT, "result": {}}):
+        shadowed = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": 1, **shadow}))
+        replaced = rewrite_event(POLICY, shadowed)
+        assert replaced is not None and "get_env" not in replaced.data and "error" in json.loads(replaced.data)
 
 
 def test_without_a_policy_bodies_are_relayed_byte_for_byte() -> None:

@@ -274,6 +274,19 @@ _ORIGIN_FORM: Final = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa
 """RFC 9112 origin-form: an absolute path and query of RFC 3986 characters, percent-escapes well formed. Not
 absolute-form (the proxy is no forward proxy), not ``//host`` (which URL parsers read as an authority), no ``#``."""
 VERSIONS: Final = ("HTTP/1.1", "HTTP/1.0")
+SINGLETON_HEADERS: Final = (
+    "host",
+    "content-type",
+    "authorization",
+    "origin",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-name",
+    "mcp-method",
+    "last-event-id",
+)
+"""Headers that may appear once: with two, the proxy would decide on the first and a server might act on the last
+(or on both joined)."""
 
 
 def _request_line(start_line: str) -> tuple[str, str, str]:
@@ -294,8 +307,9 @@ def _check_framing(version: str, headers: Headers) -> None:
     """What RFC 9112 makes a 400: a missing or repeated Host on HTTP/1.1, chunked framing on HTTP/1.0 (§6.1), and
     ambiguous framing (checked by ``content_length`` and ``is_chunked``)."""
     hosts = headers.get_all("host")
-    if len(hosts) > 1:
-        raise HttpWireError("more than one Host header")
+    for name in SINGLETON_HEADERS:
+        if len(headers.get_all(name)) > 1:
+            raise HttpWireError(f"more than one {name} header")
     if version == "HTTP/1.1" and not hosts:
         raise HttpWireError("HTTP/1.1 request without a Host header")
     if version == "HTTP/1.0" and "transfer-encoding" in headers:

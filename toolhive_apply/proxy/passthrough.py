@@ -154,7 +154,8 @@ class StreamablePassthrough:
             return rpc_error(HTTPStatus.NOT_FOUND, INVALID_REQUEST, f"not found; MCP endpoints: {sorted(self.paths)}")
         if request.method not in ("GET", "POST", "DELETE"):
             return Response(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", "GET, POST, DELETE")])
-        plan = plan_request(self._policy, request.body) if request.method == "POST" else RequestPlan(request.body)
+        # GET and DELETE carry no message: a body on them is never forwarded, so no server can read one unchecked.
+        plan = plan_request(self._policy, request.body) if request.method == "POST" else RequestPlan(b"")
         if plan.rejection is not None:
             return json_response(HTTPStatus.BAD_REQUEST, plan.rejection)
         if not plan.forward:

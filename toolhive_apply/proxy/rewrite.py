@@ -13,6 +13,7 @@ from typing import Final
 
 from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.jsonrpc import (
+    INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
     JsonObject,
@@ -96,7 +97,11 @@ def plan_request(policy: ToolPolicy, body: bytes) -> RequestPlan:
 
 
 def rewrite_message(policy: ToolPolicy, message: object) -> object:
-    """A response carrying a tools list (whatever request it answers) with the policy applied; others untouched."""
+    """A response carrying a tools list (whatever request it answers) with the policy applied; other valid messages
+    untouched. A message a client could read differently from the proxy (an invalid envelope, a ``Result`` beside
+    ``result``) is replaced by an error: it might carry a tools list the proxy did not filter."""
+    if envelope_problem(message) is not None:
+        return error_response(None, INTERNAL_ERROR, "the server sent a malformed message; not relayed")
     if not isinstance(message, dict) or classify(message) is not MessageKind.RESPONSE:
         return message
     result = message.get("result")
