@@ -140,8 +140,8 @@ class StreamablePassthrough:
     def _track(self, request: Request, upstream: UpstreamResponse) -> None:
         """Remember sessions the upstream issued or accepted; forget the ones a client ended."""
         sent = request.headers.get(SESSION_HEADER)
-        if request.method == "DELETE" and sent is not None:
-            self.sessions.pop(sent)
+        if sent is not None and (request.method == "DELETE" or upstream.status == HTTPStatus.NOT_FOUND):
+            self.sessions.pop(sent)  # ended by the client, or unknown to the upstream (it restarted)
             return
         if not 200 <= upstream.status < 300:
             return
