@@ -96,7 +96,7 @@ def test_every_problem_is_reported_at_once_without_echoing_secret_values() -> No
         "upstream_url: must be an absolute http:// URL",
         "container: only used in stdio mode",
         "'Host' is not a header the proxy may set",
-        "the value of 'X-Secret' contains a line break",
+        "the value of 'X-Secret' contains a control character",
         "environment variable MISSING is not set",
         "tools_override.a: set 'name' or 'description'",
         "several tools would be named ['z']",

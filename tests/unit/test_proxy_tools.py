@@ -87,8 +87,20 @@ def test_a_rename_onto_an_existing_name_wins_over_that_tool() -> None:
     assert forwarded is not None and forwarded["params"]["name"] == "convert_time"  # type: ignore[index]
 
 
-def test_errors_and_malformed_results_pass_through() -> None:
+def test_errors_pass_through_and_entries_without_a_certain_name_are_hidden() -> None:
     error = {"jsonrpc": "2.0", "id": 1, "error": {"code": -1, "message": "no"}}
     assert RENAME.rewrite_list_result(error) == error
-    odd = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"nameless": True}, "junk"]}}
-    assert RENAME.rewrite_list_result(odd) == odd
+    odd = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"nameless": True}, "junk", {"name": "echo"}]}}
+    assert RENAME.rewrite_list_result(odd)["result"]["tools"] == [{"name": "echo"}]
+    # A case-insensitive client (Go) would read the second key as the name: the proxy cannot say which tool it is.
+    shadowed = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "echo", "NAME": "get_current_time"}]}}
+    assert RENAME.rewrite_list_result(shadowed)["result"]["tools"] == []
+    second_list = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [], "Tools": [{"name": "convert_time"}]}}
+    assert "error" in RENAME.rewrite_list_result(second_list)
+
+
+def test_under_a_policy_a_call_without_a_string_name_is_refused() -> None:
+    for params in ({"name": 3}, {}, ["echo"], {"Name": "echo"}):
+        request = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+        forwarded, refusal = RENAME.rewrite_call(request)
+        assert forwarded is None and refusal is not None and refusal["error"]["code"] == INVALID_PARAMS

@@ -66,7 +66,7 @@ def test_a_batch_keeps_allowed_messages_and_answers_refused_ones_locally() -> No
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
     ]
     plan = plan_request(POLICY, json.dumps(batch).encode())
-    assert plan.batch and plan.forward and plan.list_ids == frozenset({1})
+    assert plan.batch and plan.forward
     assert [m.get("id") for m in json.loads(plan.body)] == [1, None]
     upstream = json.dumps([{"jsonrpc": "2.0", "id": 1, "result": LIST_RESULT}]).encode()
     merged = json.loads(rewrite_json_body(POLICY, plan, upstream))
@@ -74,13 +74,20 @@ def test_a_batch_keeps_allowed_messages_and_answers_refused_ones_locally() -> No
     assert merged[1]["id"] == 2 and "error" in merged[1]
 
 
-def test_an_sse_answer_to_tools_list_is_filtered_and_others_pass_untouched() -> None:
-    answer = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "x", "result": LIST_RESULT}), id="ev1")
-    rewritten = rewrite_event(POLICY, {"x"}, answer)
-    assert rewritten.id == "ev1"
-    assert [t["name"] for t in json.loads(rewritten.data)["result"]["tools"]] == ["sum", "echo"]
-    other = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "y", "result": LIST_RESULT}))
-    assert rewrite_event(POLICY, {"x"}, other) is other
+def test_an_sse_answer_carrying_tools_is_filtered_whatever_its_id_and_others_pass_untouched() -> None:
+    for request_id in ("x", 7, "7"):
+        answer = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": LIST_RESULT}), id="ev1")
+        rewritten = rewrite_event(POLICY, answer)
+        assert rewritten is not None and rewritten.id == "ev1"
+        assert [t["name"] for t in json.loads(rewritten.data)["result"]["tools"]] == ["sum", "echo"]
+    other = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": "y", "result": {"content": []}}))
+    assert rewrite_event(POLICY, other) is other
+    unreadable = ServerSentEvent('{"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "get_env"}]}, "id": 2}')
+    assert rewrite_event(POLICY, unreadable) is None  # a duplicate key: dropped, never relayed unfiltered
+    for shadow in ({"Result": LIST_RESULT}, {"RESULT": LIST_RESULT, "result": {}}):
+        shadowed = ServerSentEvent(json.dumps({"jsonrpc": "2.0", "id": 1, **shadow}))
+        replaced = rewrite_event(POLICY, shadowed)
+        assert replaced is not None and "get_env" not in replaced.data and "error" in json.loads(replaced.data)
 
 
 def test_without_a_policy_bodies_are_relayed_byte_for_byte() -> None:
@@ -176,14 +183,14 @@ def test_the_server_keeps_connections_alive_limits_bodies_and_cancels_abandoned_
             answer = await _exchange(server.port, two)
             assert answer.count(b"HTTP/1.1 200 OK") == 2 and b"POST:hi" in answer and answer.endswith(b"GET:")
             chunked = (
-                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n"
+                b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n"
                 + b"x" * 16
                 + b"\r\n5\r\nxxxxx\r\n0\r\n\r\n"
             )
             assert (await _exchange(server.port, chunked)).startswith(b"HTTP/1.1 413")
-            declared = b"POST /a HTTP/1.1\r\nContent-Length: 999999\r\n\r\n"
+            declared = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n"
             assert (await _exchange(server.port, declared)).startswith(b"HTTP/1.1 413")
-            foreign = b"POST /a HTTP/1.1\r\nOrigin: http://evil\r\nContent-Length: 1\r\n\r\nx"
+            foreign = b"POST /a HTTP/1.1\r\nHost: x\r\nOrigin: http://evil\r\nContent-Length: 1\r\n\r\nx"
             assert (await _exchange(server.port, foreign)).startswith(b"HTTP/1.1 403")
             assert (await _exchange(server.port, b"NONSENSE\r\n\r\n")).startswith(b"HTTP/1.1 400")
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -113,6 +113,8 @@ class Workload:
     labels: Mapping[str, str] = field(default_factory=dict)
     prune: bool = True
     ready_timeout: float | None = None
+    session_ttl: float | None = None
+    """Seconds a client session may stay idle in the proxy (``session_ttl: 2h``); None: the proxy's default."""
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
 
 
@@ -214,7 +216,17 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         labels=dict(item.get("labels", {})),
         prune=bool(item.get("prune", True)),
         ready_timeout=item.get("ready_timeout"),
+        session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
     )
+
+
+_DURATION_PART = re.compile(r"([0-9]+)([hms])")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> float:
+    """A duration the schema accepted (``2h``, ``1h30m``, ``90s``) in seconds."""
+    return float(sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text)))
 
 
 def _env_text(value: object) -> str:

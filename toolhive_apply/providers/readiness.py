@@ -49,9 +49,11 @@ def _state(api: CountingAPIClient, container_id: str) -> dict[str, Any]:
 
 
 def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
+    """The status of the MCP endpoint's answer. A streamable session the probe opened is ended again (DELETE, as
+    MCP clients end theirs), so readiness checks leave no session behind in the proxy or the server."""
     if proxy_mode == "sse":
         connection.request("GET", "/sse", headers={"Accept": "text/event-stream"})
-        return connection.getresponse().status
+        return connection.getresponse().status  # the SSE session ends when the connection closes
     connection.request(
         "POST",
         "/mcp",
@@ -60,7 +62,18 @@ def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
     )
     response = connection.getresponse()
     response.read(65536)
+    session = response.getheader("Mcp-Session-Id")
+    if response.status == 200 and session:
+        _end_session(connection, session)
     return response.status
+
+
+def _end_session(connection: http.client.HTTPConnection, session: str) -> None:
+    try:
+        connection.request("DELETE", "/mcp", headers={"Mcp-Session-Id": session})
+        connection.getresponse().read(65536)
+    except (OSError, http.client.HTTPException, ValueError):
+        pass  # best effort: the session expires with the proxy's session TTL anyway
 
 
 def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0) -> bool:

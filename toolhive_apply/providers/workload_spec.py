@@ -29,6 +29,15 @@ EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
 PROXY_LISTEN_PORT: Final = 8080
 PROXY_SOCKET: Final = "/var/run/docker.sock"
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", ""})
+LOG_MAX_SIZE: Final = "10m"
+LOG_MAX_FILES: Final = 3
+"""Every container we create logs to json-file with at most 3 x 10 MiB: Docker's default has no bound."""
+HELPER_MEMORY_LIMIT: Final = "256m"
+HELPER_PIDS_LIMIT: Final = 128
+"""The proxy and egress helpers are one asyncio process each (tens of MiB); the bounds leave ample room. The MCP
+server itself gets no memory or pids limit: what a server needs is its own business, and the manifest has no field
+for it (ToolHive's neither); it does get the bounded log."""
 
 # ToolHive's standard labels (pkg/labels/labels.go), so `thv list` recognises our containers.
 TH_LABEL: Final = "toolhive"
@@ -146,6 +155,8 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         "ready_timeout": workload.ready_timeout or manifest.settings.ready_timeout,
         "proxy": {"image": manifest.settings.proxy_image, "base_image": manifest.settings.proxy_base_image},
     }
+    if workload.session_ttl is not None:
+        spec["session_ttl"] = workload.session_ttl  # only when set: existing specs (and their hashes) are unchanged
     if image_id:
         spec["image_id"] = image_id
     if workload.registry_server:
@@ -249,6 +260,7 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     }
     if args["privileged"]:
         args["security_opt"] = ["label:disable"]
+    args["log_config"] = bounded_log_config()
     return args
 
 
@@ -277,6 +289,10 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
                 "upstream_transport": spec["transport"],
             }
         )
+    if spec["host"] not in LOOPBACK_HOSTS:
+        config["allowed_hosts"] = [spec["host"]]  # the Host check (DNS rebinding) also accepts the published address
+    if spec.get("session_ttl"):
+        config["session_ttl"] = spec["session_ttl"]
     if spec["tools"]:
         config["tools"] = list(spec["tools"])
     if spec["tools_override"]:
@@ -305,14 +321,24 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
 
 def helper_host_config_args(network: str) -> dict[str, Any]:
     """Every helper container (the egress proxy as it is, the workload proxy with its port on top): read-only,
-    no capabilities, restarted by Docker; the egress proxy publishes nothing."""
+    no capabilities, restarted by Docker, a bounded log and bounded memory and processes (a client that can reach
+    the port must not be able to fill the disk or the host's memory through it); the egress proxy publishes nothing."""
     return {
         "network_mode": network,
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "restart_policy": {"Name": "unless-stopped"},
+        "log_config": bounded_log_config(),
+        "mem_limit": HELPER_MEMORY_LIMIT,
+        "memswap_limit": HELPER_MEMORY_LIMIT,
+        "pids_limit": HELPER_PIDS_LIMIT,
     }
+
+
+def bounded_log_config() -> dict[str, Any]:
+    """json-file logging capped at LOG_MAX_FILES files of LOG_MAX_SIZE each, whatever the engine's default."""
+    return {"Type": "json-file", "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}}
 
 
 def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | None] | None) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from toolhive_apply.proxy.config import Mode, ProxyConfig, Transport
 from toolhive_apply.proxy.health import Health, health_response, probe_upstream
 from toolhive_apply.proxy.httpclient import UpstreamUrl
 from toolhive_apply.proxy.httpserver import Handler, HttpServer, Request, Response, StreamResponse
-from toolhive_apply.proxy.origin import OriginPolicy
+from toolhive_apply.proxy.origin import HostPolicy, OriginPolicy, combined_guard
 from toolhive_apply.proxy.passthrough import StreamablePassthrough, Upstream
 from toolhive_apply.proxy.passthrough_sse import SsePassthrough
+from toolhive_apply.proxy.session_table import sweep_forever
 from toolhive_apply.proxy.sessions import SessionHub
 from toolhive_apply.proxy.sse_server import SseFrontend
 from toolhive_apply.proxy.stdio_backend import StdioBackend
@@ -47,7 +48,7 @@ def assemble(config: ProxyConfig) -> Assembly:
     policy = ToolPolicy.from_config(config)
     if config.mode is Mode.STDIO:
         backend = StdioBackend(config, health)
-        hub = SessionHub(backend, policy, health)
+        hub = SessionHub(backend, policy, health, session_ttl=config.session_ttl, max_sessions=config.max_sessions)
         health.details = lambda: {
             "container": config.container,
             "sessions": len(hub.sessions),
@@ -55,7 +56,11 @@ def assemble(config: ProxyConfig) -> Assembly:
             "server": (backend.init_result or {}).get("serverInfo"),
         }
         stdio_frontend = StreamableFrontend(hub) if config.proxy_mode is Transport.STREAMABLE_HTTP else SseFrontend(hub)
-        return Assembly(stdio_frontend.handle, health, backend.run)
+
+        async def stdio_background() -> None:
+            await asyncio.gather(backend.run(), sweep_forever(hub.sessions))
+
+        return Assembly(stdio_frontend.handle, health, stdio_background)
     assert config.upstream_url is not None
     url = UpstreamUrl.parse(config.upstream_url)
     health.details = lambda: {"upstream": url.origin + (url.path or "/")}  # never the query: it may hold keys
@@ -63,7 +68,7 @@ def assemble(config: ProxyConfig) -> Assembly:
     relay = (
         SsePassthrough(upstream, policy)
         if config.proxy_mode is Transport.SSE
-        else StreamablePassthrough(upstream, policy)
+        else StreamablePassthrough(upstream, policy, session_ttl=config.session_ttl, max_sessions=config.max_sessions)
     )
     return Assembly(relay.handle, health, lambda: probe_upstream(health, url.origin, url.host, url.port))
 
@@ -87,11 +92,18 @@ class Router:
         return response
 
 
-async def serve(config: ProxyConfig) -> None:
-    """Run until SIGTERM/SIGINT (or until the background loop fails, which raises)."""
+def build_server(config: ProxyConfig) -> tuple[HttpServer, Assembly]:
+    """The HTTP server for ``config`` (not started) and what it serves; the Host and Origin guards come first."""
     assembly = assemble(config)
     origins = OriginPolicy(config.allowed_origins)
-    server = HttpServer(Router(assembly, origins).handle, guard=origins.guard, max_body_bytes=config.max_body_bytes)
+    guard = combined_guard(HostPolicy(config.allowed_hosts).guard, origins.guard)
+    server = HttpServer(Router(assembly, origins).handle, guard=guard, max_body_bytes=config.max_body_bytes)
+    return server, assembly
+
+
+async def serve(config: ProxyConfig) -> None:
+    """Run until SIGTERM/SIGINT (or until the background loop fails, which raises)."""
+    server, assembly = build_server(config)
     await server.start(config.listen_host, config.listen_port)
     _log.info(
         "proxy %s (%s, serving %s) listening on %s:%d",

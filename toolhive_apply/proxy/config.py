@@ -19,6 +19,10 @@ DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
 DEFAULT_DOCKER_API_VERSION: Final = "auto"
 """Speak the engine's own API version (asked via /version); or pin one such as "1.41"."""
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_SESSION_TTL: Final = 2 * 3600.0
+"""Seconds a client session may stay idle before it is forgotten (ToolHive's default session TTL, 2 h)."""
+DEFAULT_MAX_SESSIONS: Final = 1000
+"""Client sessions kept at most; past it the least recently used is ended (memory stays bounded)."""
 DEFAULT_LISTEN_HOST: Final = "0.0.0.0"  # inside the container; the engine publishes the port on 127.0.0.1 only
 DEFAULT_ALLOWED_ORIGINS: Final = tuple(
     f"{scheme}://{host}:*" for scheme in ("http", "https") for host in ("localhost", "127.0.0.1", "[::1]")
@@ -43,12 +47,17 @@ KNOWN_KEYS: Final = frozenset(
         "tools",
         "tools_override",
         "allowed_origins",
+        "allowed_hosts",
+        "session_ttl",
+        "max_sessions",
         "max_body_bytes",
         "log_level",
         "oauth",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+"""What the wire layer will send (RFC 9110 field-value): a bad secret fails at start, not on every request."""
 _RESERVED_HEADERS: Final = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"}
 )
@@ -105,6 +114,10 @@ class ProxyConfig:
     tools: frozenset[str] | None = None
     tools_override: Mapping[str, ToolOverride] = field(default_factory=dict)
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted besides localhost and loopback addresses (the workload's configured host)."""
+    session_ttl: float = DEFAULT_SESSION_TTL
+    max_sessions: int = DEFAULT_MAX_SESSIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
 
@@ -147,6 +160,15 @@ class _Reader:
             self.problems.append(f"{key}: must be an integer from {low} to {high}, got {value!r}")
             return default
         return value
+
+    def number(self, key: str, low: float, high: float, *, default: float) -> float:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+            self.problems.append(f"{key}: must be a number of seconds from {low:g} to {high:g}, got {value!r}")
+            return default
+        return float(value)
 
     def string_map(self, key: str) -> dict[str, str]:
         value = self.raw.get(key)
@@ -201,6 +223,9 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     tools = reader.string_list("tools")
     overrides = _overrides(reader)
     origins = reader.string_list("allowed_origins")
+    hosts = reader.string_list("allowed_hosts") or []
+    session_ttl = reader.number("session_ttl", 1.0, 30 * 86400.0, default=DEFAULT_SESSION_TTL)
+    max_sessions = reader.integer("max_sessions", 1, 1_000_000, default=DEFAULT_MAX_SESSIONS)
     max_body = reader.integer("max_body_bytes", 1024, 1 << 30, default=DEFAULT_MAX_BODY_BYTES)
     log_level = (reader.text("log_level", default="info") or "info").lower()
     if log_level not in _LOG_LEVELS:
@@ -218,6 +243,9 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
         tools=frozenset(tools) if tools else None,
         tools_override=overrides,
         allowed_origins=tuple(o.rstrip("/") for o in origins) if origins is not None else DEFAULT_ALLOWED_ORIGINS,
+        allowed_hosts=tuple(hosts),
+        session_ttl=session_ttl,
+        max_sessions=max_sessions or DEFAULT_MAX_SESSIONS,
         max_body_bytes=max_body,
         log_level=log_level,
         **target,
@@ -283,8 +311,8 @@ def _check_header(reader: _Reader, header: str, value: str) -> None:
     # The value is never echoed: it may be a secret.
     if not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS:
         reader.problems.append(f"headers: {header!r} is not a header the proxy may set")
-    if "\r" in value or "\n" in value or "\0" in value:
-        reader.problems.append(f"headers: the value of {header!r} contains a line break or NUL")
+    if not _HEADER_VALUE.fullmatch(value):
+        reader.problems.append(f"headers: the value of {header!r} contains a control character or non-Latin-1 text")
 
 
 def _overrides(reader: _Reader) -> dict[str, ToolOverride]:

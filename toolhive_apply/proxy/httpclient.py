@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from toolhive_apply.proxy.httpwire import (
     MAX_HEAD_BYTES,
     Headers,
     HttpWireError,
+    content_length,
     encode_head,
+    is_chunked,
     iter_body,
     parse_head,
     read_body,
@@ -27,6 +30,31 @@ from toolhive_apply.proxy.httpwire import (
 )
 
 CONNECT_TIMEOUT: Final = 10.0
+MAX_INTERIM_RESPONSES: Final = 8
+_STATUS_LINE: Final = re.compile(r"HTTP/1\.[01] ([1-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?")
+
+
+async def _final_head(reader: asyncio.StreamReader) -> tuple[int, Headers]:
+    """The final response's status and headers, after at most a few 1xx; framing two parsers could read
+    differently is refused here, before anything is relayed."""
+    for _ in range(MAX_INTERIM_RESPONSES):
+        start_line, headers = parse_head(await read_head(reader))
+        status = _status(start_line)
+        if status == 101:
+            raise HttpWireError("the upstream switched protocols")
+        if status >= 200:
+            is_chunked(headers)
+            content_length(headers)
+            return status, headers
+    raise HttpWireError(f"more than {MAX_INTERIM_RESPONSES} interim responses")
+
+
+def _status(start_line: str) -> int:
+    """The status code of a response line; anything but ``HTTP/1.x NNN reason`` is not an answer."""
+    match = _STATUS_LINE.fullmatch(start_line)
+    if match is None:
+        raise HttpWireError(f"malformed status line {start_line[:40]!r}")
+    return int(match.group(1))
 
 
 class UpstreamError(Exception):
@@ -123,11 +151,8 @@ async def send_request(
     try:
         writer.write(encode_head(f"{method} {target} HTTP/1.1", head) + body)
         await writer.drain()
-        while True:
-            start_line, response_headers = parse_head(await read_head(reader))
-            status = int(start_line.split(" ", 2)[1])
-            if not 100 <= status < 200:
-                return UpstreamResponse(status, response_headers, reader, writer, method)
+        status, response_headers = await _final_head(reader)
+        return UpstreamResponse(status, response_headers, reader, writer, method)
     except (OSError, HttpWireError, ValueError, IndexError, asyncio.IncompleteReadError) as error:
         writer.close()
         raise UpstreamError(f"no valid HTTP answer from {url.origin}: {error!r}") from None

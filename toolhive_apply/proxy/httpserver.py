@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from toolhive_apply.proxy import PROXY_NAME
 from toolhive_apply.proxy.httpwire import (
+    CRLF,
     LAST_CHUNK,
     MAX_HEAD_BYTES,
     BodyTooLargeError,
@@ -26,6 +28,7 @@ from toolhive_apply.proxy.httpwire import (
     content_length,
     encode_chunk,
     encode_head,
+    is_chunked,
     parse_head,
     read_body,
     read_head,
@@ -161,8 +164,10 @@ class HttpServer:
         try:
             while await self._one_exchange(connection):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+            pass  # the peer went away or broke framing: the connection ends, nothing more is read from it
+        except Exception as error:  # noqa: BLE001 - one connection's failure must not reach the event loop's handler
+            _log.error("connection handler failed: %s", _brief(error))
         finally:
             self._connections.discard(task)
             writer.close()
@@ -179,6 +184,8 @@ class HttpServer:
             await self._send(connection, rpc_error(431, INVALID_REQUEST, str(error)), keep_alive=False)
             return False
         connection.prefix = b""
+        while head.startswith(CRLF):  # RFC 9112 §2.2: ignore empty lines before a request line
+            head = head[2:]
         request_or_error = await self._read_request(connection, head)
         if isinstance(request_or_error, Response):
             await self._send(connection, request_or_error, keep_alive=False)
@@ -197,7 +204,8 @@ class HttpServer:
         """Parse the head, apply the guard and the size limit, and read the body."""
         try:
             start_line, headers = parse_head(head)
-            method, target = _request_line(start_line)
+            method, target, version = _request_line(start_line)
+            _check_framing(version, headers)
             early = self._guard(method, urlsplit(target).path, headers)
             if early is not None:
                 return early
@@ -218,8 +226,10 @@ class HttpServer:
             return await self._handler(request)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the error boundary: a bug must cost one request, not the connection
-            _log.exception("internal error handling %s %s", request.method, request.path)
+        except Exception as error:  # noqa: BLE001 - the error boundary: a bug must cost one request, not the connection
+            # One line per failure: a traceback per request would let any client fill the container log.
+            _log.error("internal error handling %s %s: %s", request.method, request.path[:200], _brief(error))
+            _log.debug("traceback", exc_info=True)
             return rpc_error(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "internal proxy error")
 
     async def _send(
@@ -259,11 +269,57 @@ class HttpServer:
         return finished
 
 
-def _request_line(start_line: str) -> tuple[str, str]:
-    method, target, version = start_line.split(" ")
-    if not version.startswith("HTTP/1.") or not target.startswith("/"):
+_METHOD: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ORIGIN_FORM: Final = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+"""RFC 9112 origin-form: an absolute path and query of RFC 3986 characters, percent-escapes well formed. Not
+absolute-form (the proxy is no forward proxy), not ``//host`` (which URL parsers read as an authority), no ``#``."""
+VERSIONS: Final = ("HTTP/1.1", "HTTP/1.0")
+SINGLETON_HEADERS: Final = (
+    "host",
+    "content-type",
+    "authorization",
+    "origin",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-name",
+    "mcp-method",
+    "last-event-id",
+)
+"""Headers that may appear once: with two, the proxy would decide on the first and a server might act on the last
+(or on both joined)."""
+
+
+def _request_line(start_line: str) -> tuple[str, str, str]:
+    parts = start_line.split(" ")
+    if len(parts) != 3:
+        raise HttpWireError("malformed request line")
+    method, target, version = parts
+    if version not in VERSIONS or not _METHOD.fullmatch(method):
         raise HttpWireError(f"unsupported request line {start_line[:80]!r}")
-    return method, target
+    if target == "*" and method == "OPTIONS":
+        return method, target, version
+    if not _ORIGIN_FORM.fullmatch(target) or target.startswith("//"):
+        raise HttpWireError(f"unsupported request target {target[:80]!r}")
+    return method, target, version
+
+
+def _check_framing(version: str, headers: Headers) -> None:
+    """What RFC 9112 makes a 400: a missing or repeated Host on HTTP/1.1, chunked framing on HTTP/1.0 (§6.1), and
+    ambiguous framing (checked by ``content_length`` and ``is_chunked``)."""
+    hosts = headers.get_all("host")
+    for name in SINGLETON_HEADERS:
+        if len(headers.get_all(name)) > 1:
+            raise HttpWireError(f"more than one {name} header")
+    if version == "HTTP/1.1" and not hosts:
+        raise HttpWireError("HTTP/1.1 request without a Host header")
+    if version == "HTTP/1.0" and "transfer-encoding" in headers:
+        raise HttpWireError("Transfer-Encoding in an HTTP/1.0 request")
+    is_chunked(headers)
+    content_length(headers)
+
+
+def _brief(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
 
 
 def _check_size(length: int | None, limit: int) -> None:
@@ -281,7 +337,7 @@ def _status_line(status: int) -> str:
 
 
 def _keep_alive(head: bytes, headers: Headers) -> bool:
+    """HTTP/1.1 keeps the connection unless told to close. HTTP/1.0 never does: its keep-alive is a pre-standard
+    extension that proxies disagree on, and one exchange per connection leaves nothing to disagree about."""
     http10 = head.split(b"\r\n", 1)[0].endswith(b"HTTP/1.0")
-    if headers.has_token("connection", "close"):
-        return False
-    return not http10 or headers.has_token("connection", "keep-alive")
+    return not http10 and not headers.has_token("connection", "close")

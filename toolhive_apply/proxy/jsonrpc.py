@@ -5,8 +5,11 @@ Kept apart from the transports so the multiplexer and the tool filter can be tes
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 from typing import Any, Final, TypeGuard
+
+from toolhive_apply.proxy.strictjson import go_fold
 
 JsonObject = dict[str, Any]
 RequestId = int | str
@@ -50,9 +53,67 @@ def classify(message: object) -> MessageKind:
     return MessageKind.INVALID
 
 
+MAX_SAFE_ID: Final = 2**53 - 1
+"""Integer ids beyond this cannot round-trip through JavaScript's numbers: a TypeScript server would answer another
+id than the one the proxy sent."""
+
+
 def is_request_id(value: object) -> TypeGuard[RequestId]:
     """JSON-RPC ids are strings or integers (``bool`` is an ``int`` in Python but not in JSON)."""
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    if isinstance(value, str):
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_SAFE_ID <= value <= MAX_SAFE_ID
+
+
+ENVELOPE_KEYS: Final = ("jsonrpc", "id", "method", "params", "result", "error")
+PARAMS_KEYS: Final = ("name", "arguments", "_meta", "uri", "cursor", "requestId")
+META_KEYS: Final = ("progressToken",)
+"""Fields the proxy reads or rewrites, per level. A server's decoder may match keys case-insensitively (Go's
+``encoding/json``), so at these levels a key that folds onto one of them must be spelled exactly, and no two keys may
+fold alike: otherwise the proxy decides on one value and the server acts on another."""
+
+
+def key_problem(obj: dict[str, Any], known: Collection[str], where: str) -> str | None:
+    """Why ``obj`` would be read differently by a case-insensitive decoder, or None."""
+    wanted = {go_fold(k): k for k in known}
+    seen: dict[str, str] = {}
+    for key in obj:
+        folded = go_fold(key)
+        if folded in seen:
+            return f"{where}keys {seen[folded][:40]!r} and {key[:40]!r} differ only in case"
+        seen[folded] = key
+        exact = wanted.get(folded)
+        if exact is not None and key != exact:
+            return f"{where}key {key[:40]!r} must be spelled {exact!r}"
+    return None
+
+
+def envelope_problem(message: object) -> str | None:
+    """Why a message cannot be classified beyond doubt, or None: it must be a valid JSON-RPC request, notification
+    or response whose envelope, params and params._meta every decoder reads alike, and a ``tools/call`` must be a
+    request naming its tool with a string ``params.name``."""
+    if not isinstance(message, dict):
+        return "a JSON-RPC message must be an object"
+    problem = key_problem(message, ENVELOPE_KEYS, "")
+    params = message.get("params")
+    if problem is None and isinstance(params, dict):
+        problem = key_problem(params, PARAMS_KEYS, "params: ")
+        meta = params.get("_meta")
+        if problem is None and isinstance(meta, dict):
+            problem = key_problem(meta, META_KEYS, "params._meta: ")
+    if problem is not None:
+        return problem
+    kind = classify(message)
+    if kind is MessageKind.INVALID:
+        return "not a JSON-RPC 2.0 request, notification or response"
+    if "params" in message and not isinstance(params, dict | list):
+        return "params must be an object or an array"
+    if method_of(message) == "tools/call":
+        if kind is not MessageKind.REQUEST:
+            return "tools/call must be a request with an id"
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            return "tools/call needs a string params.name"
+    return None
 
 
 def error_response(request_id: object, code: int, message: str, data: object = None) -> JsonObject:

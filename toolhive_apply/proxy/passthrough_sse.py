@@ -17,10 +17,16 @@ from typing import Final
 from urllib.parse import urljoin, urlsplit
 
 from toolhive_apply.proxy.httpclient import UpstreamError, UpstreamResponse
-from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, rpc_error
-from toolhive_apply.proxy.jsonrpc import INVALID_REQUEST, RequestId
-from toolhive_apply.proxy.passthrough import Upstream, encode_event_json, response_headers, unreachable
-from toolhive_apply.proxy.rewrite import answered_id, plan_request, rewrite_event
+from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
+from toolhive_apply.proxy.jsonrpc import INVALID_REQUEST
+from toolhive_apply.proxy.passthrough import (
+    Upstream,
+    encode_event_json,
+    response_headers,
+    routing_headers,
+    unreachable,
+)
+from toolhive_apply.proxy.rewrite import plan_request, rewrite_event
 from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, SseDecoder, encode_event
 from toolhive_apply.proxy.streamable import SSE_HEADERS
 from toolhive_apply.proxy.tools import ToolPolicy
@@ -35,7 +41,6 @@ class _Session:
 
     endpoint: str = ""
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    list_ids: set[RequestId] = field(default_factory=set)
 
 
 class SsePassthrough:
@@ -93,20 +98,19 @@ class SsePassthrough:
                 if decoder.take_comments():
                     session.queue.put_nowait(KEEPALIVE)
                 for event in events:
-                    session.queue.put_nowait(encode_event(self._relay_event(session, event)))
+                    if (relayed := self._relay_event(session, event)) is not None:
+                        session.queue.put_nowait(encode_event(relayed))
         except (UpstreamError, ValueError) as error:
             _log.warning("upstream event stream failed: %s", error)
         finally:
             session.queue.put_nowait(None)
 
-    def _relay_event(self, session: _Session, event: ServerSentEvent) -> ServerSentEvent:
+    def _relay_event(self, session: _Session, event: ServerSentEvent) -> ServerSentEvent | None:
+        """The event as the client gets it; None drops it (unreadable while the policy must filter it)."""
         if event.event == "endpoint":
             return self._register(session, event)
-        if event.event == "message" and session.list_ids:
-            rewritten = rewrite_event(self._policy, session.list_ids, event)
-            if (answered := answered_id(event)) is not None:
-                session.list_ids.discard(answered)
-            return rewritten
+        if self._policy.active:
+            return rewrite_event(self._policy, event)
         return event
 
     def _register(self, session: _Session, event: ServerSentEvent) -> ServerSentEvent:
@@ -126,13 +130,15 @@ class SsePassthrough:
         if session is None:
             return rpc_error(HTTPStatus.NOT_FOUND, INVALID_REQUEST, "Could not find session")
         plan = plan_request(self._policy, request.body)
-        session.list_ids.update(plan.list_ids)
+        if plan.rejection is not None:
+            return json_response(HTTPStatus.BAD_REQUEST, plan.rejection)
         for refusal in plan.refusals:
             session.queue.put_nowait(encode_event_json(refusal))
         if not plan.forward:
             return Response(HTTPStatus.ACCEPTED, [("Content-Type", "text/plain")], b"Accepted")
+        replace = routing_headers(self._policy, plan, request.headers)
         try:
-            upstream = await self._upstream.send("POST", endpoint, request.headers, plan.body)
+            upstream = await self._upstream.send("POST", endpoint, request.headers, plan.body, replace)
         except UpstreamError as error:
             return unreachable(error)
         try:

@@ -1,117 +1,143 @@
 """Apply the tool policy to traffic the proxy relays to an HTTP upstream (http and remote modes).
 
-On the way in, ``tools/call`` names are translated or refused and ``tools/list`` request ids remembered; on the way
-out, answers to those ids are filtered, whether they come as a JSON body or as SSE events. Pure, tested on data.
+On the way in, bodies are read strictly, ``tools/call`` names translated or refused; on the way out, every response
+carrying a tools list is filtered, whether it comes as a JSON body or as SSE events. Pure, tested on data.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
-from toolhive_apply.proxy.jsonrpc import JsonObject, MessageKind, RequestId, classify, method_of
+from toolhive_apply.proxy import strictjson
+from toolhive_apply.proxy.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    JsonObject,
+    MessageKind,
+    classify,
+    envelope_problem,
+    error_response,
+    is_request_id,
+    method_of,
+)
 from toolhive_apply.proxy.sse_codec import ServerSentEvent
+from toolhive_apply.proxy.strictjson import go_fold
 from toolhive_apply.proxy.tools import ToolPolicy
 
 NAME_HEADER: Final = "Mcp-Name"
 """Newer MCP clients mirror a tools/call's tool name in this header; servers reject a mismatch with the body."""
+METHOD_HEADER: Final = "Mcp-Method"
+"""Likewise for the method. A server (or a gateway in front of it) may route on these headers rather than the body,
+so under a policy the client's values never pass: the proxy sets them from the body it decided on."""
 _HEADER_SAFE = re.compile(r"^[\x20-\x7E]*$")
 _B64_SENTINEL = re.compile(r"^=\?base64\?.*\?=$")
 
 
 @dataclass(frozen=True, slots=True)
 class RequestPlan:
-    """What to do with one POST body. Invariant: ``forward`` is False only when every message was refused."""
+    """What to do with one POST body. Invariants: ``rejection`` set means nothing is forwarded and the whole body is
+    answered with it (HTTP 400); otherwise ``forward`` is False only when every message was refused."""
 
     body: bytes
     forward: bool = True
     batch: bool = False
-    list_ids: frozenset[RequestId] = frozenset()
     refusals: list[JsonObject] = field(default_factory=list)
     call_name: str | None = None
-    """The server's name of the one tool called, when the client used an overridden name (for ``Mcp-Name``)."""
+    """The server's name of the tool a single ``tools/call`` calls (for ``Mcp-Name``)."""
+    method: str | None = None
+    """The method of a single request or notification (for ``Mcp-Method``)."""
+    rejection: JsonObject | None = None
+
+
+def _rejected(code: int, message: str, request_id: object = None) -> RequestPlan:
+    return RequestPlan(b"", forward=False, rejection=error_response(request_id, code, message))
 
 
 def plan_request(policy: ToolPolicy, body: bytes) -> RequestPlan:
+    """Without a policy, the body as it came. With one, fail closed: a body that is not strict JSON, or holds a
+    message the proxy cannot classify beyond doubt, is refused whole; what is forwarded is the proxy's own encoding
+    of what it decided on, so the server cannot read anything the proxy did not."""
     if not policy.active:
         return RequestPlan(body)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return RequestPlan(body)  # not JSON: the upstream will say so
+        payload = strictjson.loads(body)
+    except strictjson.StrictJsonError as error:
+        return _rejected(PARSE_ERROR, f"Parse error: {error}")
     batch = isinstance(payload, list)
+    messages: list[object] = payload if batch else [payload]
+    if not messages:
+        return _rejected(INVALID_REQUEST, "empty batch")
+    for message in messages:
+        problem = envelope_problem(message)
+        if problem is not None:
+            request_id = message.get("id") if isinstance(message, dict) else None
+            safe_id = request_id if is_request_id(request_id) else None
+            return _rejected(INVALID_REQUEST, f"Invalid Request: {problem}", safe_id)
     kept: list[object] = []
     refusals: list[JsonObject] = []
-    list_ids: set[RequestId] = set()
     call_name = None
-    for message in payload if batch else [payload]:
-        if not isinstance(message, dict) or classify(message) is not MessageKind.REQUEST:
-            kept.append(message)
-            continue
-        if method_of(message) == "tools/list":
-            list_ids.add(message["id"])
-        elif method_of(message) == "tools/call":
+    for message in messages:
+        assert isinstance(message, dict)
+        if classify(message) is MessageKind.REQUEST and method_of(message) == "tools/call":
             forwarded, refusal = policy.rewrite_call(message)
             if refusal is not None or forwarded is None:
-                refusals.append(refusal or {})
+                refusals.append(refusal or error_response(message["id"], INVALID_REQUEST, "refused"))
                 continue
-            if forwarded is not message:
-                call_name = forwarded["params"]["name"]
+            call_name = forwarded["params"]["name"]
             message = forwarded
         kept.append(message)
-    changed = bool(refusals) or call_name is not None
-    new_body = json.dumps(kept if batch else kept[0]).encode() if changed and kept else body
-    return RequestPlan(new_body, bool(kept), batch, frozenset(list_ids), refusals, None if batch else call_name)
+    new_body = strictjson.dumps(kept if batch else kept[0]) if kept else b""
+    single = None if batch or not kept else kept[0]
+    method = method_of(single) if isinstance(single, dict) and "method" in single else None
+    return RequestPlan(new_body, bool(kept), batch, refusals, None if batch else call_name, method)
 
 
-def rewrite_message(policy: ToolPolicy, list_ids: Collection[RequestId], message: object) -> object:
-    if isinstance(message, dict) and classify(message) is MessageKind.RESPONSE and message.get("id") in list_ids:
+def rewrite_message(policy: ToolPolicy, message: object) -> object:
+    """A response carrying a tools list (whatever request it answers) with the policy applied; other valid messages
+    untouched. A message a client could read differently from the proxy (an invalid envelope, a ``Result`` beside
+    ``result``) is replaced by an error: it might carry a tools list the proxy did not filter."""
+    if envelope_problem(message) is not None:
+        return error_response(None, INTERNAL_ERROR, "the server sent a malformed message; not relayed")
+    if not isinstance(message, dict) or classify(message) is not MessageKind.RESPONSE:
+        return message
+    result = message.get("result")
+    if isinstance(result, dict) and any(go_fold(key) == "TOOLS" for key in result):
         return policy.rewrite_list_result(message)
     return message
 
 
-def rewrite_json_body(policy: ToolPolicy, plan: RequestPlan, body: bytes) -> bytes:
-    """A JSON response body with tools/list answers filtered and local refusals merged in."""
+def rewrite_json_body(policy: ToolPolicy, plan: RequestPlan, body: bytes) -> bytes | None:
+    """A JSON response body with tools lists filtered and local refusals merged in; None when it cannot be read
+    strictly (it is then not relayed: a lenient client could find hidden tools in it)."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return body
+        payload = strictjson.loads(body)
+    except strictjson.StrictJsonError:
+        return None
     if isinstance(payload, list):
-        rewritten: object = [rewrite_message(policy, plan.list_ids, m) for m in payload] + plan.refusals
+        rewritten: object = [rewrite_message(policy, m) for m in payload] + plan.refusals
     elif plan.refusals:
-        rewritten = [rewrite_message(policy, plan.list_ids, payload), *plan.refusals]
+        rewritten = [rewrite_message(policy, payload), *plan.refusals]
     else:
-        rewritten = rewrite_message(policy, plan.list_ids, payload)
-    return json.dumps(rewritten, separators=(",", ":")).encode()
+        rewritten = rewrite_message(policy, payload)
+    return strictjson.dumps(rewritten)
 
 
-def rewrite_event(policy: ToolPolicy, list_ids: Collection[RequestId], event: ServerSentEvent) -> ServerSentEvent:
-    if event.event != "message" or not list_ids:
+def rewrite_event(policy: ToolPolicy, event: ServerSentEvent) -> ServerSentEvent | None:
+    """A ``message`` event with its tools list filtered; None (drop it) when its data is not strict JSON."""
+    if event.event != "message":
         return event
     try:
-        message = json.loads(event.data)
-    except ValueError:
-        return event
-    rewritten = rewrite_message(policy, list_ids, message)
+        message = strictjson.loads(event.data)
+    except strictjson.StrictJsonError:
+        return None
+    rewritten = rewrite_message(policy, message)
     if rewritten is message:
         return event
-    return ServerSentEvent(json.dumps(rewritten, separators=(",", ":")), event.event, event.id, event.retry)
-
-
-def answered_id(event: ServerSentEvent) -> RequestId | None:
-    """The id a ``message`` event answers, if it is a response (used to forget remembered tools/list ids)."""
-    try:
-        message = json.loads(event.data)
-    except ValueError:
-        return None
-    if isinstance(message, dict) and classify(message) is MessageKind.RESPONSE:
-        request_id = message.get("id")
-        return request_id if isinstance(request_id, int | str) else None
-    return None
+    return ServerSentEvent(strictjson.dumps(rewritten).decode("ascii"), event.event, event.id, event.retry)
 
 
 def encode_header_value(value: str) -> str:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from toolhive_apply.proxy.config import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from toolhive_apply.proxy.health import Health
 from toolhive_apply.proxy.jsonrpc import (
     INVALID_REQUEST,
@@ -23,6 +24,7 @@ from toolhive_apply.proxy.jsonrpc import (
     JsonObject,
     MessageKind,
     classify,
+    envelope_problem,
     error_response,
     is_request_id,
     method_of,
@@ -31,6 +33,7 @@ from toolhive_apply.proxy.jsonrpc import (
     result_response,
 )
 from toolhive_apply.proxy.mux import DuplicateRequestError
+from toolhive_apply.proxy.session_table import SessionTable
 from toolhive_apply.proxy.stdio_backend import (
     BackendUnavailableError,
     RequestAbandonedError,
@@ -76,23 +79,42 @@ class Reply:
 
 
 class SessionHub:
-    def __init__(self, backend: StdioBackend, policy: ToolPolicy, health: Health) -> None:
+    """Client sessions are bounded (``max_sessions``, least recently used ended first) and end after ``session_ttl``
+    seconds without a request while no stream is open (ToolHive's session TTL)."""
+
+    def __init__(
+        self,
+        backend: StdioBackend,
+        policy: ToolPolicy,
+        health: Health,
+        *,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
         self._backend = backend
         self._policy = policy
         self._health = health
-        self.sessions: dict[str, ClientSession] = {}
+        self.sessions: SessionTable[ClientSession] = SessionTable(
+            session_ttl, max_sessions, on_evict=self._end, busy=lambda s: s.listeners > 0
+        )
         backend.listener = self.on_server_message
 
     def create(self) -> ClientSession:
         session = ClientSession(secrets.token_hex(16))
-        self.sessions[session.id] = session
+        self.sessions.add(session.id, session)
         return session
 
     def get(self, session_id: str) -> ClientSession | None:
         return self.sessions.get(session_id)
 
+    def touch(self, session_id: str) -> None:
+        self.sessions.touch(session_id)
+
     def close(self, session_id: str) -> None:
-        session = self.sessions.pop(session_id, None)
+        session = self.sessions.pop(session_id)
+        self._end(session_id, session)
+
+    def _end(self, session_id: str, session: ClientSession | None = None) -> None:
         if session is not None:
             session.closed = True
             with contextlib.suppress(asyncio.QueueFull):
@@ -109,10 +131,12 @@ class SessionHub:
     async def handle(self, key: str, session: ClientSession | None, message: object) -> Reply | None:
         """The reply to one client message (None for notifications and responses). ``key`` names the client in
         the multiplexer: the session id, or a one-off key for requests sent without a session."""
-        kind = classify(message)
-        if kind is MessageKind.INVALID or not isinstance(message, dict):
+        problem = envelope_problem(message)
+        if problem is not None or not isinstance(message, dict):
             request_id = message.get("id") if isinstance(message, dict) else None
-            return Reply(error_response(request_id if is_request_id(request_id) else None, INVALID_REQUEST, "invalid"))
+            safe_id = request_id if is_request_id(request_id) else None
+            return Reply(error_response(safe_id, INVALID_REQUEST, f"Invalid Request: {problem}"))
+        kind = classify(message)
         if kind is MessageKind.RESPONSE:
             _log.debug("dropping a client response: the proxy never forwards server requests to clients")
             return None

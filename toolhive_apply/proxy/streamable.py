@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from http import HTTPStatus
 from typing import Final
 
+from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
 from toolhive_apply.proxy.jsonrpc import (
     HANDSHAKE_VERSIONS,
@@ -47,8 +48,8 @@ def _missing_session() -> Response:
 def parse_messages(body: bytes) -> tuple[list[object], bool] | Response:
     """The messages of a POST body and whether it was a batch, or the 400 answer for an unreadable body."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = strictjson.loads(body)
+    except strictjson.StrictJsonError as error:
         return rpc_error(HTTPStatus.BAD_REQUEST, PARSE_ERROR, f"Parse error: {error}")
     if isinstance(payload, list):
         if not payload:
@@ -131,7 +132,8 @@ class StreamableFrontend:
             return session
         if not request.headers.has_token("accept", "text/event-stream"):
             return rpc_error(HTTPStatus.NOT_ACCEPTABLE, INVALID_REQUEST, "Accept must include text/event-stream")
-        return StreamResponse(HTTPStatus.OK, [*SSE_HEADERS, (SESSION_HEADER, session.id)], session_events(session))
+        events = session_events(session, on_end=lambda: self._hub.touch(session.id))
+        return StreamResponse(HTTPStatus.OK, [*SSE_HEADERS, (SESSION_HEADER, session.id)], events)
 
     def _delete(self, request: Request) -> Response:
         session = self._session_of(request)
@@ -165,8 +167,11 @@ def _reply_response(replies: list[Reply], batch: bool) -> Response:
     return json_response(HTTPStatus.OK, replies[0].message)
 
 
-async def session_events(session: ClientSession) -> AsyncGenerator[bytes, None]:
-    """The session's server messages as SSE, with keep-alive comments, until the session or the client ends."""
+async def session_events(
+    session: ClientSession, on_end: Callable[[], None] = lambda: None
+) -> AsyncGenerator[bytes, None]:
+    """The session's server messages as SSE, with keep-alive comments, until the session or the client ends;
+    ``on_end`` runs when the stream ends (the session's idle time starts then, not when it was opened)."""
     session.listeners += 1
     try:
         yield KEEPALIVE  # sends the response head at once, so the client knows the stream is open
@@ -181,3 +186,4 @@ async def session_events(session: ClientSession) -> AsyncGenerator[bytes, None]:
             yield encode_event(ServerSentEvent(json.dumps(message, separators=(",", ":"))))
     finally:
         session.listeners -= 1
+        on_end()

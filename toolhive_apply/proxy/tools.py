@@ -10,9 +10,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from toolhive_apply.proxy.config import ProxyConfig, ToolOverride
-from toolhive_apply.proxy.jsonrpc import INVALID_PARAMS, JsonObject, error_response, params_of
+from toolhive_apply.proxy.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    JsonObject,
+    error_response,
+    key_problem,
+    params_of,
+)
+
+_TOOL_KEYS: Final = ("name", "description")
+_RESULT_KEYS: Final = ("tools",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +64,10 @@ class ToolPolicy:
         return actual if self.is_allowed(name) else None
 
     def rewrite_tool(self, tool: object) -> object | None:
-        """The tool as clients see it, or None when it is hidden. Malformed entries pass through untouched."""
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            return tool
+        """The tool as clients see it, or None when it is hidden. Entries the proxy cannot name beyond doubt (no
+        string ``name``, or a second key a case-insensitive client would read as ``name``) are hidden too."""
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or key_problem(tool, _TOOL_KEYS, ""):
+            return None
         actual: str = tool["name"]
         visible = self.visible_name(actual)
         if visible == actual and actual in self._renamed_to():
@@ -74,17 +86,21 @@ class ToolPolicy:
     def rewrite_list_result(self, response: JsonObject) -> JsonObject:
         """A ``tools/list`` response with hidden tools removed and overrides applied; errors pass through."""
         result = response.get("result")
-        if not self.active or not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+        if not self.active or not isinstance(result, dict):
             return response
-        tools = [t for t in (self.rewrite_tool(tool) for tool in result["tools"]) if t is not None]
+        if key_problem(result, _RESULT_KEYS, "") or not isinstance(result.get("tools", []), list):
+            return error_response(response.get("id"), INTERNAL_ERROR, "the server's tools/list result is malformed")
+        tools = [t for t in (self.rewrite_tool(tool) for tool in result.get("tools", [])) if t is not None]
         return {**response, "result": {**result, "tools": tools}}
 
     def rewrite_call(self, request: JsonObject) -> tuple[JsonObject | None, JsonObject | None]:
         """For a ``tools/call`` request: ``(request to forward, None)`` or ``(None, error response to return)``."""
+        if not self.active:
+            return request, None
         params = params_of(request)
         name = params.get("name")
-        if not self.active or not isinstance(name, str):
-            return request, None
+        if not isinstance(name, str) or not isinstance(request.get("params"), dict):
+            return None, error_response(request.get("id"), INVALID_PARAMS, "tools/call needs a string params.name")
         actual = self.resolve_call(name)
         if actual is None:
             return None, error_response(request.get("id"), INVALID_PARAMS, f"tool not found: {name}")
