@@ -438,3 +438,36 @@ def test_an_internal_network_beside_a_server_that_is_not_isolated_is_a_leftover(
         "w": "running",
         "toolhive-apply.s.w.internal": "orphaned",
     }
+
+
+def test_allow_docker_gateway_is_a_workload_field_planned_like_the_others(tmp_path: Path) -> None:
+    from toolhive_apply.engine.diff import field_changes
+    from toolhive_apply.errors import ManifestError
+    from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.providers.workload_spec import workload_spec
+
+    def spec(extra: str) -> dict[str, Any]:
+        path = tmp_path / "stack.yaml"
+        path.write_text(
+            "apiVersion: toolhive-apply/v1\nsettings: {stack: s}\n"
+            f"workloads:\n  - {{name: w, image: x, network_isolation: true, permission_profile: none{extra}}}\n"
+        )
+        manifest = load_manifest([path])
+        return workload_spec(manifest.workloads[0], manifest, 20000, None)
+
+    before, after = spec(""), spec(", allow_docker_gateway: true")
+    assert "allow_docker_gateway" not in before  # absent unless set: no other workload's hash moves
+    assert egress_rules(before) is None and egress_rules(after) is not None  # the flag alone opens a way out
+    assert [(f.path, f.before, f.after) for f in field_changes(before, after)][:1] == [
+        ("allow_docker_gateway", None, True)
+    ]
+    with pytest.raises(ManifestError) as raised:
+        spec(", allow_docker_gateway: 'yes'")
+    assert any("allow_docker_gateway" in line for line in raised.value.lines())
+    path = tmp_path / "loose.yaml"
+    path.write_text(
+        "apiVersion: toolhive-apply/v1\nsettings: {stack: s}\n"
+        "workloads:\n  - {name: w, image: x, allow_docker_gateway: true}\n"
+    )
+    warnings = [str(w) for w in load_manifest([path]).warnings]
+    assert any("allow_docker_gateway matters only with network_isolation" in w for w in warnings), warnings
