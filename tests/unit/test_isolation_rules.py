@@ -471,3 +471,33 @@ def test_allow_docker_gateway_is_a_workload_field_planned_like_the_others(tmp_pa
     )
     warnings = [str(w) for w in load_manifest([path]).warnings]
     assert any("allow_docker_gateway matters only with network_isolation" in w for w in warnings), warnings
+
+
+def test_the_host_s_own_addresses_and_the_proxy_s_gateways_are_read_from_proc(tmp_path: Path) -> None:
+    from toolhive_apply.providers.docker_host import docker_host_addresses, engine_is_local, local_addresses
+    from toolhive_apply.proxy.egress import default_gateways
+
+    (tmp_path / "fib_trie").write_text(
+        "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n"
+        "     |-- 192.0.2.2\n        /32 host LOCAL\n     |-- 192.0.2.255\n        /32 link BROADCAST\n"
+        "     |-- 127.0.0.1\n        /32 host LOCAL\n"
+    )
+    (tmp_path / "if_inet6").write_text(
+        "fd000000000000000000000000000002 02 40 00 80     eth0\nfe8000000000000000fc00fffe000001 02 40 20 80     eth0\n"
+    )
+    assert sorted(map(str, local_addresses(tmp_path))) == ["127.0.0.1", "192.0.2.2", "fd00::2", "fe80::fc:ff:fe00:1"]
+    assert engine_is_local("unix:///var/run/docker.sock") and engine_is_local("http+unix://%2Fvar%2Frun")
+    assert not engine_is_local("ssh://me@far") and not engine_is_local("tcp://10.0.0.1:2376")
+    remote = docker_host_addresses([{"IPAM": {"Config": [{"Gateway": "172.17.0.1"}]}}], "ssh://me@far")
+    assert remote.gateways == ("172.17.0.1",) and remote.addresses == ()  # a remote host's interfaces are unknown
+
+    (tmp_path / "route").write_text(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+    )
+    (tmp_path / "ipv6_route").write_text(
+        "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001"
+        " 00000400 00000001 00000000 00000003     eth0\n"
+    )
+    assert [str(g) for g in default_gateways(tmp_path)] == ["172.18.0.1", "fd00::1"]
