@@ -139,6 +139,7 @@ def workload_details(spec: Spec) -> dict[str, Any]:
         "volumes": list(spec["volumes"]),
         "permission_profile": spec["permission_profile"],
         "network_isolation": spec["network_isolation"],
+        "allow_docker_gateway": bool(spec.get("allow_docker_gateway")),
         "group": spec["group"],
         "tools": list(spec["tools"]),
         "tools_override": dict(spec["tools_override"]),
@@ -174,6 +175,8 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
     if spec.get("remote"):
         config["image"] = ""
         config["remote_url"] = spec["url"]
+    if spec.get("allow_docker_gateway"):
+        config["allow_docker_gateway"] = True  # omitempty in ToolHive's RunConfig
     if spec["tools"]:
         config["tools_filter"] = list(spec["tools"])
     if spec["tools_override"]:
@@ -210,6 +213,7 @@ def _manifest_workload(spec: Spec) -> dict[str, Any]:
         "tools": list(spec["tools"]) or None,
         "tools_override": dict(spec["tools_override"]) or None,
         "trust_proxy_headers": spec["trust_proxy_headers"] or None,
+        "allow_docker_gateway": True if spec.get("allow_docker_gateway") else None,
         "labels": dict(spec["labels"]) or None,
         "prune": False if spec["prune"] is False else None,
         "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,

@@ -12,14 +12,22 @@ Only container-network traffic and ports published on 127.0.0.1 are used.
 
 from __future__ import annotations
 
+import http.server
+import ipaddress
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import HTTP_IMAGE, PYTHON_IMAGE, TINY_MCP, run_cli, write_manifest
-from tests.support.mcp_client import list_tools
+from tests.support.mcp_client import list_tools, wait_until_ready
+from toolhive_apply.engine.resource import spec_hash
+from toolhive_apply.providers.docker_host import network_gateways
 
 pytestmark = pytest.mark.docker
 
@@ -64,6 +72,43 @@ PROBE = (
 
 
 WRITE = "import pathlib; pathlib.Path('/out/result.txt').write_text('written\\n')"
+
+# Run inside a container: one TCP connect, its outcome as JSON. An IPv6 address may carry a zone (`%eth0`).
+CONNECT_PROBE = (
+    "import json, socket, sys\n"
+    "host, port = sys.argv[1], int(sys.argv[2])\n"
+    "out = {'connected': False, 'error': ''}\n"
+    "try:\n"
+    "    if ':' in host:\n"
+    "        address, _, zone = host.partition('%')\n"
+    "        s = socket.socket(socket.AF_INET6); s.settimeout(3)\n"
+    "        s.connect((address, port, 0, socket.if_nametoindex(zone) if zone else 0))\n"
+    "    else:\n"
+    "        s = socket.create_connection((host, port), 3)\n"
+    "    out['connected'] = True\n"
+    "except Exception as e:\n"
+    "    out['error'] = f'{type(e).__name__}: {e}'\n"
+    "print(json.dumps(out))\n"
+)
+# The same, but only to a destination on the container's own links (SO_DONTROUTE): nothing is sent through a
+# gateway, so nothing can leave the host.
+ON_LINK_PROBE = CONNECT_PROBE.replace(
+    "        s = socket.create_connection((host, port), 3)\n",
+    "        s = socket.socket(); s.settimeout(3); s.setsockopt(socket.SOL_SOCKET, socket.SO_DONTROUTE, 1)\n"
+    "        s.connect((host, port))\n",
+)
+
+
+def _host_routes_to(address: str) -> bool:
+    """The host (the engine is local in these tests) has a route for `address` other than its default route."""
+    target = ipaddress.IPv4Address(address)
+    for line in Path("/proc/net/route").read_text(encoding="ascii").splitlines()[1:]:
+        fields = line.split()
+        destination = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
+        mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
+        if int(mask) and ipaddress.IPv4Network(f"{destination}/{mask}").supernet_of(ipaddress.IPv4Network(target)):
+            return True
+    return False
 
 
 def _exec(api: Any, container: str, cmd: list[str]) -> tuple[int, str]:
@@ -211,17 +256,16 @@ def test_isolated_workloads_reach_exactly_what_their_profiles_allow(
     for url in (f"http://{ips['allowed']}:8000/", "http://allowed.example:8000/", "http://fetcher-egress:3128/health"):
         assert _failed(_probe(docker_api, "sealed", "direct", url)), url
 
-    # an isolated HTTP server still serves clients through its proxy, and only through it
+    # an isolated HTTP server still serves clients through its proxy, and only through it: a stack container is
+    # not on its bridge, and the host has no route into it (no address on the bridge: only the default route, off
+    # the host, which this test must not use)
     port = json.loads(run_cli("export", "workload", "webby", "--stack", stack).stdout)["proxy_port"]
     assert list_tools(f"http://127.0.0.1:{port}/mcp")
     webby = _server(docker_api, stack, "webby")
     webby_ip = webby["NetworkSettings"]["Networks"][f"toolhive-apply.{stack}.webby.internal"]["IPAddress"]
-    code, output = _exec(
-        docker_api,
-        f"{stack}-target-denied",
-        ["python3.11", "-c", f"import socket; socket.create_connection(('{webby_ip}', 8080), 3)"],
-    )
-    assert code != 0 and ("timed out" in output or "unreachable" in output), output
+    code, output = _exec(docker_api, f"{stack}-target-denied", ["python3.11", "-c", ON_LINK_PROBE, webby_ip, "8080"])
+    assert code == 0 and json.loads(output)["error"].startswith("OSError: [Errno 101]"), output
+    assert not _host_routes_to(webby_ip), webby_ip
 
     # mounts: read-only really is, read-write really is
     read = "import pathlib; print(pathlib.Path('/data/hello.txt').read_text()); pathlib.Path('/data/new').touch()"
@@ -310,3 +354,245 @@ def test_removed_and_destroyed_isolated_workloads_leave_no_network_or_helper_beh
     assert destroyed.code == 0, destroyed
     assert docker_api.containers(all=True, filters=labelled) == []
     assert docker_api.networks(filters=labelled) == []
+
+
+# -- the Docker host ---------------------------------------------------------------------------------------------
+class HostListener:
+    """An HTTP listener in the test process on one address of the Docker host; it counts who reached it."""
+
+    def __init__(self, address: str, zone: str | None = None) -> None:
+        listener = self
+        self.address = address
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                listener.hits += 1
+                body = f"host:{address}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+            def server_bind(self) -> None:
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                self.socket.bind(self.server_address)
+                self.server_port = self.socket.getsockname()[1]
+
+        where: tuple[Any, ...] = (address, 0, 0, socket.if_nametoindex(zone)) if zone else (address, 0)
+        self.server = Server(where, Handler, bind_and_activate=False)
+        try:
+            self.server.server_bind()
+            self.server.server_activate()
+        except OSError:
+            self.server.server_close()
+            raise
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _gateway(docker_api: Any, network: str) -> str:
+    """As the engine side reads it (the default bridge lists only its subnet on this engine)."""
+    (gateway,) = network_gateways([docker_api.inspect_network(network)])
+    return str(gateway)
+
+
+def _link_local(interface: str) -> str | None:
+    """The host's IPv6 link-local address on `interface`, when it has one (from /proc/net/if_inet6)."""
+    for line in Path("/proc/net/if_inet6").read_text(encoding="ascii").splitlines():
+        fields = line.split()
+        if fields[-1] == interface and fields[0].startswith("fe80"):
+            return str(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return None
+
+
+def _bind_with_deadline(address: str, zone: str) -> HostListener:
+    """A fresh link-local address is unusable until duplicate address detection is done: try for 15 s."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return HostListener(address, zone)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def probe_network(docker_api: Any, stack: str) -> Iterator[str]:
+    """A Docker network the test makes (before apply, so the engine lists it): its gateway is the host's."""
+    name = f"{stack}-probe"
+    docker_api.create_network(name, driver="bridge", labels={"toolhive-apply.test-target": stack})
+    yield name
+    docker_api.remove_network(name)
+
+
+def _host_workloads(stack: str) -> list[dict[str, Any]]:
+    everything = {"insecure_allow_all": True, "allow_host": ["allowed.example"]}
+    return [
+        {
+            "name": f"{stack}-roam",
+            "image": PYTHON_IMAGE,
+            "cmd_arguments": TINY_MCP,
+            "network_isolation": True,
+            # allow-all reaches public addresses only; a private host must be listed beside it
+            "permission_profile": {"network": {"outbound": everything}},
+        },
+        {
+            "name": f"{stack}-hostly",
+            "image": PYTHON_IMAGE,
+            "cmd_arguments": TINY_MCP,
+            "network_isolation": True,
+            "allow_docker_gateway": True,
+            "permission_profile": "none",
+        },
+    ]
+
+
+def test_an_isolated_server_reaches_no_address_of_the_docker_host_and_its_egress_proxy_refuses_them(
+    docker_api: Any,
+    tmp_path: Path,
+    stack: str,
+    test_images: dict[str, str],
+    targets_cleanup: None,
+    probe_network: str,
+) -> None:
+    path = write_manifest(tmp_path, stack, _host_workloads(stack))
+    applied = run_cli("apply", str(path), "--yes")
+    assert applied.code == 0, applied
+    _start_targets(docker_api, stack)
+    roam, hostly = f"{stack}-roam", f"{stack}-hostly"
+    internal = docker_api.inspect_network(f"toolhive-apply.{stack}.{roam}.internal")
+    internal_gateway = _gateway(docker_api, internal["Name"])
+    bridge = f"br-{internal['Id'][:12]}"
+
+    # the internal bridge carries no IPv4 address of the host: nothing can listen on its gateway address
+    assert internal["Options"] == {"com.docker.network.bridge.inhibit_ipv4": "true"}
+    with pytest.raises(OSError, match="Cannot assign requested address"):
+        HostListener(internal_gateway)
+    server = _server(docker_api, stack, roam)
+    assert server["HostConfig"]["Sysctls"] == {
+        "net.ipv6.conf.all.disable_ipv6": "1",
+        "net.ipv6.conf.default.disable_ipv6": "1",
+    }
+    code, routes = _exec(docker_api, roam, ["python3.11", "-c", "print(open('/proc/net/route').read())"])
+    gateway_hex = ipaddress.IPv4Address(internal_gateway).packed[::-1].hex().upper()
+    assert code == 0 and f"eth0\t00000000\t{gateway_hex}" in routes, routes  # a default route to no one
+    code, inet6 = _exec(docker_api, roam, ["python3.11", "-c", "print(repr(open('/proc/net/if_inet6').read()))"])
+    assert code == 0 and inet6.strip() == "''", inet6  # no IPv6 address at all, not even ::1
+
+    listeners = {
+        "probe network gateway": HostListener(_gateway(docker_api, probe_network)),
+        "docker0": HostListener(_gateway(docker_api, "bridge")),
+        "stack network gateway": HostListener(_gateway(docker_api, f"toolhive-apply.{stack}")),
+    }
+    link_local = _link_local(bridge)
+    assert link_local is not None, bridge
+    listeners["internal bridge link-local"] = _bind_with_deadline(link_local, bridge)
+    try:
+        # directly: no route to any of them, IPv4 or IPv6
+        for what, listener in listeners.items():
+            target = f"{listener.address}%eth0" if what.endswith("link-local") else listener.address
+            for name in (roam, hostly):
+                code, output = _exec(docker_api, name, ["python3.11", "-c", CONNECT_PROBE, target, str(listener.port)])
+                assert code == 0 and not json.loads(output)["connected"], (what, name, output)
+
+        # through the egress proxy with allow-all: refused, by address and by ToolHive's names for the host
+        for what, listener in listeners.items():
+            if what.endswith("link-local"):
+                continue  # a zone id is refused as malformed before any decision (unit-tested)
+            url = f"http://{listener.address}:{listener.port}/"
+            assert _blocked_by_proxy(_probe(docker_api, roam, "env", url)), what
+        for name in ("host.docker.internal", "gateway.docker.internal"):
+            assert _blocked_by_proxy(_probe(docker_api, roam, "env", f"http://{name}:{listeners['docker0'].port}/"))
+        assert all(listener.hits == 0 for listener in listeners.values()), {w: x.hits for w, x in listeners.items()}
+        # ... while a listed (private) host on the same network is reached, and an unlisted one is not
+        assert _reached(_probe(docker_api, roam, "env", "http://allowed.example:8000/"), "allowed:8000")
+        assert _blocked_by_proxy(_probe(docker_api, roam, "env", "http://denied.example:8000/"))
+
+        # allow_docker_gateway opens the host's gateways (on any port) and ToolHive's names, nothing else
+        for what in ("probe network gateway", "stack network gateway", "docker0"):
+            listener = listeners[what]
+            url = f"http://{listener.address}:{listener.port}/"
+            assert _reached(_probe(docker_api, hostly, "env", url), f"host:{listener.address}"), what
+        docker0 = listeners["docker0"]
+        via_name = _probe(docker_api, hostly, "env", f"http://host.docker.internal:{docker0.port}/")
+        assert _reached(via_name, f"host:{docker0.address}"), via_name
+        assert _blocked_by_proxy(_probe(docker_api, hostly, "env", "http://allowed.example:8000/"))
+    finally:
+        for listener in listeners.values():
+            listener.close()
+
+
+def _make_network_old_shaped(docker_api: Any, stack: str, workload: str) -> None:
+    """What a stack applied by an older version has: the internal network without inhibit_ipv4 (the host's
+    address on its bridge) and the hash of that shape. Made by hand: stop the unit, remake the network, reattach."""
+    name = f"toolhive-apply.{stack}.{workload}.internal"
+    found = docker_api.inspect_network(name)
+    unit = [c["Id"] for c in docker_api.containers(all=True, filters={"label": [f"toolhive-apply.name={workload}"]})]
+    attached = [c for c in unit if name in docker_api.inspect_container(c)["NetworkSettings"]["Networks"]]
+    for container in unit:
+        docker_api.stop(container, timeout=2)
+    docker_api.remove_network(found["Id"])
+    older = {"driver": "bridge", "internal": True, "name": name}
+    labels = {**found["Labels"], "toolhive-apply.config-hash": spec_hash(older)}
+    docker_api.create_network(name, driver="bridge", internal=True, labels=labels)
+    for container in attached:
+        docker_api.disconnect_container_from_network(container, name, force=True)
+        docker_api.connect_container_to_network(container, name)
+    for container in unit:
+        docker_api.start(container)
+    assert docker_api.inspect_network(name)["Options"] == {}
+
+
+def test_an_internal_network_of_an_older_shape_is_remade_and_a_failed_replace_rolls_back_onto_the_new_one(
+    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
+) -> None:
+    name = f"{stack}-old"
+    network = f"toolhive-apply.{stack}.{name}.internal"
+    workload: dict[str, Any] = {
+        "name": name,
+        "image": PYTHON_IMAGE,
+        "cmd_arguments": TINY_MCP,
+        "network_isolation": True,
+        "permission_profile": {"network": {"outbound": {"allow_host": ["allowed.example"]}}},
+    }
+    path = write_manifest(tmp_path, stack, [workload])
+    assert run_cli("apply", str(path), "--yes").code == 0
+    port = json.loads(run_cli("export", "workload", name, "--stack", stack).stdout)["proxy_port"]
+    drifted = f"drifted: internal network {network} lets the server reach the Docker host: remade"
+
+    # a replace that fails: the old unit comes back, on the remade network (Docker cannot start it on the old one)
+    _make_network_old_shaped(docker_api, stack, name)
+    planned = json.loads(run_cli("plan", str(path), "--output", "json").stdout)["changes"]
+    assert [(c["name"], c["action"], c["reason"]) for c in planned] == [(name, "replace", drifted)]
+    broken = {**workload, "cmd_arguments": ["python3.11", "-c", "raise SystemExit(3)"], "ready_timeout": 15}
+    failed = run_cli("apply", str(write_manifest(tmp_path / "broken", stack, [broken])), "--yes")
+    assert failed.code == 1, failed
+    remade = docker_api.inspect_network(network)
+    assert remade["Options"] == {"com.docker.network.bridge.inhibit_ipv4": "true"}
+    server = _server(docker_api, stack, name)
+    assert server["State"]["Running"] and set(server["NetworkSettings"]["Networks"]) == {network}, failed
+    assert server["NetworkSettings"]["Networks"][network]["NetworkID"] == remade["Id"]
+    assert wait_until_ready(f"http://127.0.0.1:{port}/mcp") == []  # the old (tool-less) unit answers MCP again
+    assert run_cli("plan", str(path), "--detailed-exitcode").code == 0  # and is what the manifest declares
+
+    # a replace that succeeds: converges, and the next plan is empty
+    _make_network_old_shaped(docker_api, stack, name)
+    assert run_cli("plan", str(path), "--detailed-exitcode").code == 2
+    applied = run_cli("apply", str(path), "--yes")
+    assert applied.code == 0, applied
+    assert docker_api.inspect_network(network)["Options"] == {"com.docker.network.bridge.inhibit_ipv4": "true"}
+    assert wait_until_ready(f"http://127.0.0.1:{port}/mcp") == []
+    assert run_cli("plan", str(path), "--detailed-exitcode").code == 0

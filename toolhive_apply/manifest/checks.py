@@ -112,6 +112,13 @@ def _profile_warnings(w: Workload) -> Iterator[ManifestIssue]:
                 "warning: outbound rules are enforced only with network_isolation: true; without it the server "
                 "can reach anything",
             )
+    if w.allow_docker_gateway and not w.network_isolation:
+        yield _issue(
+            w.origin,
+            ("workloads", w.index, "allow_docker_gateway"),
+            "warning: allow_docker_gateway matters only with network_isolation: true; without it the server can "
+            "reach the Docker host anyway",
+        )
 
 
 def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:

@@ -104,6 +104,7 @@ class Workload:
     allow_privileged: bool = False
     allow_host_paths: tuple[str, ...] = ()
     network_isolation: bool | None = None
+    allow_docker_gateway: bool = False
     group: str = DEFAULT_GROUP
     tools: tuple[str, ...] = ()
     tools_override: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -207,6 +208,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         allow_privileged=bool(item.get("allow_privileged", False)),
         allow_host_paths=tuple(str(p) for p in item.get("allow_host_paths", ())),
         network_isolation=item.get("network_isolation"),
+        allow_docker_gateway=bool(item.get("allow_docker_gateway", False)),
         group=item.get("group", DEFAULT_GROUP),
         tools=tuple(item.get("tools", ())),
         tools_override=dict(item.get("tools_override", {})),

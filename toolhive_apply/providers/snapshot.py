@@ -28,16 +28,23 @@ class StackContainers:
             self._engine = None
             self._networks = None
 
-    def _filters(self) -> dict[str, list[str]]:
-        return {"label": [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_STACK}={self.stack}"]}
-
-    def networks(self) -> list[dict[str, Any]]:
-        """Every network labelled with this stack (the shared one and isolated workloads' own), listed once."""
+    def engine_networks(self) -> list[dict[str, Any]]:
+        """Every network on the engine, listed once until refresh: the stack's own are filtered from it, and the
+        egress proxies are told every gateway in it (addresses of the Docker host)."""
         with self._lock:
             if self._networks is None:
                 with docker_errors(self.endpoint):
-                    self._networks = list(self.api.networks(filters=self._filters()))
+                    self._networks = list(self.api.networks())
             return list(self._networks)
+
+    def networks(self) -> list[dict[str, Any]]:
+        """Every network labelled with this stack (the shared one and isolated workloads' own)."""
+        return [
+            n
+            for n in self.engine_networks()
+            if (n.get("Labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY
+            and (n.get("Labels") or {}).get(LABEL_STACK) == self.stack
+        ]
 
     def engine(self) -> list[dict[str, Any]]:
         """Every container on the engine, listed once until refresh (a name filter instead costs dockerd one

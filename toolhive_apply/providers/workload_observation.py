@@ -26,6 +26,7 @@ from toolhive_apply.providers.workload_spec import (
     egress_name,
     egress_rules,
     isolated,
+    isolation_network_sound,
     proxy_name,
 )
 
@@ -121,6 +122,7 @@ def _owned(
         "egress_id": egress["Id"] if egress else None,
         "egress_state": str(egress.get("State")) if egress else "missing",
         "network": network.get("Name") if network else None,
+        "network_sound": bool(network) and isolation_network_sound(network or {}),
         "attached": sorted((summary.get("NetworkSettings") or {}).get("Networks") or {}),
     }
     return ObservedResource(
@@ -145,6 +147,9 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
     is_isolated, needs_egress = _isolation_of(spec)
     if is_isolated and facts["network"] is None:
         return f"{DRIFTED}internal network missing"
+    if is_isolated and not facts["network_sound"]:
+        # made by an older version: internal, but with the host's address on it (the server reached the host)
+        return f"{DRIFTED}internal network {facts['network']} lets the server reach the Docker host: remade"
     if is_isolated and facts["attached"] != [facts["network"]]:
         return f"{DRIFTED}attached to {', '.join(facts['attached']) or 'no network'}"
     if needs_egress and facts["egress_state"] != "running":

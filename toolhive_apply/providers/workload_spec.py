@@ -12,6 +12,7 @@ from typing import Any, Final
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.redact import scrubbed_json
+from toolhive_apply.providers.docker_host import DockerHostAddresses
 
 MANAGED_BY: Final = "toolhive-apply"
 LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
@@ -38,6 +39,23 @@ HELPER_PIDS_LIMIT: Final = 128
 """The proxy and egress helpers are one asyncio process each (tens of MiB); the bounds leave ample room. The MCP
 server itself gets no memory or pids limit: what a server needs is its own business, and the manifest has no field
 for it (ToolHive's neither); it does get the bounded log."""
+# The isolated server's network: internal (no route off the host) and, by this bridge-driver option, with no IPv4
+# address on the host's side of the bridge. With one (Docker's default, even for internal networks), the server
+# reached every host service listening on that gateway or on 0.0.0.0, and through it the other bridges' gateways
+# and docker0. The egress and workload proxies still reach the server: containers on the bridge talk directly.
+INHIBIT_IPV4: Final = "com.docker.network.bridge.inhibit_ipv4"
+ISOLATION_NETWORK_OPTIONS: Final[Mapping[str, str]] = {INHIBIT_IPV4: "true"}
+# The host's IPv6 link-local address (fe80::...) is on that bridge too: the isolated server gets no IPv6 at all.
+NO_IPV6_SYSCTLS: Final[Mapping[str, str]] = {
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+# ToolHive's names for the Docker host; with allow_docker_gateway the egress proxy resolves them (Docker's
+# host-gateway is the default bridge's gateway, as on Docker Desktop).
+GATEWAY_HOSTS: Final[Mapping[str, str]] = {
+    "host.docker.internal": "host-gateway",
+    "gateway.docker.internal": "host-gateway",
+}
 
 # ToolHive's standard labels (pkg/labels/labels.go), so `thv list` recognises our containers.
 TH_LABEL: Final = "toolhive"
@@ -111,20 +129,23 @@ def isolated(spec: Spec) -> bool:
 
 
 def egress_rules(spec: Spec) -> dict[str, Any] | None:
-    """What the egress proxy allows, or None when the profile allows no way out at all (no egress container)."""
+    """What the egress proxy allows, or None when nothing is allowed out at all (no egress container).
+
+    `allow_host` is kept beside `insecure_allow_all`: allow-all reaches public addresses only, and a listed host
+    may also be a private one. `allow_docker_gateway` alone opens the Docker host's gateways, as in ToolHive.
+    """
     if not isolated(spec):
         return None
     outbound = (spec["permission_profile"].get("network") or {}).get("outbound") or {}
-    if outbound.get("insecure_allow_all"):
-        return {"allow_all": True, "allow_host": [], "allow_port": []}
-    hosts = sorted({str(h) for h in outbound.get("allow_host") or ()})
-    if not hosts:
-        return None
-    return {
-        "allow_all": False,
-        "allow_host": hosts,
+    rules = {
+        "allow_all": bool(outbound.get("insecure_allow_all")),
+        "allow_host": sorted({str(h) for h in outbound.get("allow_host") or ()}),
         "allow_port": sorted({int(p) for p in outbound.get("allow_port") or ()}),
+        "allow_docker_gateway": bool(spec.get("allow_docker_gateway")),
     }
+    if not (rules["allow_all"] or rules["allow_host"] or rules["allow_docker_gateway"]):
+        return None
+    return rules
 
 
 def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: str | None) -> dict[str, Any]:
@@ -161,6 +182,8 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["image_id"] = image_id
     if workload.registry_server:
         spec["registry_server"] = workload.registry_server
+    if workload.allow_docker_gateway:  # only when set, so specs (and hashes) without it stay as they were
+        spec["allow_docker_gateway"] = True
     if workload.url:
         spec.update(remote_spec(workload))
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
@@ -261,6 +284,8 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     if args["privileged"]:
         args["security_opt"] = ["label:disable"]
     args["log_config"] = bounded_log_config()
+    if isolated(spec):
+        args["sysctls"] = dict(NO_IPV6_SYSCTLS)
     return args
 
 
@@ -353,17 +378,45 @@ def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | No
     return args
 
 
-def egress_config(spec: Spec) -> dict[str, Any]:
-    """THV_PROXY_CONFIG of the workload's egress proxy (the proxy image in egress mode)."""
+def egress_config(spec: Spec, docker_host: DockerHostAddresses) -> dict[str, Any]:
+    """THV_PROXY_CONFIG of the workload's egress proxy (the proxy image in egress mode), with the addresses of the
+    Docker host it must refuse (read from the engine at apply; not part of the hashed spec)."""
     rules = egress_rules(spec)
     assert rules is not None
-    return {"name": egress_name(spec["name"]), "mode": "egress", "listen_port": EGRESS_PORT, "egress": rules}
+    host = {"gateways": list(docker_host.gateways), "addresses": list(docker_host.addresses)}
+    egress = {**rules, "docker_host": host}
+    return {"name": egress_name(spec["name"]), "mode": "egress", "listen_port": EGRESS_PORT, "egress": egress}
+
+
+def egress_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+    """A helper on the stack's network; it resolves ToolHive's host names only when the workload opens the host."""
+    args = helper_host_config_args(network)
+    if spec.get("allow_docker_gateway"):
+        args["extra_hosts"] = dict(GATEWAY_HOSTS)
+    return args
+
+
+def isolation_network_args() -> dict[str, Any]:
+    """How the internal network is created (docker-py's create_network keywords besides name and labels)."""
+    return {"driver": "bridge", "internal": True, "options": dict(ISOLATION_NETWORK_OPTIONS), "enable_ipv6": False}
+
+
+def isolation_network_sound(network: Mapping[str, Any]) -> bool:
+    """The network as the engine reports it (list or inspect) has the isolating shape: internal, no host-side
+    IPv4, no IPv6. Judged on what Docker says, not on our label."""
+    options = network.get("Options") or {}
+    return (
+        network.get("Internal") is True
+        and str(options.get(INHIBIT_IPV4, "")).lower() == "true"
+        and not network.get("EnableIPv6")
+    )
 
 
 def isolation_network_labels(spec: Spec, stack: str) -> dict[str, str]:
-    """ToolHive's network labels plus ours; the hash covers what the network is (internal bridge), not the pair."""
+    """ToolHive's network labels plus ours; the hash covers what the network is (its creation arguments), not the
+    pair, so a network of an older shape is recognised and remade."""
     name = isolation_network(stack, spec["name"])
-    shape = {"driver": "bridge", "internal": True, "name": name}
+    shape = {**isolation_network_args(), "name": name}
     return {
         TH_LABEL: "true",
         TH_NAME: name,

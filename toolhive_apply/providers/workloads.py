@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
+from toolhive_apply.engine.diff import DRIFTED
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
@@ -73,7 +74,7 @@ class WorkloadProvider:
         self.secrets = secrets
         self.snapshot = StackContainers(api, stack, endpoint)
         self.proxies = ProxyManager(api, stack, endpoint)
-        self.isolation = IsolationManager(api, stack, self.proxies)
+        self.isolation = IsolationManager(api, stack, self.proxies, self.snapshot)
         self.warnings: tuple[str, ...] = ()
         self._image_ids: dict[str, str] | None = None
 
@@ -359,7 +360,8 @@ class WorkloadProvider:
             (change.observed.handle, name),
         ]
         old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
-        was_running = change.observed.status == "running"
+        # a drifted unit is a running one (drift is judged only on running servers): a rollback restarts it
+        was_running = change.observed.status == "running" or change.observed.status.startswith(DRIFTED)
         suffix = f"replaced-{pyrandom.token_hex(3)}"
         for container, proper in reversed(old):
             self.api.rename(container, f"{proper}-{suffix}")
@@ -368,6 +370,7 @@ class WorkloadProvider:
             self._create_and_start(change, spec, emit, keep=frozenset(container for container, _ in old))
         except (ProviderError, docker.errors.APIError) as exc:
             emit(Event(str(change.id), "progress", "new container failed; restoring the old one"))
+            self.isolation.reattach(spec, change.observed.spec, [container for container, _ in old], str(change.id))
             for container, proper in reversed(old):  # the server first, as it was started
                 self._restore(container, proper, was_running)
             if isinstance(exc, ProviderError):
