@@ -11,8 +11,8 @@ from typing import Any, Final
 
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
-from toolhive_apply.redact import scrubbed_json
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.redact import scrubbed_json
 
 MANAGED_BY: Final = "toolhive-apply"
 LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
