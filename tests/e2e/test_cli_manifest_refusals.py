@@ -57,3 +57,48 @@ def test_a_mount_of_the_host_is_refused_however_it_is_spelled(tmp_path: Path, co
         "4:5: workloads[0].permission_profile.read[1]: mounting / would expose the host itself",
         command=command,
     )
+
+
+CANARY = "canary-credential-5f1e"
+
+
+@pytest.mark.parametrize("variable", ["VAULT_TOKEN", "TOOLHIVE_SECRETS_PASSWORD", "VAULT_SECRET_ID"])
+def test_env_of_the_tools_own_credential_is_refused_and_never_printed(tmp_path: Path, variable: str) -> None:
+    path = _manifest(
+        tmp_path,
+        f"workloads:\n  - name: a\n    image: x\n    env_vars: {{COPY: \"{{{{ env('{variable}') }}}}\"}}\n",
+    )
+    for command in ("validate", "plan"):
+        stderr = _refused(
+            path,
+            f"6:16: workloads[0].env_vars.COPY: template error: env('{variable}') is refused",
+            command=command,
+            env={variable: CANARY},
+        )
+        assert CANARY not in stderr
+
+
+def test_a_credentials_value_is_scrubbed_from_output_whatever_prints_it(tmp_path: Path) -> None:
+    """No env() at all: the value just happens to be written in the manifest, and the schema error quotes it."""
+    path = _manifest(tmp_path, f"workloads:\n  - {{name: a, image: x, transport: {CANARY}}}\n")
+    for variable in ("TOOLHIVE_SECRETS_PASSWORD", "VAULT_TOKEN", "TOOLHIVE_SECRET_api"):
+        result = run_cli("validate", str(path), "--output", "json", env={**NO_DOCKER, variable: CANARY})
+        assert result.code == 1, result
+        assert "workloads[0].transport" in result.stdout
+        assert CANARY not in result.output
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x'.center(10**9) }}",
+        "{{ '%999999999d' % 1 }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "{{ ((2**64)**64)**64 }}",
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_a_template_that_would_exhaust_the_machine_is_refused_by_the_sandbox(tmp_path: Path, template: str) -> None:
+    path = _manifest(tmp_path, f'workloads:\n  - name: a\n    image: x\n    env_vars: {{BIG: "{template}"}}\n')
+    _refused(path, "6:16: workloads[0].env_vars.BIG: template error: refused by the sandbox: ")

@@ -18,10 +18,11 @@ from typing import Final, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from toolhive_apply.credentials import PASSWORD_ENV as PASSWORD_ENV  # re-exported: stores read it from here
+
 NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
 MAX_PLAINTEXT: Final = 32 * 1024 * 1024
-PASSWORD_ENV: Final = "TOOLHIVE_SECRETS_PASSWORD"
 KEYRING_SERVICE: Final = "toolhive"
 KEYRING_USER: Final = "toolhive"
 
