@@ -102,3 +102,22 @@ def test_a_credentials_value_is_scrubbed_from_output_whatever_prints_it(tmp_path
 def test_a_template_that_would_exhaust_the_machine_is_refused_by_the_sandbox(tmp_path: Path, template: str) -> None:
     path = _manifest(tmp_path, f'workloads:\n  - name: a\n    image: x\n    env_vars: {{BIG: "{template}"}}\n')
     _refused(path, "6:16: workloads[0].env_vars.BIG: template error: refused by the sandbox: ")
+
+
+def test_names_that_collide_with_our_own_objects_are_refused(tmp_path: Path) -> None:
+    path = _manifest(
+        tmp_path,
+        "workloads:\n"
+        "  - {name: x, image: img}\n"
+        "  - {name: x-proxy, image: img}\n"
+        "  - {name: x-egress, image: img}\n"
+        "  - {name: toolhive-apply-lock.other, image: img}\n"
+        "  - {name: y-replaced-0a1b2c, image: img}\n",
+    )
+    _refused(
+        path,
+        "5:5: workloads[1].name: 'x-proxy' is the name of workload 'x''s proxy container",
+        "6:5: workloads[2].name: 'x-egress' is the name of workload 'x''s egress container",
+        "7:5: workloads[3].name: names beginning 'toolhive-apply' are toolhive-apply's own",
+        "8:5: workloads[4].name: a name holding '-replaced-' is how a replace sets containers aside",
+    )

@@ -12,6 +12,7 @@ from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
+from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.ports import assign_ports
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -175,6 +176,7 @@ def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
 
 CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_uniqueness,
+    check_names,
     check_references,
     check_ports,
 )

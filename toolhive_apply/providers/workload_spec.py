@@ -76,6 +76,15 @@ def egress_name(workload_name: str) -> str:
     return f"{workload_name}-egress"
 
 
+SET_ASIDE_MARK: Final = "-replaced-"
+
+
+def set_aside_name(proper: str, token: str) -> str:
+    """The name a container carries while its replacement starts (a rollback renames it back); any container of
+    the stack whose name holds SET_ASIDE_MARK is taken for a leftover of an interrupted replace."""
+    return f"{proper}{SET_ASIDE_MARK}{token}"
+
+
 def isolation_network(stack: str, workload_name: str) -> str:
     """One internal network per isolated workload, so isolated servers cannot reach each other either."""
     return f"toolhive-apply.{stack}.{workload_name}.internal"
