@@ -166,8 +166,10 @@ def test_an_acknowledged_host_path_is_accepted_however_it_is_spelled() -> None:
     assert [m for _, m in mount_problems(BASE, profile, (), ("/run/docker.sock", "/proc"))] == []
     assert len(list(mount_problems(BASE, profile, (), ("/run/docker",)))) == 2
     assert list(mount_problems(BASE, None, ("data:/x",), ("./data",)))  # a named volume is no host path
-    problems = dict(allow_host_path_problems(("~/x", "data", "./data", "/x")))
-    assert set(problems) == {("allow_host_paths", 0), ("allow_host_paths", 1)}
+    problems = dict(allow_host_path_problems(BASE, ("~/x", "data", "./data", "/x", "./up", "./up/etc", "/var/run")))
+    assert set(problems) == {("allow_host_paths", i) for i in (0, 1, 4, 5)}  # /var/run: not beside the manifest
+    assert f"passes through the symlink {BASE}/up beside the manifest" in problems[("allow_host_paths", 4)]
+    assert list(mount_problems(BASE, None, ("/etc/ssl:/s",), ("./up/etc",)))  # and it acknowledges nothing
 
 
 def test_a_unix_socket_anywhere_is_refused(tmp_path: Path) -> None:

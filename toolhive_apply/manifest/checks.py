@@ -80,7 +80,7 @@ def _mount_issues(w: Workload) -> Iterator[ManifestIssue]:
     profile = w.permission_profile if isinstance(w.permission_profile, dict) else None
     for path, message in mount_problems(w.base_dir, profile, w.volumes, w.allow_host_paths):
         yield _issue(w.origin, ("workloads", w.index, *path), message)
-    for path, message in allow_host_path_problems(w.allow_host_paths):
+    for path, message in allow_host_path_problems(w.base_dir, w.allow_host_paths):
         yield _issue(w.origin, ("workloads", w.index, *path), message)
 
 

@@ -60,6 +60,17 @@ def resolve_host_path(source: str, base_dir: Path) -> str:
     return os.path.realpath(docker_clean(joined))
 
 
+def symlink_within(path: str, directory: Path) -> str | None:
+    """The first symlink among the components of the cleaned absolute `path` that lies inside `directory`."""
+    root = str(directory)
+    current = ""
+    for part in path.strip("/").split("/"):
+        current = f"{current}/{part}"
+        if _under(current, root) and current != root and Path(current).is_symlink():
+            return current
+    return None
+
+
 @cache
 def _spellings(paths: tuple[str, ...]) -> tuple[str, ...]:
     """Each known path as written and as it resolves here (cached: these are system locations)."""

@@ -32,6 +32,7 @@ from toolhive_apply.manifest.host_paths import (
     host_path_problem,
     is_acknowledged,
     resolve_host_path,
+    symlink_within,
 )
 from toolhive_apply.manifest.loader import FieldPath, format_path
 
@@ -264,18 +265,34 @@ def _policy_problem(mount: Mount, allowed: tuple[str, ...]) -> str | None:
     return f"{problem} (list it under allow_host_paths to accept this)" if problem else None
 
 
-def allow_host_path_problems(allow_host_paths: Sequence[str]) -> Iterator[tuple[FieldPath, str]]:
-    """An acknowledgement is a host path, spelled as a mount source is: absolute or ./relative."""
+def _acknowledgement_problem(entry: str, base_dir: Path) -> str | None:
+    if not entry.startswith(("/", ".")):
+        return f"{entry!r} is not an absolute or ./relative path"
+    link = symlink_within(docker_clean(entry if entry.startswith("/") else f"{base_dir}/{entry}"), base_dir)
+    if link is not None:
+        return (
+            f"{entry!r} passes through the symlink {link} beside the manifest, which hides what it acknowledges: "
+            f"write the path it leads to ({resolve_host_path(entry, base_dir)})"
+        )
+    return None
+
+
+def allow_host_path_problems(base_dir: Path, allow_host_paths: Sequence[str]) -> Iterator[tuple[FieldPath, str]]:
+    """An acknowledgement is a host path, spelled as a mount source is (absolute or ./relative) and, since a
+    reviewer reads it, not through a symlink of the manifest's own directory (`./data -> /` would acknowledge /)."""
     for index, entry in enumerate(allow_host_paths):
-        if not entry.startswith(("/", ".")):
-            yield ("allow_host_paths", index), f"{entry!r} is not an absolute or ./relative path"
+        problem = _acknowledgement_problem(entry, base_dir)
+        if problem:
+            yield ("allow_host_paths", index), problem
 
 
 def mount_problems(
     base_dir: Path, profile: Mapping[str, Any] | None, volumes: Sequence[str], allow_host_paths: Sequence[str]
 ) -> Iterator[tuple[FieldPath, str]]:
     """(field path relative to the workload, message) for every mount that must not be made as written."""
-    allowed = tuple(resolve_host_path(p, base_dir) for p in allow_host_paths if p.startswith(("/", ".")))
+    allowed = tuple(
+        resolve_host_path(p, base_dir) for p in allow_host_paths if _acknowledgement_problem(p, base_dir) is None
+    )
     by_target: dict[str, tuple[Declaration, Mount]] = {}
     for declaration, mount in parsed_mounts(base_dir, profile, volumes):
         if isinstance(mount, MountError):

@@ -99,7 +99,10 @@ class Budget:
     def charge(self, units: int) -> None:
         self.spent += units
         if self.spent > self.limit:
-            raise _refuse(f"the manifest's templates need more than {self.limit} units of work")
+            raise _refuse(
+                f"the manifest's templates need more than {self.limit} units of work (loop steps, calls, templates "
+                "compiled and values made are counted, for the whole manifest)"
+            )
 
 
 class Sizes:
