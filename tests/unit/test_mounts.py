@@ -301,3 +301,22 @@ def test_any_text_parses_to_a_mount_or_a_mount_error(raw: str) -> None:
         except MountError:
             continue
         assert mount.target.startswith("/") and ":" not in mount.bind.split(":", 1)[1].rsplit(":", 1)[0]
+
+
+@pytest.mark.parametrize("inside", [".ssh", ".docker", ".aws", ".vault-token", ".local/share/toolhive"])
+def test_credentials_in_a_home_directory_are_refused_and_so_is_the_directory_holding_them(
+    tmp_path: Path, inside: str
+) -> None:
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    (home / inside).parent.mkdir(parents=True, exist_ok=True)
+    (home / inside).mkdir()
+    for volume in (f"{home}:/h:ro", f"{home}/{inside}:/c:ro", f"./home/project/../{inside}/.:/c:ro"):
+        [(_, message)] = mount_problems(tmp_path, None, (volume,), ())
+        assert f"the credentials in {home}/{inside}" in message, (volume, message)
+    assert list(mount_problems(tmp_path, None, (f"{home}/project:/p:ro",), ())) == []
+
+
+@pytest.mark.parametrize("path", ["/root/.ssh", "/etc/shadow", "/etc/ssh", "/etc/sudoers.d", "/root"])
+def test_host_secrets_are_refused_even_read_only(path: str) -> None:
+    assert any("would expose the host" in p for p in _problems(volumes=(f"{path}:/x:ro",)))

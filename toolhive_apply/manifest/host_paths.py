@@ -36,7 +36,21 @@ FORBIDDEN_TREES: Final = (
     "/var/lib/docker",
     "/var/lib/containerd",
     "/var/lib/containers",
+    "/var/lib/kubelet",
+    "/root",
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/kubernetes",
 )
+# where credentials live in any home directory (and toolhive's and toolhive-apply's own stores): refused, and so
+# is a directory that holds one (mounting a home directory hands over its .ssh)
+CREDENTIAL_NAMES: Final = frozenset(
+    {".ssh", ".gnupg", ".aws", ".kube", ".docker", ".vault-token", ".netrc", ".git-credentials", ".pgpass"}
+)
+CREDENTIAL_DIRS: Final = (".local/share/toolhive", ".config/toolhive", ".local/state/toolhive-apply")
 # the path itself only: mounting the whole of it is never what was meant
 FORBIDDEN_EXACT: Final = frozenset({"/etc", "/root", "/home", "/usr", "/var"})
 # writable only with an acknowledgement: system locations
@@ -94,6 +108,22 @@ def is_acknowledged(path: str, allowed: Iterable[str]) -> bool:
     return any(_under(path, entry) for entry in allowed)
 
 
+def _credentials(path: str) -> str | None:
+    """The credential store `path` is in, or directly holds (a home directory and its .ssh)."""
+    parts = path.strip("/").split("/")
+    for index, part in enumerate(parts):
+        if part in CREDENTIAL_NAMES:
+            return "/" + "/".join(parts[: index + 1])
+    for tail in CREDENTIAL_DIRS:
+        if f"/{tail}/" in f"{path}/":
+            return path[: f"{path}/".index(f"/{tail}/") + len(tail) + 1]
+    for name in (*sorted(CREDENTIAL_NAMES), *CREDENTIAL_DIRS):
+        inside = f"{path.rstrip('/')}/{name}"
+        if Path(inside).exists():
+            return inside
+    return None
+
+
 def _is_socket(path: str) -> bool:
     try:
         return stat.S_ISSOCK(Path(path).stat().st_mode)
@@ -112,6 +142,9 @@ def host_path_problem(path: str, writable: bool) -> str | None:
     if tree is not None:
         inside = "" if _under(path, tree) or path == "/" else f" (it contains {tree})"
         return f"mounting {path} would expose the host itself{inside}"
+    credentials = _credentials(path)
+    if credentials is not None:
+        return f"mounting {path} would hand the server the credentials in {credentials}"
     if path in _spellings(tuple(FORBIDDEN_EXACT)):
         return f"mounting {path} would expose the host itself"
     if writable and _first(path, _spellings(FORBIDDEN_WRITE_TREES)) is not None:
