@@ -86,6 +86,8 @@ ATTACKS = [
     "{{ m()|length }}",
     "{% set a = 'x' * 200000 %}{% set b %}{{ a }}{{ a }}{% endset %}",
     "{% filter upper %}{% for i in range(100000) %}xxxxxxxx{% endfor %}{% endfilter %}",
+    "{{ 1 }}" * 20000,  # compiling a huge dense template is work too: refused while it is lexed
+    "{{ [" + "1, " * 50000 + "] }}",
 ]
 
 

@@ -44,7 +44,8 @@ MAX_INT_BITS: Final = 4096
 # a unit is roughly a microsecond: a loop step, an operator, a measured item or 16 characters cost one; a call
 # (function, macro, filter, method) several; compiling a template (about a millisecond) many
 CALL_COST: Final = 4
-COMPILE_COST: Final = 800
+COMPILE_COST: Final = 600
+TOKEN_COST: Final = 15  # compiling costs about 10-20 microseconds a token on top
 CHARS_PER_UNIT: Final = 16
 
 FILTERS: Final = frozenset(
@@ -467,7 +468,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return result
 
     def charge_compile(self, source: str) -> None:
+        """Before a template is compiled: a fixed cost, then its tokens, counted as they are lexed (so a huge dense
+        template is refused partway through lexing, never compiled)."""
         self.budget.charge(COMPILE_COST + len(source) // CHARS_PER_UNIT)
+        tokens = 0
+        for _ in self.lex(source):
+            tokens += 1
+            if tokens % 256 == 0:
+                self.budget.charge(256 * TOKEN_COST)
+        self.budget.charge(tokens % 256 * TOKEN_COST)
 
     def _bounded_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         check = FILTER_CHECKS.get(name)
