@@ -7,6 +7,7 @@ could hold secrets.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -119,7 +120,10 @@ def _usage_problem(exc: Exception) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: run the Typer app and turn every outcome into one message and an exit code."""
+    from toolhive_apply.credentials import register_credentials
     from toolhive_apply.errors import ToolhiveApplyError
+
+    register_credentials(os.environ)  # before anything can print: the tool's own credentials are never shown
 
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--output=json" in args or any(

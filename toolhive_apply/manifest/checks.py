@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
-from toolhive_apply.manifest.mounts import mount_problems
+from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
+from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.ports import assign_ports
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -78,6 +79,8 @@ def _secret_issues(w: Workload, declared: set[str]) -> Iterator[ManifestIssue]:
 def _mount_issues(w: Workload) -> Iterator[ManifestIssue]:
     profile = w.permission_profile if isinstance(w.permission_profile, dict) else None
     for path, message in mount_problems(w.base_dir, profile, w.volumes, w.allow_host_paths):
+        yield _issue(w.origin, ("workloads", w.index, *path), message)
+    for path, message in allow_host_path_problems(w.base_dir, w.allow_host_paths):
         yield _issue(w.origin, ("workloads", w.index, *path), message)
 
 
@@ -180,6 +183,7 @@ def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
 
 CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_uniqueness,
+    check_names,
     check_references,
     check_ports,
 )

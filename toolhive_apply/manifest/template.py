@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
+from toolhive_apply.credentials import is_credential, manifest_credential_names, register_credentials
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import FieldPath, Positions
+from toolhive_apply.manifest.sandbox import BoundedSandbox, Budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
@@ -26,59 +27,68 @@ class _MissingEnv(jinja2.TemplateError):
     """env('X') without a default, and X is not set."""
 
 
-def _env_function(environ: Mapping[str, str]) -> Callable[..., str]:
-    def env(name: str, default: str | None = None) -> str:
-        value = environ.get(name, default)
+class _RefusedEnv(jinja2.TemplateError):
+    """env('X') of a credential: of toolhive-apply itself, of the pipeline, or one the manifest names."""
+
+
+class _EnvReader:
+    """The template's `env()`: refuses credentials (credentials.py), remembers which variables were read."""
+
+    def __init__(self, environ: Mapping[str, str], named: set[str]) -> None:
+        self.environ = environ
+        self.named = named
+        self.read: list[tuple[str, FieldPath]] = []
+        self.where: FieldPath = ()
+
+    def __call__(self, name: str, default: str | None = None) -> str:
+        name = str(name)
+        if is_credential(name, self.named):
+            msg = (
+                f"env({name!r}) is refused: {name} holds a credential (of toolhive-apply, of the pipeline, or named "
+                "by this manifest as one), and a manifest value is printed in plans; give a server a secret through "
+                "secrets: and the workload's secrets list instead"
+            )
+            raise _RefusedEnv(msg)
+        self.read.append((name, self.where))
+        value = self.environ.get(name, default)
         if value is None:
             msg = f"environment variable {name} is not set (and env() was given no default)"
             raise _MissingEnv(msg)
         return value
 
-    return env
-
-
-MAX_RESULT_ITEMS = 100_000
-
-
-class _BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, plus bounds on `*` and `**` so a template cannot exhaust memory or CPU."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, (int, float)) and abs(right) > 64:
-                raise jinja2.exceptions.SecurityError("exponent too large for a manifest value")
-            return left**right
-        for sized, count in ((left, right), (right, left)):
-            too_big = (
-                isinstance(sized, (str, list, tuple))
-                and isinstance(count, int)
-                and len(sized) * count > MAX_RESULT_ITEMS
-            )
-            if too_big:
-                raise jinja2.exceptions.SecurityError("repetition too large for a manifest value")
-        return left * right
-
 
 class Renderer:
-    """Renders every string of a loaded manifest in one sandbox, collecting errors with positions."""
+    """Renders every string of a loaded manifest in one bounded sandbox, collecting errors with positions."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self.sandbox = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
-        self.sandbox.globals["env"] = _env_function(os.environ if environ is None else environ)
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, named: set[str] | None = None, budget: Budget | None = None
+    ) -> None:
+        self.sandbox = BoundedSandbox(budget, undefined=jinja2.StrictUndefined, autoescape=False)
+        self.env = _EnvReader(os.environ if environ is None else environ, named or set())
+        self.sandbox.globals["env"] = self.env
         self.issues: list[ManifestIssue] = []
+        self._compiled: dict[str, Callable[[Mapping[str, Any]], Any]] = {}
+        self._exhausted = False
+
+    def _compile(self, value: str) -> Callable[[Mapping[str, Any]], Any]:
+        """Compiled once per distinct string (compiling is most of a small template's cost, and is charged)."""
+        compiled = self._compiled.get(value)
+        if compiled is None:
+            self.sandbox.charge_compile(value)
+            single = _SINGLE_EXPRESSION.match(value)
+            if single:
+                expression = self.sandbox.compile_expression(single.group("expr"), undefined_to_none=False)
+                compiled = _native(expression)
+            else:
+                template = self.sandbox.from_string(value)
+                compiled = lambda context: template.render(**context)  # noqa: E731
+            self._compiled[value] = compiled
+        return compiled
 
     def render_value(self, value: str, context: Mapping[str, Any]) -> Any:
         """A lone `{{ expr }}` keeps its native type (so ports stay integers); other strings stay strings."""
-        single = _SINGLE_EXPRESSION.match(value)
-        if single:
-            expression = self.sandbox.compile_expression(single.group("expr"), undefined_to_none=False)
-            result = expression(**context)
-            if isinstance(result, jinja2.Undefined):
-                result._fail_with_undefined_error()
-            return result if isinstance(result, _JSON_TYPES) else str(result)
-        return self.sandbox.from_string(value).render(**context)
+        result = self._compile(value)(context)
+        return self.sandbox.sandbox_made(result if isinstance(result, _JSON_TYPES) else str(result))
 
     def render_tree(self, node: Any, path: FieldPath, where: tuple[Positions, Mapping[str, Any]]) -> Any:
         positions, context = where
@@ -87,15 +97,33 @@ class Renderer:
         if isinstance(node, list):
             return [self.render_tree(item, (*path, index), where) for index, item in enumerate(node)]
         if isinstance(node, str) and any(marker in node for marker in _MARKERS):
+            if self._exhausted:
+                self.issues.append(positions.issue(path, "template not rendered: the sandbox's work budget is spent"))
+                return node
+            self.env.where = path
             try:
                 return self.render_value(node, context)
             except jinja2.TemplateError as exc:
+                self._exhausted = self.sandbox.budget.spent > self.sandbox.budget.limit
                 self.issues.append(positions.issue(path, f"template error: {_describe(exc)}"))
                 return node
-            except Exception as exc:  # noqa: BLE001 - a template may fail any way Python can (1/0, range overflow)
+            except RecursionError:
+                self.issues.append(positions.issue(path, "template error: refused by the sandbox: recursion too deep"))
+                return node
+            except Exception as exc:  # noqa: BLE001 - a template may fail any way Python can (1/0, a bad int())
                 self.issues.append(positions.issue(path, f"template error: {type(exc).__name__}: {exc}"))
                 return node
         return node
+
+
+def _native(expression: Any) -> Callable[[Mapping[str, Any]], Any]:
+    def evaluate(context: Mapping[str, Any]) -> Any:
+        result = expression(**context)
+        if isinstance(result, jinja2.Undefined):
+            result._fail_with_undefined_error()
+        return result
+
+    return evaluate
 
 
 def _describe(exc: jinja2.TemplateError) -> str:
@@ -114,9 +142,13 @@ def render_manifest(
 ) -> tuple[dict[str, Any], list[ManifestIssue]]:
     """Render vars first (each may use env() and the vars before it), then every other string.
 
-    Command-line vars win over manifest vars, as `--extra-vars` does in Ansible.
+    Command-line vars win over manifest vars, as `--extra-vars` does in Ansible. Variables the manifest names as
+    credentials (its Vault login inputs, its secrets' sources) are refused in env() like the tool's own, whether
+    named as written or as rendered, and their values are scrubbed from all output from here on.
     """
-    renderer = Renderer(environ)
+    environ = os.environ if environ is None else environ
+    named = manifest_credential_names(data)
+    renderer = Renderer(environ, named)
     raw_vars = data.get("vars")
     context: dict[str, Any] = {}
     if isinstance(raw_vars, dict):
@@ -131,4 +163,15 @@ def render_manifest(
     }
     if isinstance(raw_vars, dict):
         rendered["vars"] = {**{k: context.get(k, v) for k, v in raw_vars.items()}}
-    return rendered, renderer.issues
+    named |= manifest_credential_names(rendered)
+    register_credentials(environ, named)
+    return rendered, renderer.issues + _credentials_read(renderer.env.read, named, positions)
+
+
+def _credentials_read(reads: list[tuple[str, FieldPath]], named: set[str], positions: Positions) -> list[ManifestIssue]:
+    """env() reads of a variable that the rendered manifest turned out to name as a credential."""
+    return [
+        positions.issue(path, f"template error: env({name!r}) is refused: this manifest names {name} as a credential")
+        for name, path in reads
+        if is_credential(name, named)
+    ]

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
+from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
 from toolhive_apply.redact import scrubbed_json
 
@@ -81,28 +82,12 @@ def resolve_profile(profile: str | Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(profile)
 
 
-def _mount(declaration: str, base: Any, read_only: bool) -> str:
-    host, sep, container = declaration.partition(":")
-    if not sep:
-        container = host
-    source = (base / host).resolve() if not host.startswith("/") else host
-    return f"{source}:{container}:{'ro' if read_only else 'rw'}"
-
-
 def resolve_mounts(workload: Workload, profile: Mapping[str, Any]) -> list[str]:
-    """`volumes` and profile read/write lists as absolute `host:container:mode`; write wins over read."""
-    by_target: dict[str, str] = {}
-    declarations: list[tuple[str, bool]] = [(v, False) for v in profile.get("read", ())]
-    declarations += [(v, True) for v in profile.get("write", ())]
-    for volume in workload.volumes:
-        parts = volume.split(":")
-        declarations.append((":".join(parts[:2]), not (len(parts) > 2 and parts[2] == "ro")))
-    for declaration, writable in declarations:
-        mount = _mount(declaration, workload.base_dir, read_only=not writable)
-        target = mount.split(":")[1]
-        if writable or target not in by_target:
-            by_target[target] = mount
-    return [by_target[target] for target in sorted(by_target)]
+    """`volumes` and profile read/write lists as Docker binds `host:container:mode`, one per target, write winning.
+
+    The same parse the manifest checks judged (manifest/mounts.py), so the applied mount is the checked one.
+    """
+    return [mount.bind for mount in workload_mounts(workload.base_dir, profile, workload.volumes)]
 
 
 def stack_network(stack: str) -> str:
@@ -116,6 +101,15 @@ def proxy_name(workload_name: str) -> str:
 
 def egress_name(workload_name: str) -> str:
     return f"{workload_name}-egress"
+
+
+SET_ASIDE_MARK: Final = "-replaced-"
+
+
+def set_aside_name(proper: str, token: str) -> str:
+    """The name a container carries while its replacement starts (a rollback renames it back); any container of
+    the stack whose name holds SET_ASIDE_MARK is taken for a leftover of an interrupted replace."""
+    return f"{proper}{SET_ASIDE_MARK}{token}"
 
 
 def isolation_network(stack: str, workload_name: str) -> str:

@@ -37,6 +37,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_ROLE,
     LABEL_STACK,
     MANAGED_BY,
+    SET_ASIDE_MARK,
     container_env,
     container_labels,
     egress_name,
@@ -44,6 +45,7 @@ from toolhive_apply.providers.workload_spec import (
     isolated,
     isolation_network,
     proxy_name,
+    set_aside_name,
     workload_spec,
 )
 
@@ -268,7 +270,7 @@ class WorkloadProvider:
         for summary in self.snapshot.owned():
             labels = summary.get("Labels") or {}
             found = container_name(summary)
-            if labels.get(LABEL_NAME) == name and "-replaced-" in found and summary["Id"] not in keep:
+            if labels.get(LABEL_NAME) == name and SET_ASIDE_MARK in found and summary["Id"] not in keep:
                 self._remove_quietly(summary["Id"])
 
     def _create_and_start(
@@ -362,9 +364,9 @@ class WorkloadProvider:
         old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
         # a drifted unit is a running one (drift is judged only on running servers): a rollback restarts it
         was_running = change.observed.status == "running" or change.observed.status.startswith(DRIFTED)
-        suffix = f"replaced-{pyrandom.token_hex(3)}"
+        token = pyrandom.token_hex(3)
         for container, proper in reversed(old):
-            self.api.rename(container, f"{proper}-{suffix}")
+            self.api.rename(container, set_aside_name(proper, token))
             self.api.stop(container, timeout=STOP_TIMEOUT)
         try:
             self._create_and_start(change, spec, emit, keep=frozenset(container for container, _ in old))

@@ -16,6 +16,8 @@ from typing import Final, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from toolhive_apply.credentials import PASSWORD_ENV as PASSWORD_ENV  # re-exported: stores read it from here
+
 NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
 MAX_PLAINTEXT: Final = 32 * 1024 * 1024
