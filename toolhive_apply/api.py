@@ -2,14 +2,18 @@
 
 `make_plan` is the only way to get a Plan; `apply` either takes one just made or a saved one, which
 is refused when the live state moved since it was made (fingerprint), then re-checks convergence.
+A saved plan is verified (its MAC, keyed from the stack's secret key) before anything in it is used,
+and its workload specs pass the manifest's checks again (`open_saved_plan`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
@@ -17,7 +21,7 @@ from toolhive_apply.engine.diff import HEALTHY, DiffOptions
 from toolhive_apply.engine.diff import make_plan as diff_plan
 from toolhive_apply.engine.executor import Recap, execute
 from toolhive_apply.engine.lock import StackLock
-from toolhive_apply.engine.plan import Action, Plan, fingerprint
+from toolhive_apply.engine.plan import Action, Plan, PlanFile, fingerprint, plan_mac_key, read_plan_file
 from toolhive_apply.engine.resource import (
     DesiredResource,
     Kind,
@@ -25,13 +29,22 @@ from toolhive_apply.engine.resource import (
     ResourceId,
     canonical_json,
 )
-from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
+from toolhive_apply.engine.spec_checks import shown_differs, spec_issues
+from toolhive_apply.errors import (
+    ApplyFailedError,
+    ManifestError,
+    PlanFileError,
+    StalePlanError,
+    UnsafePlanError,
+    UsageError,
+)
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
+from toolhive_apply.providers.stack_key import hmac_key_name, stack_key
 from toolhive_apply.providers.workloads import WorkloadProvider
 from toolhive_apply.registry.resolve import resolve_registries
 
@@ -68,14 +81,19 @@ class Connection:
     parallelism: int = 4
 
 
-def open_targets(connection: Connection) -> Targets:
+def _resolver_for(connection: Connection) -> SecretResolver:
     from toolhive_apply.stores.base import open_store
 
+    return SecretResolver(lambda: open_store(connection.secrets), connection.stack)
+
+
+def open_targets(connection: Connection, resolver: SecretResolver | None = None) -> Targets:
+    """The run's targets; `resolver` passes on a store already opened (the one a saved plan was verified with)."""
     endpoint = endpoint_of(connection.docker_host)
     api = connect(connection.docker_host, timeout=connection.timeout, pool_size=connection.parallelism + 4)
     stack = connection.stack
     targets = Targets(api, endpoint, stack)
-    resolver = SecretResolver(lambda: open_store(connection.secrets), stack)
+    resolver = resolver or _resolver_for(connection)
     targets.providers[Kind.SECRET] = SecretProvider(resolver)
     workloads = WorkloadProvider(api, stack, endpoint, resolver)
     targets.snapshot = workloads.snapshot
@@ -128,9 +146,15 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     return explained, resolved.warnings
 
 
-def observe_state(targets: Targets, names: Mapping[Kind, Sequence[str]]) -> list[ObservedResource]:
+def observe_state(
+    targets: Targets, names: Mapping[Kind, Sequence[str]], *, fresh_secrets: bool = False
+) -> list[ObservedResource]:
+    """What the providers see now; `fresh_secrets` lists the store again (after writes, or under the lock)."""
     if targets.snapshot is not None:
         targets.snapshot.refresh()  # every observation sees the engine as it is now
+    secrets = targets.providers.get(Kind.SECRET)
+    if fresh_secrets and isinstance(secrets, SecretProvider) and secrets.resolver.opened:
+        secrets.resolver.listing(refresh=True)  # the listing a plan read is not what the apply just wrote
     observed: list[ObservedResource] = []
     for kind, provider in targets.providers.items():
         observed.extend(provider.observe(names.get(kind, ())))
@@ -154,10 +178,23 @@ class PlanRequest:
     prune_secrets: bool = False
 
 
+def _observation_names(desired: Sequence[DesiredResource], request: PlanRequest, stack: str) -> dict[Kind, list[str]]:
+    """The names to observe besides what the stack owns: those wanted (for conflicts, and so a wanted workload's
+    network is reused). A destroy wants nothing; with --prune-secrets it still opens the store to list ours."""
+    if not request.destroy:
+        return _names(desired)
+    return {Kind.SECRET: [hmac_key_name(stack)]} if request.prune_secrets else {}
+
+
 def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None = None) -> Plan:
     request = request or PlanRequest()
     desired, registry_warnings = desired_state(manifest, targets)
-    observed = observe_state(targets, _names(desired))
+    if not request.destroy:
+        problems = spec_issues(targets.stack, desired)  # what a registry filled in is judged as the manifest is
+        if problems:
+            raise ManifestError([p.as_manifest_issue() for p in problems])
+    names = _observation_names(desired, request, targets.stack)
+    observed = observe_state(targets, names)
     options = DiffOptions(
         stack=targets.stack,
         targets=request.targets,
@@ -175,21 +212,44 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         + registry_warnings
         + tuple(w for p in targets.providers.values() for w in getattr(p, "warnings", ())),
     )
-    return diff_plan(desired, observed, options)
+    plan = diff_plan(desired, observed, options)
+    observed_names = tuple(sorted(ResourceId(kind, name) for kind, items in names.items() for name in items))
+    return dataclasses.replace(plan, observed_names=observed_names)
 
 
 def _plan_names(plan: Plan) -> dict[Kind, list[str]]:
-    ids = [c.id for c in plan.changes if c.action is not Action.DELETE] + list(plan.in_sync)
-    return _names(ids)
+    return _names(plan.observed_names)
 
 
-def check_not_stale(plan: Plan, targets: Targets) -> None:
-    observed = observe_state(targets, _plan_names(plan))
+def check_not_stale(plan: Plan, targets: Targets) -> dict[ResourceId, ObservedResource]:
+    """The live state, observed as the plan was; refused unless it is the state the plan was made from."""
+    observed = observe_state(targets, _plan_names(plan), fresh_secrets=True)
     if fingerprint(observed) != plan.observed_fingerprint:
         raise StalePlanError(
             f"the saved plan for stack {plan.stack!r} is stale: the live state changed since it was made "
             "(or the plan was already applied)"
         )
+    return {o.id: o for o in observed}
+
+
+def bind_observed(plan: Plan, live: Mapping[ResourceId, ObservedResource]) -> Plan:
+    """Each change acts on the resource as observed now, under the lock, not on ids carried in a plan file.
+
+    The fingerprint has just proved that this is the state the plan was made from; the live records also carry
+    what a file does not (a workload's proxy and egress containers, its network), so a delete removes all of it.
+    """
+    changes = []
+    for change in plan.changes:
+        seen = live.get(change.id)
+        if change.observed is None:
+            if seen is not None:
+                raise StalePlanError(f"the plan creates {change.id}, which exists now")
+            changes.append(change)
+            continue
+        if seen is None or seen.handle != change.observed.handle or not seen.managed:
+            raise StalePlanError(f"the plan acts on {change.id} as {change.observed.handle!r}, which is not so now")
+        changes.append(dataclasses.replace(change, observed=seen))
+    return dataclasses.replace(plan, changes=tuple(changes))
 
 
 def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list[str]:
@@ -198,7 +258,7 @@ def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list
         touched = {c.id for c in plan.changes}
         again = make_plan(manifest, targets, PlanRequest(allow_empty=True))
         return [f"{c.id}: still needs {c.action.value} ({c.reason})" for c in again.changes if c.id in touched]
-    observed = {o.id: o for o in observe_state(targets, _plan_names(plan))}
+    observed = {o.id: o for o in observe_state(targets, _plan_names(plan), fresh_secrets=True)}
     lines = []
     for change in plan.changes:
         seen = observed.get(change.id)
@@ -235,7 +295,90 @@ def apply_plan(
 ) -> ApplyResult:
     """Execute under the stack lock, then check that the live state now matches."""
     with StackLock(targets.api, targets.stack, targets.endpoint, "apply", wait_seconds=lock_wait):
-        check_not_stale(plan, targets)
+        plan = bind_observed(plan, check_not_stale(plan, targets))
         recap = execute(plan, targets.providers, parallelism, emit)
         leftovers = [] if recap.failed else unconverged(plan, targets, manifest)
     return ApplyResult(recap, tuple(leftovers))
+
+
+# ---------------------------------------------------------------------------------------------
+# saved plans
+# ---------------------------------------------------------------------------------------------
+def plan_signing_key(connection: Connection) -> bytes:
+    """The MAC key for a plan saved now; the stack's secret key is created (and stored) first if it has none.
+
+    Called before the plan is made, so the plan's own digests use the stored key. It opens a store of its own: the
+    run's resolver stays unopened for a manifest without secrets, so the plan is the same as without --out.
+    """
+    resolver = _resolver_for(connection)
+    key = stack_key(resolver.store, connection.stack, create=True)
+    assert key is not None  # create=True makes it
+    return plan_mac_key(key, connection.stack)
+
+
+def _saved_connection(stack: str, settings: Mapping[str, Any]) -> Connection:
+    host = settings.get("docker_host")
+    secrets = settings.get("secrets")
+    return Connection(
+        stack,
+        host if isinstance(host, str) else None,
+        secrets if isinstance(secrets, dict) else {"provider": "encrypted"},
+        parallelism=int(settings.get("parallelism") or 4),
+    )
+
+
+def check_vault_pin(secrets: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """An unverified plan may name the Vault its key is read from, so the applying side must confirm it.
+
+    Otherwise an edited plan could point at a server its author runs: that server would get the run's login (the
+    CI's JWT, say) and could hand out a key that makes any plan verify. VAULT_ADDR is the confirmation.
+    """
+    if secrets.get("provider") != "vault":
+        return
+    planned = str((secrets.get("vault") or {}).get("address") or "").rstrip("/")
+    pinned = environ.get("VAULT_ADDR", "").rstrip("/")
+    if planned and planned != pinned:
+        raise PlanFileError(
+            f"the saved plan reads its key from Vault at {planned}, but VAULT_ADDR is {pinned or 'not set'}; "
+            "refusing to log in anywhere a plan file names before the plan is verified",
+            hint=f"export VAULT_ADDR={planned} if that is the Vault this stack's key is kept in",
+        )
+
+
+def _verify(plan_file: PlanFile, resolver: SecretResolver) -> Plan:
+    key = stack_key(resolver.store, plan_file.stack, create=False)
+    if key is None:
+        store = resolver.store
+        raise PlanFileError(
+            f"{plan_file.path}: cannot verify the saved plan: stack {plan_file.stack!r} has no key in the "
+            f"{store.kind} store ({store.endpoint}); nothing was applied",
+            hint="a plan is verified with the key `plan --out` used: apply it with the same secret store "
+            "(for the environment store, the same TOOLHIVE_APPLY_HMAC_KEY)",
+        )
+    return plan_file.verify(plan_mac_key(key, plan_file.stack))
+
+
+def check_carried(plan: Plan, where: Path) -> None:
+    """What the verified plan will apply passes the manifest's checks, and what it shows is what it applies."""
+    lines = [f"{where}: {issue}" for issue in spec_issues(plan.stack, [c.desired for c in plan.changes if c.desired])]
+    for change in plan.changes:
+        path = shown_differs(change)
+        if path is not None:
+            lines.append(f"{where}: {change.id}: {path}: the plan shows another value than it would apply")
+    if lines:
+        raise UnsafePlanError(f"{where}: the saved plan fails the manifest's checks; nothing was applied", lines)
+
+
+def open_saved_plan(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Plan, Targets]:
+    """A saved plan, verified and checked, with the targets it names; nothing of it is used before its MAC holds.
+
+    Only the stack and the secret store settings are read unverified, to find the key; the store must then hold
+    the stack's key (and a Vault must be the one VAULT_ADDR names). Docker is not contacted before verification.
+    """
+    plan_file = read_plan_file(path)
+    unverified = _saved_connection(plan_file.stack, plan_file.settings)
+    check_vault_pin(unverified.secrets, os.environ if environ is None else environ)
+    resolver = _resolver_for(unverified)
+    plan = _verify(plan_file, resolver)
+    check_carried(plan, path)
+    return plan, open_targets(unverified, resolver)  # verified now: the MAC covers stack and settings

@@ -21,16 +21,13 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.stack_key import KEY_DESCRIPTION, KEY_DIGEST_MARK, environment_key, hmac_key_name
 from toolhive_apply.redact import SecretValue
 
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
 
 MANAGED_BY = "toolhive-apply"
-
-
-def hmac_key_name(stack: str) -> str:
-    return f"toolhive-apply.hmac.{stack}"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
@@ -100,8 +97,7 @@ class SecretResolver:
         with self._lock:
             if self._key is None:
                 if self.store.kind == "environment":
-                    material = os.environ.get("TOOLHIVE_APPLY_HMAC_KEY") or f"toolhive-apply/{self.stack}"
-                    self._key = hashlib.sha256(material.encode()).digest()
+                    self._key = environment_key(self.stack, os.environ)
                 else:
                     stored = self.store.read(hmac_key_name(self.stack))
                     self._key_is_new = stored is None
@@ -164,9 +160,11 @@ class SecretProvider:
             result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
         if missing:
             raise ManifestError(missing)
-        if result and self.resolver.store.kind != "environment" and self.resolver.key_is_new:
+        if manifest.secrets and self.resolver.store.kind != "environment":
+            # Wanted whenever secrets are (present: true ones too, whose digests it keys): created when new, in
+            # sync once stored, never pruned as "not declared" by --prune-secrets.
             name = hmac_key_name(self.resolver.stack)
-            spec = {"key": name, "description": "toolhive-apply: key of the stack's secret digests", "digest": "new"}
+            spec = {"key": name, "description": KEY_DESCRIPTION, "digest": KEY_DIGEST_MARK}
             result.append(DesiredResource(ResourceId(Kind.SECRET, name), spec))
         return result
 

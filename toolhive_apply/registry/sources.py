@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+from toolhive_apply.fileio import private_dir, read_owned, replace_atomically
 from toolhive_apply.registry.formats import RegistryError
 
 TIMEOUT_SECONDS = 10.0
@@ -150,10 +151,12 @@ def load_remote(key: str, registry: str, ttl: float, timeout: float = TIMEOUT_SE
     kind, _, url = key.partition(":")
     what = f"registry {registry!r} ({url})"
     data_path, meta_path = _cache_paths(key)
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    cached = data_path.exists()
+    found = _read_cached(meta_path)
+    meta = found if isinstance(found, dict) else {}
+    cached_document = _read_cached(data_path)
+    cached = cached_document is not None
     if cached and time.time() - float(meta.get("fetched_at", 0)) < ttl:
-        return Fetched(json.loads(data_path.read_text(encoding="utf-8")))
+        return Fetched(cached_document)
     fetch: Callable[[], tuple[Any, dict[str, str]] | None]
     if kind == "api":
         fetch = lambda: (_fetch_api(url, what, timeout), {})  # noqa: E731
@@ -165,14 +168,10 @@ def load_remote(key: str, registry: str, ttl: float, timeout: float = TIMEOUT_SE
         if not cached:
             raise
         age = int(time.time() - float(meta.get("fetched_at", 0)))
-        return Fetched(
-            json.loads(data_path.read_text(encoding="utf-8")),
-            f"{exc.message}; using the cached copy from {age} s ago",
-        )
+        return Fetched(cached_document, f"{exc.message}; using the cached copy from {age} s ago")
     if result is None:  # 304: still valid
-        document = json.loads(data_path.read_text(encoding="utf-8"))
-        _write_cache(data_path, meta_path, document, {**meta, "fetched_at": time.time()})
-        return Fetched(document)
+        _write_cache(data_path, meta_path, cached_document, {**meta, "fetched_at": time.time()})
+        return Fetched(cached_document)
     document, headers = result
     lower = {k.lower(): v for k, v in headers.items()}
     new_meta = {"fetched_at": time.time(), "etag": lower.get("etag"), "last_modified": lower.get("last-modified")}
@@ -180,12 +179,22 @@ def load_remote(key: str, registry: str, ttl: float, timeout: float = TIMEOUT_SE
     return Fetched(document)
 
 
-def _write_cache(data_path: Path, meta_path: Path, document: Any, meta: dict[str, Any]) -> None:
+def _read_cached(path: Path) -> Any:
+    """A cache file only when no one else can have written it (ours, not a link, in our 0700 directory): what it
+    says becomes images and arguments, so a file someone else could have put there is no cache at all."""
     try:
-        data_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent, levels=2)
+        raw = read_owned(path)
+        return None if raw is None else json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(data_path: Path, meta_path: Path, document: Any, meta: dict[str, Any]) -> None:
+    """Through the project's writer: 0600 files in a 0700 directory, fresh temp names, never through a link."""
+    try:
+        private_dir(data_path.parent, levels=2)
         for path, content in ((data_path, document), (meta_path, meta)):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(content), encoding="utf-8")
-            tmp.replace(path)
+            replace_atomically(path, json.dumps(content).encode("utf-8"))
     except OSError:
         pass  # a cache that cannot be written only costs a fetch next time
