@@ -35,6 +35,7 @@ from toolhive_apply.errors import (
     ManifestError,
     PlanFileError,
     StalePlanError,
+    ToolhiveApplyError,
     UnsafePlanError,
     UsageError,
 )
@@ -87,13 +88,12 @@ def _resolver_for(connection: Connection) -> SecretResolver:
     return SecretResolver(lambda: open_store(connection.secrets), connection.stack)
 
 
-def open_targets(connection: Connection, resolver: SecretResolver | None = None) -> Targets:
-    """The run's targets; `resolver` passes on a store already opened (the one a saved plan was verified with)."""
+def open_targets(connection: Connection) -> Targets:
     endpoint = endpoint_of(connection.docker_host)
     api = connect(connection.docker_host, timeout=connection.timeout, pool_size=connection.parallelism + 4)
     stack = connection.stack
     targets = Targets(api, endpoint, stack)
-    resolver = resolver or _resolver_for(connection)
+    resolver = _resolver_for(connection)
     targets.providers[Kind.SECRET] = SecretProvider(resolver)
     workloads = WorkloadProvider(api, stack, endpoint, resolver)
     targets.snapshot = workloads.snapshot
@@ -311,7 +311,12 @@ def plan_signing_key(connection: Connection) -> bytes:
     run's resolver stays unopened for a manifest without secrets, so the plan is the same as without --out.
     """
     resolver = _resolver_for(connection)
-    key = stack_key(resolver.store, connection.stack, create=True)
+    try:
+        key = stack_key(resolver.store, connection.stack, create=True)
+    except ToolhiveApplyError as exc:
+        why = "plan --out signs the plan with the stack's key, kept in the secret store (even without secrets)"
+        exc.hint = f"{exc.hint}; {why}" if exc.hint else why
+        raise
     assert key is not None  # create=True makes it
     return plan_mac_key(key, connection.stack)
 
@@ -381,4 +386,6 @@ def open_saved_plan(path: Path, environ: Mapping[str, str] | None = None) -> tup
     resolver = _resolver_for(unverified)
     plan = _verify(plan_file, resolver)
     check_carried(plan, path)
-    return plan, open_targets(unverified, resolver)  # verified now: the MAC covers stack and settings
+    # Verified now (the MAC covers stack and settings). The run gets a resolver of its own: one opened here would
+    # make the observation list the store where the plan's did not, and the plan would look stale.
+    return plan, open_targets(unverified)
