@@ -374,13 +374,18 @@ def check_carried(plan: Plan, where: Path) -> None:
         raise UnsafePlanError(f"{where}: the saved plan fails the manifest's checks; nothing was applied", lines)
 
 
-def open_saved_plan(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Plan, Targets]:
+def open_saved_plan(
+    path: Path, *, stack: str | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Plan, Targets]:
     """A saved plan, verified and checked, with the targets it names; nothing of it is used before its MAC holds.
 
     Only the stack and the secret store settings are read unverified, to find the key; the store must then hold
     the stack's key (and a Vault must be the one VAULT_ADDR names). Docker is not contacted before verification.
+    `stack`, when given, is the only stack the caller accepts a plan for (a pipeline pins its own).
     """
     plan_file = read_plan_file(path)
+    if stack is not None and plan_file.stack != stack:
+        raise PlanFileError(f"{path}: the plan is for stack {plan_file.stack!r}, not {stack!r}; nothing was applied")
     unverified = _saved_connection(plan_file.stack, plan_file.settings)
     check_vault_pin(unverified.secrets, os.environ if environ is None else environ)
     resolver = _resolver_for(unverified)

@@ -349,9 +349,9 @@ def apply(
     options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     if paths and len(paths) == 1 and is_plan_file(paths[0]):
         given: dict[str, object] = {"--var": var, "--var-file": var_file, "--target": target, "--replace": replace}
-        given |= {"--stack": stack, "--allow-empty": allow_empty, "--prune-secrets": prune_secrets}
+        given |= {"--allow-empty": allow_empty, "--prune-secrets": prune_secrets}
         _refuse_plan_options([name for name, value in given.items() if value])
-        saved, targets = open_saved_plan(paths[0])
+        saved, targets = open_saved_plan(paths[0], stack=stack)  # --stack: accept a plan for that stack only
         options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
         options["saved"] = True
         return _run_apply(saved, targets, None, options)

@@ -218,9 +218,11 @@ def test_options_cannot_change_a_saved_plan(
 ) -> None:
     out = tmp_path / "plan.json"
     saved_plan(secret_stack(tmp_path / "m", stack), out, env)
-    for option in (["--target", "x"], ["--replace", "x"], ["--var", "a=b"], ["--stack", "other"], ["--allow-empty"]):
+    for option in (["--target", "x"], ["--replace", "x"], ["--var", "a=b"], ["--allow-empty"], ["--prune-secrets"]):
         result = run_cli("apply", str(out), *option, env=env)
         assert result.code == 1 and "cannot change a saved plan" in result.stderr, (option, result)
+    pinned = run_cli("apply", str(out), "--stack", "another-stack", env=env)  # a pipeline accepts its own stack only
+    assert pinned.code == 1 and f"the plan is for stack {stack!r}, not 'another-stack'" in pinned.stderr, pinned
 
 
 # -- the GitOps flow with every store ---------------------------------------------------------------------------

@@ -153,6 +153,7 @@ def test_the_plan_mac_key_is_derived_and_not_the_stack_key_itself() -> None:
         ('{"kind": "toolhive-apply-plan", "format_version": NaN, "stack": "s"}', "NaN is not JSON"),
         ('{"kind": "toolhive-apply-plan", "format_version": 1}', "stack is missing"),
         ('{"kind": "toolhive-apply-plan", "format_version": true, "stack": "s"}', "format_version is missing"),
+        ('{"kind": "toolhive-apply-plan", "format_version": 1, "stack": "a/../b"}', "is not a stack name"),
         ("[1]", "not a toolhive-apply plan file"),
         ("\xff", "cannot read plan file"),
     ],

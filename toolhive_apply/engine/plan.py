@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +29,7 @@ MAC_ALGORITHM = "hmac-sha256"
 # The label that makes the plan MAC key a key of its own: no secret digest is ever computed under it.
 MAC_KEY_LABEL = b"toolhive-apply/saved-plan-mac/v1"
 MAX_PLAN_BYTES = 64 * 1024 * 1024
+_SAFE_STACK = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # as the client state's: a name, never a path
 
 
 class Action(StrEnum):
@@ -247,6 +249,8 @@ def read_plan_file(path: Path) -> PlanFile:
         raise PlanFileError(f"{path}: plan format {version} is newer than this toolhive-apply understands")
     if not isinstance(data.get("stack"), str):
         raise PlanFileError(f"{path}: cannot read plan file: stack is missing")
+    if not _SAFE_STACK.fullmatch(data["stack"]):  # it names the key to verify with: no path games before that
+        raise PlanFileError(f"{path}: cannot read plan file: {data['stack']!r} is not a stack name")
     mac = data.pop(MAC_FIELD, None)
     if mac is not None and (
         not isinstance(mac, dict) or mac.get("algorithm") != MAC_ALGORITHM or not isinstance(mac.get("value"), str)
