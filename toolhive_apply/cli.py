@@ -219,7 +219,8 @@ def _make_plan(manifest: Manifest, stack: str | None, request: Any) -> tuple[Tar
 
 def _make_saved_plan(manifest: Manifest, stack: str | None, request: Any) -> tuple[Plan, bytes]:
     """A plan to save, and the MAC key to save it with (the stack's key is made first, when it has none)."""
-    from toolhive_apply.api import connection_for, make_plan, open_targets, plan_signing_key
+    from toolhive_apply.api import connection_for, make_plan, open_targets
+    from toolhive_apply.saved_plans import plan_signing_key
 
     connection = connection_for(manifest, stack)
     mac_key = plan_signing_key(connection)
@@ -343,8 +344,9 @@ def apply(
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
 ) -> int:
     """Make the live state match the manifest (or carry out a saved plan exactly)."""
-    from toolhive_apply.api import PlanRequest, open_saved_plan
+    from toolhive_apply.api import PlanRequest
     from toolhive_apply.engine.plan import is_plan_file
+    from toolhive_apply.saved_plans import open_saved_plan, saved_parallelism
 
     options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     if paths and len(paths) == 1 and is_plan_file(paths[0]):
@@ -352,7 +354,7 @@ def apply(
         given |= {"--allow-empty": allow_empty, "--prune-secrets": prune_secrets}
         _refuse_plan_options([name for name, value in given.items() if value])
         saved, targets = open_saved_plan(paths[0], stack=stack)  # --stack: accept a plan for that stack only
-        options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
+        options["parallelism"] = parallelism or saved_parallelism(saved)
         options["saved"] = True
         return _run_apply(saved, targets, None, options)
     manifest = load(paths, var, var_file)

@@ -213,6 +213,24 @@ def test_plan_out_writes_a_private_file_and_follows_no_planted_link(
     assert run_cli("plan", str(path), "--out", str(tmp_path / "absent" / "plan.json"), env=env).code == 1
 
 
+def test_a_plan_file_of_any_shape_is_a_clear_error_before_any_store_is_opened(
+    tmp_path: Path, stack: str, test_images: dict[str, str], env: dict[str, str]
+) -> None:
+    document = saved_plan(secret_stack(tmp_path / "m", stack), tmp_path / "plan.json", env)
+    shapes: list[Any] = ["vault", {"provider": "vault", "vault": "x"}, {"provider": "nope"}, {"encrypted": []}]
+    for secrets in shapes:
+        edited = {**document, "settings": {**document["settings"], "secrets": secrets}}
+        path = tmp_path / "odd.json"
+        path.write_text(json.dumps(edited), encoding="utf-8")
+        result = run_cli("apply", str(path), env=env)  # run_cli fails the test on any traceback
+        assert result.code == 1 and "cannot read plan file: settings.secrets" in result.stderr, (secrets, result)
+    odd_parallelism = {**document["settings"], "parallelism": "x"}
+    for edited in ({**document, "changes": "x"}, {**document, "settings": odd_parallelism}):
+        path.write_text(json.dumps(edited), encoding="utf-8")
+        result = run_cli("apply", str(path), env=env)
+        assert result.code == 1 and "MAC does not match" in result.stderr, result
+
+
 def test_options_cannot_change_a_saved_plan(
     tmp_path: Path, stack: str, test_images: dict[str, str], env: dict[str, str]
 ) -> None:

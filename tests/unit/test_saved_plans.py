@@ -263,3 +263,9 @@ def test_the_stack_network_with_nothing_left_on_it_is_an_orphan_unless_a_workloa
 def test_seal_replaces_an_old_mac(tmp_path: Path) -> None:
     document = plan_to_json(a_plan(tmp_path))
     assert seal(seal(document, b"a" * 32), KEY) == seal(document, KEY)
+
+
+def test_a_spec_of_an_unknown_shape_is_an_issue_not_a_crash(tmp_path: Path) -> None:
+    (desired,) = workload_specs(write_stack(tmp_path, {"name": "w", "image": "img:1"}))
+    odd = dataclasses.replace(desired, spec={**desired.spec, "secrets": 3})
+    assert [str(i) for i in spec_issues("s", [odd])] == ["a workload spec is not one this version makes (TypeError)"]

@@ -19,11 +19,10 @@ from toolhive_apply.engine.plan import Action, Change, FieldChange
 from toolhive_apply.engine.resource import DesiredResource, Kind, ResourceId, Spec, hard_spec
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.checks import check_manifest
-from toolhive_apply.manifest.loader import LoadedManifest, Positions
+from toolhive_apply.manifest.loader import API_VERSION, LoadedManifest, Positions
 from toolhive_apply.manifest.model import DEFAULT_GROUP, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
 
-API_VERSION = "toolhive-apply/v1"
 _WORKLOAD_FIELD = re.compile(r"^workloads\[(\d+)\]\.?(.*)$")
 # Spec fields copied as they are: they have the same name and meaning in a manifest workload.
 _SAME = (
@@ -110,7 +109,10 @@ def _locate(issue: ManifestIssue, workloads: Sequence[DesiredResource]) -> SpecI
 def spec_issues(stack: str, desired: Sequence[DesiredResource]) -> list[SpecIssue]:
     """Every problem the manifest's schema and checks find in the workload specs that will be applied."""
     workloads = [d for d in desired if d.id.kind is Kind.WORKLOAD]
-    document = _document(stack, workloads)
+    try:
+        document = _document(stack, workloads)
+    except (KeyError, TypeError, AttributeError) as exc:
+        return [SpecIssue(None, None, "", f"a workload spec is not one this version makes ({type(exc).__name__})")]
     issues = validate_structure(document, Positions())
     if not issues:
         manifest = build_manifest(document, LoadedManifest(document, Positions(), ()))
