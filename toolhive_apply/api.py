@@ -179,7 +179,8 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
     request = request or PlanRequest()
     desired, registry_warnings = desired_state(manifest, targets)
     if not request.destroy:
-        problems = spec_issues(targets.stack, desired)  # what a registry filled in is judged as the manifest is
+        # what a registry filled in is judged as the manifest is (whose schema the specs were made under)
+        problems = spec_issues(targets.stack, desired, structure=False)
         if problems:
             raise ManifestError([p.as_manifest_issue() for p in problems])
     names = _observation_names(desired, request, targets.stack)
