@@ -269,3 +269,26 @@ def test_a_spec_of_an_unknown_shape_is_an_issue_not_a_crash(tmp_path: Path) -> N
     (desired,) = workload_specs(write_stack(tmp_path, {"name": "w", "image": "img:1"}))
     odd = dataclasses.replace(desired, spec={**desired.spec, "secrets": 3})
     assert [str(i) for i in spec_issues("s", [odd])] == ["a workload spec is not one this version makes (TypeError)"]
+
+
+def test_a_privileged_profile_filled_in_by_a_registry_needs_the_workloads_acknowledgement(tmp_path: Path) -> None:
+    """The manifest's checks ran before the registry filled in the profile; the spec checks judge what runs."""
+    registry = json.loads((EXAMPLES / "registry" / "registry.json").read_text(encoding="utf-8"))
+    entry = registry["data"]["servers"][1]["_meta"]["io.modelcontextprotocol.registry/publisher-provided"]
+    entry["io.github.stacklok"]["toolhive-apply-test/time:latest"]["permissions"] = {"privileged": True}
+    (tmp_path / "registry.json").write_text(json.dumps(registry), encoding="utf-8")
+    document = {
+        "apiVersion": "toolhive-apply/v1",
+        "settings": {"stack": "s"},
+        "registries": [{"name": "local", "local_path": "./registry.json"}],
+        "workloads": [{"name": "t", "registry": "local", "server": "io.github.toolhive-apply/time"}],
+    }
+    (tmp_path / "stack.yaml").write_text(json.dumps(document), encoding="utf-8")
+    (desired,) = workload_specs(tmp_path)
+    assert desired.spec["permission_profile"]["privileged"] is True
+    assert [str(i) for i in spec_issues("s", [desired], structure=False)] == [
+        "workload/t: permission_profile.privileged: a privileged container needs allow_privileged: true"
+    ]
+    document["workloads"][0]["allow_privileged"] = True
+    (tmp_path / "stack.yaml").write_text(json.dumps(document), encoding="utf-8")
+    assert spec_issues("s", workload_specs(tmp_path), structure=False) == []
