@@ -2,6 +2,7 @@
 
 `make_plan` is the only way to get a Plan; `apply` either takes one just made or a saved one, which
 is refused when the live state moved since it was made (fingerprint), then re-checks convergence.
+A saved plan is verified and opened by saved_plans.py before it gets here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from toolhive_apply.engine.resource import (
     ResourceId,
     canonical_json,
 )
-from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
+from toolhive_apply.engine.spec_checks import spec_issues
+from toolhive_apply.errors import ApplyFailedError, ManifestError, StalePlanError, UsageError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
@@ -33,6 +35,7 @@ from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
+from toolhive_apply.providers.stack_key import hmac_key_name
 from toolhive_apply.providers.workloads import WorkloadProvider
 from toolhive_apply.registry.resolve import resolve_registries
 
@@ -69,14 +72,18 @@ class Connection:
     parallelism: int = 4
 
 
-def open_targets(connection: Connection) -> Targets:
+def resolver_for(connection: Connection) -> SecretResolver:
     from toolhive_apply.stores.base import open_store
 
+    return SecretResolver(lambda: open_store(connection.secrets), connection.stack)
+
+
+def open_targets(connection: Connection) -> Targets:
     endpoint = endpoint_of(connection.docker_host)
     api = connect(connection.docker_host, timeout=connection.timeout, pool_size=connection.parallelism + 4)
     stack = connection.stack
     targets = Targets(api, endpoint, stack)
-    resolver = SecretResolver(lambda: open_store(connection.secrets), stack)
+    resolver = resolver_for(connection)
     targets.providers[Kind.SECRET] = SecretProvider(resolver)
     workloads = WorkloadProvider(api, stack, endpoint, resolver)
     targets.snapshot = workloads.snapshot
@@ -132,9 +139,15 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     return explained, resolved.warnings
 
 
-def observe_state(targets: Targets, names: Mapping[Kind, Sequence[str]]) -> list[ObservedResource]:
+def observe_state(
+    targets: Targets, names: Mapping[Kind, Sequence[str]], *, fresh_secrets: bool = False
+) -> list[ObservedResource]:
+    """What the providers see now; `fresh_secrets` lists the store again (after writes, or under the lock)."""
     if targets.snapshot is not None:
         targets.snapshot.refresh()  # every observation sees the engine as it is now
+    secrets = targets.providers.get(Kind.SECRET)
+    if fresh_secrets and isinstance(secrets, SecretProvider) and secrets.resolver.opened:
+        secrets.resolver.listing(refresh=True)  # the listing a plan read is not what the apply just wrote
     observed: list[ObservedResource] = []
     for kind, provider in targets.providers.items():
         observed.extend(provider.observe(names.get(kind, ())))
@@ -158,10 +171,24 @@ class PlanRequest:
     prune_secrets: bool = False
 
 
+def _observation_names(desired: Sequence[DesiredResource], request: PlanRequest, stack: str) -> dict[Kind, list[str]]:
+    """The names to observe besides what the stack owns: those wanted (for conflicts, and so a wanted workload's
+    network is reused). A destroy wants nothing; with --prune-secrets it still opens the store to list ours."""
+    if not request.destroy:
+        return _names(desired)
+    return {Kind.SECRET: [hmac_key_name(stack)]} if request.prune_secrets else {}
+
+
 def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None = None) -> Plan:
     request = request or PlanRequest()
     desired, registry_warnings = desired_state(manifest, targets)
-    observed = observe_state(targets, _names(desired))
+    if not request.destroy:
+        # what a registry filled in is judged as the manifest is (whose schema the specs were made under)
+        problems = spec_issues(targets.stack, desired, structure=False)
+        if problems:
+            raise ManifestError([p.as_manifest_issue() for p in problems])
+    names = _observation_names(desired, request, targets.stack)
+    observed = observe_state(targets, names)
     options = DiffOptions(
         stack=targets.stack,
         targets=request.targets,
@@ -179,21 +206,44 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         + registry_warnings
         + tuple(w for p in targets.providers.values() for w in getattr(p, "warnings", ())),
     )
-    return diff_plan(desired, observed, options)
+    plan = diff_plan(desired, observed, options)
+    observed_names = tuple(sorted(ResourceId(kind, name) for kind, items in names.items() for name in items))
+    return dataclasses.replace(plan, observed_names=observed_names)
 
 
 def _plan_names(plan: Plan) -> dict[Kind, list[str]]:
-    ids = [c.id for c in plan.changes if c.action is not Action.DELETE] + list(plan.in_sync)
-    return _names(ids)
+    return _names(plan.observed_names)
 
 
-def check_not_stale(plan: Plan, targets: Targets) -> None:
-    observed = observe_state(targets, _plan_names(plan))
+def check_not_stale(plan: Plan, targets: Targets) -> dict[ResourceId, ObservedResource]:
+    """The live state, observed as the plan was; refused unless it is the state the plan was made from."""
+    observed = observe_state(targets, _plan_names(plan), fresh_secrets=True)
     if fingerprint(observed) != plan.observed_fingerprint:
         raise StalePlanError(
             f"the saved plan for stack {plan.stack!r} is stale: the live state changed since it was made "
             "(or the plan was already applied)"
         )
+    return {o.id: o for o in observed}
+
+
+def bind_observed(plan: Plan, live: Mapping[ResourceId, ObservedResource]) -> Plan:
+    """Each change acts on the resource as observed now, under the lock, not on ids carried in a plan file.
+
+    The fingerprint has just proved that this is the state the plan was made from; the live records also carry
+    what a file does not (a workload's proxy and egress containers, its network), so a delete removes all of it.
+    """
+    changes = []
+    for change in plan.changes:
+        seen = live.get(change.id)
+        if change.observed is None:
+            if seen is not None:
+                raise StalePlanError(f"the plan creates {change.id}, which exists now")
+            changes.append(change)
+            continue
+        if seen is None or seen.handle != change.observed.handle or not seen.managed:
+            raise StalePlanError(f"the plan acts on {change.id} as {change.observed.handle!r}, which is not so now")
+        changes.append(dataclasses.replace(change, observed=seen))
+    return dataclasses.replace(plan, changes=tuple(changes))
 
 
 def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list[str]:
@@ -202,7 +252,7 @@ def unconverged(plan: Plan, targets: Targets, manifest: Manifest | None) -> list
         touched = {c.id for c in plan.changes}
         again = make_plan(manifest, targets, PlanRequest(allow_empty=True))
         return [f"{c.id}: still needs {c.action.value} ({c.reason})" for c in again.changes if c.id in touched]
-    observed = {o.id: o for o in observe_state(targets, _plan_names(plan))}
+    observed = {o.id: o for o in observe_state(targets, _plan_names(plan), fresh_secrets=True)}
     lines = []
     for change in plan.changes:
         seen = observed.get(change.id)
@@ -239,7 +289,7 @@ def apply_plan(
 ) -> ApplyResult:
     """Execute under the stack lock, then check that the live state now matches."""
     with StackLock(targets.api, targets.stack, targets.endpoint, "apply", wait_seconds=lock_wait):
-        check_not_stale(plan, targets)
+        plan = bind_observed(plan, check_not_stale(plan, targets))
         recap = execute(plan, targets.providers, parallelism, emit)
         leftovers = [] if recap.failed else unconverged(plan, targets, manifest)
     return ApplyResult(recap, tuple(leftovers))

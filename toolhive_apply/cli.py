@@ -78,15 +78,14 @@ def _print_error(error: ToolhiveApplyError, json_mode: bool) -> None:
 
 
 def _internal_error(exc: BaseException) -> int:
-    from toolhive_apply.paths import state_dir
+    from toolhive_apply.fileio import append_private, private_dir, state_dir
     from toolhive_apply.redact import redact
 
     log = state_dir() / "debug.log"
+    header = f"--- {datetime.now(UTC).isoformat()} toolhive-apply {__version__}\n"
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- {datetime.now(UTC).isoformat()} toolhive-apply {__version__}\n")
-            handle.write(redact("".join(traceback.format_exception(exc))))
+        private_dir(log.parent)  # 0700, like the rest of the state directory; the log itself is 0600
+        append_private(log, (header + redact("".join(traceback.format_exception(exc)))).encode("utf-8"))
         where = str(log)
     except OSError:
         where = "(could not write the debug log)"
@@ -233,6 +232,16 @@ def _make_plan(manifest: Manifest, stack: str | None, request: Any) -> tuple[Tar
     return targets, make_plan(manifest, targets, request)
 
 
+def _make_saved_plan(manifest: Manifest, stack: str | None, request: Any) -> tuple[Plan, bytes]:
+    """A plan to save, and the MAC key to save it with (the stack's key is made first, when it has none)."""
+    from toolhive_apply.api import connection_for, make_plan, open_targets
+    from toolhive_apply.saved_plans import plan_signing_key
+
+    connection = connection_for(manifest, stack)
+    mac_key = plan_signing_key(connection)
+    return make_plan(manifest, open_targets(connection), request), mac_key
+
+
 @app.command()
 def plan(
     paths: PathsArg = None,
@@ -262,16 +271,18 @@ def plan(
     if not json_mode:
         warn(manifest)
     request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
-    _, the_plan = _make_plan(manifest, stack, request)
+    if out_file is None:
+        _, the_plan = _make_plan(manifest, stack, request)
+    else:
+        the_plan, mac_key = _make_saved_plan(manifest, stack, request)
+        check_plan_file(the_plan)  # a plan holding a secret value is not saved (it would be applied as saved)
+        save_plan(the_plan, out_file, mac_key)
     if json_mode:
         print_json(plan_to_json(the_plan), sort_keys=True)
     else:
         out(render_plan(the_plan, colour=colour(sys.stdout), verbose=verbose, explain=explain))
-    if out_file is not None:
-        check_plan_file(the_plan)
-        save_plan(the_plan, out_file)
-        if not json_mode:
-            out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: toolhive-apply apply {out_file}\n")
+    if out_file is not None and not json_mode:
+        out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: toolhive-apply apply {out_file}\n")
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -318,7 +329,8 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
         if json_mode:
             print_json({"changed": False, "recap": None}, indent=None)
         return EXIT_OK
-    _confirm(options["yes"], "Do you want to perform these actions?")
+    if not options.get("saved"):  # a saved plan is the approval (Terraform's rule): it is applied without asking
+        _confirm(options["yes"], "Do you want to perform these actions?")
     emit = _event_printer(colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
     if json_mode:
@@ -349,22 +361,18 @@ def apply(
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
 ) -> int:
     """Make the live state match the manifest (or carry out a saved plan exactly)."""
-    from toolhive_apply.api import Connection, PlanRequest, open_targets
-    from toolhive_apply.engine.plan import is_plan_file, load_plan
+    from toolhive_apply.api import PlanRequest
+    from toolhive_apply.engine.plan import is_plan_file
+    from toolhive_apply.saved_plans import open_saved_plan, saved_parallelism
 
     options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
     if paths and len(paths) == 1 and is_plan_file(paths[0]):
-        saved = load_plan(paths[0])
-        host = saved.settings.get("docker_host")
-        secrets = saved.settings.get("secrets")
-        targets = open_targets(
-            Connection(
-                saved.stack,
-                host if isinstance(host, str) else None,
-                secrets if isinstance(secrets, dict) else {"provider": "encrypted"},
-            )
-        )
-        options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
+        given: dict[str, object] = {"--var": var, "--var-file": var_file, "--target": target, "--replace": replace}
+        given |= {"--allow-empty": allow_empty, "--prune-secrets": prune_secrets}
+        _refuse_plan_options([name for name, value in given.items() if value])
+        saved, targets = open_saved_plan(paths[0], stack=stack)  # --stack: accept a plan for that stack only
+        options["parallelism"] = parallelism or saved_parallelism(saved)
+        options["saved"] = True
         return _run_apply(saved, targets, None, options)
     manifest = load(paths, var, var_file)
     if not options["json"]:
@@ -373,6 +381,16 @@ def apply(
     request = PlanRequest(_ids(target), _ids(replace), allow_empty, prune_secrets=prune_secrets)
     targets, the_plan = _make_plan(manifest, stack, request)
     return _run_apply(the_plan, targets, manifest, options)
+
+
+def _refuse_plan_options(names: list[str]) -> None:
+    from toolhive_apply.errors import UsageError
+
+    if names:
+        raise UsageError(
+            f"{', '.join(names)} cannot change a saved plan: it is applied exactly as it was made",
+            hint="make a new plan with these options (`toolhive-apply plan ... --out FILE`) and apply that",
+        )
 
 
 @app.command()

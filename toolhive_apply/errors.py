@@ -131,9 +131,25 @@ class StalePlanError(ToolhiveApplyError):
 
 
 class PlanFileError(ToolhiveApplyError):
-    """A saved plan file cannot be read."""
+    """A saved plan file cannot be read, or cannot be verified."""
 
     code = "plan_file_invalid"
+
+
+class UnsafePlanError(PlanFileError):
+    """A verified saved plan whose specs fail the manifest's checks: every problem, one per line."""
+
+    code = "plan_refused"
+
+    def __init__(self, message: str, problems: Sequence[str]) -> None:
+        super().__init__(message, hint="make the plan again from a manifest that passes `toolhive-apply validate`")
+        self.problems = tuple(problems)
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "problems": list(self.problems)}
 
 
 class ProviderError(ToolhiveApplyError):

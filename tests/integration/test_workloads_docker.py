@@ -162,18 +162,20 @@ def test_a_saved_plan_applies_once_and_is_refused_when_stale(
     docker_api: Any, tmp_path: Path, stack: str, two_workloads: Path
 ) -> None:
     saved = tmp_path / "plan.json"
-    assert run_cli("plan", str(two_workloads), "--out", str(saved)).code == 0
-    applied = run_cli("apply", str(saved), "--yes")
+    # a saved plan is signed with the stack's key, kept in the secret store: the store must be usable
+    env = {"TOOLHIVE_SECRETS_PASSWORD": "pw", "XDG_DATA_HOME": str(tmp_path / "data")}
+    assert run_cli("plan", str(two_workloads), "--out", str(saved), env=env).code == 0
+    applied = run_cli("apply", str(saved), env=env)  # the saved plan is the approval: no --yes
     assert applied.code == 0, applied
     assert len(containers(docker_api, stack)) == 2
-    again = run_cli("apply", str(saved), "--yes")
+    again = run_cli("apply", str(saved), env=env)
     assert again.code == 1
     assert "stale" in again.stderr
 
     other = tmp_path / "other.json"
-    assert run_cli("plan", str(two_workloads), "--replace", f"{stack}-time", "--out", str(other)).code == 0
+    assert run_cli("plan", str(two_workloads), "--replace", f"{stack}-time", "--out", str(other), env=env).code == 0
     docker_api.stop(f"{stack}-web", timeout=2)  # the live state moves after the plan was made
-    refused = run_cli("apply", str(other), "--yes")
+    refused = run_cli("apply", str(other), env=env)
     assert refused.code == 1 and "stale" in refused.stderr
     assert containers(docker_api, stack)[f"{stack}-web"]["State"] == "exited"  # nothing was applied
 

@@ -47,6 +47,7 @@ BROKEN = {  # text, line, column of the first error
     FileFormat.TOML_TABLES: ('model = "x"\n[mcp_servers.a]\nurl = \n', 3, 7),
 }
 STACK = "unit"
+MAC_KEY = b"k" * 32  # the saved-plan tests sign with a fixed key (engine/plan.py)
 WORKLOADS = [
     {"name": "web", "image": "example/web:1", "transport": "streamable-http"},
     {"name": "clock", "image": "example/clock:1", "proxy_mode": "sse"},
@@ -424,8 +425,8 @@ def test_a_saved_plan_applies_from_its_specs_alone(stage: Stage, tmp_path: Path)
     stage.converge(stage.manifest(stage.declared("vscode", "cursor")))
     plan = stage.plan(stage.manifest(stage.declared("vscode"), WORKLOADS[:1]))
     saved = tmp_path / "plan.json"
-    save_plan(plan, saved)
-    recap = stage.apply(load_plan(saved))  # a fresh provider, no manifest
+    save_plan(plan, saved, MAC_KEY)
+    recap = stage.apply(load_plan(saved, MAC_KEY))  # a fresh provider, no manifest
     assert not recap.failed, recap.as_json()
     assert set(read_entries(get_client("vscode"), stage.file("vscode"))) == {"github", "remote-docs", "web"}
     assert read_entries(get_client("cursor"), stage.file("cursor")) == {}
@@ -434,8 +435,8 @@ def test_a_saved_plan_applies_from_its_specs_alone(stage: Stage, tmp_path: Path)
 def test_a_saved_plan_writes_entries_exactly_as_a_direct_apply_does(stage: Stage, tmp_path: Path) -> None:
     manifest = stage.manifest(stage.declared("cursor", "goose"))
     saved = tmp_path / "plan.json"
-    save_plan(stage.plan(manifest), saved)  # JSON with sorted keys
-    assert not stage.apply(load_plan(saved)).failed
+    save_plan(stage.plan(manifest), saved, MAC_KEY)  # JSON with sorted keys
+    assert not stage.apply(load_plan(saved, MAC_KEY)).failed
     from_saved = {c: stage.file(c).read_text(encoding="utf-8") for c in ("cursor", "goose")}
     stage.converge(stage.manifest([]))
     stage.converge(manifest)

@@ -42,6 +42,7 @@ def observed_from(item: DesiredResource, status: str = "running", **overrides: o
 
 
 OPTIONS = DiffOptions(stack="s")
+MAC_KEY = b"k" * 32
 
 
 def test_nothing_observed_means_every_resource_is_created() -> None:
@@ -167,9 +168,9 @@ def test_field_changes_flatten_nested_mappings_and_compare_lists_whole() -> None
 def test_a_saved_plan_round_trips(tmp_path: Path) -> None:
     plan = make_plan([desired("a", env_vars={"A": "1"})], [observed_from(desired("gone"))], OPTIONS)
     path = tmp_path / "plan.json"
-    save_plan(plan, path)
+    save_plan(plan, path, MAC_KEY)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    loaded = load_plan(path)
+    loaded = load_plan(path, MAC_KEY)
     assert plan_to_json(loaded) == plan_to_json(plan)
     assert loaded.changes[0].desired is not None
     assert spec_hash(loaded.changes[0].desired.spec) == plan.changes[0].desired.hash  # type: ignore[union-attr]
@@ -179,10 +180,10 @@ def test_a_damaged_plan_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     path.write_text('{"kind": "toolhive-apply-plan", "format_version": 1}')
     with pytest.raises(PlanFileError, match="cannot read plan file"):
-        load_plan(path)
+        load_plan(path, MAC_KEY)
     path.write_text('{"kind": "toolhive-apply-plan", "format_version": 99}')
     with pytest.raises(PlanFileError, match="newer than this toolhive-apply"):
-        load_plan(path)
+        load_plan(path, MAC_KEY)
 
 
 def test_derived_ports_are_stable_distinct_and_below_the_ephemeral_range() -> None:

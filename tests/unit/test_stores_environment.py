@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from toolhive_apply.providers.secrets import SecretResolver
+from toolhive_apply.providers.stack_key import KEY_ENV as HMAC_KEY_ENV
+from toolhive_apply.providers.stack_key import MIN_KEY_CHARS, StackKeyError
 from toolhive_apply.redact import REDACTED, SecretValue, redact
 from toolhive_apply.stores.base import SecretNameError, StoreConfigError, StoreKind, StoreReadOnlyError, open_store
 from toolhive_apply.stores.encrypted import EncryptedStore
-from toolhive_apply.stores.environment import HMAC_KEY_ENV, KEY_FILE, MIN_KEY_CHARS, EnvironmentStore
+from toolhive_apply.stores.environment import EnvironmentStore
 
 
 def test_secret_x_is_the_variable_toolhive_secret_x() -> None:
@@ -94,9 +96,10 @@ def test_digests_are_keyed_by_a_random_local_key_not_by_anything_derivable(tmp_p
     assert again.digest(value) == digest and again.warnings == []  # the same key next run: nothing "rotated"
     assert _resolver({"XDG_STATE_HOME": str(tmp_path / "b")}).digest(value) != digest  # another machine's key
     assert _resolver({"XDG_STATE_HOME": str(tmp_path / "a")}, "other").digest(value) != digest  # another stack
-    key_file = tmp_path / "a" / "toolhive-apply" / KEY_FILE
+    key_file = tmp_path / "a" / "toolhive-apply" / "keys" / "demo.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(key_file.parent.parent.stat().st_mode) == 0o700
     assert len(bytes.fromhex(key_file.read_text().strip())) == 32
 
 
@@ -112,7 +115,7 @@ def test_a_pipeline_key_comes_from_the_environment_and_is_scrubbed(tmp_path: Pat
 
 
 def test_a_short_pipeline_key_is_refused() -> None:
-    with pytest.raises(StoreConfigError, match=f"{HMAC_KEY_ENV} is shorter than {MIN_KEY_CHARS}") as caught:
+    with pytest.raises(StackKeyError, match=f"{HMAC_KEY_ENV} is shorter than {MIN_KEY_CHARS}") as caught:
         _resolver({HMAC_KEY_ENV: "ci-key"}).digest(SecretValue("hunter22"))
     assert "ci-key" not in str(caught.value)
 
@@ -121,7 +124,7 @@ def test_a_short_pipeline_key_is_refused() -> None:
 def test_a_key_file_that_is_not_private_or_not_a_key_is_refused(tmp_path: Path, problem: str) -> None:
     environ = {"XDG_STATE_HOME": str(tmp_path)}
     _resolver(environ).key()
-    key_file = tmp_path / "toolhive-apply" / KEY_FILE
+    key_file = tmp_path / "toolhive-apply" / "keys" / "demo.key"
     if problem == "world-readable":
         key_file.chmod(0o644)
     elif problem == "symlink":
@@ -130,5 +133,5 @@ def test_a_key_file_that_is_not_private_or_not_a_key_is_refused(tmp_path: Path, 
         key_file.symlink_to(target)
     else:
         key_file.write_text("not hex\n")
-    with pytest.raises(StoreConfigError, match="digest key"):
+    with pytest.raises(StackKeyError, match="stack key"):
         _resolver(environ).key()

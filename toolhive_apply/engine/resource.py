@@ -54,7 +54,10 @@ def canonical_json(value: object) -> str:
 # Fields that are recorded with a resource but do not shape it: changing them replaces nothing.
 # Fields that describe but do not shape a resource: left out of its hash and its field diff. `parts` names the
 # Docker objects a workload is made of (containers, its internal network), so a plan shows what it will create.
-SOFT_FIELDS = frozenset({"description", "ready_timeout", "source", "groups", "parts"})
+# `allow_privileged` and `allow_host_paths` are acknowledgements a spec was checked with (see engine/spec_checks.py).
+SOFT_FIELDS = frozenset(
+    {"description", "ready_timeout", "source", "groups", "parts", "allow_privileged", "allow_host_paths"}
+)
 
 
 def hard_spec(spec: Spec) -> dict[str, Any]:

@@ -9,9 +9,7 @@ losing it makes toolhive-apply treat its own entries as hand-written ones (left 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -21,7 +19,7 @@ from typing import Any, Final
 
 from toolhive_apply.clients.files import file_lock
 from toolhive_apply.errors import ToolhiveApplyError
-from toolhive_apply.fileio import replace_atomically
+from toolhive_apply.fileio import private_dir, replace_atomically, state_dir
 
 STATE_VERSION: Final = 1
 STATE_FILE_MODE: Final = 0o600
@@ -54,9 +52,7 @@ class ClientRecord:
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """`$XDG_STATE_HOME/toolhive-apply/clients`, by default under `~/.local/state` (the XDG base directory spec)."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "toolhive-apply" / "clients"
+    return state_dir(environ) / "clients"
 
 
 def _record(client: str, raw: object, where: Path) -> ClientRecord:
@@ -105,10 +101,7 @@ def _read(path: Path) -> dict[str, ClientRecord]:
 
 def _make_dir(directory: Path) -> None:
     """The state directory and its `toolhive-apply` parent are private; XDG_STATE_HOME itself is left as it is."""
-    directory.parent.parent.mkdir(parents=True, exist_ok=True)
-    for level in (directory.parent, directory):
-        with contextlib.suppress(FileExistsError):
-            level.mkdir(mode=STATE_DIR_MODE)
+    private_dir(directory, levels=2)
 
 
 class ClientState:

@@ -23,17 +23,20 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.stack_key import (
+    KEY_DESCRIPTION,
+    KEY_DIGEST_MARK,
+    KEY_ENV,
+    environment_key_made,
+    hmac_key_name,
+)
 from toolhive_apply.redact import MIN_SCRUB_LENGTH, SecretValue
-from toolhive_apply.stores.environment import HMAC_KEY_ENV, EnvironmentStore
+from toolhive_apply.stores.environment import EnvironmentStore
 
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
 
 MANAGED_BY = "toolhive-apply"
-
-
-def hmac_key_name(stack: str) -> str:
-    return f"toolhive-apply.hmac.{stack}"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
@@ -109,12 +112,12 @@ class SecretResolver:
         with self._lock:
             if self._key is None:
                 if isinstance(self.store, EnvironmentStore):
-                    self._key, created = self.store.digest_key(self.stack)
+                    self._key, created = environment_key_made(self.stack, self.store.environ)
                     if created is not None:
                         self.warnings.append(
                             f"made a new digest key for environment secrets in {created}: workloads whose secret "
                             f"digests were recorded with another key will be replaced once; in pipelines without "
-                            f"local state, set {HMAC_KEY_ENV} to the same random value in every run"
+                            f"local state, set {KEY_ENV} to the same random value in every run"
                         )
                 else:
                     stored = self.store.read(hmac_key_name(self.stack))
@@ -192,9 +195,11 @@ class SecretProvider:
             result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
         if missing:
             raise ManifestError(missing)
-        if result and self.resolver.store.kind != "environment" and self.resolver.key_is_new:
+        if manifest.secrets and self.resolver.store.kind != "environment":
+            # Wanted whenever secrets are (present: true ones too, whose digests it keys): created when new, in
+            # sync once stored, never pruned as "not declared" by --prune-secrets.
             name = hmac_key_name(self.resolver.stack)
-            spec = {"key": name, "description": "toolhive-apply: key of the stack's secret digests", "digest": "new"}
+            spec = {"key": name, "description": KEY_DESCRIPTION, "digest": KEY_DIGEST_MARK}
             result.append(DesiredResource(ResourceId(Kind.SECRET, name), spec))
         return result
 

@@ -28,6 +28,7 @@ from toolhive_apply.providers.workload_spec import (
     isolated,
     isolation_network_sound,
     proxy_name,
+    stack_network,
 )
 
 HELPER_NAMES = {ROLE_PROXY: proxy_name, ROLE_EGRESS: egress_name}
@@ -55,6 +56,7 @@ def observe_units(
 ) -> dict[ResourceId, ObservedResource]:
     """Every workload unit of the stack, and every orphan; `wanted` names keep their networks out of the orphans."""
     owned = [c for c in containers if _labels(c).get(TH_LABEL) == "true"]
+    networks = list(networks)
     helpers: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in HELPER_NAMES}
     orphans: list[dict[str, Any]] = []
     servers = []
@@ -85,7 +87,20 @@ def observe_units(
         if name not in wanted or name in servers_by_name:  # a desired workload being created reuses its network
             rid = ResourceId(Kind.WORKLOAD, str(network.get("Name")))
             observed[rid] = _orphan(stack, "", rid.name, {"network": network.get("Name")})
+    if not owned and not wanted:
+        observed.update(_unused_stack_network(stack, networks))
     return observed
+
+
+def _unused_stack_network(stack: str, networks: Iterable[dict[str, Any]]) -> dict[ResourceId, ObservedResource]:
+    """The stack's shared network with no unit of the stack left (a first create failed, say): an orphan, so destroy
+    shows and removes it; while any workload is wanted it is kept for them."""
+    shared = stack_network(stack)
+    for network in networks:
+        if network.get("Name") == shared and not _labels(network).get(LABEL_ROLE):
+            rid = ResourceId(Kind.WORKLOAD, shared)
+            return {rid: _orphan(stack, "", shared, {"network": shared})}
+    return {}
 
 
 def _isolation_of(spec: Mapping[str, Any] | None) -> tuple[bool, bool]:

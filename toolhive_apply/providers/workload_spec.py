@@ -160,6 +160,9 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         "secrets": [{"name": s.name, "target": s.target, "as": s.delivery} for s in workload.secrets],
         "volumes": resolve_mounts(workload, profile),
         "permission_profile": profile,
+        # the acknowledgements the spec was checked with: a saved plan's specs are checked again with them
+        "allow_privileged": workload.allow_privileged,
+        "allow_host_paths": [str(workload.base_dir / p) for p in workload.allow_host_paths],  # absolute, as judged
         "network_isolation": bool(workload.network_isolation),
         "group": workload.group,
         "tools": list(workload.tools),

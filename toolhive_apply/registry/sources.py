@@ -8,7 +8,6 @@ an unreachable source falls back to the cached copy with a visible warning, and 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from toolhive_apply.fileio import UnsafePathError, private_dir, read_owned, replace_atomically
 from toolhive_apply.registry import transport
 from toolhive_apply.registry.formats import RegistryError
 from toolhive_apply.registry.transport import TIMEOUT_SECONDS, Deadline, FetchPolicy
@@ -195,13 +195,16 @@ def _read_cache(key: str, policy: FetchPolicy) -> _Cached | None:
     """
     data_path, meta_path = _cache_paths(key)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or not data_path.exists():
+        raw_meta, raw_data = _read_owned(meta_path), _read_owned(data_path)
+        if raw_meta is None or raw_data is None:
+            return None
+        meta = json.loads(raw_meta.decode("utf-8"))
+        if not isinstance(meta, dict):
             return None
         if meta.get("private", True) and not policy.allow_private_ip:
             return None
         float(meta.get("fetched_at", 0))
-        document = _parse_json(data_path.read_bytes(), "the cache")
+        document = _parse_json(raw_data, "the cache")
     except (OSError, ValueError, TypeError, RecursionError, RegistryError):
         return None  # a damaged cache is no cache
     return _Cached(document, meta)
@@ -253,17 +256,21 @@ def load_remote(
     return Fetched(document)
 
 
-def _write_cache(data_path: Path, meta_path: Path, document: Any, meta: dict[str, Any]) -> None:
-    """Owner-only files (a registry behind credentials is private data), each replaced atomically."""
+def _read_owned(path: Path) -> bytes | None:
+    """A cache file only when no one else can have written it (ours, not a link, in our 0700 directory): what it
+    says becomes images and arguments, so a file someone else could have put there is no cache at all."""
     try:
-        data_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path.parent, levels=2)
+        return read_owned(path)
+    except (OSError, UnsafePathError):
+        return None
+
+
+def _write_cache(data_path: Path, meta_path: Path, document: Any, meta: dict[str, Any]) -> None:
+    """Through the project's writer: 0600 files in a 0700 directory, fresh temp names, never through a link."""
+    try:
+        private_dir(data_path.parent, levels=2)
         for path, content in ((data_path, document), (meta_path, meta)):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(content, handle)
-            tmp.replace(path)
+            replace_atomically(path, json.dumps(content).encode("utf-8"))
     except (OSError, ValueError, RecursionError):
         pass  # a cache that cannot be written only costs a fetch next time

@@ -25,8 +25,11 @@ class LockTimeoutError(Exception):
 
 @contextlib.contextmanager
 def locked(lock_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
-    """Hold flock(2) on `lock_path` (created 0600 if missing) for the block; LockTimeoutError after `timeout` s."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Hold flock(2) on `lock_path` (created 0600 if missing) for the block; LockTimeoutError after `timeout` s.
+
+    O_NOFOLLOW: a link planted at the lock's name must not make us create or lock a file somewhere else.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, timeout)
         try:
