@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from toolhive_apply.clients.errors import ClientFileParseError
 from toolhive_apply.clients.jsonc import JsoncDocument, JsoncError, position
@@ -20,6 +20,11 @@ from toolhive_apply.clients.yamldoc import YamlDocument
 from toolhive_apply.errors import Origin
 
 _T = TypeVar("_T")
+
+# The largest file read per format. Client files hold settings (a few KiB); the limits leave room for the big ones
+# (Claude Code keeps project history in ~/.claude.json) while bounding memory: parsing costs a small multiple of the
+# size for JSON (our own span parser), but ruamel.yaml and tomlkit build heavy trees, so their limits are lower.
+SIZE_LIMITS: Final[Mapping[str, int]] = {"JSON": 10 << 20, "YAML": 256 << 10, "TOML": 256 << 10}
 
 
 class Document(Protocol):
@@ -83,6 +88,16 @@ def parse_document(client: ClientSpec, text: str, path: Path) -> Document:
             return YamlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
         case FileFormat.TOML_TABLES | FileFormat.TOML_ARRAY:
             return TomlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
+
+
+def format_name(client: ClientSpec) -> str:
+    """JSON (JSONC included), YAML or TOML: what the size limits and their error name."""
+    return client.format.value[:4].upper()
+
+
+def size_limit(client: ClientSpec) -> int:
+    """The largest file of `client`'s format that is read (bytes); a larger one is a ClientFileTooLargeError."""
+    return SIZE_LIMITS[format_name(client)]
 
 
 def empty_text(client: ClientSpec) -> str:
