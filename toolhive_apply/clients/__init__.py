@@ -14,7 +14,7 @@ from pathlib import Path
 
 from toolhive_apply.clients.confinement import Confinement
 from toolhive_apply.clients.discovery import config_path, is_installed
-from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, same_entry
+from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, entry_digest, same_entry
 from toolhive_apply.clients.errors import (
     ClientConfigError,
     ClientFileLinkError,
@@ -127,13 +127,17 @@ def write_entries(
 
 
 class _EntriesEdit:
-    """The edit one write_entries call makes; it remembers what the candidate must hold so validate can check it."""
+    """The edit one write_entries call makes; it remembers what the candidate must hold so validate can check it.
+
+    It keeps a digest of those entries, not the entries: they can be most of a large file, and holding them while
+    the candidate is parsed would double the memory the write needs.
+    """
 
     def __init__(
         self, client: ClientSpec, path: Path, upserts: Mapping[str, Mapping[str, object]], gone: tuple[str, ...]
     ) -> None:
         self.client, self.path, self.upserts, self.gone = client, path, upserts, gone
-        self.expected: dict[str, object] = {}
+        self.expected = ""
 
     def change(self, text: str) -> str:
         document = parse_document(self.client, text, self.path)
@@ -144,12 +148,14 @@ class _EntriesEdit:
         for name in self.gone:
             if name in current:
                 document.remove(name)
-        self.expected = {name: entry for name, entry in current.items() if name not in self.gone}
-        self.expected.update({name: dict(entry) for name, entry in self.upserts.items()})
+        for name in self.gone:
+            current.pop(name, None)
+        current.update({name: dict(entry) for name, entry in self.upserts.items()})
+        self.expected = entry_digest(current)
         return document.dump()
 
     def validate(self, text: str) -> None:
         """Parse the candidate as the client would and check that every entry, ours and foreign, is as intended."""
         found = parse_document(self.client, text, self.path).entries()
-        if not same_entry(found, self.expected):
+        if entry_digest(found) != self.expected:
             raise ClientConfigError(self.path, "internal error: the edited file does not hold the intended entries")
