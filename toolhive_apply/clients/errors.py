@@ -75,15 +75,18 @@ class ClientFileWriteError(ClientConfigError):
 class ClientFileTooLargeError(ClientConfigError):
     """The file is larger than toolhive-apply reads for its format; only this client fails, the others go on.
 
-    `size` is what the file held when it was opened, or `limit + 1` when it grew while being read.
+    `size` is what the file held when it was opened, `limit + 1` when it grew while being read, or (`edited`) what
+    the edited text would take: a file written over the limit could not be read back on the next run.
     """
 
     code = "client_file_too_large"
 
-    def __init__(self, path: Path, size: int, limit: int, kind: str) -> None:
+    def __init__(self, path: Path, size: int, limit: int, kind: str, *, edited: bool = False) -> None:
+        what = "would grow to" if edited else "is"
+        done = "not written" if edited else "not read"
         super().__init__(
             path,
-            f"is {size:,} bytes, over the {_size(limit)} limit for {kind} client files; not read",
+            f"{what} {size:,} bytes, over the {_size(limit)} limit for {kind} client files; {done}",
             hint="shrink the file (client files hold settings, not data) or manage this client's entries by hand",
         )
         self.size = size

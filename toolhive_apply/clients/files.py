@@ -24,6 +24,7 @@ from toolhive_apply.clients.errors import (
     ClientFileLockedError,
     ClientFileMissingError,
     ClientFileParseError,
+    ClientFileTooLargeError,
     ClientFileWriteError,
 )
 from toolhive_apply.clients.handles import FILE_MODE, Directory
@@ -74,27 +75,29 @@ def file_lock(directory: Directory, name: str, timeout: float = LOCK_TIMEOUT) ->
 
 def _acquire(directory: Directory, lock: str, timeout: float) -> int:
     deadline = time.monotonic() + timeout
-    where = directory.path / lock
+    where, lock_file = directory.path / lock.removesuffix(".lock"), directory.path / lock
     while True:
         try:
             fd = directory.open_file(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, FILE_MODE)
         except OSError as exc:
-            raise ClientFileWriteError(where, f"cannot open the lock file: {exc.strerror}") from exc
+            raise ClientFileWriteError(where, f"cannot open the lock file {lock_file}: {exc.strerror}") from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise ClientConfigError(where, "the lock file is not a regular file", hint="remove it")
+            raise ClientConfigError(where, f"the lock file {lock_file} is not a regular file", hint="remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = lock_holder(os.fstat(fd))
             os.close(fd)
             if time.monotonic() >= deadline:
-                raise ClientFileLockedError(where.with_name(lock[: -len(".lock")]), where, timeout, holder) from None
+                raise ClientFileLockedError(where, lock_file, timeout, holder) from None
             time.sleep(LOCK_RETRY)
             continue
         if _same_file(fd, directory, lock):
             return fd
         os.close(fd)  # locked a file its holder had just removed: lock the current one instead
+        if time.monotonic() >= deadline:  # it keeps being replaced: give up as if it were held
+            raise ClientFileLockedError(where, lock_file, timeout, None)
 
 
 def _same_file(fd: int, directory: Directory, name: str) -> bool:
@@ -217,8 +220,11 @@ def _rewrite_locked(place: Place, directory: Directory, edit: FileEdit, *, creat
     new = edit.change(edit.initial if old is None else old)
     if new == (edit.initial if old is None else old):
         return False
+    data = new.encode("utf-8")
+    if len(data) > edit.limit:  # it could not be read back next time
+        raise ClientFileTooLargeError(place.path, len(data), edit.limit, edit.kind, edited=True)
     edit.validate(new)
-    _replace(target, new.encode("utf-8"), None if old is None else old.encode("utf-8"), info)
+    _replace(target, data, None if old is None else old.encode("utf-8"), info)
     return True
 
 
@@ -262,7 +268,11 @@ def _restore(target: _Target, old: bytes | None, info: os.stat_result | None) ->
 
 
 def _atomic_write(target: _Target, name: str, data: bytes, like: os.stat_result | None) -> None:
-    """`data` as `name` beside the target, with the mode (and owner, when allowed) of `like`."""
-    mode = stat.S_IMODE(like.st_mode) if like is not None else FILE_MODE
+    """`data` as `name` beside the target, with the permissions (and owner, when allowed) of `like`.
+
+    Only the permission bits: a settings file never needs setuid, setgid or sticky, and copying them onto new
+    content (a file hard-linked to a setuid program, replaced by root) would hand them to that content.
+    """
+    mode = stat.S_IMODE(like.st_mode) & 0o777 if like is not None else FILE_MODE
     owner = (like.st_uid, like.st_gid) if like is not None else None
     target.directory.write_atomically(name, data, mode, owner)
