@@ -169,7 +169,7 @@ def _open_directory(path: Path, *, create: bool) -> Directory | None:
         return Directory.open(path, create=create)
     except OSError as exc:
         where = Path(exc.filename) if isinstance(exc.filename, str) else path
-        raise ClientFileWriteError(where, f"cannot open the directory: {exc.strerror}") from exc
+        raise ClientConfigError(where, f"cannot open the directory: {exc.strerror}") from exc
 
 
 def rewrite(

@@ -155,20 +155,20 @@ class Directory:
 
 
 def _step(parent: int, name: str, flags: int, here: Path, *, create: bool) -> int | None:
-    """Open one level below `parent`, creating it when missing and asked to."""
+    """Open one level below `parent`, creating it when missing and asked to; OSErrors name the whole path."""
     try:
-        return os.open(name, flags, dir_fd=parent)
-    except FileNotFoundError:
-        if not create:
-            return None
-    except NotADirectoryError:
-        _refuse(parent, name, here)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(name, DIR_MODE, dir_fd=parent)
-    try:
+        try:
+            return os.open(name, flags, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                return None
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, DIR_MODE, dir_fd=parent)
         return os.open(name, flags, dir_fd=parent)
     except NotADirectoryError:
         _refuse(parent, name, here)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(here)) from None
 
 
 def _refuse(parent: int, name: str, here: Path) -> NoReturn:
