@@ -182,7 +182,13 @@ def test_the_state_file_records_only_our_entries_privately(stage: Stage) -> None
     stage.converge(stage.manifest(stage.declared("cursor")))
     state_file = stage.state_dir / f"{STACK}.json"
     record = json.loads(state_file.read_text(encoding="utf-8"))["clients"]["cursor"]
-    assert record == {"path": str(stage.file("cursor")), "groups": ["default"], "entries": ["clock", "pinned", "web"]}
+    assert record == {
+        "path": str(stage.file("cursor")),
+        "groups": ["default"],
+        "entries": ["clock", "pinned", "web"],
+        "home": str(stage.home),  # where the path was judged: under this home, or (named) exactly as configured
+        "named": True,
+    }
     assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(stage.state_dir.stat().st_mode) == 0o700
     assert [p.name for p in stage.state_dir.iterdir()] == [f"{STACK}.json"]  # no temp or lock file left

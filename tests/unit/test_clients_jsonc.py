@@ -236,3 +236,37 @@ def test_an_upsert_changes_only_the_servers_map_and_removal_undoes_it(
         assert [c for c in comments if c not in document.text] == []
         document.remove(("mcpServers",), name)
         assert document.text == text
+
+
+# -- the strict check is json.loads's grammar (it replaced a json.loads of every edited file) ---------------
+
+mutations = st.tuples(st.integers(min_value=0, max_value=400), st.sampled_from(list('{}[],:"\\ 0-1.eE+tfnu/*\n\t')))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values, st.sampled_from([None, 0, 2, "\t"]), st.lists(mutations, max_size=3))
+def test_what_the_strict_check_accepts_json_loads_reads_the_same(value: object, indent: object, edits: list) -> None:
+    text = json.dumps({"mcpServers": value}, indent=indent)  # type: ignore[arg-type]
+    for offset, char in edits:
+        offset %= len(text) + 1
+        text = text[:offset] + char + text[offset + 1 :]
+    try:
+        node = parse(text, comments=False)
+    except JsoncError:
+        return
+    expected = json.loads(text)  # raises if the check accepted what json.loads would not
+    assert node.scanner.build(node.start)[0] == expected  # our own reader (used where json.loads cannot be)
+    assert node.value == expected
+
+
+def test_nesting_is_limited_without_recursion() -> None:
+    assert parse("[" * 256 + "]" * 256, comments=False).value is not None
+    with pytest.raises(JsoncError, match="nested deeper than 256 levels"):
+        parse("[" * 257 + "]" * 257, comments=False)
+    assert parse('{"a": ' * 256 + "1" + "}" * 256, comments=True).value is not None
+
+
+def test_an_integer_too_long_for_python_is_read_as_javascript_reads_it() -> None:
+    digits = "9" * 5000
+    document = JsoncDocument(f'{{"mcpServers": {{"x": {{"n": {digits}}}}}}}', comments=False)
+    assert document.servers(("mcpServers",)) == {"x": {"n": float(digits)}}

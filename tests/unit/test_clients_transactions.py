@@ -14,6 +14,7 @@ from toolhive_apply.clients import (
     ClientConfigError,
     ClientFileLockedError,
     ClientFileWriteError,
+    Confinement,
     backup_path,
     build_entry,
     get_client,
@@ -113,7 +114,7 @@ def test_a_symlinked_config_stays_a_link_and_its_target_is_updated(tmp_path: Pat
     link.parent.mkdir()
     link.symlink_to(real)
 
-    assert write_entries(CURSOR, link, {"ours": entry()})
+    assert write_entries(CURSOR, link, {"ours": entry()}, confinement=Confinement.of(tmp_path))
 
     assert link.is_symlink() and link.resolve() == real
     assert read_entries(CURSOR, real)["ours"] == entry()
@@ -197,5 +198,5 @@ def test_bytes_that_are_not_utf8_are_a_positioned_error(path: Path) -> None:
 def test_a_directory_where_the_file_should_be_is_a_typed_error(tmp_path: Path) -> None:
     target = tmp_path / "mcp.json"
     target.mkdir()
-    with pytest.raises(ClientConfigError, match="cannot read"):
+    with pytest.raises(ClientConfigError, match="is not a regular file"):
         read_entries(CURSOR, target)

@@ -7,37 +7,44 @@ ours is the engine's knowledge (its state file): this layer edits exactly the na
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolhive_apply.clients.confinement import Confinement
 from toolhive_apply.clients.discovery import config_path, is_installed
-from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, same_entry
+from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, entry_digest, same_entry
 from toolhive_apply.clients.errors import (
     ClientConfigError,
+    ClientFileLinkError,
     ClientFileLockedError,
     ClientFileMissingError,
     ClientFileParseError,
+    ClientFileTooLargeError,
     ClientFileWriteError,
     ClientTableError,
     UnknownClientError,
     UnsupportedPlatformError,
 )
 from toolhive_apply.clients.files import LOCK_TIMEOUT, FileEdit, backup_path, lock_path, read_text, rewrite
-from toolhive_apply.clients.formats import empty_text, parse_document
+from toolhive_apply.clients.formats import empty_text, format_name, parse_document, size_limit
 from toolhive_apply.clients.table import ClientSpec, ClientTable, FileFormat, Transport, client_table, get_client
 
 __all__ = [
     "LOCK_TIMEOUT",
     "ClientConfigError",
     "ClientFile",
+    "ClientFileLinkError",
     "ClientFileLockedError",
     "ClientFileMissingError",
     "ClientFileParseError",
+    "ClientFileTooLargeError",
     "ClientFileWriteError",
     "ClientSpec",
     "ClientTable",
     "ClientTableError",
+    "Confinement",
     "Entry",
     "FileFormat",
     "Transport",
@@ -54,6 +61,7 @@ __all__ = [
     "observe",
     "read_entries",
     "same_entry",
+    "size_limit",
     "write_entries",
 ]
 
@@ -67,17 +75,21 @@ class ClientFile:
     entries: Mapping[str, object]
 
 
-def observe(client: ClientSpec, path: Path) -> ClientFile:
-    """Read and parse the file once, without locking (writers replace it atomically, so reads are consistent)."""
-    text = read_text(path)
+def observe(client: ClientSpec, path: Path, confinement: Confinement | None = None) -> ClientFile:
+    """Read and parse the file once, without locking (writers replace it atomically, so reads are consistent).
+
+    The file must be where `confinement` allows (default: `path` itself, through no symbolic link) and within the
+    format's size limit; a ClientConfigError naming the file says otherwise.
+    """
+    text = read_text(path, confinement, limit=size_limit(client), kind=format_name(client))
     if text is None:
         return ClientFile(path, exists=False, entries={})
     return ClientFile(path, exists=True, entries=parse_document(client, text, path).entries())
 
 
-def read_entries(client: ClientSpec, path: Path) -> dict[str, object]:
+def read_entries(client: ClientSpec, path: Path, confinement: Confinement | None = None) -> dict[str, object]:
     """Every server entry in the file (ours and foreign), by name; empty for a missing file."""
-    return dict(observe(client, path).entries)
+    return dict(observe(client, path, confinement).entries)
 
 
 def write_entries(
@@ -88,33 +100,44 @@ def write_entries(
     *,
     create: bool = False,
     lock_timeout: float = LOCK_TIMEOUT,
+    confinement: Confinement | None = None,
 ) -> bool:
     """Make the file hold `upserts` and not hold `removals`, in one transaction; True when the file changed.
 
     Entries already equal are left byte for byte; removing an absent name is a no-op. A missing file is an
     error unless `create` (then it starts as ToolHive creates it); with nothing to add it is left missing.
     ToolHive creates files only for installed clients, so callers normally pass `create=is_installed(...)`.
-    The file is re-read under the lock, so changes made since `observe` are kept, not overwritten.
+    The file is re-read under the lock, so changes made since `observe` are kept, not overwritten. Where the
+    file may be is `confinement` (default: `path` itself, through no symbolic link).
     """
     gone = tuple(dict.fromkeys(removals))
     if overlap := set(upserts) & set(gone):
         raise ValueError(f"names both upserted and removed: {sorted(overlap)}")
-    if not upserts and (not gone or not path.exists()):
+    if not upserts and (not gone or not os.path.lexists(path)):
         return False
     edit = _EntriesEdit(client, path, upserts, gone)
+    limit, kind = size_limit(client), format_name(client)
     return rewrite(
-        path, FileEdit(edit.change, edit.validate, empty_text(client)), create=create, lock_timeout=lock_timeout
+        path,
+        FileEdit(edit.change, edit.validate, empty_text(client), limit, kind),
+        create=create,
+        lock_timeout=lock_timeout,
+        confinement=confinement,
     )
 
 
 class _EntriesEdit:
-    """The edit one write_entries call makes; it remembers what the candidate must hold so validate can check it."""
+    """The edit one write_entries call makes; it remembers what the candidate must hold so validate can check it.
+
+    It keeps a digest of those entries, not the entries: they can be most of a large file, and holding them while
+    the candidate is parsed would double the memory the write needs.
+    """
 
     def __init__(
         self, client: ClientSpec, path: Path, upserts: Mapping[str, Mapping[str, object]], gone: tuple[str, ...]
     ) -> None:
         self.client, self.path, self.upserts, self.gone = client, path, upserts, gone
-        self.expected: dict[str, object] = {}
+        self.expected = ""
 
     def change(self, text: str) -> str:
         document = parse_document(self.client, text, self.path)
@@ -125,12 +148,14 @@ class _EntriesEdit:
         for name in self.gone:
             if name in current:
                 document.remove(name)
-        self.expected = {name: entry for name, entry in current.items() if name not in self.gone}
-        self.expected.update({name: dict(entry) for name, entry in self.upserts.items()})
+        for name in self.gone:
+            current.pop(name, None)
+        current.update({name: dict(entry) for name, entry in self.upserts.items()})
+        self.expected = entry_digest(current)
         return document.dump()
 
     def validate(self, text: str) -> None:
         """Parse the candidate as the client would and check that every entry, ours and foreign, is as intended."""
         found = parse_document(self.client, text, self.path).entries()
-        if not same_entry(found, self.expected):
+        if entry_digest(found) != self.expected:
             raise ClientConfigError(self.path, "internal error: the edited file does not hold the intended entries")

@@ -6,6 +6,7 @@ whole, just as ToolHive replaces the whole entry on every upsert.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 
@@ -36,6 +37,12 @@ def build_entry(client: ClientSpec, name: str, transport: Transport | str, url: 
 def same_entry(expected: object, actual: object) -> bool:
     """Equal as a client would read them: key order ignored, but `true` is not `1` and `60` is not `60.0`."""
     return _canonical(expected) == _canonical(actual)
+
+
+def entry_digest(value: object) -> str:
+    """A digest two values share exactly when `same_entry` holds for them, to compare without keeping one (the
+    canonical JSON is ASCII: json.dumps escapes the rest)."""
+    return hashlib.sha256(_canonical(value).encode("ascii")).hexdigest()
 
 
 def entry_differences(expected: Mapping[str, object], actual: object) -> tuple[str, ...]:

@@ -72,6 +72,41 @@ class ClientFileWriteError(ClientConfigError):
     code = "client_file_write_failed"
 
 
+class ClientFileTooLargeError(ClientConfigError):
+    """The file is larger than toolhive-apply reads for its format; only this client fails, the others go on.
+
+    `size` is what the file held when it was opened, `limit + 1` when it grew while being read, or (`edited`) what
+    the edited text would take: a file written over the limit could not be read back on the next run.
+    """
+
+    code = "client_file_too_large"
+
+    def __init__(self, path: Path, size: int, limit: int, kind: str, *, edited: bool = False) -> None:
+        what = "would grow to" if edited else "is"
+        done = "not written" if edited else "not read"
+        super().__init__(
+            path,
+            f"{what} {size:,} bytes, over the {_size(limit)} limit for {kind} client files; {done}",
+            hint="shrink the file (client files hold settings, not data) or manage this client's entries by hand",
+        )
+        self.size = size
+        self.limit = limit
+
+
+class ClientFileLinkError(ClientConfigError):
+    """A symbolic link that toolhive-apply will not follow: out of the home directory, dangling, or planted."""
+
+    code = "client_file_link_refused"
+
+
+def _size(count: int) -> str:
+    """A limit as people say it: limits are whole MiB or KiB."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count:,} bytes"
+
+
 class ClientTableError(ToolhiveApplyError):
     """clients.toml (shipped with the package) is inconsistent: a bug in toolhive-apply, reported in full."""
 

@@ -1,8 +1,9 @@
 """Transactional rewrites of client config files, compatible with ToolHive's own writers.
 
-Lock `<file>.lock` with flock as ToolHive does (5 s deadline), read, change, validate the candidate, keep the
-previous version as `<file>.bak`, write a temp file in the same directory, fsync, `os.replace`, and put the
-old bytes back if anything fails after that. This is Ansible `copy` and pipx's transaction in one place.
+Check where the file really is (confinement.py), lock `<file>.lock` with flock as ToolHive does (5 s deadline), read
+at most the format's size limit, change, validate the candidate, keep the previous version as `<file>.bak`, write a
+temp file in the same directory, fsync, rename, and put the old bytes back if anything fails after that. Every step
+after the check goes through directory handles (handles.py), so no link is followed that was not judged.
 """
 
 from __future__ import annotations
@@ -11,36 +12,41 @@ import contextlib
 import fcntl
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from toolhive_apply.clients.confinement import Confinement, Place, locate
 from toolhive_apply.clients.errors import (
     ClientConfigError,
     ClientFileLockedError,
     ClientFileMissingError,
     ClientFileParseError,
+    ClientFileTooLargeError,
     ClientFileWriteError,
 )
+from toolhive_apply.clients.handles import FILE_MODE, Directory
 from toolhive_apply.errors import Origin
-from toolhive_apply.fileio import fsync_directory
 
 LOCK_TIMEOUT: Final = 5.0  # pkg/fileutils/lock.go DefaultLockTimeout
 LOCK_RETRY: Final = 0.1  # and its retry interval
-FILE_MODE: Final = 0o600
-DIR_MODE: Final = 0o700
+DEFAULT_LIMIT: Final = 10 << 20  # bytes read at most from one file when the caller names no limit
 
 
 @dataclass(frozen=True, slots=True)
 class FileEdit:
-    """What a rewrite does to one file: `change` maps old text to new (pure), `validate` raises on a bad candidate."""
+    """What a rewrite does to one file: `change` maps old text to new (pure), `validate` raises on a bad candidate.
+
+    `limit` is the largest file (in bytes) the edit reads; `kind` names the format in the error about it.
+    """
 
     change: Callable[[str], str]
     validate: Callable[[str], object]
     initial: str  # the text a missing file starts from
+    limit: int = DEFAULT_LIMIT
+    kind: str = "client"
 
 
 def lock_path(path: Path) -> Path:
@@ -52,53 +58,57 @@ def backup_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold ToolHive's advisory lock for `path`; ClientFileLockedError names the lock (and its holder) on timeout."""
-    lock = lock_path(path)
-    fd = _acquire(path, lock, timeout)
+def file_lock(directory: Directory, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold ToolHive's advisory lock `<name>.lock` in `directory`; ClientFileLockedError names it (and its holder)."""
+    lock = name + ".lock"
+    fd = _acquire(directory, lock, timeout)
     try:
         yield
     finally:
         # ToolHive deletes its lock files after use. Do the same while still holding the lock: a waiter that then
         # gets the old inode sees it is no longer at the path and starts over (see _acquire).
         with contextlib.suppress(OSError):
-            if _same_file(fd, lock):
-                lock.unlink()
+            if _same_file(fd, directory, lock):
+                directory.unlink(lock)
         os.close(fd)
 
 
-def _acquire(path: Path, lock: Path, timeout: float) -> int:
+def _acquire(directory: Directory, lock: str, timeout: float) -> int:
     deadline = time.monotonic() + timeout
+    where, lock_file = directory.path / lock.removesuffix(".lock"), directory.path / lock
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            fd = directory.open_file(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, FILE_MODE)
         except OSError as exc:
-            raise ClientFileWriteError(path, f"cannot open the lock file {lock}: {exc.strerror}") from exc
+            raise ClientFileWriteError(where, f"cannot open the lock file {lock_file}: {exc.strerror}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ClientConfigError(where, f"the lock file {lock_file} is not a regular file", hint="remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = lock_holder(os.fstat(fd))
             os.close(fd)
             if time.monotonic() >= deadline:
-                raise ClientFileLockedError(path, lock, timeout, lock_holder(lock)) from None
+                raise ClientFileLockedError(where, lock_file, timeout, holder) from None
             time.sleep(LOCK_RETRY)
             continue
-        if _same_file(fd, lock):
+        if _same_file(fd, directory, lock):
             return fd
         os.close(fd)  # locked a file its holder had just removed: lock the current one instead
+        if time.monotonic() >= deadline:  # it keeps being replaced: give up as if it were held
+            raise ClientFileLockedError(where, lock_file, timeout, None)
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _same_file(fd: int, directory: Directory, name: str) -> bool:
+    there = directory.lstat(name)
+    here = os.fstat(fd)
+    return there is not None and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def lock_holder(info: os.stat_result) -> str | None:
+    """`pid N (command)` of the process holding a flock on the file `info` describes, from /proc/locks (Linux)."""
     try:
-        here, there = os.fstat(fd), path.stat()
-    except FileNotFoundError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def lock_holder(lock: Path) -> str | None:
-    """`pid N (command)` of the process holding a flock on `lock`, from /proc/locks (Linux); None if unknown."""
-    try:
-        info = lock.stat()
         table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
@@ -118,14 +128,8 @@ def _command(pid: str) -> str | None:
         return None
 
 
-def read_text(path: Path) -> str | None:
-    """The file's text, None when it does not exist; bytes that are not UTF-8 are a positioned parse error."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ClientConfigError(path, f"cannot read: {exc.strerror}") from exc
+def decode(data: bytes | bytearray, path: Path) -> str:
+    """UTF-8 text; bytes that are not UTF-8 are a positioned parse error."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -134,81 +138,141 @@ def read_text(path: Path) -> str | None:
         raise ClientFileParseError(Origin(path, line, column), "the file is not valid UTF-8") from None
 
 
-def rewrite(path: Path, edit: FileEdit, *, create: bool, lock_timeout: float = LOCK_TIMEOUT) -> bool:
-    """Apply `edit` to the file under its lock; True when the file changed. A missing file needs `create`."""
-    if not path.parent.is_dir():
-        if not create:
-            raise ClientFileMissingError(path, "does not exist (nor does its directory)")
-        try:
-            _make_dirs(path.parent)
-        except OSError as exc:
-            raise ClientFileWriteError(path, f"cannot create {exc.filename}: {exc.strerror}") from exc
-    with file_lock(path, lock_timeout):
-        target = path.resolve() if path.is_symlink() else path  # replace the file a dotfile link points to
-        old = read_text(target)
-        if old is None and not create:
-            raise ClientFileMissingError(path, "does not exist")
-        new = edit.change(edit.initial if old is None else old)
-        if new == (edit.initial if old is None else old):
-            return False
-        edit.validate(new)
-        _replace(target, new.encode("utf-8"), None if old is None else old.encode("utf-8"))
-        return True
+def _read(directory: Directory, name: str, limit: int, kind: str) -> tuple[str, os.stat_result] | None:
+    try:
+        found = directory.read(name, limit, kind)
+    except OSError as exc:
+        raise ClientConfigError(directory.path / name, f"cannot read: {exc.strerror}") from exc
+    if found is None:
+        return None
+    data, info = found
+    return decode(data, directory.path / name), info
 
 
-def _make_dirs(directory: Path) -> None:
-    """Create missing parents one by one: mkdir(parents=True) would give the intermediate ones the default mode."""
-    missing = [parent for parent in (directory, *directory.parents) if not parent.exists()]
-    for parent in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            parent.mkdir(mode=DIR_MODE)
+def read_text(
+    path: Path, confinement: Confinement | None = None, *, limit: int = DEFAULT_LIMIT, kind: str = "client"
+) -> str | None:
+    """The file's text, None when it does not exist. It must be where `confinement` allows (default: `path` itself,
+    through no link) and at most `limit` bytes; otherwise a ClientConfigError naming the file says why not.
+    """
+    place = locate(path, confinement or Confinement.exact(path))
+    directory = _open_directory(place.real.parent, create=False)
+    if directory is None:
+        return None
+    with directory:
+        found = _read(directory, place.real.name, limit, kind)
+    return None if found is None else found[0]
 
 
-def _replace(target: Path, data: bytes, old: bytes | None) -> None:
+def _open_directory(path: Path, *, create: bool) -> Directory | None:
+    try:
+        return Directory.open(path, create=create)
+    except OSError as exc:
+        where = Path(exc.filename) if isinstance(exc.filename, str) else path
+        raise ClientConfigError(where, f"cannot open the directory: {exc.strerror}") from exc
+
+
+def rewrite(
+    path: Path,
+    edit: FileEdit,
+    *,
+    create: bool,
+    lock_timeout: float = LOCK_TIMEOUT,
+    confinement: Confinement | None = None,
+) -> bool:
+    """Apply `edit` to the file under its lock; True when the file changed. A missing file needs `create`.
+
+    The file must be where `confinement` allows (default: `path` itself, through no link); a link to a file
+    inside it (a dotfile link) stays a link and the file it points to is replaced.
+    """
+    place = locate(path, confinement or Confinement.exact(path))
+    lock_dir = _open_directory(place.lock_dir, create=create)
+    if lock_dir is None:
+        raise ClientFileMissingError(place.path, "does not exist (nor does its directory)")
+    with lock_dir, file_lock(lock_dir, place.path.name, lock_timeout):
+        if place.real.parent == place.lock_dir:
+            return _rewrite_locked(place, lock_dir, edit, create=create)
+        directory = _open_directory(place.real.parent, create=False)  # a dotfile link: the file is elsewhere
+        if directory is None:
+            raise ClientFileMissingError(place.path, f"leads to {place.real}, which no longer exists")
+        with directory:
+            return _rewrite_locked(place, directory, edit, create=create)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The file being replaced: its name in its (already opened) directory."""
+
+    directory: Directory
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.directory.path / self.name
+
+
+def _rewrite_locked(place: Place, directory: Directory, edit: FileEdit, *, create: bool) -> bool:
+    target = _Target(directory, place.real.name)
+    found = _read(directory, target.name, edit.limit, edit.kind)
+    if found is None and not create:
+        raise ClientFileMissingError(place.path, "does not exist")
+    old, info = found if found is not None else (None, None)
+    new = edit.change(edit.initial if old is None else old)
+    if new == (edit.initial if old is None else old):
+        return False
+    data = new.encode("utf-8")
+    if len(data) > edit.limit:  # it could not be read back next time
+        raise ClientFileTooLargeError(place.path, len(data), edit.limit, edit.kind, edited=True)
+    edit.validate(new)
+    _replace(target, data, None if old is None else old.encode("utf-8"), info)
+    return True
+
+
+def _replace(target: _Target, data: bytes, old: bytes | None, info: os.stat_result | None) -> None:
     """Back up, write atomically with the old mode and owner, verify; on failure put the old bytes back."""
-    info = target.stat() if old is not None else None
     try:
         if old is not None:
-            _atomic_write(backup_path(target), old, info)
-        _atomic_write(target, data, info)
+            _atomic_write(target, target.name + ".bak", old, info)
+        _atomic_write(target, target.name, data, info)
         _verify(target, data)
     except BaseException as exc:  # an interrupt must not leave a half-done transaction either
         problem = _restore(target, old, info)
         if isinstance(exc, OSError):
-            raise ClientFileWriteError(target, f"write failed: {exc}{problem}") from exc
+            raise ClientFileWriteError(target.path, f"write failed: {exc}{problem}") from exc
         raise
 
 
-def _verify(target: Path, data: bytes) -> None:
-    if target.read_bytes() != data:
-        raise OSError(f"{target} does not read back as written")
+def _verify(target: _Target, data: bytes) -> None:
+    try:
+        found = target.directory.read(target.name, len(data), "client")
+    except ClientConfigError:
+        found = None
+    if found is None or found[0] != data:
+        raise OSError(f"{target.path} does not read back as written")
 
 
-def _restore(target: Path, old: bytes | None, info: os.stat_result | None) -> str:
+def _restore(target: _Target, old: bytes | None, info: os.stat_result | None) -> str:
     try:
         if old is None:
-            target.unlink(missing_ok=True)
-        elif not target.exists() or target.read_bytes() != old:
-            _atomic_write(target, old, info)
-    except OSError as exc:
-        return f"; restoring the previous version failed too ({exc}); it is in {backup_path(target)}"
+            target.directory.unlink(target.name)
+        else:
+            try:
+                found = target.directory.read(target.name, len(old), "client")
+            except ClientConfigError:
+                found = None
+            if found is None or found[0] != old:
+                _atomic_write(target, target.name, old, info)
+    except (OSError, ClientConfigError) as exc:
+        return f"; restoring the previous version failed too ({exc}); it is in {target.path}.bak"
     return "; the previous version was kept"
 
 
-def _atomic_write(target: Path, data: bytes, like: os.stat_result | None) -> None:
-    """Temp file in the same directory, fsync, mode (and owner, when allowed) of `like`, os.replace, fsync dir."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fchmod(stream.fileno(), stat.S_IMODE(like.st_mode) if like else FILE_MODE)
-            if like is not None:
-                with contextlib.suppress(PermissionError):
-                    os.fchown(stream.fileno(), like.st_uid, like.st_gid)
-            os.fsync(stream.fileno())
-        Path(temp).replace(target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_directory(target.parent)
+def _atomic_write(target: _Target, name: str, data: bytes, like: os.stat_result | None) -> None:
+    """`data` as `name` beside the target, with the permissions (and owner, when allowed) of `like`.
+
+    Only the permission bits: a settings file never needs setuid, setgid or sticky, and copying them onto new
+    content (a file hard-linked to a setuid program, replaced by root) would hand them to that content.
+    """
+    mode = stat.S_IMODE(like.st_mode) & 0o777 if like is not None else FILE_MODE
+    owner = (like.st_uid, like.st_gid) if like is not None else None
+    target.directory.write_atomically(name, data, mode, owner)

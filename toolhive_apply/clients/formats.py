@@ -7,10 +7,9 @@ tomlkit (tomldoc.py). Unparseable text is a ClientFileParseError with the file, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from toolhive_apply.clients.errors import ClientFileParseError
 from toolhive_apply.clients.jsonc import JsoncDocument, JsoncError, position
@@ -20,6 +19,11 @@ from toolhive_apply.clients.yamldoc import YamlDocument
 from toolhive_apply.errors import Origin
 
 _T = TypeVar("_T")
+
+# The largest file read per format. Client files hold settings (a few KiB); the limits leave room for the big ones
+# (Claude Code keeps project history in ~/.claude.json) while bounding memory: parsing costs a small multiple of the
+# size for JSON (our own span parser), but ruamel.yaml and tomlkit build heavy trees, so their limits are lower.
+SIZE_LIMITS: Final[Mapping[str, int]] = {"JSON": 10 << 20, "YAML": 128 << 10, "TOML": 128 << 10}
 
 
 class Document(Protocol):
@@ -35,36 +39,28 @@ class Document(Protocol):
 
 
 class JsonDocument:
-    """JSON and JSONC files through the span editor; offsets in its errors become line:column here."""
+    """JSON and JSONC files through the span editor; offsets in its errors become line:column here.
+
+    Plain JSON must stay readable by the client's own parser, which is as strict as Python's: the editor checks
+    every edited text again in strict mode (RFC 8259, which json.loads accepts too), without building a tree.
+    """
 
     def __init__(self, text: str, path: Path, client: ClientSpec) -> None:
         self.path = path
         self.servers = client.servers
-        self.strict = client.format is FileFormat.JSON
-        self.doc = self._guard(text, lambda: JsoncDocument(text, comments=not self.strict))
+        self.doc = self._guard(text, lambda: JsoncDocument(text, comments=client.format is FileFormat.JSONC))
 
     def entries(self) -> dict[str, object]:
         return self._guard(self.doc.text, lambda: self.doc.servers(self.servers))
 
     def upsert(self, name: str, entry: Mapping[str, object]) -> None:
         self._guard(self.doc.text, lambda: self.doc.upsert(self.servers, name, dict(entry)))
-        self._check()
 
     def remove(self, name: str) -> bool:
-        removed = self._guard(self.doc.text, lambda: self.doc.remove(self.servers, name))
-        self._check()
-        return removed
+        return self._guard(self.doc.text, lambda: self.doc.remove(self.servers, name))
 
     def dump(self) -> str:
         return self.doc.text
-
-    def _check(self) -> None:
-        """Plain JSON must stay readable by the client's own parser, which is as strict as Python's."""
-        if self.strict:
-            try:
-                json.loads(self.doc.text)
-            except json.JSONDecodeError as exc:
-                raise ClientFileParseError(Origin(self.path, exc.lineno, exc.colno), exc.msg) from None
 
     def _guard(self, text: str, action: Callable[[], _T]) -> _T:
         try:
@@ -83,6 +79,16 @@ def parse_document(client: ClientSpec, text: str, path: Path) -> Document:
             return YamlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
         case FileFormat.TOML_TABLES | FileFormat.TOML_ARRAY:
             return TomlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
+
+
+def format_name(client: ClientSpec) -> str:
+    """JSON (JSONC included), YAML or TOML: what the size limits and their error name."""
+    return client.format.value[:4].upper()
+
+
+def size_limit(client: ClientSpec) -> int:
+    """The largest file of `client`'s format that is read (bytes); a larger one is a ClientFileTooLargeError."""
+    return SIZE_LIMITS[format_name(client)]
 
 
 def empty_text(client: ClientSpec) -> str:

@@ -137,9 +137,14 @@ class TomlDocument:
         return Origin(self.path, 1, 1)
 
     def _commit(self, expected: dict[str, object]) -> None:
+        """Take the edited document's text, and check it: the servers hold `expected`, nothing else changed.
+
+        tomlkit's trees cost a hundred times the text, so the old one is dropped before the new text is parsed.
+        """
         text = self.doc.as_string()
         if text.endswith("\n\n") and not self.text.endswith("\n\n"):
             text = text[:-1]  # new tables end with a blank line to separate them; not at the end of the file
+        self.doc = tomlkit.document()
         before = {k: v for k, v in tomllib.loads(self.text).items() if k != self.servers[0]}
         self.text, self.doc = text, load(text, self.path)
         after = {k: v for k, v in tomllib.loads(text).items() if k != self.servers[0]}

@@ -150,26 +150,36 @@ class YamlDocument:
         return self.text
 
     def _change(self, edit: _Edit, splice: Callable[[], str | None]) -> None:
-        """Apply `edit` by splicing lines; fall back to ruamel's round trip when splicing is not possible or wrong."""
+        """Apply `edit` by splicing lines; fall back to ruamel's round trip when splicing is not possible or wrong.
+
+        ruamel's trees cost a hundred times the text or more, so at most one is alive besides the plain data: the
+        tree of the old text is dropped once the splice is made, and the one checked is the one kept.
+        """
         expected = plain(self.data)
         edit(expected)
         candidate = splice()
-        if candidate is None or not self._holds(candidate, expected):
+        self.data = CommentedMap()  # the old tree is not needed any more: the fallback loads the text afresh
+        loaded = None if candidate is None else self._holding(candidate, expected)
+        if candidate is None or loaded is None:
             data = load(self.text, self.path)
             edit(data)
             stream = io.StringIO()
             _yaml(self.text).dump(data, stream)
+            del data
             candidate = stream.getvalue()
-            if not self._holds(candidate, expected):
+            loaded = self._holding(candidate, expected)
+            if loaded is None:
                 raise ClientConfigError(self.path, "internal error: the edited YAML does not hold the intended data")
-        self.text, self.data = candidate, load(candidate, self.path)
+        self.text, self.data = candidate, loaded
 
-    def _holds(self, candidate: str, expected: object) -> bool:
-        """The candidate parses and holds exactly the intended data (a bad splice is not the user's parse error)."""
+    def _holding(self, candidate: str, expected: object) -> CommentedMap | None:
+        """The candidate's tree when it parses and holds exactly the intended data, else None (a bad splice is
+        not the user's parse error)."""
         try:
-            return plain(load(candidate, self.path)) == expected
+            loaded = load(candidate, self.path)
         except ClientFileParseError:
-            return False
+            return None
+        return loaded if plain(loaded) == expected else None
 
     def _upsert_data(self, data: Any, name: str, entry: Mapping[str, object]) -> None:
         """The change on loaded data (plain or ruamel), creating missing levels as ToolHive does."""

@@ -10,6 +10,7 @@ losing it makes toolhive-apply treat its own entries as hand-written ones (left 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -17,14 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from toolhive_apply.clients.files import file_lock
+from toolhive_apply.clients import ClientConfigError, Confinement
+from toolhive_apply.clients.files import decode, file_lock
+from toolhive_apply.clients.handles import Directory
 from toolhive_apply.errors import ToolhiveApplyError
-from toolhive_apply.fileio import private_dir, replace_atomically, state_dir
+from toolhive_apply.fileio import state_dir
 
 STATE_VERSION: Final = 1
 STATE_FILE_MODE: Final = 0o600
-STATE_DIR_MODE: Final = 0o700
+STATE_DIR_MODE: Final = 0o700  # handles.DIR_MODE: the two levels toolhive-apply creates
 STATE_LOCK_TIMEOUT: Final = 10.0
+STATE_SIZE_LIMIT: Final = 4 << 20  # a record per client: a few KiB in practice
+_FORGET_HINT: Final = "fix or delete the file; deleting it makes toolhive-apply forget which entries it wrote"
 _STACK: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
@@ -36,18 +41,44 @@ class ClientStateError(ToolhiveApplyError):
 
 @dataclass(frozen=True, slots=True)
 class ClientRecord:
-    """What one stack wrote into one client's file. Invariants: `path` is absolute; `entries` sorted and unique."""
+    """What one stack wrote into one client's file, and where that file was allowed to be.
+
+    Invariants: `path` is absolute; `entries` sorted and unique; `home` (the home directory the path was judged
+    against) is absolute or None for records written before it was kept; `named` says the user's config_path named
+    `path`, so it may be outside home.
+    """
 
     path: Path
     groups: tuple[str, ...]
     entries: tuple[str, ...]
+    home: Path | None = None
+    named: bool = False
 
     @classmethod
-    def of(cls, path: Path, groups: tuple[str, ...] | list[str], entries: set[str] | list[str]) -> ClientRecord:
-        return cls(path, tuple(groups), tuple(sorted(set(entries))))
+    def of(
+        cls,
+        path: Path,
+        groups: tuple[str, ...] | list[str],
+        entries: set[str] | list[str],
+        confinement: Confinement | None = None,
+    ) -> ClientRecord:
+        home = confinement.home if confinement is not None else None
+        named = confinement is not None and confinement.named is not None
+        return cls(path, tuple(groups), tuple(sorted(set(entries))), home, named)
+
+    def confinement(self, home: Path) -> Confinement:
+        """Where the recorded file may be. A record without a home (older ones) allows its own path, as recorded,
+        and links landing under `home` (the provider's): the path was derived from the manifest when written.
+        """
+        if self.home is None:
+            return Confinement.of(home, self.path)
+        return Confinement.of(self.home, self.path if self.named else None)
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "groups": list(self.groups), "entries": list(self.entries)}
+        data: dict[str, Any] = {"path": str(self.path), "groups": list(self.groups), "entries": list(self.entries)}
+        if self.home is not None:
+            data.update(home=str(self.home), named=self.named)
+        return data
 
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -59,13 +90,16 @@ def _record(client: str, raw: object, where: Path) -> ClientRecord:
     if not isinstance(raw, dict):
         raise ClientStateError(f"{where}: clients.{client} must be an object")
     path, groups, entries = raw.get("path"), raw.get("groups", []), raw.get("entries", [])
-    valid = isinstance(path, str) and Path(path).is_absolute()
+    home, named = raw.get("home"), raw.get("named", False)
+    valid = isinstance(path, str) and Path(path).is_absolute() and isinstance(named, bool)
+    valid = valid and (home is None or (isinstance(home, str) and Path(home).is_absolute()))
     if not valid or not _strings(groups) or not _strings(entries):
         raise ClientStateError(
             f"{where}: clients.{client} needs an absolute path and lists of names for groups and entries",
-            hint="fix or delete the file; deleting it makes toolhive-apply forget which entries it wrote",
+            hint=_FORGET_HINT,
         )
-    return ClientRecord.of(Path(str(path)), list(groups), list(entries))
+    record = ClientRecord.of(Path(str(path)), list(groups), list(entries))
+    return ClientRecord(record.path, record.groups, record.entries, None if home is None else Path(home), named)
 
 
 def _strings(value: object) -> bool:
@@ -77,10 +111,7 @@ def parse_state(text: str, where: Path) -> dict[str, ClientRecord]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ClientStateError(
-            f"{where}: not valid JSON ({exc})",
-            hint="fix or delete the file; deleting it makes toolhive-apply forget which entries it wrote",
-        ) from None
+        raise ClientStateError(f"{where}: not valid JSON ({exc})", hint=_FORGET_HINT) from None
     if not isinstance(data, dict) or not isinstance(data.get("clients", {}), dict):
         raise ClientStateError(f"{where}: expected an object with a `clients` object")
     version = data.get("version")
@@ -89,19 +120,33 @@ def parse_state(text: str, where: Path) -> dict[str, ClientRecord]:
     return {name: _record(name, raw, where) for name, raw in data.get("clients", {}).items()}
 
 
-def _read(path: Path) -> dict[str, ClientRecord]:
+def _open(directory: Path, *, create: bool) -> Directory | None:
+    """The state directory, None when it does not exist (and `create` is false).
+
+    The base (XDG_STATE_HOME or ~/.local/state) is the user's and may be a link; the `toolhive-apply/clients` levels
+    are toolhive-apply's own, created private and never followed when they are links, like the state file itself.
+    """
+    base = directory.parent.parent
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClientStateError(f"{path}: cannot read the client state: {exc}") from None
-    return parse_state(text, path)
+        if create:
+            base.mkdir(parents=True, exist_ok=True)
+        return Directory.open(Path(os.path.realpath(base)) / directory.parent.name / directory.name, create=create)
+    except OSError as exc:
+        raise ClientStateError(f"{directory}: cannot open the client state directory: {exc.strerror}") from None
+    except ClientConfigError as exc:
+        raise ClientStateError(f"client state: {exc.message}", hint=exc.hint) from None
 
 
-def _make_dir(directory: Path) -> None:
-    """The state directory and its `toolhive-apply` parent are private; XDG_STATE_HOME itself is left as it is."""
-    private_dir(directory, levels=2)
+def _read(directory: Directory, name: str) -> dict[str, ClientRecord]:
+    path = directory.path / name
+    try:
+        found = directory.read(name, STATE_SIZE_LIMIT, "state")
+        text = None if found is None else decode(found[0], path)
+    except OSError as exc:
+        raise ClientStateError(f"{path}: cannot read the client state: {exc.strerror}") from None
+    except ClientConfigError as exc:
+        raise ClientStateError(f"client state: {exc.message}", hint=exc.hint or _FORGET_HINT) from None
+    return {} if text is None else parse_state(text, path)
 
 
 class ClientState:
@@ -122,20 +167,28 @@ class ClientState:
         return self.directory / f"{self.stack}.json"
 
     def load(self) -> dict[str, ClientRecord]:
-        return _read(self.path)
+        directory = _open(self.directory, create=False)
+        if directory is None:
+            return {}
+        with directory:
+            return _read(directory, self.path.name)
 
     def set(self, client: str, record: ClientRecord | None) -> None:
         """Record (or, with None, forget) what this stack wrote for `client`; a file with no client is removed."""
         with self._lock:
+            directory = _open(self.directory, create=True)
+            assert directory is not None  # created when missing
             try:
-                _make_dir(self.directory)
-                with file_lock(self.path, STATE_LOCK_TIMEOUT):
-                    self._update(client, record)
+                with directory, file_lock(directory, self.path.name, STATE_LOCK_TIMEOUT):
+                    self._update(directory, client, record)
             except OSError as exc:
                 raise ClientStateError(f"{self.path}: cannot write the client state: {exc}") from exc
+            except ClientConfigError as exc:
+                raise ClientStateError(f"client state: {exc.message}", hint=exc.hint) from None
 
-    def _update(self, client: str, record: ClientRecord | None) -> None:
-        records = _read(self.path)
+    def _update(self, directory: Directory, client: str, record: ClientRecord | None) -> None:
+        name = self.path.name
+        records = _read(directory, name)
         if records.get(client) == record:
             return
         if record is None:
@@ -143,19 +196,24 @@ class ClientState:
         else:
             records[client] = record
         if not records:
-            self.path.unlink(missing_ok=True)
+            directory.unlink(name)
+            directory.fsync()
             return
         document = {
             "version": STATE_VERSION,
             "stack": self.stack,
-            "clients": {name: records[name].as_json() for name in sorted(records)},
+            "clients": {key: records[key].as_json() for key in sorted(records)},
         }
-        replace_atomically(self.path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), mode=STATE_FILE_MODE)
+        data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+        directory.write_atomically(name, data, STATE_FILE_MODE)
 
 
 def load_all(state_dir: Path | None = None) -> dict[str, dict[str, ClientRecord]]:
     """Every stack's records, by stack name: for views and for naming which stack owns an entry."""
-    directory = default_state_dir() if state_dir is None else state_dir
-    if not directory.is_dir():
+    directory = _open(default_state_dir() if state_dir is None else state_dir, create=False)
+    if directory is None:
         return {}
-    return {path.stem: _read(path) for path in sorted(directory.glob("*.json")) if _STACK.fullmatch(path.stem)}
+    with directory:
+        listed = os.listdir(directory.fd)  # noqa: PTH208 - a descriptor: what was opened, not a path looked up again
+        names = sorted(name for name in listed if name.endswith(".json"))
+        return {name[:-5]: _read(directory, name) for name in names if _STACK.fullmatch(name[:-5])}

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from toolhive_apply.clients import (
     ClientConfigError,
     ClientSpec,
+    Confinement,
     Entry,
     UnknownClientError,
     build_entry,
@@ -24,6 +25,7 @@ from toolhive_apply.clients import (
     observe,
     write_entries,
 )
+from toolhive_apply.clients.confinement import normal
 from toolhive_apply.clients.table import InstalledRule
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
@@ -39,11 +41,18 @@ CLIENT_HOST = "127.0.0.1"  # the host ToolHive writes into client files (`thv cl
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a declared client's file is, and whether ToolHive would consider the client installed."""
+    """Where a declared client's file is, where it may lead (its home, or the exact config_path), and whether
+    ToolHive would consider the client installed."""
 
     client: ClientSpec
     path: Path
     installed: bool
+    confinement: Confinement
+
+    @property
+    def source(self) -> dict[str, object]:
+        """The confinement as the desired spec carries it (a soft field), so a saved plan applies under it too."""
+        return {"home": str(self.confinement.home), "named": self.confinement.named is not None}
 
     @property
     def marker(self) -> Path:
@@ -110,11 +119,17 @@ class ClientProvider:
         """`settings.home` (relative to the manifest), else the provider's home, else $HOME."""
         if manifest.settings.home:
             home = Path(manifest.settings.home).expanduser()
-            return home if home.is_absolute() else manifest_dir(manifest) / home
-        return self.home if self.home is not None else Path.home()
+            return normal(home if home.is_absolute() else manifest_dir(manifest) / home)
+        return self.default_home()
+
+    def default_home(self) -> Path:
+        return normal(self.home if self.home is not None else Path.home())
 
     def target(self, declared: Client, manifest: Manifest) -> Target:
-        """The file of `declared`: its `config_path` (`~` is the home in use, relative is the manifest's directory)."""
+        """The file of `declared`: its `config_path` (`~` is the home in use, relative is the manifest's directory).
+
+        The file may land (once links are followed) under the home in use, or exactly at the config_path given.
+        """
         client = get_client(declared.name)
         home = self.home_for(manifest)
         override = declared.config_path
@@ -125,10 +140,11 @@ class ClientProvider:
             path = config_path(client, home, override=override)
         except ToolhiveApplyError as exc:
             raise ManifestError.single(declared.origin, f"clients[{declared.name}].config_path", exc.message) from None
-        # One spelling per file (no `..`) so state records compare equal; the file itself is not resolved, so a
-        # dotfile link stays a link (the writer replaces what it points to).
-        path = path.parent.resolve() / path.name
-        return Target(client, path, is_installed(client, home, override=str(path)))
+        # One spelling per file (`..` folded as written) so state records compare equal. No link is resolved here:
+        # the reader and writer resolve at the moment they open, and judge that against the confinement.
+        path = normal(path)
+        confinement = Confinement.of(home, path if declared.config_path else None)
+        return Target(client, path, is_installed(client, home, override=str(path)), confinement)
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
         self.warnings = []
@@ -151,6 +167,7 @@ class ClientProvider:
                 "path": str(target.path),
                 "groups": list(declared.groups),
                 "entries": entries,
+                "source": target.source,
             }
             needs = frozenset(ResourceId(Kind.WORKLOAD, name) for name in entries)
             result.append(DesiredResource(rid, spec, declared.origin, needs))
@@ -166,7 +183,7 @@ class ClientProvider:
         """
         ours = set(record.entries) if record is not None and record.path == target.path else set()
         try:
-            present = observe(target.client, target.path).entries
+            present = observe(target.client, target.path, target.confinement).entries
         except ClientConfigError as exc:
             if not ours:  # for a client we manage, observe reports it as "cannot be changed"
                 self.warnings.append(f"{rid}: {exc.message}; the file is left untouched until it is fixed")
@@ -198,7 +215,7 @@ class ClientProvider:
         rid = ResourceId(Kind.CLIENT, name)
         handle = str(record.path)
         try:
-            found = observe(get_client(name), record.path)
+            found = observe(get_client(name), record.path, record.confinement(self.default_home()))
         except (ClientConfigError, UnknownClientError) as exc:
             problem = {"error": exc.message}
             return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, "invalid", None, problem)
@@ -227,8 +244,9 @@ class ClientProvider:
         spec = change.desired.spec
         name, path, wanted = change.id.name, Path(spec["path"]), dict(spec["entries"])
         client = get_client(name)
+        confinement = self._confinement(spec, path)
         ours = self._ours_at(client, path)
-        foreign = self._foreign_now(client, path, wanted, ours)
+        foreign = self._foreign_now(client, path, wanted, ours, confinement)
         for entry in foreign:
             emit(Event(str(change.id), "progress", _conflict_note(str(change.id), entry, path, [])))
         # Sorted names and ToolHive's key order: a saved plan (JSON, sorted keys) then writes the very same bytes.
@@ -236,12 +254,21 @@ class ClientProvider:
         groups = list(spec.get("groups", ()))
         # Record first what the file may hold after the write, so a crash in between never leaves an entry of ours
         # looking hand-written (it would then be left alone forever); a name recorded but absent is simply re-added.
-        self.state.set(name, ClientRecord.of(path, groups, ours | set(upserts)))
+        self.state.set(name, ClientRecord.of(path, groups, ours | set(upserts), confinement))
         # A desired client exists only if it is installed or declared with create: true, so the file may be created.
-        changed = write_entries(client, path, upserts, sorted(ours - set(wanted)), create=True)
-        self.state.set(name, ClientRecord.of(path, groups, set(upserts)))
+        removals = sorted(ours - set(wanted))
+        changed = write_entries(client, path, upserts, removals, create=True, confinement=confinement)
+        self.state.set(name, ClientRecord.of(path, groups, set(upserts), confinement))
         note = "written" if changed else "already up to date"
         return note + (f" (left {len(foreign)} hand-written entry alone)" if foreign else "")
+
+    def _confinement(self, spec: Mapping[str, Any], path: Path) -> Confinement:
+        """Where the planned file may be: as planned (`source`), or for a plan saved before it was carried, the
+        planned path itself and the provider's home."""
+        source = spec.get("source")
+        if isinstance(source, Mapping) and isinstance(source.get("home"), str):
+            return Confinement.of(Path(source["home"]), path if source.get("named") else None)
+        return Confinement.of(self.default_home(), path)
 
     def _ours_at(self, client: ClientSpec, path: Path) -> set[str]:
         """The entries this stack wrote into `path`; when the client's file moved, ours leave the old file first."""
@@ -249,20 +276,23 @@ class ClientProvider:
         if record is None:
             return set()
         if record.path != path:
-            write_entries(client, record.path, {}, record.entries)
+            write_entries(client, record.path, {}, record.entries, confinement=record.confinement(self.default_home()))
             return set()
         return set(record.entries)
 
     @staticmethod
-    def _foreign_now(client: ClientSpec, path: Path, wanted: Mapping[str, object], ours: set[str]) -> list[str]:
+    def _foreign_now(
+        client: ClientSpec, path: Path, wanted: Mapping[str, object], ours: set[str], confinement: Confinement
+    ) -> list[str]:
         """Checked again at apply time: a hand-written entry may have appeared since the plan (a saved one, say)."""
-        present = observe(client, path).entries
+        present = observe(client, path, confinement).entries
         return sorted(entry for entry in wanted if entry in present and entry not in ours)
 
     def _delete(self, name: str) -> str:
         record = self.state.load().get(name)
         if record is None:
             return "already gone"
-        write_entries(get_client(name), record.path, {}, record.entries)
+        confinement = record.confinement(self.default_home())
+        write_entries(get_client(name), record.path, {}, record.entries, confinement=confinement)
         self.state.set(name, None)
         return "entries removed"
