@@ -37,13 +37,15 @@ def refusal(tmp_path: Path, body: str, environ: dict[str, str]) -> list[str]:
 
 def test_env_of_a_secret_source_in_a_field_is_refused_with_position_secret_and_field(tmp_path: Path) -> None:
     value = f"tok-{uuid.uuid4().hex}"
-    environ = {"TOKEN_SOURCE": value}
+    # env() of the secret's own source is refused outright (a credential the manifest names); the same value
+    # under another name is what this check is for
+    environ = {"TOKEN_SOURCE": value, "TOKEN_COPY": value}
     body = (
         "secrets: [{key: api, from: {env: TOKEN_SOURCE}}]\n"
         "workloads:\n"
         "  - name: w\n"
         "    image: mcp/x:1\n"
-        "    env_vars: {AUTH: \"Bearer {{ env('TOKEN_SOURCE') }}\"}\n"
+        "    env_vars: {AUTH: \"Bearer {{ env('TOKEN_COPY') }}\"}\n"
         "    secrets: [{name: api, target: API}]\n"
     )
     lines = refusal(tmp_path, body, environ)
@@ -79,9 +81,10 @@ def test_a_secrets_description_holding_a_value_is_refused_but_an_inline_value_is
 
 
 def test_vars_secrets_and_short_values_are_not_refused(tmp_path: Path) -> None:
-    environ = {"LONG": f"tok-{uuid.uuid4().hex}", "SHORT": "ab"}
+    long = f"tok-{uuid.uuid4().hex}"
+    environ = {"LONG": long, "LONG_COPY": long, "SHORT": "ab"}
     body = (
-        "vars: {copy: \"{{ env('LONG') }}\"}\n"
+        "vars: {copy: \"{{ env('LONG_COPY') }}\"}\n"
         "secrets: [{key: long, from: {env: LONG}}, {key: short, from: {env: SHORT}},"
         " {key: missing, from: {env: NOT_SET}}, {key: gone, from: {file: ./nothing}}]\n"
         "workloads: [{name: w, image: mcp/x:1, env_vars: {A: ab, B: xaby}}]\n"
