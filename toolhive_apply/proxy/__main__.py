@@ -14,16 +14,20 @@ import sys
 
 from toolhive_apply.proxy.app import serve
 from toolhive_apply.proxy.config import CONFIG_ENV, ConfigError, load_config
+from toolhive_apply.proxy.docker_gate import serve_gate
 from toolhive_apply.proxy.egress import serve_egress
 
+HELPER_MODES = {"egress": serve_egress, "docker-gate": serve_gate}
+"""Modes with their own small document and server: the egress proxy, and the docker gate of a stdio workload."""
 
-def _egress_document(text: str | None) -> dict[str, object] | None:
-    """The configuration when it asks for egress mode, which has its own small document and server."""
+
+def _helper_document(text: str | None) -> dict[str, object] | None:
+    """The configuration when it asks for a helper mode."""
     try:
         raw = json.loads(text or "")
     except ValueError:
         return None
-    return raw if isinstance(raw, dict) and raw.get("mode") == "egress" else None
+    return raw if isinstance(raw, dict) and raw.get("mode") in HELPER_MODES else None
 
 
 def main() -> int:
@@ -32,10 +36,10 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    egress = _egress_document(os.environ.get(CONFIG_ENV))
+    helper = _helper_document(os.environ.get(CONFIG_ENV))
     try:
-        if egress is not None:
-            asyncio.run(serve_egress(egress))
+        if helper is not None:
+            asyncio.run(HELPER_MODES[str(helper["mode"])](helper))
             return 0
         config = load_config(os.environ.get(CONFIG_ENV), os.environ)
     except KeyboardInterrupt:
