@@ -52,6 +52,7 @@ def run(tmp_path: Path, scenario: Scenario, mode: SessionMode = SessionMode.SHAR
         health = Health("fake", "stdio")
         backend = (PerClientBackend if mode is SessionMode.PER_CLIENT else StdioBackend)(config, health)
         hub = SessionHub(backend, ToolPolicy.from_config(config), health)
+        backend.is_session = lambda key: key in hub.sessions
         loop_task = asyncio.create_task(backend.run())
         try:
             assert await health.wait_running(5), health.detail

@@ -50,6 +50,7 @@ def assemble(config: ProxyConfig) -> Assembly:
         per_client = config.session_mode is SessionMode.PER_CLIENT
         backend = (PerClientBackend if per_client else StdioBackend)(config, health)
         hub = SessionHub(backend, policy, health)
+        backend.is_session = lambda key: key in hub.sessions
         health.details = lambda: {
             "container": config.container,
             "sessions": len(hub.sessions),

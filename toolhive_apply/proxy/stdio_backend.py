@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from toolhive_apply.proxy.config import ProxyConfig
@@ -63,6 +64,9 @@ class StdioBackend:
         self._interest = SharedInterest()
         self.init_result: JsonObject | None = None
         self.listener: ServerListener = lambda _client, _message: None
+        self.is_session: Callable[[str], bool] = lambda _client: True
+        """Whether a multiplexer key is an initialized session (set by the assembly); per-client mode serves only
+        sessions, since a one-off request has no process of its own."""
         self.attach_count = 0
         self._container_down = False
         """The last look at the container found it stopped or missing: fail requests at once, do not wait."""

@@ -24,7 +24,7 @@ from typing import Final
 from toolhive_apply.proxy.config import ProxyConfig
 from toolhive_apply.proxy.docker_attach import DockerApiError, open_session
 from toolhive_apply.proxy.health import Health, Status
-from toolhive_apply.proxy.jsonrpc import JsonObject, RequestId
+from toolhive_apply.proxy.jsonrpc import METHOD_NOT_FOUND, JsonObject, RequestId, error_response, method_of
 from toolhive_apply.proxy.stdio_backend import StdioBackend, _hint
 from toolhive_apply.proxy.stdio_connection import BackendUnavailableError, ServerConnection, raise_if_cancelling
 
@@ -110,6 +110,9 @@ class PerClientBackend(StdioBackend):
 
     async def request(self, client: str, message: JsonObject) -> JsonObject:
         """Forward to the client's own process, starting it first when this is the session's first request."""
+        if not self.is_session(client):  # e.g. a server/discover probe: clients then fall back to initialize
+            reason = f"{method_of(message)} needs a session here: each session has its own server process"
+            return error_response(message["id"], METHOD_NOT_FOUND, reason)
         if not await self.ready():
             raise BackendUnavailableError(f"MCP server unavailable: {self._health.detail}")
         connection = await self._connection_for(client)
