@@ -366,7 +366,8 @@ class Session:
         self._next = 10
 
     def _read(self, response: http.client.HTTPResponse) -> None:
-        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+        # AttributeError: http.client's way of saying that close() in another thread took the socket away
+        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
             for line in response:
                 if line.startswith(b"data:"):
                     self.events.append(json.loads(line[5:]))

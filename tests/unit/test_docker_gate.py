@@ -157,6 +157,7 @@ def test_in_front_of_an_engine_refusals_never_reach_it_and_answers_are_built_by_
                 head("GET /containers/time/json HTTP/1.1", "Transfer-Encoding: chunked\r\n") + b"0\r\n\r\n",
                 b"GET /containers/time/json HTTP/1.1\r\nHost: a\r\n\r\nGET /info HTTP/1.1\r\n\r\n",
                 b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+                b"GET /version HTTP/1.1\nHost: docker\n\n",  # refused at once, not waited on
             ):
                 status, _ = await _exchange(config.listen, raw)
                 assert status in (200, 400, 403, 431), raw[:60]

@@ -199,12 +199,8 @@ class DockerGate:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            head = await asyncio.wait_for(_read_head(reader), HEAD_TIMEOUT)
             operation = parse_request(head, self.table)
-        except asyncio.LimitOverrunError:
-            self.refused += 1
-            await self._send(writer, 431, "request head too large")
-            return
         except TimeoutError:
             return
         except GateRefusedError as refusal:
@@ -269,6 +265,23 @@ class DockerGate:
         with contextlib.suppress(OSError, ConnectionError):
             writer.write(_answer(status, {"message": _printable(message)}))
             await writer.drain()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The request head, line by line, so a bare LF or an oversized head is refused at once rather than waited on."""
+    head = b""
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise GateRefusedError(431, "request head too large") from None
+        head += line
+        if len(head) > MAX_HEAD_BYTES:
+            raise GateRefusedError(431, "request head too large")
+        if not line.endswith(b"\r\n"):
+            raise GateRefusedError(400, "a line ends with a bare LF")
+        if line == b"\r\n":
+            return head
 
 
 async def _pump(source: asyncio.StreamReader, target: asyncio.StreamWriter, *, half_close: bool) -> None:
