@@ -308,3 +308,13 @@ def test_the_per_client_server_is_unavailable_while_its_container_is_down(tmp_pa
         assert backend._health.status is Status.UNHEALTHY
 
     run(tmp_path, scenario, mode=SessionMode.PER_CLIENT)
+
+
+def test_per_client_mode_refuses_requests_without_a_session_without_starting_a_process(tmp_path: Path) -> None:
+    async def scenario(engine: FakeEngine, backend: StdioBackend, hub: SessionHub) -> None:
+        before = dict(engine.execs)
+        reply = await hub.handle("nosession-1", None, request(0, "server/discover"))
+        assert reply is not None and reply.message["error"]["code"] == METHOD_NOT_FOUND  # clients fall back
+        assert engine.execs == before
+
+    run(tmp_path, scenario, mode=SessionMode.PER_CLIENT)
