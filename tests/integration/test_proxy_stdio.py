@@ -433,6 +433,8 @@ def test_per_client_sessions_have_their_own_process_and_never_see_each_others_no
         second.close()
     assert set(list_tools(proxy.url())) == {"whoami", "shout", "level"}  # the SDK client, with a process of its own
     assert call_tool(proxy.url(), "level", {}) == "none"
+    proxy_stack.api.restart(f"{proxy_stack.prefix}-notify", timeout=5)  # every process goes with the container
+    assert set(ready(proxy, proxy_stack, timeout=60)) == {"whoami", "shout", "level"}
 
 
 def test_shared_mode_keeps_log_levels_per_client_and_away_from_the_server(proxy_stack: ProxyStack) -> None:
