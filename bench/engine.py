@@ -51,7 +51,7 @@ def manifest_for(stack: str, count: int, directory: Path) -> Path:
 
 def wipe(api: Any, label: str) -> None:
     for container in api.containers(all=True, filters={"label": [label]}):
-        api.remove_container(container["Id"], force=True)
+        api.remove_container(container["Id"], force=True, v=True)
 
 
 def timed(action: Callable[[], object]) -> float:

@@ -6,7 +6,7 @@ It needs the local test images (`python tests/images/build_images.py`) and a Doc
 Both sides use the real MCP SDK client on the handshake protocol (``mode="legacy"``) and call
 ``get_current_time(timezone="UTC")`` of mcp-server-time sequentially in one session, after a warm-up:
 * direct: ``stdio_client`` over ``docker run -i --rm --network none toolhive-apply-test/time:latest``;
-* proxy: streamable HTTP to the proxy container (stdio mode, attached through the Docker socket), which
+* proxy: streamable HTTP to the proxy container (stdio mode, attached through its docker gate), which
   multiplexes the same kind of server; plus a run with several concurrent client sessions through the proxy.
 Each phase stops after ``--calls`` calls or ``--max-seconds``, whichever comes first. Everything created is removed.
 """
@@ -38,6 +38,12 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from tests.support.mcp_client import wait_until_ready  # noqa: E402
 from toolhive_apply.docker_client import connect  # noqa: E402
+from toolhive_apply.providers.workload_spec import (  # noqa: E402
+    GATE_SOCKET,
+    HELPER_USER,
+    gate_host_config_args,
+    gate_volume,
+)
 from toolhive_apply.proxy.image import ensure_proxy_image  # noqa: E402
 
 PYTHON_IMAGE = "toolhive-apply-test/python:latest"
@@ -114,7 +120,7 @@ class Stack:
         self.prefix = f"thvbench-{uuid.uuid4().hex[:6]}"
         self.image = ensure_proxy_image(api, PYTHON_IMAGE, tag=f"toolhive-apply-bench/proxy:{self.prefix}")
         self.port = free_port()
-        self.names = [f"{self.prefix}-time", f"{self.prefix}-proxy"]
+        self.names = [f"{self.prefix}-time", f"{self.prefix}-proxy", f"{self.prefix}-gate"]
         try:
             self._create()
         except BaseException:
@@ -124,8 +130,14 @@ class Stack:
     def _create(self) -> None:
         api = self.api
         api.create_network(f"{self.prefix}-net")
-        config = {"name": "bench", "mode": "stdio", "listen_port": 8080, "container": self.names[0]}
-        api.create_container(
+        config = {
+            "name": "bench",
+            "mode": "stdio",
+            "listen_port": 8080,
+            "container": self.names[0],
+            "docker_socket": GATE_SOCKET,
+        }
+        server = api.create_container(
             TIME_IMAGE,
             name=self.names[0],
             stdin_open=True,
@@ -140,11 +152,26 @@ class Stack:
             host_config=api.create_host_config(
                 network_mode=f"{self.prefix}-net",
                 port_bindings={8080: ("127.0.0.1", self.port)},
-                binds={SOCKET: {"bind": SOCKET, "mode": "rw"}},
-                group_add=[str(os.stat(SOCKET).st_gid)],
+                mounts=[gate_volume()],
                 read_only=True,
                 cap_drop=["ALL"],
             ),
+        )
+        gate = {  # as the engine lays a stdio workload out: the proxy reaches the server through its docker gate
+            "name": self.names[2],
+            "mode": "docker-gate",
+            "container": server["Id"],
+            "container_name": self.names[0],
+            "listen": GATE_SOCKET,
+            "docker_socket": SOCKET,
+        }
+        gate_host = gate_host_config_args((SOCKET, os.stat(SOCKET).st_gid), self.names[1])
+        api.create_container(
+            self.image,
+            name=self.names[2],
+            user=HELPER_USER,
+            environment={"THV_PROXY_CONFIG": json.dumps(gate)},
+            host_config=api.create_host_config(**gate_host),
         )
         for name in self.names:
             api.start(name)
@@ -156,7 +183,7 @@ class Stack:
     def close(self) -> None:
         """Remove whatever exists of the stack (also after a partial set-up)."""
         for remove in (
-            *(lambda name=name: self.api.remove_container(name, force=True) for name in self.names),
+            *(lambda name=name: self.api.remove_container(name, force=True, v=True) for name in self.names),
             lambda: self.api.remove_network(f"{self.prefix}-net"),
             lambda: self.api.remove_image(self.image, force=True),
         ):

@@ -58,13 +58,13 @@ def test_images(docker_api: Any) -> dict[str, str]:
 
 def remove_stack(api: Any, stack: str) -> None:
     for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
-        api.remove_container(container["Id"], force=True)
+        api.remove_container(container["Id"], force=True, v=True)
     for network in api.networks(filters={"label": [f"toolhive-apply.stack={stack}"]}):
         api.remove_network(network["Id"])
     for network in api.networks(names=[f"toolhive-apply.{stack}"]):
         api.remove_network(network["Id"])
     for container in api.containers(all=True, filters={"name": [f"^/toolhive-apply-lock.{stack}$"]}):
-        api.remove_container(container["Id"], force=True)
+        api.remove_container(container["Id"], force=True, v=True)
 
 
 @pytest.fixture

@@ -95,4 +95,4 @@ def test_two_applies_of_one_stack_do_not_interleave(
     names = [
         c["Names"][0] for c in docker_api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
     ]
-    assert len(names) == 6  # three servers and their three proxies: no duplicates, no leftovers
+    assert len(names) == 9  # three stdio servers, their proxies and gates: no duplicates, no leftovers

@@ -78,7 +78,8 @@ class CrashStack(FaultStack):
         assert healed.code == 0, (context, healed)
         names = self.names(generation, parallel)
         found = inventory(api, self.stack)
-        expected = sorted([*names, *(f"{n}-proxy" for n in names), f"toolhive-apply-registry.{self.stack}.cat"])
+        helpers = [f"{n}-{helper}" for n in names for helper in ("proxy", "gate")]  # stdio units have a docker gate
+        expected = sorted([*names, *helpers, f"toolhive-apply-registry.{self.stack}.cat"])
         assert found.names == expected, context  # nothing orphaned (no "-replaced-" pair), nothing twice
         assert all(found.containers[n] == "running" for n in names), (context, found.containers)
         assert found.networks == [f"toolhive-apply.{self.stack}"], (context, found.networks)

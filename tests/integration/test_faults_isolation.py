@@ -46,9 +46,9 @@ def _manifest(fault: FaultStack, generation: int) -> Path:
 def _expected(stack: str, generation: int) -> tuple[list[str], list[str]]:
     name = f"{stack}-iso"
     if generation % 3 == 2:
-        return sorted([name, f"{name}-proxy"]), [f"toolhive-apply.{stack}"]
+        return sorted([name, f"{name}-gate", f"{name}-proxy"]), [f"toolhive-apply.{stack}"]
     networks = sorted([f"toolhive-apply.{stack}", f"toolhive-apply.{stack}.{name}.internal"])
-    return sorted([name, f"{name}-egress", f"{name}-proxy"]), networks
+    return sorted([name, f"{name}-egress", f"{name}-gate", f"{name}-proxy"]), networks  # a stdio unit: + its gate
 
 
 def test_an_isolated_apply_killed_after_each_docker_write_converges_without_orphans(

@@ -1,8 +1,9 @@
 """Shared set-up for the proxy container tests (this module holds no tests).
 
-Every test gets its own user-defined bridge network, MCP container and proxy container, all with unique names and
-removed afterwards; the proxy image is built once per session FROM the local python test image (no registry) under
-a unique tag and removed at the end. Containers are reached only through ports published on 127.0.0.1.
+Every test gets its own user-defined bridge network, MCP container and proxy container (and for a stdio server the
+proxy's docker gate, laid out as the engine lays it out), all with unique names and removed afterwards; the proxy
+image is built once per session FROM the local python test image (no registry) under a unique tag and removed at
+the end. Containers are reached only through ports published on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, PYTHON_IMAGE, TIME_IMAGE
 from tests.support.mcp_client import wait_until_ready
+from toolhive_apply.providers.workload_spec import GATE_SOCKET, HELPER_USER, gate_host_config_args, gate_volume
 from toolhive_apply.proxy.image import ensure_proxy_image, proxy_image_inputs_hash
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -128,7 +130,10 @@ class ProxyStack:
         return self._run(f"{self.prefix}-{suffix}", PYTHON_IMAGE, host_config, command=["python", "-c", script])
 
     def start_proxy(self, config: dict[str, Any], *, socket_access: bool, env: dict[str, str] | None = None) -> Proxy:
-        """The proxy as the engine should create it: read-only, no capabilities, non-root, loopback-only port."""
+        """The proxy as the engine should create it: read-only, no capabilities, non-root, loopback-only port.
+
+        ``socket_access``: the proxy reaches the Docker API as in production, through a docker gate (no network, the
+        socket's group) listening in a volume the two share; the proxy itself has neither socket nor group."""
         port = free_port()
         host_config = self.api.create_host_config(
             network_mode=self.network,
@@ -137,15 +142,41 @@ class ProxyStack:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             restart_policy={"Name": "unless-stopped"},
-            binds={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"}} if socket_access else None,
-            group_add=[str(os.stat(DOCKER_SOCKET).st_gid)] if socket_access else None,
+            mounts=[gate_volume()] if socket_access else None,
         )
         full = {"listen_port": LISTEN_PORT, **config}
+        if socket_access:
+            full.setdefault("docker_socket", GATE_SOCKET)
         environment = {"THV_PROXY_CONFIG": json.dumps(full), **(env or {})}
         name = self._run(
             f"{self.prefix}-proxy", self.image, host_config, environment=environment, ports=[LISTEN_PORT], detach=True
         )
+        if socket_access:
+            self.start_gate(name, str(config["container"]), str(full.get("session_mode", "shared")))
         return Proxy(name, port)
+
+    def start_gate(self, proxy: str, container: str, session_mode: str = "shared") -> str:
+        """The proxy's docker gate, bound to ``container``'s id, sharing the proxy's volume."""
+        gate = {
+            "name": f"{self.prefix}-gate",
+            "mode": "docker-gate",
+            "container": self.api.inspect_container(container)["Id"],
+            "container_name": container,
+            "listen": GATE_SOCKET,
+            "docker_socket": DOCKER_SOCKET,
+            "session_mode": session_mode,
+        }
+        socket_group = os.stat(DOCKER_SOCKET).st_gid
+        host_config = self.api.create_host_config(**gate_host_config_args((DOCKER_SOCKET, socket_group), proxy))
+        environment = {"THV_PROXY_CONFIG": json.dumps(gate)}
+        return self._run(
+            gate["name"],
+            self.image,
+            host_config,
+            environment=environment,
+            user=HELPER_USER,
+            healthcheck={"test": ["NONE"]},
+        )
 
     def logs(self, name: str) -> str:
         return str(self.api.logs(name, tail=60).decode(errors="replace"))
@@ -153,7 +184,7 @@ class ProxyStack:
     def cleanup(self) -> None:
         for name in reversed(self.containers):
             with contextlib.suppress(docker.errors.APIError):
-                self.api.remove_container(name, force=True)
+                self.api.remove_container(name, force=True, v=True)
         with contextlib.suppress(docker.errors.APIError):
             self.api.remove_network(self.network)
 

@@ -215,7 +215,7 @@ def purge_stack(api: Any, stack: str, timeout: float = 30.0) -> None:
     while True:
         for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
             with contextlib.suppress(docker.errors.NotFound):
-                api.remove_container(container["Id"], force=True)
+                api.remove_container(container["Id"], force=True, v=True)
         for lock in api.containers(all=True, filters={"name": [f"^/toolhive-apply-lock.{stack}$"]}):
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(lock["Id"], force=True)

@@ -294,18 +294,19 @@ def test_a_unit_is_running_only_when_its_network_and_egress_are_there() -> None:
     server["NetworkSettings"] = {"Networks": {"toolhive-apply.s.w.internal": {}}}
     proxy = _container("w-proxy", "proxy")
     egress = _container("w-egress", "egress")
-    full = observe_units("s", [server, proxy, egress], [_network("w")], ["w"])
+    gate = _container("w-gate", "gate")  # a stdio unit's docker gate
+    full = observe_units("s", [server, proxy, egress, gate], [_network("w")], ["w"])
     assert [r.status for r in full.values()] == ["running"]
     assert next(iter(full.values())).facts["network"] == "toolhive-apply.s.w.internal"
-    assert [r.status for r in observe_units("s", [server, proxy], [_network("w")], ["w"]).values()] == [
+    assert [r.status for r in observe_units("s", [server, proxy, gate], [_network("w")], ["w"]).values()] == [
         "egress missing"
     ]
-    assert [r.status for r in observe_units("s", [server, proxy, egress], [], ["w"]).values()] == [
+    assert [r.status for r in observe_units("s", [server, proxy, egress, gate], [], ["w"]).values()] == [
         "drifted: internal network missing"
     ]
     # someone connected the server to a network with a route out: recreated, not trusted
     escaped = {**server, "NetworkSettings": {"Networks": {"toolhive-apply.s.w.internal": {}, "bridge": {}}}}
-    assert [r.status for r in observe_units("s", [escaped, proxy, egress], [_network("w")], ["w"]).values()] == [
+    assert [r.status for r in observe_units("s", [escaped, proxy, egress, gate], [_network("w")], ["w"]).values()] == [
         "drifted: attached to bridge, toolhive-apply.s.w.internal"
     ]
     # a network of an older version's shape (the host's address on it), or reshaped by hand: the unit is remade
@@ -432,8 +433,9 @@ def test_a_path_that_escapes_through_a_symlink_or_dot_dot_is_judged_by_where_it_
 
 def test_an_internal_network_beside_a_server_that_is_not_isolated_is_a_leftover() -> None:
     server = _container("w", spec=_spec({"network": {"outbound": {"insecure_allow_all": True}}}, isolation=False))
-    server["NetworkSettings"] = {"Networks": {"toolhive-apply.s": {}}}
-    observed = observe_units("s", [server, _container("w-proxy", "proxy")], [_network("w")], ["w"])
+    server["NetworkSettings"] = {"Networks": {"bridge": {}}}  # a non-isolated stdio server: the default bridge
+    helpers = [_container("w-proxy", "proxy"), _container("w-gate", "gate")]
+    observed = observe_units("s", [server, *helpers], [_network("w")], ["w"])
     assert {rid.name: r.status for rid, r in observed.items()} == {
         "w": "running",
         "toolhive-apply.s.w.internal": "orphaned",

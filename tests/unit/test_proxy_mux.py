@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolhive_apply.proxy.mux import DuplicateRequestError, IdMultiplexer, cancel_notice
+from toolhive_apply.proxy.shared_interest import SharedInterest
 
 
 def request(request_id: int | str, method: str = "tools/call", **params: object) -> dict[str, object]:
@@ -98,3 +99,39 @@ def test_a_closed_session_and_a_lost_server_release_every_pending_request() -> N
     assert sorted(p.waiter for p in mux.abandon_client("a")) == ["a1", "a2"]
     assert [p.waiter for p in mux.drain()] == ["b1"]
     assert len(mux) == 0
+
+
+def notification(method: str, **params: object) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def test_shared_log_messages_go_to_the_clients_that_asked_at_their_own_level() -> None:
+    interest = SharedInterest()
+    assert interest.set_level("a", "warning") and interest.set_level("b", "debug")
+    assert not interest.set_level("c", "verbose") and not interest.set_level("c", 3)
+    assert interest.recipients(notification("notifications/message", level="info", data="x")) == ["b"]
+    assert interest.recipients(notification("notifications/message", level="error", data="x")) == ["a", "b"]
+    assert interest.recipients(notification("notifications/message", level="odd", data="x")) == ["a", "b"]
+    interest.forget("b")
+    assert interest.recipients(notification("notifications/message", level="info")) == []
+
+
+def test_shared_subscriptions_are_counted_per_uri() -> None:
+    interest = SharedInterest()
+    assert interest.subscribe("a", "u") is True  # the first: ask the server
+    assert interest.subscribe("b", "u") is False
+    assert interest.subscribe("a", "v") is True
+    assert interest.recipients(notification("notifications/resources/updated", uri="u")) == ["a", "b"]
+    assert interest.recipients(notification("notifications/resources/updated", uri="w")) == []
+    assert interest.unsubscribe("b", "u") is False  # a still holds it
+    assert interest.unsubscribe("c", "v") is False  # c never held it; a does
+    assert interest.subscriptions() == ["u", "v"]
+    assert interest.forget("a") == ["u", "v"]  # nobody wants them any more: tell the server
+    assert interest.subscriptions() == []
+
+
+def test_other_notifications_are_for_everyone() -> None:
+    interest = SharedInterest()
+    interest.set_level("a", "debug")
+    assert interest.recipients(notification("notifications/tools/list_changed")) is None
+    assert interest.recipients(notification("notifications/custom", x=1)) is None

@@ -55,6 +55,8 @@ def _source_issues(w: Workload, registries: set[str]) -> Iterator[ManifestIssue]
         yield _issue(w.origin, (*path, "transport"), "a remote server (url) speaks sse or streamable-http")
     if w.proxy_mode and w.transport not in (None, "stdio"):
         yield _issue(w.origin, (*path, "proxy_mode"), "proxy_mode applies to stdio servers only")
+    if w.session_mode and (w.url or w.transport not in (None, "stdio")):
+        yield _issue(w.origin, (*path, "session_mode"), "session_mode applies to stdio servers only")
 
 
 def _known(names: set[str]) -> str:

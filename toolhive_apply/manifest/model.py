@@ -94,6 +94,7 @@ class Workload:
     cmd_arguments: tuple[str, ...] = ()
     transport: Transport | None = None
     proxy_mode: Literal["streamable-http", "sse"] | None = None
+    session_mode: Literal["shared", "per-client"] | None = None
     proxy_port: int | None = None
     target_port: int | None = None
     host: str | None = None
@@ -198,6 +199,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         cmd_arguments=tuple(str(a) for a in item.get("cmd_arguments", ())),
         transport=item.get("transport"),
         proxy_mode=item.get("proxy_mode"),
+        session_mode=item.get("session_mode"),
         proxy_port=item.get("proxy_port"),
         target_port=item.get("target_port"),
         host=item.get("host"),

@@ -1,8 +1,10 @@
-"""The proxy half of a workload: its image, its container and the stack network it shares with the server.
+"""The proxy half of a workload: its image, its container, the stack network, and a stdio server's docker gate.
 
 A workload is a pair (MCP container + proxy container) kept alive by Docker's restart policy, so an applied
 stack answers again after a reboot or a dockerd restart with no toolhive-apply process running (ToolHive's
-proxies are host processes that do not come back: its issues #431 and #835).
+proxies are host processes that do not come back: its issues #431 and #835). A stdio workload has a third
+container, its docker gate: the only one that holds the engine's socket, with no network at all, serving its
+proxy (over a unix socket in a volume they share) attach/inspect or per-client sessions of its one server.
 """
 
 from __future__ import annotations
@@ -20,21 +22,27 @@ import docker.errors
 from toolhive_apply.docker_client import CountingAPIClient
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.providers.workload_spec import (
+    HELPER_USER,
     LABEL_MANAGED_BY,
     LABEL_STACK,
     MANAGED_BY,
     PROXY_LISTEN_PORT,
+    ROLE_GATE,
+    gate_config,
+    gate_host_config_args,
+    gate_name,
     proxy_config,
     proxy_host_config_args,
     proxy_labels,
     proxy_name,
     stack_network,
+    uses_gate,
 )
 from toolhive_apply.proxy.image import ProxyImageError, ensure_proxy_image
 
 
-def local_socket(endpoint: str) -> tuple[str, int | None] | None:
-    """(host path, group id) of the engine's unix socket, for the stdio proxy to attach through."""
+def local_socket(endpoint: str) -> tuple[str, int | None]:
+    """(host path, group id) of the engine's unix socket, for a stdio workload's docker gate."""
     parsed = urlparse(endpoint)
     if parsed.scheme not in ("unix", "http+unix", ""):
         return ("/var/run/docker.sock", None)  # a remote engine: its own default socket, group unknown here
@@ -101,7 +109,7 @@ class ProxyManager:
         self, spec: dict[str, Any], address: str, labels: dict[str, str], secret_env: dict[str, str]
     ) -> str:
         """The whole of a remote workload: a proxy named like the workload, forwarding to the remote URL."""
-        host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network, None))
+        host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network))
         env = {"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True), **secret_env}
         created = self.api.create_container(
             image=self.image(spec, address),
@@ -119,19 +127,37 @@ class ProxyManager:
         with contextlib.suppress(docker.errors.NotFound):
             existing = self.api.inspect_container(name)
             if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
-                self.api.remove_container(name, force=True)
+                self.api.remove_container(name, force=True, v=True)
+
+    def create_gate(self, spec: dict[str, Any], address: str, server: str, proxy: str) -> str | None:
+        """The docker gate of a stdio workload, bound to the server container's id and sharing `proxy`'s volume;
+        None for other transports."""
+        if not uses_gate(spec):
+            return None
+        name = gate_name(spec["name"])
+        self.remove_stale(name)
+        created = self.api.create_container(
+            image=self.image(spec, address),
+            name=name,
+            user=HELPER_USER,
+            environment={"THV_PROXY_CONFIG": json.dumps(gate_config(spec, server), sort_keys=True)},
+            labels=proxy_labels(spec, self.stack, role=ROLE_GATE),
+            detach=True,
+            healthcheck={"test": ["NONE"]},  # the image's check asks a TCP /health; the gate has no network
+            host_config=self.api.create_host_config(**gate_host_config_args(local_socket(self.endpoint), proxy)),
+        )
+        return str(created["Id"])
 
     def create(self, spec: dict[str, Any], address: str) -> str:
         """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
         image = self.image(spec, address)
         name = proxy_name(spec["name"])
         self.remove_stale(name)
-        host_config = self.api.create_host_config(
-            **proxy_host_config_args(spec, self.network, local_socket(self.endpoint))
-        )
+        host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network))
         created = self.api.create_container(
             image=image,
             name=name,
+            user=HELPER_USER,
             environment={"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True)},
             labels=proxy_labels(spec, self.stack),
             ports=[PROXY_LISTEN_PORT],

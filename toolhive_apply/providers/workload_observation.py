@@ -1,8 +1,9 @@
 """From one container list and one network list to observed workloads: pure, so every rule is tested on data.
 
-A workload is a unit: the MCP container (or, for a remote server, its proxy alone), its proxy, and when isolated
-its egress proxy and internal network. Helpers belong to their server only under their proper names; a helper or
-network whose server is gone, or a container renamed aside by an interrupted replace, is an orphan and is deleted.
+A workload is a unit: the MCP container (or, for a remote server, its proxy alone), its proxy, for a stdio server
+its docker gate, and when isolated its egress proxy and internal network. Helpers belong to their server only under
+their proper names; a helper or network whose server is gone, or a container renamed aside by an interrupted replace,
+is an orphan and is deleted.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_ROLE,
     LABEL_SPEC,
     ROLE_EGRESS,
+    ROLE_GATE,
     ROLE_ISOLATION,
     ROLE_PROXY,
     TH_LABEL,
     egress_name,
     egress_rules,
+    gate_name,
     isolated,
     isolation_network_sound,
     proxy_name,
     stack_network,
+    stdio_server_network,
+    uses_gate,
 )
 
-HELPER_NAMES = {ROLE_PROXY: proxy_name, ROLE_EGRESS: egress_name}
+HELPER_NAMES = {ROLE_PROXY: proxy_name, ROLE_EGRESS: egress_name, ROLE_GATE: gate_name}
 
 
 def container_name(summary: dict[str, Any]) -> str:
@@ -127,13 +132,15 @@ def _owned(
     spec = parse_spec(labels)
     if spec is not None and summary.get("ImageID") and "image_id" in spec:
         spec = {**spec, "image_id": summary["ImageID"]}
-    proxy, egress = helpers[ROLE_PROXY], helpers[ROLE_EGRESS]
+    proxy, egress, gate = helpers[ROLE_PROXY], helpers[ROLE_EGRESS], helpers[ROLE_GATE]
     facts: dict[str, Any] = {
         "container_id": summary["Id"],
         "image_id": summary.get("ImageID"),
         "container_name": name,
         "proxy_id": proxy["Id"] if proxy else None,
         "proxy_state": str(proxy.get("State")) if proxy else "missing",
+        "gate_id": gate["Id"] if gate else None,
+        "gate_state": str(gate.get("State")) if gate else "missing",
         "egress_id": egress["Id"] if egress else None,
         "egress_state": str(egress.get("State")) if egress else "missing",
         "network": network.get("Name") if network else None,
@@ -169,4 +176,18 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
         return f"{DRIFTED}attached to {', '.join(facts['attached']) or 'no network'}"
     if needs_egress and facts["egress_state"] != "running":
         return f"egress {facts['egress_state']}"
+    return _stdio_status(state, spec, facts)
+
+
+def _stdio_status(state: str, spec: Mapping[str, Any], facts: dict[str, Any]) -> str:
+    """A stdio unit also needs its docker gate, and a non-isolated stdio server lives on the default bridge only
+    (an older unit on the stack network could reach every proxy: replaced)."""
+    try:
+        gated, bridge = uses_gate(spec), stdio_server_network(spec)
+    except (KeyError, AttributeError, TypeError):
+        return state  # a spec from an older version: judged by its hash alone
+    if gated and facts["gate_state"] != "running":
+        return f"gate {facts['gate_state']}"
+    if bridge is not None and facts["attached"] != [bridge]:
+        return f"{DRIFTED}attached to {', '.join(facts['attached']) or 'no network'}"
     return state

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from docker.types import DriverConfig, Mount
+
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
 MANAGED_BY: Final = "toolhive-apply"
@@ -26,6 +29,7 @@ LABEL_GROUP: Final = "toolhive-apply.group"
 LABEL_ROLE: Final = "toolhive-apply.role"
 ROLE_PROXY: Final = "proxy"
 ROLE_EGRESS: Final = "egress"
+ROLE_GATE: Final = "gate"
 ROLE_ISOLATION: Final = "isolation"
 EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
@@ -57,6 +61,13 @@ GATEWAY_HOSTS: Final[Mapping[str, str]] = {
     "host.docker.internal": "host-gateway",
     "gateway.docker.internal": "host-gateway",
 }
+"""Where the docker gate of a stdio workload finds the engine's socket (the only container that has it)."""
+GATE_DIR: Final = "/run/toolhive-gate"
+GATE_SOCKET: Final = f"{GATE_DIR}/docker.sock"
+"""The gate's listening socket, in a volume only the proxy and its gate mount."""
+HELPER_USER: Final = "65532:65532"
+"""The proxy image's user, set explicitly so gate and proxy share the gate volume whatever image is configured."""
+DEFAULT_BRIDGE: Final = "bridge"
 
 # ToolHive's standard labels (pkg/labels/labels.go), so `thv list` recognises our containers.
 TH_LABEL: Final = "toolhive"
@@ -110,6 +121,24 @@ def set_aside_name(proper: str, token: str) -> str:
     """The name a container carries while its replacement starts (a rollback renames it back); any container of
     the stack whose name holds SET_ASIDE_MARK is taken for a leftover of an interrupted replace."""
     return f"{proper}{SET_ASIDE_MARK}{token}"
+
+
+def gate_name(workload_name: str) -> str:
+    return f"{workload_name}-gate"
+
+
+def uses_gate(spec: Spec) -> bool:
+    """A stdio server (not a remote one) is reached through the Docker API, so its unit has a docker gate."""
+    return not spec.get("remote") and spec.get("transport") == "stdio"
+
+
+def stdio_server_network(spec: Spec) -> str | None:
+    """Where a non-isolated stdio server lives: Docker's default bridge, away from every proxy (it needs to reach
+    none: the proxy reaches it through the gate, not the network). None: the usual rules apply (an isolated server
+    on its internal network, where its proxy is not either; a profile's own network mode; HTTP servers)."""
+    if uses_gate(spec) and not isolated(spec) and network_mode(spec) is None:
+        return DEFAULT_BRIDGE
+    return None
 
 
 def isolation_network(stack: str, workload_name: str) -> str:
@@ -175,6 +204,8 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
     }
     if workload.session_ttl is not None:
         spec["session_ttl"] = workload.session_ttl  # only when set: existing specs (and their hashes) are unchanged
+    if transport == "stdio" and not workload.url:
+        spec["session_mode"] = workload.session_mode or "shared"
     if image_id:
         spec["image_id"] = image_id
     if workload.registry_server:
@@ -192,6 +223,8 @@ def unit_parts(spec: Spec, stack: str) -> list[str]:
     if spec.get("remote"):
         return [f"container {spec['name']} (proxy to {spec['url']})"]
     parts = [f"container {spec['name']}", f"container {proxy_name(spec['name'])}"]
+    if uses_gate(spec):
+        parts.append(f"container {gate_name(spec['name'])} (docker gate, no network)")
     if egress_rules(spec) is not None:
         parts.append(f"container {egress_name(spec['name'])} (egress proxy)")
     if isolated(spec):
@@ -301,7 +334,8 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         if any(ref["target"] == REMOTE_BEARER_ENV for ref in spec["secrets"]):
             config["bearer_token_env"] = REMOTE_BEARER_ENV
     elif spec["transport"] == "stdio":
-        config.update({"mode": "stdio", "container": spec["name"], "docker_socket": PROXY_SOCKET})
+        config.update({"mode": "stdio", "container": spec["name"], "docker_socket": GATE_SOCKET})
+        config.update({"session_mode": spec.get("session_mode", "shared"), "max_processes": DEFAULT_MAX_PROCESSES})
     else:
         path = "/sse" if spec["transport"] == "sse" else "/mcp"
         config.update(
@@ -324,7 +358,7 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
 
 def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, str]:
     """ToolHive's helper-container labels (so `thv list` skips it) plus our ownership and the pair's hash."""
-    name = egress_name(spec["name"]) if role == ROLE_EGRESS else proxy_name(spec["name"])
+    name = {ROLE_EGRESS: egress_name, ROLE_GATE: gate_name}.get(role, proxy_name)(spec["name"])
     return {
         TH_LABEL: "true",
         TH_NAME: name,
@@ -363,16 +397,51 @@ def bounded_log_config() -> dict[str, Any]:
     return {"Type": "json-file", "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}}
 
 
-def proxy_host_config_args(spec: Spec, network: str, socket: tuple[str, int | None] | None) -> dict[str, Any]:
-    """A helper publishing the loopback-only port; the Docker socket only for stdio attach."""
+def proxy_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+    """A helper publishing the loopback-only port. Never the Docker socket: a stdio proxy has the volume its gate
+    listens in (the gate takes it with volumes_from, the only way around: volumes_from copies binds too, and the
+    gate's include the socket)."""
     args = helper_host_config_args(network)
     args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
-    if spec["transport"] == "stdio" and socket is not None:
-        host_path, gid = socket
-        args["binds"] = {host_path: {"bind": PROXY_SOCKET, "mode": "rw"}}
-        if gid is not None:
-            args["group_add"] = [str(gid)]
+    if uses_gate(spec):
+        args["mounts"] = [gate_volume()]
     return args
+
+
+def gate_volume() -> Mount:
+    """The gate's socket directory: an anonymous volume (it lives and dies with the proxy and gate containers, removed
+    with the last of them) on tmpfs, owned by the helpers' user, mode 0700. Anonymous volumes cannot be mounted
+    read-only; the proxy could only replace the gate's socket with one of its own, which nobody else connects to."""
+    uid, gid = HELPER_USER.split(":")
+    options = {"type": "tmpfs", "device": "tmpfs", "o": f"uid={uid},gid={gid},mode=0700,size=65536,nosuid,nodev,noexec"}
+    return Mount(GATE_DIR, None, type="volume", driver_config=DriverConfig("local", options))
+
+
+def gate_host_config_args(socket: tuple[str, int | None], proxy: str) -> dict[str, Any]:
+    """The docker gate: no network at all, read-only, no capabilities, the engine's socket with its group only, and
+    its proxy's volume (which holds nothing else)."""
+    host_path, gid = socket
+    args = helper_host_config_args("none")
+    args["binds"] = {host_path: {"bind": PROXY_SOCKET, "mode": "ro"}}  # connect() still works; the file stays put
+    args["volumes_from"] = [f"{proxy}:rw"]
+    if gid is not None:
+        args["group_add"] = [str(gid)]
+    return args
+
+
+def gate_config(spec: Spec, container_id: str) -> dict[str, Any]:
+    """THV_PROXY_CONFIG of a stdio workload's docker gate: the one container (by engine id) it may reach."""
+    return {
+        "name": gate_name(spec["name"]),
+        "mode": "docker-gate",
+        "container": container_id,
+        "container_name": spec["name"],
+        "listen": GATE_SOCKET,
+        "docker_socket": PROXY_SOCKET,
+        "docker_api_version": "auto",
+        "session_mode": spec.get("session_mode", "shared"),
+        "max_processes": DEFAULT_MAX_PROCESSES,
+    }
 
 
 def egress_config(spec: Spec, docker_host: DockerHostAddresses) -> dict[str, Any]:

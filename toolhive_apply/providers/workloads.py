@@ -41,11 +41,14 @@ from toolhive_apply.providers.workload_spec import (
     container_env,
     container_labels,
     egress_name,
+    gate_name,
     host_config_args,
     isolated,
     isolation_network,
     proxy_name,
     set_aside_name,
+    stdio_server_network,
+    uses_gate,
     workload_spec,
 )
 
@@ -137,7 +140,7 @@ class WorkloadProvider:
 
         Matched here against the observation's one list of the engine's containers (see StackContainers.engine).
         """
-        wanted = {n: n for n in names} | {proxy_name(n): n for n in names} | {egress_name(n): n for n in names}
+        wanted = {helper(n): n for n in names for helper in (str, proxy_name, egress_name, gate_name)}
         found = {}
         for summary in self.snapshot.engine():
             if container_name(summary) not in wanted:
@@ -165,7 +168,9 @@ class WorkloadProvider:
         if change.action is Action.DELETE:
             assert change.observed is not None
             facts = change.observed.facts
-            self._remove_all(change.observed.handle, facts.get("proxy_id"), facts.get("egress_id"))
+            self._remove_all(
+                change.observed.handle, facts.get("proxy_id"), facts.get("gate_id"), facts.get("egress_id")
+            )
             if facts.get("network"):
                 self.isolation.drop_network(str(facts["network"]))
             self.proxies.remove_network_if_unused()
@@ -223,7 +228,8 @@ class WorkloadProvider:
         return None
 
     def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
-        host_config = self.api.create_host_config(**host_config_args(spec, self.isolation.server_network(spec)))
+        network = stdio_server_network(spec) or self.isolation.server_network(spec)
+        host_config = self.api.create_host_config(**host_config_args(spec, network))
         ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
         environment = container_env(spec)
         for ref in spec["secrets"]:
@@ -284,6 +290,7 @@ class WorkloadProvider:
         made_network = isolated(spec) and self.isolation.ensure_network(spec, address)
         server: str | None = None
         proxy: str | None = None
+        gate: str | None = None
         egress: str | None = None
         try:
             egress = self.isolation.create_egress(spec, address)
@@ -292,14 +299,17 @@ class WorkloadProvider:
             server = self._create(change, spec, change.id.name)
             self.api.start(server)
             proxy = self.proxies.create(spec, address)
+            gate = self.proxies.create_gate(spec, address, server, proxy)
+            if gate:
+                self.api.start(gate)
             self.isolation.connect_proxy(spec, proxy)
             self.api.start(proxy)
-            self._wait(change, spec, [(c, 0) for c in (server, proxy, egress) if c], emit)
+            self._wait(change, spec, [(c, 0) for c in (server, proxy, gate, egress) if c], emit)
             if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
                 self.isolation.drop_network(isolation_network(self.stack, change.id.name))
         except (ProviderError, docker.errors.APIError):
             # a half-made workload is worse than none: the next apply creates it afresh
-            self._remove_all(server, proxy, egress)
+            self._remove_all(server, proxy, gate, egress)
             if made_network:
                 self.isolation.remove_network(isolation_network(self.stack, change.id.name))
             raise
@@ -332,10 +342,16 @@ class WorkloadProvider:
         egress = change.observed.facts.get("egress_id")
         if egress is None and isolated(spec):
             egress = self.isolation.create_egress(spec, str(change.id))
+        gate = change.observed.facts.get("gate_id")
         if proxy is None:
             proxy = self.proxies.create(spec, str(change.id))
             self.isolation.connect_proxy(spec, proxy)
-        for helper in (proxy, egress):
+            if gate is not None:  # it shares the old proxy's volume: a new proxy needs a new gate
+                self._remove_quietly(str(gate))
+                gate = None
+        if gate is None and uses_gate(spec):
+            gate = self.proxies.create_gate(spec, str(change.id), server, str(proxy))
+        for helper in (gate, proxy, egress):
             if helper:
                 inspected = self.api.inspect_container(helper)
                 parts.append((str(helper), int(inspected.get("RestartCount", 0))))
@@ -359,6 +375,7 @@ class WorkloadProvider:
         candidates = [
             (facts.get("egress_id"), egress_name(name)),
             (facts.get("proxy_id"), proxy_name(name)),
+            (facts.get("gate_id"), gate_name(name)),
             (change.observed.handle, name),
         ]
         old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
@@ -394,8 +411,9 @@ class WorkloadProvider:
                 self._remove_quietly(container)
 
     def _remove_quietly(self, container_id: str) -> None:
+        """With its anonymous volumes: a gate's socket volume goes with the last of gate and proxy."""
         with contextlib.suppress(docker.errors.NotFound):
-            self.api.remove_container(container_id, force=True)
+            self.api.remove_container(container_id, force=True, v=True)
 
     # -- bulk operations -------------------------------------------------------------------------
     def restart(self, observed: ObservedResource) -> None:

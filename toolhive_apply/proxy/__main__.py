@@ -7,23 +7,35 @@ Exit status: 0 after SIGTERM, 2 for an unusable configuration (restarting cannot
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
-from toolhive_apply.proxy.app import serve
 from toolhive_apply.proxy.config import CONFIG_ENV, ConfigError, load_config
-from toolhive_apply.proxy.egress import serve_egress
+
+HELPER_MODES = {"egress": ("egress", "serve_egress"), "docker-gate": ("docker_gate", "serve_gate")}
+"""Modes with their own small document and server: the egress proxy, and the docker gate of a stdio workload.
+Imported on demand, so a helper (one per workload) does not pay for the HTTP proxy's modules at every start."""
 
 
-def _egress_document(text: str | None) -> dict[str, object] | None:
-    """The configuration when it asks for egress mode, which has its own small document and server."""
+def _helper_server(mode: str) -> Callable[[Mapping[str, Any]], Coroutine[Any, Any, None]]:
+    module, function = HELPER_MODES[mode]
+    server: Callable[[Mapping[str, Any]], Coroutine[Any, Any, None]]
+    server = getattr(importlib.import_module(f"toolhive_apply.proxy.{module}"), function)
+    return server
+
+
+def _helper_document(text: str | None) -> dict[str, object] | None:
+    """The configuration when it asks for a helper mode."""
     try:
         raw = json.loads(text or "")
     except ValueError:
         return None
-    return raw if isinstance(raw, dict) and raw.get("mode") == "egress" else None
+    return raw if isinstance(raw, dict) and raw.get("mode") in HELPER_MODES else None
 
 
 def main() -> int:
@@ -32,10 +44,10 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    egress = _egress_document(os.environ.get(CONFIG_ENV))
+    helper = _helper_document(os.environ.get(CONFIG_ENV))
     try:
-        if egress is not None:
-            asyncio.run(serve_egress(egress))
+        if helper is not None:
+            asyncio.run(_helper_server(str(helper["mode"]))(helper))
             return 0
         config = load_config(os.environ.get(CONFIG_ENV), os.environ)
     except KeyboardInterrupt:
@@ -44,6 +56,8 @@ def main() -> int:
         sys.stderr.write(f"toolhive-apply-proxy: {error}\n")
         return ConfigError.exit_code
     logging.getLogger().setLevel(config.log_level.upper())
+    from toolhive_apply.proxy.app import serve  # only this mode needs the HTTP proxy
+
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from toolhive_apply.proxy.config import Mode, ProxyConfig, Transport
+from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transport
 from toolhive_apply.proxy.health import Health, health_response, probe_upstream
 from toolhive_apply.proxy.httpclient import UpstreamUrl
 from toolhive_apply.proxy.httpserver import Handler, HttpServer, Request, Response, StreamResponse
@@ -27,6 +27,7 @@ from toolhive_apply.proxy.session_table import sweep_forever
 from toolhive_apply.proxy.sessions import SessionHub
 from toolhive_apply.proxy.sse_server import SseFrontend
 from toolhive_apply.proxy.stdio_backend import StdioBackend
+from toolhive_apply.proxy.stdio_per_client import PerClientBackend
 from toolhive_apply.proxy.streamable import StreamableFrontend
 from toolhive_apply.proxy.tools import ToolPolicy
 
@@ -47,11 +48,14 @@ def assemble(config: ProxyConfig) -> Assembly:
     health = Health(config.name, str(config.mode))
     policy = ToolPolicy.from_config(config)
     if config.mode is Mode.STDIO:
-        backend = StdioBackend(config, health)
+        per_client = config.session_mode is SessionMode.PER_CLIENT
+        backend = (PerClientBackend if per_client else StdioBackend)(config, health)
         hub = SessionHub(backend, policy, health, session_ttl=config.session_ttl, max_sessions=config.max_sessions)
+        backend.is_session = lambda key: key in hub.sessions
         health.details = lambda: {
             "container": config.container,
             "sessions": len(hub.sessions),
+            "session_mode": str(config.session_mode),
             "attachments": backend.attach_count,
             "server": (backend.init_result or {}).get("serverInfo"),
         }

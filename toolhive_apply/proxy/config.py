@@ -39,6 +39,8 @@ KNOWN_KEYS: Final = frozenset(
         "container",
         "docker_socket",
         "docker_api_version",
+        "session_mode",
+        "max_processes",
         "upstream_url",
         "upstream_transport",
         "headers",
@@ -82,6 +84,17 @@ class Mode(StrEnum):
     REMOTE = "remote"  # an MCP server somewhere else, reached by URL
 
 
+class SessionMode(StrEnum):
+    """How a stdio server is shared: one process for every client, or one process per client session."""
+
+    SHARED = "shared"
+    PER_CLIENT = "per-client"
+
+
+DEFAULT_MAX_PROCESSES: Final = 16
+"""Per-client mode: at most this many server processes at once (the docker gate enforces it too)."""
+
+
 class Transport(StrEnum):
     STREAMABLE_HTTP = "streamable-http"
     SSE = "sse"
@@ -108,6 +121,8 @@ class ProxyConfig:
     container: str | None = None
     docker_socket: str = DEFAULT_DOCKER_SOCKET
     docker_api_version: str = DEFAULT_DOCKER_API_VERSION
+    session_mode: SessionMode = SessionMode.SHARED
+    max_processes: int = DEFAULT_MAX_PROCESSES
     upstream_url: str | None = None
     upstream_transport: Transport | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -227,6 +242,8 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     session_ttl = reader.number("session_ttl", 1.0, 30 * 86400.0, default=DEFAULT_SESSION_TTL)
     max_sessions = reader.integer("max_sessions", 1, 1_000_000, default=DEFAULT_MAX_SESSIONS)
     max_body = reader.integer("max_body_bytes", 1024, 1 << 30, default=DEFAULT_MAX_BODY_BYTES)
+    session_mode: SessionMode = reader.choice("session_mode", SessionMode) or SessionMode.SHARED
+    max_processes = reader.integer("max_processes", 1, 256, default=DEFAULT_MAX_PROCESSES) or DEFAULT_MAX_PROCESSES
     log_level = (reader.text("log_level", default="info") or "info").lower()
     if log_level not in _LOG_LEVELS:
         reader.problems.append(f"log_level: must be one of {sorted(_LOG_LEVELS)}")
@@ -239,6 +256,8 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
         listen_host=reader.text("listen_host", default=DEFAULT_LISTEN_HOST) or DEFAULT_LISTEN_HOST,
         docker_socket=reader.text("docker_socket", default=DEFAULT_DOCKER_SOCKET) or DEFAULT_DOCKER_SOCKET,
         docker_api_version=reader.text("docker_api_version", default=DEFAULT_DOCKER_API_VERSION) or "auto",
+        session_mode=session_mode,
+        max_processes=max_processes,
         headers=headers,
         tools=frozenset(tools) if tools else None,
         tools_override=overrides,
