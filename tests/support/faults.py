@@ -205,7 +205,7 @@ def inventory(api: Any, stack: str) -> Inventory:
     return Inventory(containers, networks, locked)
 
 
-def purge_stack(api: Any, stack: str, timeout: float = 30.0) -> None:
+def purge_stack(api: Any, stack: str, timeout: float = 90.0) -> None:
     """Remove everything of `stack` (containers, networks, its lock), retrying network removal while dockerd is
     still letting go of endpoints of just-removed containers ("has active endpoints"), a race seen right after a
     crashed apply. The conftest's own teardown then finds nothing left."""

@@ -13,6 +13,7 @@ from toolhive_apply.manifest.model import duration_seconds
 from toolhive_apply.providers.workload_spec import (
     HELPER_MEMORY_LIMIT,
     HELPER_PIDS_LIMIT,
+    gate_host_config_args,
     helper_host_config_args,
     host_config_args,
     proxy_config,
@@ -64,7 +65,8 @@ def test_every_container_gets_a_bounded_log_and_helpers_bounded_memory_and_proce
     log = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     server = host_config_args(spec, "net")
     assert server["log_config"] == log and "mem_limit" not in server and "pids_limit" not in server
-    for helper in (helper_host_config_args("net"), proxy_host_config_args(spec, "net", None)):
+    gate = gate_host_config_args(("/var/run/docker.sock", None), "p")
+    for helper in (helper_host_config_args("net"), proxy_host_config_args(spec, "net"), gate):
         assert helper["log_config"] == log
         assert helper["mem_limit"] == helper["memswap_limit"] == HELPER_MEMORY_LIMIT
         assert helper["pids_limit"] == HELPER_PIDS_LIMIT

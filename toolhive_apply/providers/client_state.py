@@ -22,7 +22,7 @@ from toolhive_apply.clients import ClientConfigError, Confinement
 from toolhive_apply.clients.files import decode, file_lock
 from toolhive_apply.clients.handles import Directory
 from toolhive_apply.errors import ToolhiveApplyError
-from toolhive_apply.fileio import state_dir
+from toolhive_apply.fileio import UnsafePathError, private_dir, state_dir
 
 STATE_VERSION: Final = 1
 STATE_FILE_MODE: Final = 0o600
@@ -130,11 +130,15 @@ def _open(directory: Path, *, create: bool) -> Directory | None:
     try:
         if create:
             base.mkdir(parents=True, exist_ok=True)
+            if not directory.parent.is_symlink() and not directory.is_symlink():
+                private_dir(directory, levels=2)  # made 0700, or tightened when an older run left them looser
         return Directory.open(Path(os.path.realpath(base)) / directory.parent.name / directory.name, create=create)
     except OSError as exc:
         raise ClientStateError(f"{directory}: cannot open the client state directory: {exc.strerror}") from None
     except ClientConfigError as exc:
         raise ClientStateError(f"client state: {exc.message}", hint=exc.hint) from None
+    except UnsafePathError as exc:
+        raise ClientStateError(f"client state: {exc}") from None
 
 
 def _read(directory: Directory, name: str) -> dict[str, ClientRecord]:
