@@ -162,7 +162,7 @@ def test_an_edited_saved_plan_is_refused_and_nothing_reaches_the_engine(
             assert owned(docker_api, stack) == [] and owned(docker_api, other_stack) == [], tamper.__name__
         untouched = run_cli("apply", str(tmp_path / "a.json"), env=env)
         assert untouched.code == 0, untouched  # the refusals were about the edits, not the plan
-        assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-proxy"]
+        assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-gate", f"{stack}-w-proxy"]
     finally:
         remove_stack(docker_api, other_stack)
 
@@ -255,7 +255,7 @@ def gitops_round(docker_api: Any, tmp_path: Path, stack: str, path: Path, env: d
     applied = run_cli("apply", str(out), env=env)  # stdin is not a terminal (run_cli)
     assert applied.code == 0, applied
     assert "did not converge" not in applied.output
-    assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-proxy"]
+    assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-gate", f"{stack}-w-proxy"]
     container_env = docker_api.inspect_container(f"{stack}-w")["Config"]["Env"]
     assert f"TOK={env.get('SECRET_VALUE') or env.get('TOOLHIVE_SECRET_tok')}" in container_env
     assert run_cli("plan", str(path), "--detailed-exitcode", env=env).code == 0
