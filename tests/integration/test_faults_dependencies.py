@@ -293,7 +293,9 @@ def test_a_registry_that_stops_answering_fails_clearly_and_the_next_apply_finish
         healed = fs.run("apply", str(path), "--yes")
         assert healed.code == 0, healed
         found = inventory(docker_api, stack)
-        assert found.names == sorted([*expected_containers(name), f"toolhive-apply-registry.{stack}.remote"])
+        # the registry's time server is stdio: its unit has a docker gate too
+        expected = [*expected_containers(name), f"{name}-gate", f"toolhive-apply-registry.{stack}.remote"]
+        assert found.names == sorted(expected)
         assert sorted(mcp_servers(fs.cursor)) == sorted([name, "hand-written"])
         assert fs.run("plan", str(path), "--detailed-exitcode").code == 0
     fs.assert_no_canary(docker_api)

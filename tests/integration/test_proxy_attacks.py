@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -144,9 +145,15 @@ def test_the_go_like_upstream_sees_one_request_per_accepted_request_and_the_prob
     )
     assert raw_exchange(proxy, rebinding).startswith(b"HTTP/1.1 403 ")
     assert http_answers("127.0.0.1", proxy.port, "streamable-http")
-    log = upstream_log(proxy_stack, upstream)
-    requests = [line for line in log.splitlines() if line.startswith("REQUEST")]
-    assert requests == ["REQUEST POST /mcp", "REQUEST DELETE /mcp go-session"], log[-2000:]
+    expected = ["REQUEST POST /mcp", "REQUEST DELETE /mcp go-session"]
+    deadline = time.monotonic() + 20  # the upstream's log reaches `docker logs` a moment after the answer
+    while True:
+        log = upstream_log(proxy_stack, upstream)
+        requests = [line for line in log.splitlines() if line.startswith("REQUEST")]
+        if requests == expected or len(requests) > len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert requests == expected, log[-2000:]
 
 
 def test_stdio_sessions_stay_bounded_and_deep_nesting_is_a_clean_400(proxy_stack: ProxyStack) -> None:
