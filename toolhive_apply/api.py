@@ -33,6 +33,7 @@ from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
+from toolhive_apply.providers.stack_record import StackRecordProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
 from toolhive_apply.registry.resolve import resolve_registries
 
@@ -83,6 +84,7 @@ def open_targets(connection: Connection) -> Targets:
     targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, workloads.snapshot)
     targets.providers[Kind.WORKLOAD] = workloads
     targets.providers[Kind.CLIENT] = ClientProvider(stack)
+    targets.providers[Kind.STACK] = StackRecordProvider(api, stack, workloads.snapshot, connection.secrets)
     return targets
 
 

@@ -194,6 +194,7 @@ def validate(
 
     A directory of stack directories (such as examples/) is validated one stack at a time.
     """
+    from toolhive_apply.engine.render import manifest_counts
     from toolhive_apply.errors import ManifestError, ManifestIssue
 
     json_mode = check_output(output)
@@ -208,10 +209,7 @@ def validate(
         warnings.extend(manifest.warnings)
         if not json_mode:
             warn(manifest)
-            counts = (
-                f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
-                f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
-            )
+            counts = manifest_counts(manifest)
             where = ", ".join(str(p) for p in group)
             out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
@@ -307,14 +305,15 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
 
     json_mode = options["json"]
     if not json_mode:
-        out(render_plan(the_plan, colour=colour(sys.stdout)))
+        out(render_plan(the_plan, colour=colour(sys.stdout), destroy=options.get("destroy", False)))
     if not the_plan.has_changes:
         # Nothing to change means no lock is taken; a lock left by a killed run is still cleared (see the function).
         clear_stale_lock(targets.api, targets.stack, targets.endpoint)
         if json_mode:
             print_json({"changed": False, "recap": None}, indent=None)
         return EXIT_OK
-    _confirm(options["yes"], "Do you want to perform these actions?")
+    if any(not change.id.internal for change in the_plan.changes):  # toolhive-apply's own records ask nobody
+        _confirm(options["yes"], "Do you want to perform these actions?")
     emit = _event_printer(colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
     if json_mode:
@@ -345,7 +344,7 @@ def apply(
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
 ) -> int:
     """Make the live state match the manifest (or carry out a saved plan exactly)."""
-    from toolhive_apply.api import Connection, PlanRequest, open_targets
+    from toolhive_apply.api import Connection, PlanRequest, check_not_stale, open_targets
     from toolhive_apply.engine.plan import is_plan_file, load_plan
 
     options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
@@ -361,6 +360,7 @@ def apply(
             )
         )
         options["parallelism"] = parallelism or int(saved.settings.get("parallelism") or 4)
+        check_not_stale(saved, targets)  # a stale plan is refused before it is shown (apply checks again, locked)
         return _run_apply(saved, targets, None, options)
     manifest = load(paths, var, var_file)
     if not options["json"]:
@@ -385,7 +385,7 @@ def destroy(
     """Delete everything the stack owns (same plan and confirmation flow as apply); secrets only if asked."""
     from toolhive_apply.api import PlanRequest
 
-    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout, "destroy": True}
     manifest = load(paths, var, var_file)
     options["parallelism"] = manifest.settings.parallelism
     targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True, prune_secrets=prune_secrets))

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.engine.resource import (
+    HASH_VERSION,
+    HMAC_KEY_PREFIX,
+    DesiredResource,
+    Kind,
+    ObservedResource,
+    ResourceId,
+    spec_hash,
+)
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
@@ -30,10 +38,13 @@ if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
 
 MANAGED_BY = "toolhive-apply"
+HMAC_KEY_DESCRIPTION = "toolhive-apply: key of the stack's secret digests"
+HMAC_KEY_DIGEST = "new"
+"""The digest key records no digest of itself (a digest of the key under the key would say nothing)."""
 
 
 def hmac_key_name(stack: str) -> str:
-    return f"toolhive-apply.hmac.{stack}"
+    return f"{HMAC_KEY_PREFIX}{stack}"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
@@ -104,6 +115,11 @@ class SecretResolver:
                 self._listing = {item.key: item for item in self.store.list()}
             return self._listing
 
+    def forget_listing(self) -> None:
+        """After a write or delete: the next observation (apply's convergence check) lists the store again."""
+        with self._lock:
+            self._listing = None
+
     def key(self) -> bytes:
         """The stack's HMAC key: read from the store, or made now (and written by the secret provider)."""
         with self._lock:
@@ -171,7 +187,8 @@ class SecretProvider:
         listing = self.resolver.listing(refresh=True) if manifest.secrets else {}
         for secret in manifest.secrets:
             if secret.present:
-                if secret.key not in listing and self.resolver.store.read(secret.key) is None:
+                stored = listing.get(secret.key)
+                if stored is None and self.resolver.store.read(secret.key) is None:
                     missing.append(
                         ManifestIssue(
                             secret.origin,
@@ -180,6 +197,10 @@ class SecretProvider:
                             f"({self.resolver.store.endpoint})",
                         )
                     )
+                elif stored is not None and self._ours(stored):
+                    # one of ours, now declared present (as `export --as-manifest` writes it): kept as it is
+                    spec = {"key": secret.key, "description": secret.description, "digest": stored.digest or ""}
+                    result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
                 continue
             value = read_source(secret, self.environ, secret.inline)
             self.resolver.values[secret.key] = value
@@ -192,18 +213,24 @@ class SecretProvider:
             result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
         if missing:
             raise ManifestError(missing)
-        if result and self.resolver.store.kind != "environment" and self.resolver.key_is_new:
+        if manifest.secrets and self.resolver.store.kind != "environment":
+            # The digest key is wanted whenever digests are made, not only when it is new: a key left undeclared was
+            # pruned by --prune-secrets (and then every workload using a secret was replaced), and a stack declaring
+            # only present secrets never wrote one (a new random key each run, so a replace each run).
             name = hmac_key_name(self.resolver.stack)
-            spec = {"key": name, "description": "toolhive-apply: key of the stack's secret digests", "digest": "new"}
+            spec = {"key": name, "description": HMAC_KEY_DESCRIPTION, "digest": HMAC_KEY_DIGEST}
             result.append(DesiredResource(ResourceId(Kind.SECRET, name), spec))
         return result
+
+    def _ours(self, item: StoredSecret) -> bool:
+        return item.managed_by == MANAGED_BY and item.stack == self.resolver.stack
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         if not names and not self.resolver.opened:
             return []  # nothing declared and nothing read: the store is not even opened
         observed = []
         for item in self.resolver.listing().values():
-            ours = item.managed_by == MANAGED_BY and item.stack == self.resolver.stack
+            ours = self._ours(item)
             if not ours and item.key not in names:
                 continue
             spec = {"key": item.key, "description": item.description, "digest": item.digest or ""}
@@ -226,6 +253,12 @@ class SecretProvider:
         return {k: v for k, v in desired.spec.items() if k != "source"}
 
     def apply(self, change: Change, emit: EventSink) -> str:
+        try:
+            return self._apply(change)
+        finally:
+            self.resolver.forget_listing()  # listed again when apply checks that it converged
+
+    def _apply(self, change: Change) -> str:
         store = self.resolver.store
         if change.action is Action.DELETE:
             assert change.observed is not None
@@ -236,7 +269,7 @@ class SecretProvider:
         version = int(change.observed.handle) if change.observed is not None else None
         if name == hmac_key_name(self.resolver.stack):
             value = SecretValue(self.resolver.key().hex())
-            digest = "new"
+            digest = HMAC_KEY_DIGEST
         else:
             value = self._value_for(change)
             digest = self.resolver.digest(value)
