@@ -25,8 +25,9 @@ from toolhive_apply.engine.resource import (
     ResourceId,
     canonical_json,
 )
-from toolhive_apply.errors import ApplyFailedError, StalePlanError, UsageError
+from toolhive_apply.errors import ApplyFailedError, StalePlanError
 from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.registries import RegistryProvider
@@ -35,7 +36,6 @@ from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.stack_record import StackRecordProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
-from toolhive_apply.registry.resolve import resolve_registries
 
 
 @dataclass(slots=True)
@@ -110,15 +110,8 @@ def manifest_digest(manifest: Manifest) -> str:
 
 def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredResource], tuple[str, ...]]:
     """Registries resolved, then every provider's desired resources; also returns warnings to show."""
-    resolved = resolve_registries(manifest)
+    resolved = preflight(manifest, offline=False)  # what validate checks, with the network
     manifest = resolved.manifest
-    interactive = [w.name for w in manifest.workloads if w.oauth_config and set(w.oauth_config) - {"bearer_token"}]
-    if interactive:
-        raise UsageError(
-            f"workloads {', '.join(interactive)}: only oauth_config.bearer_token is supported; browser OAuth "
-            "flows cannot run unattended in a proxy container",
-            hint="issue a token out of band, store it as a secret and reference it as oauth_config.bearer_token",
-        )
     desired: list[DesiredResource] = []
     for provider in targets.providers.values():
         desired.extend(provider.desired(manifest))

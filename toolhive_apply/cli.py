@@ -190,12 +190,13 @@ def _stack_dirs(paths: list[Path]) -> list[list[Path]]:
 def validate(
     paths: PathsArg = None, var: VarOpt = None, var_file: VarFileOpt = None, output: OutputOpt = "text"
 ) -> int:
-    """Check manifests (syntax, templates, schema, references) without touching anything.
+    """Check manifests (syntax, templates, schema, references, registries) without Docker or the network.
 
     A directory of stack directories (such as examples/) is validated one stack at a time.
     """
     from toolhive_apply.engine.render import manifest_counts
     from toolhive_apply.errors import ManifestError, ManifestIssue
+    from toolhive_apply.preflight import preflight
 
     json_mode = check_output(output)
     problems: list[ManifestIssue] = []
@@ -203,12 +204,15 @@ def validate(
     for group in _stack_dirs(paths or [Path.cwd()]):
         try:
             manifest = load(group, var, var_file)
+            notes = preflight(manifest, offline=True).notes  # what plan would refuse, short of Docker and network
         except ManifestError as error:
             problems.extend(error.issues)
             continue
-        warnings.extend(manifest.warnings)
+        warnings.extend((*manifest.warnings, *notes))
         if not json_mode:
             warn(manifest)
+            for note in notes:
+                err(f"{note}\n")
             counts = manifest_counts(manifest)
             where = ", ".join(str(p) for p in group)
             out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")

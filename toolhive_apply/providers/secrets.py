@@ -48,24 +48,39 @@ def hmac_key_name(stack: str) -> str:
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
-    """The value from its declared source; a missing source is a manifest error naming the secret."""
+    """The value from its declared source; a missing or (unless allowed) empty one is an error naming the secret."""
+    value, field = _source_value(secret, environ, inline)
+    if not value.reveal() and not secret.allow_empty:
+        what = {
+            "from.env": f"environment variable {secret.env} is set but empty",
+            "from.file": f"{secret.file} is empty",
+        }
+        raise ManifestError.single(
+            secret.origin,
+            f"secrets[{secret.key}].{field}",
+            f"{what.get(field, 'the value is empty')}; set allow_empty: true if an empty secret is intended",
+        )
+    return value
+
+
+def _source_value(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> tuple[SecretValue, str]:
     if secret.env is not None:
         value = environ.get(secret.env)
         if value is None:
             raise ManifestError.single(
                 secret.origin, f"secrets[{secret.key}].from.env", f"environment variable {secret.env} is not set"
             )
-        return SecretValue(value)
+        return SecretValue(value), "from.env"
     if secret.file is not None:
         path = (secret.base_dir / secret.file).resolve()
         try:
-            return SecretValue(read_secret_file(path))
+            return SecretValue(read_secret_file(path)), "from.file"
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError.single(
                 secret.origin, f"secrets[{secret.key}].from.file", f"cannot read {path}: {exc}"
             ) from None
     if inline is not None:
-        return inline
+        return inline, "value"
     msg = f"secret {secret.key!r} has no source"
     raise ToolhiveApplyError(msg)
 
