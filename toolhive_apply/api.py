@@ -30,6 +30,8 @@ from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
+from toolhive_apply.providers.docker_host import engine_is_local
+from toolhive_apply.providers.host_ports import PortCheck, check_host_ports
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
@@ -157,6 +159,7 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
     request = request or PlanRequest()
     desired, registry_warnings = desired_state(manifest, targets)
     observed = observe_state(targets, _names(desired))
+    port_warnings = () if request.destroy else tuple(_check_ports(desired, manifest, targets, request.targets))
     options = DiffOptions(
         stack=targets.stack,
         targets=request.targets,
@@ -172,9 +175,20 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         prune_secrets=request.prune_secrets,
         warnings=tuple(str(w) for w in manifest.warnings)
         + registry_warnings
+        + port_warnings
         + tuple(w for p in targets.providers.values() for w in getattr(p, "warnings", ())),
     )
     return diff_plan(desired, observed, options)
+
+
+def _check_ports(
+    desired: Sequence[DesiredResource], manifest: Manifest, targets: Targets, only: frozenset[ResourceId]
+) -> list[str]:
+    """Host ports taken by something else are a plan error (from the container list already made, and a bind probe
+    on a local engine); returns the warnings about ports this apply frees only later."""
+    containers = targets.snapshot.engine() if targets.snapshot is not None else []
+    check = PortCheck(targets.stack, containers, engine_is_local(targets.endpoint))
+    return check_host_ports([d for d in desired if not only or d.id in only], manifest, check)
 
 
 def _plan_names(plan: Plan) -> dict[Kind, list[str]]:

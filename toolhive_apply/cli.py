@@ -38,6 +38,7 @@ from toolhive_apply.cli_common import (
     warn,
 )
 from toolhive_apply.cli_export import export_app
+from toolhive_apply.cli_help import name_values
 
 if TYPE_CHECKING:
     from toolhive_apply.api import Targets
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         a in ("--output", "-o") and i + 1 < len(args) and args[i + 1] == "json" for i, a in enumerate(args)
     )
     command = typer.main.get_command(app)
+    name_values(command)  # `--stack NAME`, not `<str>`
     try:
         code = command.main(args, prog_name="toolhive-apply", standalone_mode=False)
     except ToolhiveApplyError as error:

@@ -78,7 +78,7 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
     transport = labels.get(TH_TRANSPORT, spec.get("transport", "stdio"))
     port = int(labels.get(TH_PORT, spec.get("proxy_port", 0)) or 0)
     proxy_mode = spec.get("proxy_mode") or ("streamable-http" if transport == "stdio" else transport)
-    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode}
+    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode, "host": spec.get("host")}
     return {
         "name": name,
         "package": "remote" if spec.get("remote") else summary.get("Image", ""),

@@ -29,6 +29,7 @@ ROLE_STACK: Final = "stack"
 # Settings that name and locate the store and say how to log in; never a credential: the settings only name the
 # environment variables and files that hold one.
 STORE_KEYS: Final = ("provider", "vault", "encrypted")
+DEFAULT_STORE: Final = {"provider": "encrypted"}
 
 
 def record_name(stack: str) -> str:
@@ -66,7 +67,12 @@ class StackRecordProvider:
         self.store = store  # the settings the run really uses (from the manifest, or a saved plan)
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
-        return [DesiredResource(ResourceId(Kind.STACK, self.stack), stack_spec(manifest, self.stack, self.store))]
+        """The record, when the manifest declares something no container carries: groups, secrets, or a secret
+        store other than the default one. A stack of workloads alone needs none (and gets no extra container)."""
+        spec = stack_spec(manifest, self.stack, self.store)
+        if not spec["declared_groups"] and not spec["declared_secrets"] and spec["secret_store"] == DEFAULT_STORE:
+            return []
+        return [DesiredResource(ResourceId(Kind.STACK, self.stack), spec)]
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = []
