@@ -76,7 +76,7 @@ def test_internal_resources_are_never_listed_in_sync_or_kept() -> None:
 
 
 def test_a_manifest_declaring_nothing_is_still_refused_although_the_record_is_always_wanted() -> None:
-    with pytest.raises(UsageError, match="declares nothing, which would delete all 1 resources"):
+    with pytest.raises(UsageError, match="declares nothing, which would delete all 1 resource of stack"):
         make_plan([record()], [seen(record()), seen(workload())], DiffOptions(stack=STACK))
 
 

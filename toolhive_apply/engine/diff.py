@@ -21,6 +21,7 @@ from toolhive_apply.engine.resource import (
     Spec,
     hard_spec,
 )
+from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
 
 HEALTHY = frozenset({"running", "present"})
@@ -161,7 +162,7 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     deletable = [o for o in owned if not o.id.internal and (o.id.kind is not Kind.SECRET or options.prune_secrets)]
     if not declared and deletable and not options.allow_empty and not options.destroy:
         raise UsageError(
-            f"the manifest declares nothing, which would delete all {len(deletable)} resources of stack "
+            f"the manifest declares nothing, which would delete all {counted(len(deletable), 'resource')} of stack "
             f"{options.stack!r}",
             hint="check the manifest path; use `toolhive-apply destroy` or --allow-empty if that is what you want",
         )

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 
 from toolhive_apply.engine.executor import Recap
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan
+from toolhive_apply.engine.words import counted
 from toolhive_apply.redact import scrubbed_json
 
 if TYPE_CHECKING:
     from toolhive_apply.manifest.model import Manifest
+
+__all__ = ["counted", "manifest_counts", "render_plan", "render_recap", "summary_line"]
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -126,11 +129,6 @@ def _headline(item: FieldChange) -> bool:
         return True
     value = item.after if item.after is not None else item.before
     return item.path in _HEADLINE_FIELDS and value != []
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """`1 workload`, `2 workloads`: the plan's and validate's counts read as English."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def manifest_counts(manifest: Manifest) -> str:
