@@ -42,11 +42,16 @@ PYTHON_IMAGE = "toolhive-apply-test/python:latest"
 
 
 @pytest.fixture(scope="session")
-def docker_api() -> Any:
-    """The low-level client of the real engine; the suite fails loudly if there is none."""
+def docker_api() -> Iterator[Any]:
+    """The low-level client of the real engine; the suite fails loudly if there is none. Closed at the end: its
+    pooled unix-socket connections otherwise outlive the session and pytest reports them as unraisable."""
     from toolhive_apply.docker_client import connect
 
-    return connect()
+    api = connect()
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 @pytest.fixture(scope="session")

@@ -27,17 +27,20 @@ from toolhive_apply.engine.resource import (
     canonical_json,
 )
 from toolhive_apply.engine.spec_checks import spec_issues
-from toolhive_apply.errors import ApplyFailedError, ManifestError, StalePlanError, UsageError
+from toolhive_apply.errors import ApplyFailedError, ManifestError, StalePlanError
 from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
+from toolhive_apply.providers.docker_host import engine_is_local
+from toolhive_apply.providers.host_ports import PortCheck, check_host_ports
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values
 from toolhive_apply.providers.secrets import SecretProvider, SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.stack_key import hmac_key_name
+from toolhive_apply.providers.stack_record import StackRecordProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
-from toolhive_apply.registry.resolve import resolve_registries
 
 
 @dataclass(slots=True)
@@ -90,6 +93,7 @@ def open_targets(connection: Connection) -> Targets:
     targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, workloads.snapshot)
     targets.providers[Kind.WORKLOAD] = workloads
     targets.providers[Kind.CLIENT] = ClientProvider(stack)
+    targets.providers[Kind.STACK] = StackRecordProvider(api, stack, workloads.snapshot, connection.secrets)
     return targets
 
 
@@ -115,15 +119,8 @@ def manifest_digest(manifest: Manifest) -> str:
 
 def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredResource], tuple[str, ...]]:
     """Registries resolved, then every provider's desired resources; also returns warnings to show."""
-    resolved = resolve_registries(manifest)
+    resolved = preflight(manifest, offline=False)  # what validate checks, with the network
     manifest = resolved.manifest
-    interactive = [w.name for w in manifest.workloads if w.oauth_config and set(w.oauth_config) - {"bearer_token"}]
-    if interactive:
-        raise UsageError(
-            f"workloads {', '.join(interactive)}: only oauth_config.bearer_token is supported; browser OAuth "
-            "flows cannot run unattended in a proxy container",
-            hint="issue a token out of band, store it as a secret and reference it as oauth_config.bearer_token",
-        )
     desired: list[DesiredResource] = []
     for provider in targets.providers.values():
         desired.extend(provider.desired(manifest))
@@ -189,6 +186,7 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
             raise ManifestError([p.as_manifest_issue() for p in problems])
     names = _observation_names(desired, request, targets.stack)
     observed = observe_state(targets, names)
+    port_warnings = () if request.destroy else tuple(_check_ports(desired, manifest, targets, request.targets))
     options = DiffOptions(
         stack=targets.stack,
         targets=request.targets,
@@ -204,11 +202,22 @@ def make_plan(manifest: Manifest, targets: Targets, request: PlanRequest | None 
         prune_secrets=request.prune_secrets,
         warnings=tuple(str(w) for w in manifest.warnings)
         + registry_warnings
+        + port_warnings
         + tuple(w for p in targets.providers.values() for w in getattr(p, "warnings", ())),
     )
     plan = diff_plan(desired, observed, options)
     observed_names = tuple(sorted(ResourceId(kind, name) for kind, items in names.items() for name in items))
     return dataclasses.replace(plan, observed_names=observed_names)
+
+
+def _check_ports(
+    desired: Sequence[DesiredResource], manifest: Manifest, targets: Targets, only: frozenset[ResourceId]
+) -> list[str]:
+    """Host ports taken by something else are a plan error (from the container list already made, and a bind probe
+    on a local engine); returns the warnings about ports this apply frees only later."""
+    containers = targets.snapshot.engine() if targets.snapshot is not None else []
+    check = PortCheck(targets.stack, containers, engine_is_local(targets.endpoint))
+    return check_host_ports([d for d in desired if not only or d.id in only], manifest, check)
 
 
 def _plan_names(plan: Plan) -> dict[Kind, list[str]]:

@@ -39,6 +39,7 @@ from toolhive_apply.cli_common import (
     warn,
 )
 from toolhive_apply.cli_export import export_app
+from toolhive_apply.cli_help import name_values
 
 if TYPE_CHECKING:
     from toolhive_apply.api import Targets
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         a in ("--output", "-o") and i + 1 < len(args) and args[i + 1] == "json" for i, a in enumerate(args)
     )
     command = typer.main.get_command(app)
+    name_values(command)  # `--stack NAME`, not `<str>`
     try:
         code = command.main(args, prog_name="toolhive-apply", standalone_mode=False)
     except ToolhiveApplyError as error:
@@ -193,11 +195,13 @@ def _stack_dirs(paths: list[Path]) -> list[list[Path]]:
 def validate(
     paths: PathsArg = None, var: VarOpt = None, var_file: VarFileOpt = None, output: OutputOpt = "text"
 ) -> int:
-    """Check manifests (syntax, templates, schema, references) without touching anything.
+    """Check manifests (syntax, templates, schema, references, registries) without Docker or the network.
 
     A directory of stack directories (such as examples/) is validated one stack at a time.
     """
+    from toolhive_apply.engine.render import manifest_counts
     from toolhive_apply.errors import ManifestError, ManifestIssue
+    from toolhive_apply.preflight import preflight
 
     json_mode = check_output(output)
     problems: list[ManifestIssue] = []
@@ -205,16 +209,16 @@ def validate(
     for group in _stack_dirs(paths or [Path.cwd()]):
         try:
             manifest = load(group, var, var_file)
+            notes = preflight(manifest, offline=True).notes  # what plan would refuse, short of Docker and network
         except ManifestError as error:
             problems.extend(error.issues)
             continue
-        warnings.extend(manifest.warnings)
+        warnings.extend((*manifest.warnings, *notes))
         if not json_mode:
             warn(manifest)
-            counts = (
-                f"{len(manifest.workloads)} workloads, {len(manifest.clients)} clients, "
-                f"{len(manifest.registries)} registries, {len(manifest.secrets)} secrets"
-            )
+            for note in notes:
+                err(f"{note}\n")
+            counts = manifest_counts(manifest)
             where = ", ".join(str(p) for p in group)
             out(f"Valid: {where}: stack {manifest.settings.stack!r}: {counts}.\n")
     if json_mode:
@@ -322,14 +326,15 @@ def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, opti
 
     json_mode = options["json"]
     if not json_mode:
-        out(render_plan(the_plan, colour=colour(sys.stdout)))
+        out(render_plan(the_plan, colour=colour(sys.stdout), destroy=options.get("destroy", False)))
     if not the_plan.has_changes:
         # Nothing to change means no lock is taken; a lock left by a killed run is still cleared (see the function).
         clear_stale_lock(targets.api, targets.stack, targets.endpoint)
         if json_mode:
             print_json({"changed": False, "recap": None}, indent=None)
         return EXIT_OK
-    if not options.get("saved"):  # a saved plan is the approval (Terraform's rule): it is applied without asking
+    # a saved plan is the approval (Terraform's rule), and toolhive-apply's own records ask nobody
+    if not options.get("saved") and any(not change.id.internal for change in the_plan.changes):
         _confirm(options["yes"], "Do you want to perform these actions?")
     emit = _event_printer(colour(sys.stderr))
     result = apply_plan(the_plan, targets, emit, options["parallelism"], manifest, options["lock_timeout"])
@@ -361,7 +366,7 @@ def apply(
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack lock.")] = 10.0,
 ) -> int:
     """Make the live state match the manifest (or carry out a saved plan exactly)."""
-    from toolhive_apply.api import PlanRequest
+    from toolhive_apply.api import PlanRequest, check_not_stale
     from toolhive_apply.engine.plan import is_plan_file
     from toolhive_apply.saved_plans import open_saved_plan, saved_parallelism
 
@@ -373,6 +378,7 @@ def apply(
         saved, targets = open_saved_plan(paths[0], stack=stack)  # --stack: accept a plan for that stack only
         options["parallelism"] = parallelism or saved_parallelism(saved)
         options["saved"] = True
+        check_not_stale(saved, targets)  # a stale plan is refused before it is shown (apply checks again, locked)
         return _run_apply(saved, targets, None, options)
     manifest = load(paths, var, var_file)
     if not options["json"]:
@@ -407,7 +413,7 @@ def destroy(
     """Delete everything the stack owns (same plan and confirmation flow as apply); secrets only if asked."""
     from toolhive_apply.api import PlanRequest
 
-    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout}
+    options = {"json": check_output(output), "yes": yes, "lock_timeout": lock_timeout, "destroy": True}
     manifest = load(paths, var, var_file)
     options["parallelism"] = manifest.settings.parallelism
     targets, the_plan = _make_plan(manifest, stack, PlanRequest(destroy=True, prune_secrets=prune_secrets))

@@ -14,7 +14,7 @@ export_app = typer.Typer(help="Print live state as read-only JSON in ToolHive's 
 
 def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: bool = False) -> list[dict[str, Any]]:
     from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_LABEL
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_AUXILIARY, TH_LABEL
 
     api = connect(docker_host)
     labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
@@ -22,7 +22,7 @@ def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: 
         found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
     if auxiliary:
         return found
-    return [c for c in found if (c.get("Labels") or {}).get("toolhive-auxiliary-workload") != "true"]
+    return [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
 
 
 @export_app.callback(invoke_without_command=True)
@@ -35,7 +35,6 @@ def _export_root(
     docker_host: DockerHostOpt = None,
 ) -> None:
     from toolhive_apply.errors import UsageError
-    from toolhive_apply.export import as_manifest as export_manifest
 
     if ctx.invoked_subcommand is not None:
         return
@@ -43,11 +42,39 @@ def _export_root(
         raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
     if not stack:
         raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
-    from toolhive_apply.providers.registries import record_spec
-
-    registries = [spec for r in _records(docker_host, stack) if (spec := record_spec(r)) is not None]
-    print_json(export_manifest(_toolhive_containers(docker_host, stack), stack, registries))
+    print_json(_stack_manifest(docker_host, stack))
     raise typer.Exit(EXIT_OK)
+
+
+def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
+    """The stack's workloads, registry records and stack record from the Docker host, its clients from this machine."""
+    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
+    from toolhive_apply.export import managed_spec
+    from toolhive_apply.export_manifest import LiveStack, as_manifest
+    from toolhive_apply.providers.client_state import ClientState, default_state_dir
+    from toolhive_apply.providers.records import record_spec
+    from toolhive_apply.providers.registries import registry_records
+    from toolhive_apply.providers.stack_record import stack_records
+    from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_AUXILIARY, TH_LABEL
+
+    api = connect(docker_host)
+    try:
+        with docker_errors(endpoint_of(docker_host)):
+            found = api.containers(all=True, filters={"label": [f"{TH_LABEL}=true", f"{LABEL_STACK}={stack}"]})
+            registries = [spec for r in registry_records(api, stack) if (spec := record_spec(r)) is not None]
+            records = [spec for r in stack_records(api, stack) if (spec := record_spec(r)) is not None]
+    finally:
+        api.close()
+    servers = [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
+    live = LiveStack(
+        stack=stack,
+        workloads=[managed_spec(c) for c in servers],
+        registries=registries,
+        record=records[0] if records else None,
+        clients=ClientState(stack, default_state_dir()).load(),
+        docker_host=docker_host,
+    )
+    return as_manifest(live)
 
 
 @export_app.command("workloads")

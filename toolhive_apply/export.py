@@ -6,19 +6,17 @@ details = the create request), so what we print can be read by ToolHive's own to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import UsageError
-from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.providers.workload_observation import container_name, parse_spec
 from toolhive_apply.providers.workload_spec import (
     LABEL_GROUP,
     LABEL_MANAGED_BY,
     LABEL_SPEC,
-    LABEL_STACK,
+    TH_AUXILIARY,
     TH_BASENAME,
     TH_PORT,
     TH_TRANSPORT,
@@ -29,7 +27,7 @@ from toolhive_apply.providers.workload_spec import (
 
 RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
 LABEL_NAME_KEY = "toolhive-apply.name"
-AUXILIARY_KEY = "toolhive-auxiliary-workload"
+AUXILIARY_KEY = TH_AUXILIARY
 DOCKER_STATES = {
     "running": "running",
     "created": "starting",
@@ -80,7 +78,7 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
     transport = labels.get(TH_TRANSPORT, spec.get("transport", "stdio"))
     port = int(labels.get(TH_PORT, spec.get("proxy_port", 0)) or 0)
     proxy_mode = spec.get("proxy_mode") or ("streamable-http" if transport == "stdio" else transport)
-    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode}
+    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode, "host": spec.get("host")}
     return {
         "name": name,
         "package": "remote" if spec.get("remote") else summary.get("Image", ""),
@@ -182,72 +180,3 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
     if spec["tools_override"]:
         config["tools_override"] = dict(spec["tools_override"])
     return config
-
-
-def _manifest_workload(spec: Spec) -> dict[str, Any]:
-    """A manifest entry that resolves back to exactly `spec` (defaults written out, nothing implied)."""
-    entry: dict[str, Any] = {"name": spec["name"]}
-    if spec.get("registry_server"):
-        registry, _, server = str(spec["registry_server"]).partition("/")
-        entry.update({"registry": registry, "server": server})
-    else:
-        entry["image"] = spec["image"]
-    entry |= {
-        "transport": spec["transport"],
-        "proxy_port": spec["proxy_port"],
-        "host": spec["host"],
-        "group": spec["group"],
-        "network_isolation": spec["network_isolation"],
-        "permission_profile": spec["permission_profile"],
-    }
-    if spec["transport"] == "stdio":
-        entry["proxy_mode"] = spec["proxy_mode"]
-    else:
-        entry["target_port"] = spec["target_port"]
-    optional = {
-        "description": spec.get("description") or None,
-        "cmd_arguments": list(spec["cmd_arguments"]) or None,
-        "env_vars": dict(spec["env_vars"]) or None,
-        "secrets": list(spec["secrets"]) or None,
-        "volumes": [_volume_entry(v) for v in spec["volumes"]] or None,
-        "tools": list(spec["tools"]) or None,
-        "tools_override": dict(spec["tools_override"]) or None,
-        "trust_proxy_headers": spec["trust_proxy_headers"] or None,
-        "allow_docker_gateway": True if spec.get("allow_docker_gateway") else None,
-        "labels": dict(spec["labels"]) or None,
-        "prune": False if spec["prune"] is False else None,
-        "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,
-        "ready_timeout": spec.get("ready_timeout"),
-    }
-    entry.update({k: v for k, v in optional.items() if v is not None})
-    return entry
-
-
-def _volume_entry(mount: str) -> str:
-    host, container, mode = mount.rsplit(":", 2)
-    return f"{host}:{container}:ro" if mode == "ro" else f"{host}:{container}"
-
-
-def _registry_entry(spec: Spec) -> dict[str, Any]:
-    key = {"file": "local_path", "url": "url", "api": "api_url"}[str(spec["type"])]
-    entry = {"name": spec["name"], key: spec["source"]}
-    entry.update({k: spec[k] for k in ("allow_private_ip", "redirect_hosts") if spec.get(k)})
-    return entry
-
-
-def as_manifest(
-    summaries: list[dict[str, Any]], stack: str, registries: Sequence[Spec] | None = None
-) -> dict[str, Any]:
-    """A manifest that, applied to the same state, plans no changes."""
-    specs = [managed_spec(s) for s in summaries if (s.get("Labels") or {}).get(LABEL_STACK) == stack]
-    groups = sorted({str(s["group"]) for s in specs} - {"default"})
-    manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": {"stack": stack}}
-    proxies = [s["proxy"] for s in specs if s.get("proxy")]
-    if proxies:  # settings shared by the stack's workloads: any one spec carries them
-        manifest["settings"]["proxy"] = {k: v for k, v in proxies[0].items() if v is not None}
-    if groups:
-        manifest["groups"] = [{"name": g} for g in groups]
-    if registries:
-        manifest["registries"] = [_registry_entry(r) for r in sorted(registries, key=lambda r: str(r["name"]))]
-    manifest["workloads"] = [_manifest_workload(s) for s in sorted(specs, key=lambda s: s["name"])]
-    return manifest

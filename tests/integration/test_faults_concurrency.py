@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import HTTP_IMAGE, write_manifest
 from tests.support.faults import FaultStack, assert_no_canary, inventory, mcp_servers, purge_stack
 from toolhive_apply.engine.lock import ensure_marker_image
+from toolhive_apply.providers.stack_record import record_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -49,7 +50,8 @@ def names(stack: str) -> list[str]:
 
 
 def containers(stack: str) -> list[str]:
-    return sorted([*names(stack), *(f"{n}-proxy" for n in names(stack))])
+    """The servers, their proxies and the stack record (the stack declares a secret)."""
+    return sorted([*names(stack), *(f"{n}-proxy" for n in names(stack)), record_name(stack)])
 
 
 @pytest.fixture

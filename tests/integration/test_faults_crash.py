@@ -28,6 +28,7 @@ import pytest
 
 from tests.conftest import PYTHON_IMAGE, ROOT, TINY_MCP
 from tests.support.faults import FaultStack, inventory, mcp_servers, pending_changes, purge_stack
+from toolhive_apply.providers.stack_record import record_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -79,7 +80,8 @@ class CrashStack(FaultStack):
         names = self.names(generation, parallel)
         found = inventory(api, self.stack)
         helpers = [f"{n}-{helper}" for n in names for helper in ("proxy", "gate")]  # stdio units have a docker gate
-        expected = sorted([*names, *helpers, f"toolhive-apply-registry.{self.stack}.cat"])
+        records = [f"toolhive-apply-registry.{self.stack}.cat", record_name(self.stack)]
+        expected = sorted([*names, *helpers, *records])
         assert found.names == expected, context  # nothing orphaned (no "-replaced-" pair), nothing twice
         assert all(found.containers[n] == "running" for n in names), (context, found.containers)
         assert found.networks == [f"toolhive-apply.{self.stack}"], (context, found.networks)

@@ -36,6 +36,7 @@ from tests.support.faults import (
     vault_fault_proxy,
 )
 from tests.support.openbao import OpenBao, openbao_server
+from toolhive_apply.providers.stack_record import record_name
 from toolhive_apply.stores.vault_index import INDEX_KEY
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -62,15 +63,16 @@ def http_workload(name: str, secret: str = "canary") -> dict[str, Any]:
     }
 
 
-def expected_containers(*names: str) -> list[str]:
-    return sorted([*names, *(f"{n}-proxy" for n in names)])
+def expected_containers(*names: str, stack: str) -> list[str]:
+    """The servers, their proxies and the stack record."""
+    return sorted([*names, *(f"{n}-proxy" for n in names), record_name(stack)])
 
 
 def assert_converged(fs: FaultStack, api: Any, path: Path, names: list[str], env: dict[str, str] | None = None) -> None:
     """The stack owns exactly its workloads (running), one network, no lock; Cursor lists them; the plan is empty."""
     found = inventory(api, fs.stack)
-    assert found.names == expected_containers(*names), found
-    assert all(state == "running" for state in found.containers.values()), found
+    assert found.names == expected_containers(*names, stack=fs.stack), found
+    assert all(state == "running" for state in found.units.values()), found
     assert found.networks == [f"toolhive-apply.{fs.stack}"], found
     assert not found.locked
     assert sorted(mcp_servers(fs.cursor)) == sorted([*names, "hand-written"])
@@ -225,7 +227,8 @@ def test_vault_sealed_between_two_secret_writes_fails_clearly_and_the_next_apply
         assert proxy.struck
         assert failed.code == 1, failed
         assert_clean_failure(failed.stderr, f"Vault secret store at {proxy.address}", "the server is sealed")
-        assert inventory(docker_api, stack).names == []  # every workload needs a secret that failed: skipped
+        # every workload needs a secret that failed: skipped (the stack record, needing none, was written)
+        assert inventory(docker_api, stack).units == {}
         assert fs.cursor.read_bytes() == cursor_before
 
         healed = fs.run("apply", str(vs.path), "--yes", env=vs.env)
@@ -294,7 +297,8 @@ def test_a_registry_that_stops_answering_fails_clearly_and_the_next_apply_finish
         assert healed.code == 0, healed
         found = inventory(docker_api, stack)
         # the registry's time server is stdio: its unit has a docker gate too
-        expected = [*expected_containers(name), f"{name}-gate", f"toolhive-apply-registry.{stack}.remote"]
+        registry = f"toolhive-apply-registry.{stack}.remote"
+        expected = [*expected_containers(name, stack=stack), f"{name}-gate", registry]
         assert found.names == sorted(expected)
         assert sorted(mcp_servers(fs.cursor)) == sorted([name, "hand-written"])
         assert fs.run("plan", str(path), "--detailed-exitcode").code == 0
@@ -320,15 +324,15 @@ def test_an_unwritable_client_file_or_directory_fails_clearly_and_the_next_apply
     with unwritable(fs.cursor) as how:
         failed = fs.run("apply", str(path), "--yes")
     assert failed.code == 1, failed
-    assert_clean_failure(failed.stderr, f"client/cursor: update failed: {fs.cursor}: write failed")
+    assert_clean_failure(failed.stderr, f"client/cursor: failed: update failed: {fs.cursor}: write failed")
     assert any(why in failed.stderr for why in REFUSALS), (how, failed.stderr)
     assert fs.cursor.read_bytes() == before
-    assert inventory(docker_api, stack).names == expected_containers(*names)  # the workload itself was created
+    assert inventory(docker_api, stack).names == expected_containers(*names, stack=stack)  # the workloads were made
 
     with unwritable(fs.cursor.parent):
         failed = fs.run("apply", str(path), "--yes")
     assert failed.code == 1, failed
-    assert_clean_failure(failed.stderr, f"client/cursor: update failed: {fs.cursor}: cannot open the lock file")
+    assert_clean_failure(failed.stderr, f"client/cursor: failed: update failed: {fs.cursor}: cannot open the lock file")
     assert any(why in failed.stderr for why in REFUSALS), failed.stderr
     assert fs.cursor.read_bytes() == before
     leftovers = sorted(p.name for p in fs.cursor.parent.iterdir())

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import PYTHON_IMAGE, TINY_MCP
 from tests.support.faults import FaultStack, inventory, pending_changes, purge_stack
+from toolhive_apply.providers.stack_record import record_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -45,10 +46,11 @@ def _manifest(fault: FaultStack, generation: int) -> Path:
 
 def _expected(stack: str, generation: int) -> tuple[list[str], list[str]]:
     name = f"{stack}-iso"
+    record = record_name(stack)  # the stack declares a secret
     if generation % 3 == 2:
-        return sorted([name, f"{name}-gate", f"{name}-proxy"]), [f"toolhive-apply.{stack}"]
+        return sorted([name, f"{name}-gate", f"{name}-proxy", record]), [f"toolhive-apply.{stack}"]
     networks = sorted([f"toolhive-apply.{stack}", f"toolhive-apply.{stack}.{name}.internal"])
-    return sorted([name, f"{name}-egress", f"{name}-gate", f"{name}-proxy"]), networks  # a stdio unit: + its gate
+    return sorted([name, f"{name}-egress", f"{name}-gate", f"{name}-proxy", record]), networks  # stdio: + its gate
 
 
 def test_an_isolated_apply_killed_after_each_docker_write_converges_without_orphans(
@@ -69,7 +71,7 @@ def test_an_isolated_apply_killed_after_each_docker_write_converges_without_orph
         containers, networks = _expected(stack, point)
         found = inventory(docker_api, stack)
         assert found.names == containers, (point, found.containers)
-        assert all(state == "running" for state in found.containers.values()), (point, found.containers)
+        assert all(state == "running" for state in found.units.values()), (point, found.containers)
         assert found.networks == networks, (point, found.networks)
         assert pending_changes(path, fault.env) == [], point
         if code == 0:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, TIME_IMAGE, run_cli, write_manifest
 from tests.support.mcp_client import call_tool, list_tools
+from toolhive_apply.providers.workload_spec import PROXY_LISTEN_PORT
 
 pytestmark = pytest.mark.docker
 
@@ -54,7 +55,7 @@ def test_apply_creates_labelled_hardened_containers_and_a_second_plan_is_a_no_op
     assert web["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert not web["HostConfig"]["PortBindings"]  # only the proxy publishes, on loopback
     proxy = docker_api.inspect_container(f"{stack}-web-proxy")
-    assert proxy["HostConfig"]["PortBindings"]["8080/tcp"] == [
+    assert proxy["HostConfig"]["PortBindings"][f"{PROXY_LISTEN_PORT}/tcp"] == [
         {"HostIp": "127.0.0.1", "HostPort": labels["toolhive-port"]}
     ]
     assert proxy["HostConfig"]["ReadonlyRootfs"] is True and proxy["HostConfig"]["CapDrop"] == ["ALL"]

@@ -196,6 +196,12 @@ class Inventory:
     def names(self) -> list[str]:
         return sorted(self.containers)
 
+    @property
+    def units(self) -> dict[str, str]:
+        """The workloads' containers, without the never-started records (registries, the stack record)."""
+        records = ("toolhive-apply-registry.", "toolhive-apply-stack.")
+        return {name: state for name, state in self.containers.items() if not name.startswith(records)}
+
 
 def inventory(api: Any, stack: str) -> Inventory:
     found = api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})

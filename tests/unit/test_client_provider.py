@@ -378,7 +378,7 @@ def test_an_unparseable_file_of_a_new_client_is_a_warning_and_a_failed_create(st
     assert any(w.startswith(f"client/cursor: {path}:1:2: ") for w in plan.warnings), plan.warnings
     recap = stage.apply(plan)
     assert recap.outcomes[0].status == "failed"
-    assert recap.outcomes[0].note.startswith(f"client/cursor: create failed: {path}:1:2: ")
+    assert recap.outcomes[0].note.startswith(f"create failed: {path}:1:2: ")  # the recap line names the client
     assert path.read_text(encoding="utf-8") == "{oops"
     assert ClientState(STACK, stage.state_dir).load() == {}
 

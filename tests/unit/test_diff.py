@@ -127,7 +127,7 @@ def test_a_foreign_resource_under_a_wanted_name_is_a_conflict() -> None:
 
 def test_an_empty_manifest_that_would_delete_everything_is_refused() -> None:
     seen = observed_from(desired("a"))
-    with pytest.raises(UsageError, match="would delete all 1 resources"):
+    with pytest.raises(UsageError, match="would delete all 1 resource of stack"):
         make_plan([], [seen], OPTIONS)
     allowed = make_plan([], [seen], DiffOptions(stack="s", allow_empty=True))
     assert [c.action for c in allowed.changes] == [Action.DELETE]

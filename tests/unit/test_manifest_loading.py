@@ -117,7 +117,7 @@ def test_a_directory_merges_its_files_and_names_both_places_of_a_duplicate(tmp_p
     write(tmp_path, HEADER + "workloads:\n  - {name: b, image: y}\n  - {name: a, image: z}\n", "b.yaml")
     lines = problems([tmp_path])
     assert len(lines) == 1
-    assert str(tmp_path / "b.yaml") + ":4:5: workloads[2].name: 'a' is defined twice" in lines[0]
+    assert str(tmp_path / "b.yaml") + ":4:6: workloads[2].name: 'a' is defined twice" in lines[0]  # at the name itself
     assert str(tmp_path / "a.yaml") + ":4:5" in lines[0]
 
 
@@ -125,7 +125,7 @@ def test_merged_files_keep_list_positions_for_later_errors(tmp_path: Path) -> No
     write(tmp_path, HEADER + "workloads:\n  - {name: a, image: x}\n", "a.yaml")
     write(tmp_path, HEADER + "workloads:\n  - {name: b, image: y, group: ghost}\n", "b.yaml")
     lines = problems([tmp_path])
-    assert lines == [f"{tmp_path / 'b.yaml'}:3:5: workloads[1].group: unknown group 'ghost' (declared: default)"]
+    assert lines == [f"{tmp_path / 'b.yaml'}:3:25: workloads[1].group: unknown group 'ghost' (declared: default)"]
 
 
 def test_settings_set_in_two_files_is_an_error(tmp_path: Path) -> None:
@@ -186,7 +186,8 @@ def test_mounting_the_docker_socket_is_refused(tmp_path: Path) -> None:
 def test_profile_mounts_are_checked_and_named_by_file_line_and_field(tmp_path: Path) -> None:
     body = "workloads:\n  - name: a\n    image: x\n    permission_profile: {read: ['./nope:/n']}\n"
     found = problems([write(tmp_path, HEADER + body)])
-    assert any(":3:" in line and "permission_profile.read[0]" in line and "does not exist" in line for line in found)
+    # at the mount itself, not at the workload
+    assert any(":5:33:" in line and "permission_profile.read[0]" in line and "does not exist" in line for line in found)
     acknowledged = body + "    allow_host_paths: [./nope]\n"
     manifest = load_manifest([write(tmp_path, HEADER + acknowledged)])
     assert manifest.workloads[0].allow_host_paths == ("./nope",)

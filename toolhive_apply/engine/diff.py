@@ -21,12 +21,16 @@ from toolhive_apply.engine.resource import (
     Spec,
     hard_spec,
 )
+from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
 
 HEALTHY = frozenset({"running", "present"})
 # Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
 IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
+# Keyed digests of secret values: a workload's `secret_digests.NAME`, a secret's own `digest`. A digest is no value,
+# but showing it says nothing a reviewer can use, and it tells apart two values: rendered as "(sensitive value)".
 SENSITIVE_PREFIXES = ("secret_digests",)
+SENSITIVE_PATHS = frozenset({"digest"})
 # An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
 # container attached to another network, say): the unit is recreated from the spec.
 DRIFTED = "drifted: "
@@ -64,7 +68,7 @@ def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange,
     changes = []
     for path in sorted(set(old) | set(new)):
         if old.get(path, _MISSING) != new.get(path, _MISSING):
-            sensitive = path.startswith(SENSITIVE_PREFIXES)
+            sensitive = path.startswith(SENSITIVE_PREFIXES) or path in SENSITIVE_PATHS
             changes.append(FieldChange(path, old.get(path), new.get(path), sensitive))
     return tuple(changes)
 
@@ -82,6 +86,8 @@ def _reason_for(fields: Sequence[FieldChange], explain: Mapping[str, str] | None
         parts.append(f"config changed: {shown}" + (f" (from {', '.join(sources)})" if sources else ""))
     if secret_names:
         parts.append(f"secret rotated: {', '.join(secret_names)}")
+    if any(f.sensitive and f.path in SENSITIVE_PATHS for f in fields):
+        parts.append("value changed")
     return "; ".join(parts) or "config hash changed"
 
 
@@ -151,10 +157,12 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
         raise ConflictError("; ".join(conflicts), hint=hint)
     owned = [o for o in observed if o.managed]
     _check_targets(options, {d.id for d in desired} | {o.id for o in owned})
-    deletable = [o for o in owned if o.id.kind is not Kind.SECRET or options.prune_secrets]
-    if not wanted and deletable and not options.allow_empty and not options.destroy:
+    # what the user declared and owns: toolhive-apply's own records (always wanted) do not make a manifest non-empty
+    declared = [d for d in wanted if not d.id.internal]
+    deletable = [o for o in owned if not o.id.internal and (o.id.kind is not Kind.SECRET or options.prune_secrets)]
+    if not declared and deletable and not options.allow_empty and not options.destroy:
         raise UsageError(
-            f"the manifest declares nothing, which would delete all {len(deletable)} resources of stack "
+            f"the manifest declares nothing, which would delete all {counted(len(deletable), 'resource')} of stack "
             f"{options.stack!r}",
             hint="check the manifest path; use `toolhive-apply destroy` or --allow-empty if that is what you want",
         )
@@ -170,7 +178,8 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
             else _compare(item, seen, options)
         )
         if change is None:
-            in_sync.append(item.id)
+            if not item.id.internal:
+                in_sync.append(item.id)
         else:
             changes.append(change)
     for seen in owned:
@@ -178,7 +187,8 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
             continue
         keep_secret = seen.id.kind is Kind.SECRET and not options.prune_secrets
         if keep_secret or (seen.spec is not None and seen.spec.get("prune") is False and not options.destroy):
-            kept.append(seen.id)
+            if not seen.id.internal:
+                kept.append(seen.id)
             continue
         reason = "destroy" if options.destroy else "not declared any more"
         changes.append(Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None), None, seen))

@@ -14,7 +14,7 @@ from itertools import groupby
 
 from toolhive_apply.engine.plan import Action, Change, Plan
 from toolhive_apply.engine.resource import Kind, ResourceId
-from toolhive_apply.errors import ToolhiveApplyError
+from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.providers.base import Event, EventSink, Provider
 
 
@@ -30,8 +30,12 @@ class Outcome:
 class Recap:
     outcomes: list[Outcome] = field(default_factory=list)
 
+    def visible(self) -> list[Outcome]:
+        """What the recap shows and counts: toolhive-apply's own records only when they did not succeed."""
+        return [o for o in self.outcomes if not o.id.internal or o.status in ("failed", "skipped")]
+
     def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
+        return sum(1 for o in self.visible() if o.status == status)
 
     @property
     def failed(self) -> bool:
@@ -45,7 +49,7 @@ class Recap:
             "skipped": self.count("skipped"),
             "resources": [
                 {"address": str(o.id), "status": o.status, "note": o.note, "seconds": round(o.seconds, 2)}
-                for o in self.outcomes
+                for o in self.visible()
             ],
         }
 
@@ -62,8 +66,10 @@ def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
     try:
         note = provider.apply(change, emit)
     except ToolhiveApplyError as exc:
-        # the hint (what to do about it) belongs with the failure: the recap is all a CI log reader sees
-        message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+        # the hint (what to do about it) belongs with the failure: the recap is all a CI log reader sees; the event
+        # and the recap line already name the resource, so a provider's message does not name it again
+        text = f"{exc.action} failed: {exc.cause}" if isinstance(exc, ProviderError) else exc.message
+        message = f"{text} (hint: {exc.hint})" if exc.hint else text
         emit(Event(address, "failed", message))
         return Outcome(change.id, "failed", message, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one broken resource must not stop the others

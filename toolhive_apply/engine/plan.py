@@ -82,9 +82,11 @@ class Plan:
         return bool(self.changes)
 
     def summary(self) -> dict[str, int]:
+        """Counts per action of the user's resources; toolhive-apply's own records are never counted."""
         counts = {action.value: 0 for action in Action}
         for change in self.changes:
-            counts[change.action.value] += 1
+            if not change.id.internal:
+                counts[change.action.value] += 1
         return counts
 
 
@@ -103,6 +105,8 @@ def _change_json(change: Change) -> dict[str, Any]:
         "reason": change.reason,
         "fields": [f.as_json() for f in change.fields],
     }
+    if change.id.internal:
+        out["internal"] = True  # toolhive-apply's own record: applied, but not counted in `summary`
     if change.desired is not None:
         out["desired"] = {
             "spec": change.desired.spec,

@@ -8,10 +8,17 @@ carry only secret references and keyed digests, never values. Every value is scr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from toolhive_apply.engine.executor import Recap
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan
+from toolhive_apply.engine.words import counted
 from toolhive_apply.redact import scrubbed_json
+
+if TYPE_CHECKING:
+    from toolhive_apply.manifest.model import Manifest
+
+__all__ = ["counted", "manifest_counts", "render_plan", "render_recap", "summary_line"]
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -48,6 +55,8 @@ def _value(value: object) -> str:
 
 def _field_line(change: Change, item: FieldChange) -> str:
     if item.sensitive:
+        if change.action in (Action.CREATE, Action.DELETE):
+            return f"      {SYMBOLS[change.action]} {item.path}: (sensitive value)"
         return f"      ~ {item.path}: (sensitive value will change)"
     if change.action is Action.CREATE:
         return f"      + {item.path}: {_value(item.after)}"
@@ -70,14 +79,20 @@ def _source(change: Change, path: str) -> str:
 
 def render_change(change: Change, colour: bool, verbose: bool, explain: bool = False) -> list[str]:
     symbol = _paint(SYMBOLS[change.action].rjust(3), COLOURS[change.action], colour)
+    internal = " [internal: toolhive-apply's own record]" if change.id.internal else ""
     lines = [
-        f"  # {change.id} {VERBS[change.action]} ({change.reason})",
+        f"  # {change.id} {VERBS[change.action]} ({change.reason}){internal}",
         f"{symbol} {change.id.kind} {change.id.name!r}",
     ]
     fields = change.fields
+    rows = [(item.path, _field_line(change, item) + (_source(change, item.path) if explain else "")) for item in fields]
     if change.action in (Action.CREATE, Action.DELETE) and not verbose:
-        fields = tuple(f for f in fields if f.path in _HEADLINE_FIELDS or f.path.startswith(_HEADLINE_PREFIXES))
-    lines.extend(_field_line(change, item) + (_source(change, item.path) if explain else "") for item in fields)
+        rows = [row for row, item in zip(rows, fields, strict=True) if _headline(item)]
+        # what a reviewer needs of the environment: the names a server gets, never their values (-v shows those)
+        names = sorted(f.path.split(".", 1)[1] for f in fields if f.path.startswith(_NAMES_ONLY_PREFIX))
+        if names:
+            rows.append(("env_vars", f"      {SYMBOLS[change.action]} env_vars: {', '.join(names)}"))
+    lines.extend(line for _, line in sorted(rows, key=lambda row: row[0]))
     source = change.desired or change.observed
     spec = source.spec if source is not None else None
     if spec and spec.get("parts") and change.action is not Action.START:
@@ -86,10 +101,46 @@ def render_change(change: Change, colour: bool, verbose: bool, explain: bool = F
 
 
 _HEADLINE_FIELDS = frozenset(
-    {"image", "transport", "proxy_mode", "proxy_port", "group", "url", "key", "path", "network_isolation"}
+    {
+        "image",
+        "transport",
+        "proxy_mode",
+        "proxy_port",
+        "host",
+        "group",
+        "url",
+        "key",
+        "path",
+        "location",
+        "network_isolation",
+        "secrets",
+        "volumes",
+    }
 )
 # what a workload may touch is always shown, even in the short form: it is what a reviewer has to see
 _HEADLINE_PREFIXES = ("permission_profile.",)
+# plain environment variables: their names in the short form, their values with -v
+_NAMES_ONLY_PREFIX = "env_vars."
+
+
+def _headline(item: FieldChange) -> bool:
+    """A field the short form shows; an empty list (no secrets, no volumes) says nothing and is left out."""
+    if item.path.startswith(_HEADLINE_PREFIXES):
+        return True
+    value = item.after if item.after is not None else item.before
+    return item.path in _HEADLINE_FIELDS and value != []
+
+
+def manifest_counts(manifest: Manifest) -> str:
+    """What `validate` found: `2 workloads, 1 client, 1 registry, 0 secrets`."""
+    return ", ".join(
+        [
+            counted(len(manifest.workloads), "workload"),
+            counted(len(manifest.clients), "client"),
+            counted(len(manifest.registries), "registry", "registries"),
+            counted(len(manifest.secrets), "secret"),
+        ]
+    )
 
 
 def summary_line(plan: Plan) -> str:
@@ -105,27 +156,47 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def render_plan(plan: Plan, colour: bool = False, verbose: bool = False, explain: bool = False) -> str:
-    lines: list[str] = []
-    for warning in plan.warnings:
-        lines.append(f"Warning: {warning}")
-    if plan.kept:
-        lines.append(f"Kept although no longer declared (prune: false): {', '.join(map(str, plan.kept))}")
-    if not plan.changes:
-        lines.append(f"No changes. Stack {plan.stack!r} matches the manifest ({len(plan.in_sync)} resources in sync).")
-        return "\n".join(lines) + "\n"
-    lines.append(f"toolhive-apply will perform the following actions on stack {plan.stack!r}:")
+def render_plan(
+    plan: Plan, colour: bool = False, verbose: bool = False, explain: bool = False, destroy: bool = False
+) -> str:
+    """The plan as text. toolhive-apply's own records (internal) are applied with the rest but shown only with -v:
+    they are not what the user declared, and counting them made "1 to create" of a manifest that declares none."""
+    detailed = verbose or explain
+    lines = [f"Warning: {warning}" for warning in plan.warnings]
+    kept = [str(rid) for rid in plan.kept if not rid.internal]
+    if kept and destroy:
+        lines.append(f"Kept: {', '.join(kept)} (destroy deletes secrets only with --prune-secrets)")
+    elif kept:
+        lines.append(f"Kept although no longer declared (prune: false): {', '.join(kept)}")
+    shown = [c for c in plan.changes if detailed or not c.id.internal]
+    if not any(not c.id.internal for c in plan.changes):
+        lines.append(_nothing_to_do(plan, destroy, bool(kept)))
+        if plan.changes and not detailed:
+            lines.append("toolhive-apply will update its own records of the stack (internal; -v shows them).")
+        if not shown:
+            return "\n".join(lines) + "\n"
+    else:
+        lines.append(f"toolhive-apply will perform the following actions on stack {plan.stack!r}:")
     lines.append("")
-    for change in plan.changes:
-        lines.extend(render_change(change, colour, verbose or explain, explain))
+    for change in shown:
+        lines.extend(render_change(change, colour, detailed, explain))
         lines.append("")
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 
 
+def _nothing_to_do(plan: Plan, destroy: bool, kept: bool) -> str:
+    if destroy:
+        if kept:
+            return f"Nothing else to destroy in stack {plan.stack!r}."
+        return f"Nothing to destroy: stack {plan.stack!r} owns no resources."
+    in_sync = counted(len(plan.in_sync), "resource")
+    return f"No changes. Stack {plan.stack!r} matches the manifest ({in_sync} in sync)."
+
+
 def render_recap(recap: Recap, colour: bool = False) -> str:
     lines = ["", "RECAP " + "*" * 60]
-    for outcome in recap.outcomes:
+    for outcome in recap.visible():
         code = {"ok": "32", "changed": "33", "failed": "31", "skipped": "35"}[outcome.status]
         lines.append(f"{_paint(outcome.status.ljust(8), code, colour)} {outcome.id}: {outcome.note}")
     lines.append(

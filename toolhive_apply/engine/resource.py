@@ -11,16 +11,19 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from toolhive_apply.errors import Origin
 
 HASH_VERSION = "1"
+HMAC_KEY_PREFIX: Final = "toolhive-apply.hmac."
+"""Secret keys under this prefix are a stack's digest key (`toolhive-apply.hmac.<stack>`), kept in the store."""
 
 Spec = Mapping[str, Any]
 
 
 class Kind(StrEnum):
+    STACK = "stack"
     SECRET = "secret"
     REGISTRY = "registry"
     WORKLOAD = "workload"
@@ -28,7 +31,7 @@ class Kind(StrEnum):
 
 
 # Creation order; deletion runs the other way round, so a client entry goes before its server.
-KIND_ORDER: tuple[Kind, ...] = (Kind.SECRET, Kind.REGISTRY, Kind.WORKLOAD, Kind.CLIENT)
+KIND_ORDER: tuple[Kind, ...] = (Kind.STACK, Kind.SECRET, Kind.REGISTRY, Kind.WORKLOAD, Kind.CLIENT)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -38,6 +41,12 @@ class ResourceId:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
+
+    @property
+    def internal(self) -> bool:
+        """toolhive-apply's own bookkeeping, not something the user declared: the stack record and the stack's
+        digest key. Planned and applied like any resource, but never counted nor listed as in sync or kept."""
+        return self.kind is Kind.STACK or (self.kind is Kind.SECRET and self.name.startswith(HMAC_KEY_PREFIX))
 
     @classmethod
     def parse(cls, text: str) -> ResourceId:

@@ -6,7 +6,7 @@ Each check returns issues (never raises) so that one run reports every problem a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import format_path
@@ -14,6 +14,7 @@ from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest,
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
 from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.positions import positioned
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -152,11 +153,13 @@ def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:
             )
 
 
-def check_ports(manifest: Manifest) -> Iterator[ManifestIssue]:
-    """Two workloads may not publish the same host address and port."""
+def check_ports(manifest: Manifest, sources: Mapping[str, str] | None = None) -> Iterator[ManifestIssue]:
+    """Two workloads may not publish the same host address and port. `sources` says where a workload's port came
+    from when the manifest does not set it (a registry entry), so the message can say so."""
     ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     seen: dict[tuple[str, int], Workload] = {}
     names: set[str] = set()
+    came = sources or {}
     for w in manifest.workloads:
         if w.name in names:
             continue  # a duplicate name is reported once, by check_uniqueness
@@ -164,10 +167,11 @@ def check_ports(manifest: Manifest) -> Iterator[ManifestIssue]:
         key = (w.host or manifest.settings.default_host or DEFAULT_HOST, ports[w.name])
         if key in seen:
             first = seen[key]
+            via = "".join(f"; {who}'s port is from {came[who]}" for who in (w.name, first.name) if who in came)
             yield _issue(
                 w.origin,
                 ("workloads", w.index, "proxy_port"),
-                f"port {key[1]} on {key[0]} is already used by workload {first.name!r} ({first.origin})",
+                f"port {key[1]} on {key[0]} is already used by workload {first.name!r} ({first.origin}){via}",
             )
         else:
             seen[key] = w
@@ -180,7 +184,7 @@ def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
         for i, s in enumerate(manifest.secrets)
         if s.value_is_inline and s.insecure
     ]
-    return warnings
+    return positioned(warnings, manifest.positions)
 
 
 CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
@@ -192,5 +196,5 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
 
 
 def check_manifest(manifest: Manifest) -> list[ManifestIssue]:
-    """Every semantic problem, from every check."""
-    return [issue for check in CHECKS for issue in check(manifest)]
+    """Every semantic problem, from every check, each at the field it names."""
+    return positioned((issue for check in CHECKS for issue in check(manifest)), manifest.positions)

@@ -67,6 +67,8 @@ class Secret:
     prune: bool
     base_dir: Path
     origin: Origin | None
+    allow_empty: bool = False
+    """An empty value from the source is meant (otherwise it is an error: an unset variable exported as "")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,8 @@ class Manifest:
     workloads: tuple[Workload, ...]
     files: tuple[Path, ...]
     warnings: tuple[ManifestIssue, ...] = ()
+    positions: Positions = field(default_factory=Positions, compare=False)
+    """Where every key and list item was written, so later checks (registries, live state) point at the field."""
 
     def workload(self, name: str) -> Workload | None:
         return next((w for w in self.workloads if w.name == name), None)
@@ -273,6 +277,7 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
             prune=bool(s.get("prune", False)),
             base_dir=_dir_of(positions, ("secrets", i))[0],
             origin=positions.find(("secrets", i)),
+            allow_empty=bool(s.get("allow_empty", False)),
         )
         for i, s in enumerate(data.get("secrets", ()))
     )
@@ -296,4 +301,5 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
         clients=clients,
         workloads=workloads,
         files=loaded.files,
+        positions=positions,
     )

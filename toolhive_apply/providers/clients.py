@@ -36,8 +36,6 @@ from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.client_state import ClientRecord, ClientState, ClientStateError, load_all
 from toolhive_apply.providers.workload_spec import workload_spec, workload_url
 
-CLIENT_HOST = "127.0.0.1"  # the host ToolHive writes into client files (`thv client register`, facts 1.3)
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -72,7 +70,7 @@ def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manife
         if workload.group not in groups or not (workload.image or workload.url or workload.registry):
             continue
         spec = workload_spec(workload, manifest, ports[workload.name], None)
-        entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec, CLIENT_HOST))
+        entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec))
     return entries
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient
+from toolhive_apply.providers.workload_spec import client_host
 from toolhive_apply.redact import redact
 
 POLL_SECONDS = 0.25
@@ -104,7 +105,7 @@ def wait_until_ready(
     restart policy hides between two polls still shows as a higher count.
     """
     deadline = time.monotonic() + timeout
-    host = "127.0.0.1" if spec["host"] in ("0.0.0.0", "", "::") else str(spec["host"])
+    host = client_host(spec)  # where clients connect: the same rule as their config files
     while time.monotonic() < deadline:
         running = True
         for container_id, restarts_before in containers:

@@ -8,34 +8,23 @@ show in `plan`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
-from toolhive_apply.engine.lock import ensure_marker_image
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.records import create_record, record_spec, records_of
 from toolhive_apply.providers.snapshot import StackContainers
-from toolhive_apply.providers.workload_spec import (
-    LABEL_HASH,
-    LABEL_HASH_VERSION,
-    LABEL_MANAGED_BY,
-    LABEL_NAME,
-    LABEL_SPEC,
-    LABEL_STACK,
-    MANAGED_BY,
-)
-from toolhive_apply.redact import scrubbed_json
+from toolhive_apply.providers.workload_spec import LABEL_HASH, LABEL_HASH_VERSION, LABEL_NAME, LABEL_ROLE, LABEL_STACK
 from toolhive_apply.registry.resolve import source_of
 from toolhive_apply.urls import mask_url
 
-LABEL_ROLE: Final = "toolhive-apply.role"
 ROLE_REGISTRY: Final = "registry"
 
 
@@ -49,12 +38,7 @@ def registry_records(api: CountingAPIClient, stack: str | None) -> list[dict[str
     return found
 
 
-def record_spec(summary: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        spec = json.loads((summary.get("Labels") or {}).get(LABEL_SPEC, ""))
-    except ValueError:
-        return None
-    return spec if isinstance(spec, dict) else None
+__all__ = ["RegistryProvider", "record_name", "record_spec", "registry_records"]
 
 
 class RegistryProvider:
@@ -83,7 +67,7 @@ class RegistryProvider:
         return result
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
-        records = [c for c in self.snapshot.owned() if (c.get("Labels") or {}).get(LABEL_ROLE) == ROLE_REGISTRY]
+        records = records_of(self.snapshot.owned(), ROLE_REGISTRY)
         observed = []
         for summary in records:
             labels = summary.get("Labels") or {}
@@ -116,19 +100,5 @@ class RegistryProvider:
         return "recorded" if change.action is Action.CREATE else "replaced"
 
     def _create(self, desired: DesiredResource) -> None:
-        spec = dict(desired.spec)
-        self.api.create_container(
-            image=ensure_marker_image(self.api),
-            command=["/registry"],
-            name=record_name(self.stack, desired.id.name),
-            network_disabled=True,
-            labels={
-                LABEL_MANAGED_BY: MANAGED_BY,
-                LABEL_STACK: self.stack,
-                LABEL_ROLE: ROLE_REGISTRY,
-                LABEL_NAME: desired.id.name,
-                LABEL_HASH: spec_hash(spec),
-                LABEL_HASH_VERSION: HASH_VERSION,
-                LABEL_SPEC: scrubbed_json(spec, sort_keys=True),
-            },
-        )
+        name = record_name(self.stack, desired.id.name)
+        create_record(self.api, name, (self.stack, ROLE_REGISTRY, desired.id.name), desired.spec)

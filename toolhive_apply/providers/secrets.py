@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.engine.resource import (
+    HASH_VERSION,
+    DesiredResource,
+    Kind,
+    ObservedResource,
+    ResourceId,
+    spec_hash,
+)
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
@@ -40,24 +47,39 @@ MANAGED_BY = "toolhive-apply"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
-    """The value from its declared source; a missing source is a manifest error naming the secret."""
+    """The value from its declared source; a missing or (unless allowed) empty one is an error naming the secret."""
+    value, field = _source_value(secret, environ, inline)
+    if not value.reveal() and not secret.allow_empty:
+        what = {
+            "from.env": f"environment variable {secret.env} is set but empty",
+            "from.file": f"{secret.file} is empty",
+        }
+        raise ManifestError.single(
+            secret.origin,
+            f"secrets[{secret.key}].{field}",
+            f"{what.get(field, 'the value is empty')}; set allow_empty: true if an empty secret is intended",
+        )
+    return value
+
+
+def _source_value(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> tuple[SecretValue, str]:
     if secret.env is not None:
         value = environ.get(secret.env)
         if value is None:
             raise ManifestError.single(
                 secret.origin, f"secrets[{secret.key}].from.env", f"environment variable {secret.env} is not set"
             )
-        return SecretValue(value)
+        return SecretValue(value), "from.env"
     if secret.file is not None:
         path = (secret.base_dir / secret.file).resolve()
         try:
-            return SecretValue(read_secret_file(path))
+            return SecretValue(read_secret_file(path)), "from.file"
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError.single(
                 secret.origin, f"secrets[{secret.key}].from.file", f"cannot read {path}: {exc}"
             ) from None
     if inline is not None:
-        return inline
+        return inline, "value"
     msg = f"secret {secret.key!r} has no source"
     raise ToolhiveApplyError(msg)
 
@@ -106,6 +128,11 @@ class SecretResolver:
             if self._listing is None or refresh:
                 self._listing = {item.key: item for item in self.store.list()}
             return self._listing
+
+    def forget_listing(self) -> None:
+        """After a write or delete: the next observation (apply's convergence check) lists the store again."""
+        with self._lock:
+            self._listing = None
 
     def key(self) -> bytes:
         """The stack's HMAC key: read from the store, or made now (and written by the secret provider)."""
@@ -174,7 +201,8 @@ class SecretProvider:
         listing = self.resolver.listing(refresh=True) if manifest.secrets else {}
         for secret in manifest.secrets:
             if secret.present:
-                if secret.key not in listing and self.resolver.store.read(secret.key) is None:
+                stored = listing.get(secret.key)
+                if stored is None and self.resolver.store.read(secret.key) is None:
                     missing.append(
                         ManifestIssue(
                             secret.origin,
@@ -183,6 +211,10 @@ class SecretProvider:
                             f"({self.resolver.store.endpoint})",
                         )
                     )
+                elif stored is not None and self._ours(stored):
+                    # one of ours, now declared present (as `export --as-manifest` writes it): kept as it is
+                    spec = {"key": secret.key, "description": secret.description, "digest": stored.digest or ""}
+                    result.append(DesiredResource(ResourceId(Kind.SECRET, secret.key), spec, secret.origin))
                 continue
             value = read_source(secret, self.environ, secret.inline)
             self.resolver.values[secret.key] = value
@@ -203,12 +235,15 @@ class SecretProvider:
             result.append(DesiredResource(ResourceId(Kind.SECRET, name), spec))
         return result
 
+    def _ours(self, item: StoredSecret) -> bool:
+        return item.managed_by == MANAGED_BY and item.stack == self.resolver.stack
+
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         if not names and not self.resolver.opened:
             return []  # nothing declared and nothing read: the store is not even opened
         observed = []
         for item in self.resolver.listing().values():
-            ours = item.managed_by == MANAGED_BY and item.stack == self.resolver.stack
+            ours = self._ours(item)
             if not ours and item.key not in names:
                 continue
             spec = {"key": item.key, "description": item.description, "digest": item.digest or ""}
@@ -231,6 +266,12 @@ class SecretProvider:
         return {k: v for k, v in desired.spec.items() if k != "source"}
 
     def apply(self, change: Change, emit: EventSink) -> str:
+        try:
+            return self._apply(change)
+        finally:
+            self.resolver.forget_listing()  # listed again when apply checks that it converged
+
+    def _apply(self, change: Change) -> str:
         store = self.resolver.store
         if change.action is Action.DELETE:
             assert change.observed is not None
@@ -241,7 +282,7 @@ class SecretProvider:
         version = int(change.observed.handle) if change.observed is not None else None
         if name == hmac_key_name(self.resolver.stack):
             value = SecretValue(self.resolver.key().hex())
-            digest = "new"
+            digest = KEY_DIGEST_MARK
         else:
             value = self._value_for(change)
             digest = self.resolver.digest(value)

@@ -33,9 +33,12 @@ ROLE_GATE: Final = "gate"
 ROLE_ISOLATION: Final = "isolation"
 EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
-PROXY_LISTEN_PORT: Final = 8080
+PROXY_LISTEN_PORT: Final = 8099
+"""The port the workload proxy listens on inside its own container (published as the workload's proxy_port). Not
+DEFAULT_TARGET_PORT (the MCP server's port in *its* container, 8080): one number per meaning, so a mix-up shows."""
 PROXY_SOCKET: Final = "/var/run/docker.sock"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", ""})
+WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})
 LOG_MAX_SIZE: Final = "10m"
 LOG_MAX_FILES: Final = 3
 """Every container we create logs to json-file with at most 3 x 10 MiB: Docker's default has no bound."""
@@ -495,8 +498,18 @@ def isolation_network_labels(spec: Spec, stack: str) -> dict[str, str]:
     }
 
 
-def workload_url(spec: Spec, host: str = "127.0.0.1") -> str:
-    """ToolHive's client URL shape (pkg/transport/url.go): /mcp, or /sse#name for SSE."""
+def client_host(spec: Spec) -> str:
+    """The one rule for the address a client on this machine connects to (client files, export, readiness): the
+    address the proxy's port is published on, or loopback when that is a wildcard. A port published on one
+    non-loopback address only is not reachable at 127.0.0.1."""
+    host = str(spec.get("host") or "")
+    return "127.0.0.1" if host in WILDCARD_HOSTS else host
+
+
+def workload_url(spec: Spec) -> str:
+    """ToolHive's client URL shape (pkg/transport/url.go): /mcp, or /sse#name for SSE, on `client_host`."""
+    host = client_host(spec)
+    where = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL
     if spec["proxy_mode"] == "sse":
-        return f"http://{host}:{spec['proxy_port']}/sse#{spec['name']}"
-    return f"http://{host}:{spec['proxy_port']}/mcp"
+        return f"http://{where}:{spec['proxy_port']}/sse#{spec['name']}"
+    return f"http://{where}:{spec['proxy_port']}/mcp"

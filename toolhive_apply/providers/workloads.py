@@ -23,6 +23,7 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
 from toolhive_apply.providers.proxies import ProxyManager
 from toolhive_apply.providers.readiness import wait_until_ready
@@ -430,4 +431,4 @@ class WorkloadProvider:
 def _api_message(exc: docker.errors.APIError) -> str:
     explanation = getattr(exc, "explanation", None)
     text = explanation.decode() if isinstance(explanation, bytes) else str(explanation or exc)
-    return text.strip()
+    return port_error(text) or text.strip()  # a taken port in one sentence, not Docker's endpoint text

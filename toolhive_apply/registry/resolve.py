@@ -10,13 +10,16 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from toolhive_apply.errors import ManifestError, ManifestIssue
+from toolhive_apply.manifest.checks import check_ports
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Registry, Workload
 from toolhive_apply.manifest.mounts import mount_problems
-from toolhive_apply.registry.formats import Catalogue, ServerEntry, parse_catalogue
-from toolhive_apply.registry.sources import Fetched, FetchPolicy, load_file, load_remote
+from toolhive_apply.manifest.positions import positioned
+from toolhive_apply.registry.formats import Catalogue, RegistryError, ServerEntry, parse_catalogue
+from toolhive_apply.registry.sources import Fetched, FetchPolicy, load_cached, load_file, load_remote
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,11 @@ class Resolved:
     explain: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     catalogues: Mapping[str, Catalogue] = field(default_factory=dict)
+    notes: tuple[ManifestIssue, ...] = ()
+    """What an offline resolution could not check (a remote registry with no cached copy), positioned."""
+
+
+SOURCE_FIELDS: Final = {"file": "local_path", "url": "url", "api": "api_url"}
 
 
 def source_of(registry: Registry) -> tuple[str, str]:
@@ -40,25 +48,46 @@ def policy_of(registry: Registry) -> FetchPolicy:
     return FetchPolicy(allow_private_ip=registry.allow_private_ip, redirect_hosts=frozenset(registry.redirect_hosts))
 
 
-def fetch_registry(registry: Registry) -> Fetched:
+def fetch_registry(registry: Registry, offline: bool = False) -> Fetched | None:
+    """The registry's document; offline, a remote one only from the cache (None when there is no cached copy)."""
     kind, source = source_of(registry)
     if kind == "file":
         return load_file(Path(source), registry.name)
+    if offline:
+        return load_cached(f"{kind}:{source}", policy_of(registry))
     return load_remote(f"{kind}:{source}", registry.name, ttl=registry.cache_ttl, policy=policy_of(registry))
 
 
-def load_catalogues(manifest: Manifest, wanted: set[str]) -> tuple[dict[str, Catalogue], list[str]]:
-    """Each registry a workload uses is read once per run."""
-    catalogues: dict[str, Catalogue] = {}
-    warnings: list[str] = []
-    for registry in manifest.registries:
-        if registry.name not in wanted:
+@dataclass(slots=True)
+class _Catalogues:
+    found: dict[str, Catalogue] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    issues: list[ManifestIssue] = field(default_factory=list)
+    notes: list[ManifestIssue] = field(default_factory=list)
+
+
+def load_catalogues(manifest: Manifest, wanted: set[str], offline: bool = False) -> _Catalogues:
+    """Each registry a workload uses, and every local one (cheap, and a broken file is a broken declaration), read
+    once per run; a registry that cannot be read or parsed is an issue at its source field."""
+    loaded = _Catalogues()
+    for index, registry in enumerate(manifest.registries):
+        kind, _ = source_of(registry)
+        if registry.name not in wanted and kind != "file":
             continue
-        fetched = fetch_registry(registry)
-        if fetched.warning:
-            warnings.append(fetched.warning)
-        catalogues[registry.name] = parse_catalogue(registry.name, fetched.document)
-    return catalogues, warnings
+        where = format_path(("registries", index, SOURCE_FIELDS[kind]))
+        try:
+            fetched = fetch_registry(registry, offline)
+            if fetched is None:
+                message = "warning: no cached copy here, so its servers are checked when plan fetches it"
+                loaded.notes.append(ManifestIssue(registry.origin, where, message))
+                continue
+            if fetched.warning:
+                loaded.warnings.append(fetched.warning)
+            loaded.found[registry.name] = parse_catalogue(registry.name, fetched.document)
+        except RegistryError as exc:
+            hint = f" (hint: {exc.hint})" if exc.hint else ""
+            loaded.issues.append(ManifestIssue(registry.origin, where, exc.message + hint))
+    return loaded
 
 
 def _issue(workload: Workload, path: tuple[str | int, ...], message: str) -> ManifestIssue:
@@ -134,20 +163,25 @@ def resolve_workload(workload: Workload, entry: ServerEntry) -> tuple[Workload, 
     return resolved, explain, issues
 
 
-def resolve_registries(manifest: Manifest) -> Resolved:
-    """Fill registry-backed workloads; ManifestError lists every unknown server or missing variable."""
+def resolve_registries(manifest: Manifest, offline: bool = False) -> Resolved:
+    """Fill registry-backed workloads; ManifestError lists every unreadable registry, unknown server, missing
+    variable and host port two workloads share once registries supplied theirs, each at its field.
+
+    Offline (`validate`), remote registries are read only from the cache; workloads of a registry with no cached
+    copy stay unresolved, and a note says so.
+    """
     wanted = {w.registry for w in manifest.workloads if w.registry}
-    if not wanted:
+    if not wanted and not any(r.local_path is not None for r in manifest.registries):
         return Resolved(manifest)
-    catalogues, warnings = load_catalogues(manifest, wanted)
+    loaded = load_catalogues(manifest, wanted, offline)
     workloads: list[Workload] = []
     explain: dict[str, dict[str, str]] = {}
-    issues: list[ManifestIssue] = []
+    issues = list(loaded.issues)
     for workload in manifest.workloads:
-        if not workload.registry or not workload.server:
-            workloads.append(workload)
+        catalogue = loaded.found.get(workload.registry or "")
+        if not workload.registry or not workload.server or catalogue is None:
+            workloads.append(workload)  # no registry, or one that could not be read (already an issue or a note)
             continue
-        catalogue = catalogues[workload.registry]
         entry = catalogue.find(workload.server)
         if entry is None:
             many = catalogue.ambiguous(workload.server)
@@ -160,6 +194,15 @@ def resolve_registries(manifest: Manifest) -> Resolved:
         workloads.append(resolved)
         explain[workload.name] = why
         issues.extend(problems)
+    result = dataclasses.replace(manifest, workloads=tuple(workloads))
+    if not issues:  # ports are checked again once registries supplied theirs
+        issues.extend(_port_issues(result, explain))
     if issues:
-        raise ManifestError(issues)
-    return Resolved(dataclasses.replace(manifest, workloads=tuple(workloads)), explain, tuple(warnings), catalogues)
+        raise ManifestError(positioned(issues, manifest.positions))
+    return Resolved(result, explain, tuple(loaded.warnings), loaded.found, tuple(loaded.notes))
+
+
+def _port_issues(manifest: Manifest, explain: Mapping[str, Mapping[str, str]]) -> list[ManifestIssue]:
+    """Host ports shared by two workloads, now that registry entries supplied some."""
+    sources = {name: why["proxy_port"] for name, why in explain.items() if "proxy_port" in why}
+    return list(check_ports(manifest, sources))

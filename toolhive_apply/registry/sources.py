@@ -24,7 +24,7 @@ from toolhive_apply.registry.formats import RegistryError
 from toolhive_apply.registry.transport import TIMEOUT_SECONDS, Deadline, FetchPolicy
 from toolhive_apply.urls import mask_url
 
-__all__ = ["TIMEOUT_SECONDS", "FetchPolicy", "Fetched", "load_file", "load_remote"]
+__all__ = ["TIMEOUT_SECONDS", "FetchPolicy", "Fetched", "load_cached", "load_file", "load_remote"]
 
 MAX_BYTES = transport.MAX_BYTES
 MAX_PAGES = 200
@@ -208,6 +208,13 @@ def _read_cache(key: str, policy: FetchPolicy) -> _Cached | None:
     except (OSError, ValueError, TypeError, RecursionError, RegistryError):
         return None  # a damaged cache is no cache
     return _Cached(document, meta)
+
+
+def load_cached(key: str, policy: FetchPolicy | None = None) -> Fetched | None:
+    """The cached copy of a remote source whatever its age, without asking the network (for `validate`); None when
+    there is none this registry's policy still allows."""
+    cached = _read_cache(key, policy or FetchPolicy())
+    return None if cached is None else Fetched(cached.document)
 
 
 def load_remote(

@@ -1,0 +1,60 @@
+"""Records kept on the Docker host: never-started marker containers whose labels carry a spec.
+
+What a manifest declares that no running container carries (a registry's source, the stack's groups and secret
+store) must survive without local files, for a GitOps runner with a remote DOCKER_HOST. A labelled container is
+created atomically, is listed with the stack's other containers (no extra call) and is owned like them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from toolhive_apply.docker_client import CountingAPIClient
+from toolhive_apply.engine.lock import ensure_marker_image
+from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
+from toolhive_apply.providers.workload_spec import (
+    LABEL_HASH,
+    LABEL_HASH_VERSION,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_ROLE,
+    LABEL_SPEC,
+    LABEL_STACK,
+    MANAGED_BY,
+)
+from toolhive_apply.redact import scrubbed_json
+
+
+def record_spec(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec a record carries, or None when its label is missing or not a JSON object."""
+    try:
+        spec = json.loads((summary.get("Labels") or {}).get(LABEL_SPEC, ""))
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def records_of(containers: Iterable[Mapping[str, Any]], role: str) -> list[Mapping[str, Any]]:
+    return [c for c in containers if (c.get("Labels") or {}).get(LABEL_ROLE) == role]
+
+
+def create_record(api: CountingAPIClient, container: str, owner: tuple[str, str, str], spec: Spec) -> None:
+    """A record named `container` for (stack, role, name); the spec is scrubbed before it becomes a label."""
+    stack, role, name = owner
+    api.create_container(
+        image=ensure_marker_image(api),
+        command=[f"/{role}"],  # never run: the marker image has no program
+        name=container,
+        network_disabled=True,
+        labels={
+            LABEL_MANAGED_BY: MANAGED_BY,
+            LABEL_STACK: stack,
+            LABEL_ROLE: role,
+            LABEL_NAME: name,
+            LABEL_HASH: spec_hash(spec),
+            LABEL_HASH_VERSION: HASH_VERSION,
+            LABEL_SPEC: scrubbed_json(dict(spec), sort_keys=True),
+        },
+    )
