@@ -45,16 +45,16 @@ def test_a_mount_of_the_host_is_refused_however_it_is_spelled(tmp_path: Path, co
         "      write: ['//var/run//docker.sock/://x', 'file:///etc:/etc']\n"
         "      read: ['./data/../sock:/s2', '/:/host']\n",
     )
-    _refused(
+    _refused(  # each at the list item it judges
         path,
-        "4:5: workloads[0].volumes[0]: mounting the Docker socket would hand the server the whole host",
-        "4:5: workloads[0].volumes[1]: mounting the Docker socket",
-        "4:5: workloads[0].volumes[2]: 'data' would be a named Docker volume",
-        "4:5: workloads[0].volumes[3]: Docker would refuse mode 'ro,rw'",
-        "4:5: workloads[0].permission_profile.write[0]: mounting the Docker socket",
-        "4:5: workloads[0].permission_profile.write[1]: resource URI mounts (scheme://...) are not supported",
-        "4:5: workloads[0].permission_profile.read[0]: mounting the Docker socket",
-        "4:5: workloads[0].permission_profile.read[1]: mounting / would expose the host itself",
+        "6:15: workloads[0].volumes[0]: mounting the Docker socket would hand the server the whole host",
+        "6:43: workloads[0].volumes[1]: mounting the Docker socket",
+        "6:59: workloads[0].volumes[2]: 'data' would be a named Docker volume",
+        "6:70: workloads[0].volumes[3]: Docker would refuse mode 'ro,rw'",
+        "8:15: workloads[0].permission_profile.write[0]: mounting the Docker socket",
+        "8:46: workloads[0].permission_profile.write[1]: resource URI mounts (scheme://...) are not supported",
+        "9:14: workloads[0].permission_profile.read[0]: mounting the Docker socket",
+        "9:36: workloads[0].permission_profile.read[1]: mounting / would expose the host itself",
         command=command,
     )
 
@@ -116,8 +116,8 @@ def test_names_that_collide_with_our_own_objects_are_refused(tmp_path: Path) -> 
     )
     _refused(
         path,
-        "5:5: workloads[1].name: 'x-proxy' is the name of workload 'x''s proxy container",
-        "6:5: workloads[2].name: 'x-egress' is the name of workload 'x''s egress container",
-        "7:5: workloads[3].name: names beginning 'toolhive-apply' are toolhive-apply's own",
-        "8:5: workloads[4].name: a name holding '-replaced-' is how a replace sets containers aside",
+        "5:6: workloads[1].name: 'x-proxy' is the name of workload 'x''s proxy container",
+        "6:6: workloads[2].name: 'x-egress' is the name of workload 'x''s egress container",
+        "7:6: workloads[3].name: names beginning 'toolhive-apply' are toolhive-apply's own",
+        "8:6: workloads[4].name: a name holding '-replaced-' is how a replace sets containers aside",
     )

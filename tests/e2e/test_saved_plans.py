@@ -23,6 +23,7 @@ from tests.conftest import HTTP_IMAGE, TIME_IMAGE, TINY_MCP, remove_stack, run_c
 from tests.support.openbao import OpenBao, openbao_server
 from toolhive_apply.engine.plan import plan_mac_key, seal
 from toolhive_apply.providers.stack_key import stack_key
+from toolhive_apply.providers.stack_record import record_name
 from toolhive_apply.stores.base import open_store
 
 pytestmark = pytest.mark.docker
@@ -52,6 +53,11 @@ def bao() -> Iterator[OpenBao]:
 def owned(api: Any, stack: str) -> list[str]:
     found = api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
     return sorted(c["Names"][0].lstrip("/") for c in found)
+
+
+def stdio_unit_and_record(stack: str) -> list[str]:
+    """The containers a one-secret stack of one stdio workload owns: the unit of three and the stack record."""
+    return sorted([f"{stack}-w", f"{stack}-w-gate", f"{stack}-w-proxy", record_name(stack)])
 
 
 def stack_networks(api: Any, stack: str) -> list[str]:
@@ -162,7 +168,7 @@ def test_an_edited_saved_plan_is_refused_and_nothing_reaches_the_engine(
             assert owned(docker_api, stack) == [] and owned(docker_api, other_stack) == [], tamper.__name__
         untouched = run_cli("apply", str(tmp_path / "a.json"), env=env)
         assert untouched.code == 0, untouched  # the refusals were about the edits, not the plan
-        assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-gate", f"{stack}-w-proxy"]
+        assert owned(docker_api, stack) == stdio_unit_and_record(stack)
     finally:
         remove_stack(docker_api, other_stack)
 
@@ -255,7 +261,7 @@ def gitops_round(docker_api: Any, tmp_path: Path, stack: str, path: Path, env: d
     applied = run_cli("apply", str(out), env=env)  # stdin is not a terminal (run_cli)
     assert applied.code == 0, applied
     assert "did not converge" not in applied.output
-    assert owned(docker_api, stack) == [f"{stack}-w", f"{stack}-w-gate", f"{stack}-w-proxy"]
+    assert owned(docker_api, stack) == stdio_unit_and_record(stack)
     container_env = docker_api.inspect_container(f"{stack}-w")["Config"]["Env"]
     assert f"TOK={env.get('SECRET_VALUE') or env.get('TOOLHIVE_SECRET_tok')}" in container_env
     assert run_cli("plan", str(path), "--detailed-exitcode", env=env).code == 0
@@ -352,7 +358,7 @@ def test_destroy_after_a_failed_first_create_leaves_no_network_behind(
     assert destroyed.code == 0, destroyed
     assert f"workload/toolhive-apply.{stack} will be deleted" in destroyed.stdout  # shown, then done
     assert stack_networks(docker_api, stack) == []
-    assert "No changes" in run_cli("destroy", str(path), "--yes", env=env).stdout
+    assert "Nothing to destroy" in run_cli("destroy", str(path), "--yes", env=env).stdout
 
 
 def test_the_stack_key_never_leaks_into_the_plan_file(

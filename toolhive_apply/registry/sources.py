@@ -266,6 +266,8 @@ def load_remote(
 def _read_owned(path: Path) -> bytes | None:
     """A cache file only when no one else can have written it (ours, not a link, in our 0700 directory): what it
     says becomes images and arguments, so a file someone else could have put there is no cache at all."""
+    if not os.path.lexists(path.parent):
+        return None  # no cache yet: reading makes nothing (validate changes nothing on disk)
     try:
         private_dir(path.parent, levels=2)
         return read_owned(path)
