@@ -408,6 +408,44 @@ def test_a_new_store_without_a_password_gets_a_random_one_in_a_0600_key_file(tmp
     assert value is not None and value.reveal() == "v" and again.warnings == ()
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["one store object", "a store object per writer"])
+def test_writers_racing_to_create_a_new_store_agree_on_one_password(tmp_path: Path, shared: bool) -> None:
+    """Seen in CI: apply writes a stack's secrets in parallel; the second writer read the key file the first had
+    created but not yet filled ("the key file is empty") and its secret failed. Every writer must get the one
+    password and every value must be in the store (several rounds: the race window is small)."""
+    for round_ in range(6):
+        environ = state_env(tmp_path / str(round_))
+        store_file = tmp_path / str(round_) / "custom" / "secrets"
+        one = EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False))
+        stores = [one if shared else EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False))]
+        stores += [
+            stores[0] if shared else EncryptedStore(store_file, environ, keyring=MemoryKeyring(works=False))
+            for _ in range(11)
+        ]
+        start = threading.Barrier(len(stores))
+        failures: list[BaseException] = []
+
+        def writer(
+            index: int, store: EncryptedStore, gate: threading.Barrier = start, failed: list[BaseException] = failures
+        ) -> None:
+            gate.wait()
+            try:
+                write(store, f"k{index}", f"v{index}")
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever a writer hit
+                failed.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(i, s)) for i, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        key_file = passwords.key_file_path(store_file, environ)
+        password = key_file.read_text().strip()
+        assert toolhive_open(password, store_file.read_bytes()) == {f"k{i}": f"v{i}" for i in range(len(stores))}
+        assert not [p.name for p in key_file.parent.iterdir() if p.suffix == ".tmp"]
+
+
 def test_toolhives_default_store_keeps_its_new_password_in_toolhives_keyring_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import builtins
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -94,6 +95,7 @@ class EncryptedStore:
         self.lock_timeout = lock_timeout
         self.keyring = keyring or passwords.PythonKeyring()
         self._key: bytes | None = None
+        self._key_lock = threading.Lock()
         self._password_source = ""
         self._warnings: tuple[str, ...] | None = None
 
@@ -278,6 +280,10 @@ class EncryptedStore:
 
     def _cipher_key(self, *, create: bool = False) -> bytes:
         """The AES key; with `create`, a store that does not exist yet gets a new random password if none is found."""
+        with self._key_lock:  # one password for the store, however many threads write it at once
+            return self._derive_key(create=create)
+
+    def _derive_key(self, *, create: bool) -> bytes:
         if self._key is None:
             password = self._find_password()
             if password is None and create and self._is_new():

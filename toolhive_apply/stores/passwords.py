@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import importlib
 import os
+import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -153,27 +154,35 @@ def read_key_file(path: Path) -> str | None:
 
 
 def write_key_file(path: Path, password: str) -> str:
-    """Create `path` (0600, in a 0700 directory) holding `password`; if another process created it first, its
-    password wins. Returns the password now in the file."""
+    """Create `path` (0600, in a 0700 directory) holding `password`; if another process or thread created it first,
+    its password wins. Returns the password now in the file.
+
+    The file appears with its content or not at all: it is written under a temporary name and then hard-linked into
+    place (link(2) fails if the name exists). A reader never sees it empty, which a plain O_EXCL create followed by
+    a write would show to a second writer racing the first.
+    """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise PasswordFileError(f"cannot create the key file {path}: {exc.strerror}") from None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(password + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
     except FileExistsError:
         existing = read_key_file(path)
         if existing is None:  # pragma: no cover - removed between the two calls
             raise PasswordFileError(f"the key file {path} vanished while it was created") from None
         return existing
     except OSError as exc:
-        raise PasswordFileError(f"cannot create the key file {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(password + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink()
         raise PasswordFileError(f"cannot write the key file {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return password
 
 
