@@ -1,0 +1,154 @@
+"""render kubernetes: every example renders, every document validates against the CRD we ship (unknown fields
+are errors), secrets are references only, and the worked example's checked-in output is what render writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_cli
+from toolhive_apply.interop.crd_validate import to_json_schema, validate_core, validate_document
+from toolhive_apply.interop.kubernetes_render import render_manifest
+from toolhive_apply.manifest import load_manifest
+from toolhive_apply.registry.resolve import resolve_registries
+
+EXAMPLES = sorted(d for d in (ROOT / "examples").iterdir() if d.is_dir() and any(d.glob("*.yaml")))
+
+
+def _render(path: Path, namespace: str | None = "mcp") -> Any:
+    return render_manifest(resolve_registries(load_manifest([path], environ={})).manifest, namespace)
+
+
+def _read_dir(directory: Path) -> dict[str, Any]:
+    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.yaml"))}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_renders_and_every_written_document_validates(example: Path, tmp_path: Path) -> None:
+    result = run_cli("render", "kubernetes", str(example), "--out", str(tmp_path), "--namespace", "mcp")
+    assert result.code == 0, result
+    written = _read_dir(tmp_path)
+    kustomization = written.pop("kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    assert sorted(kustomization["resources"]) == sorted(written)
+    assert written
+    for name, document in written.items():
+        check = validate_core if document["kind"] == "ConfigMap" else validate_document
+        assert check(document, name) == [], name
+        assert document["metadata"]["namespace"] == "mcp"
+
+
+def test_the_validator_refuses_what_the_api_server_would_prune_or_reject() -> None:
+    good = {"apiVersion": "toolhive.stacklok.dev/v1beta1", "kind": "MCPServer", "metadata": {"name": "a"},
+            "spec": {"image": "x", "transport": "stdio"}}  # fmt: skip
+    assert validate_document(good, "a") == []
+    cases = {
+        "spec: Additional properties": {**good, "spec": {"image": "x", "imgae": "y"}},
+        "spec.transport": {**good, "spec": {"image": "x", "transport": "websocket"}},
+        "spec.proxyPort": {**good, "spec": {"image": "x", "proxyPort": 70000}},
+        "spec: 'image' is a required property": {**good, "spec": {}},
+        "metadata.name": {**good, "metadata": {"name": "Upper_Case"}},
+        "spec.env[0]": {**good, "spec": {"image": "x", "env": [{"name": "A", "value": "b", "extra": 1}]}},
+    }
+    for expected, document in cases.items():
+        problems = [str(p) for p in validate_document(document, "doc")]
+        assert any(expected.split(":")[0] in p and expected.split(": ", 1)[-1][:20] in p for p in problems), (
+            expected, problems)  # fmt: skip
+    wrong_version = {**good, "apiVersion": "toolhive.stacklok.dev/v2"}
+    assert "no shipped CRD" in str(validate_document(wrong_version, "doc")[0])
+
+
+def test_kubernetes_extensions_change_validation_as_the_api_server_does() -> None:
+    schema = to_json_schema(
+        {
+            "type": "object",
+            "properties": {
+                "port": {"x-kubernetes-int-or-string": True},
+                "maybe": {"type": "string", "nullable": True},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "count": {"type": "integer", "format": "int32"},
+            },
+        }
+    )
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"port": 8080, "maybe": None, "free": {"anything": [1]}, "count": 3})
+    assert validator.is_valid({"port": "http"})
+    assert not validator.is_valid({"port": 1.5})
+    assert not validator.is_valid({"count": 2**31})
+    assert not validator.is_valid({"other": 1})
+
+
+def test_a_secret_canary_never_reaches_rendered_output(tmp_path: Path) -> None:
+    canary = "canary-9f3b2c7e-value-never-rendered"
+    manifest = tmp_path / "m" / "stack.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "toolhive-apply/v1", "settings": {"stack": "canary"},
+        "secrets": [{"key": "tok", "from": {"env": "CANARY_TOKEN"}}, {"key": "hdr", "from": {"env": "CANARY_TOKEN"}}],
+        "workloads": [
+            {"name": "a", "image": "x:1", "secrets": [{"name": "tok", "target": "TOKEN"}]},
+            {"name": "r", "url": "https://mcp.example.com/mcp", "headers": [{"name": "X-Key", "secret": "hdr"}]},
+        ],
+    }), encoding="utf-8")  # fmt: skip
+    out = tmp_path / "out"
+    result = run_cli("render", "kubernetes", str(manifest.parent), "--out", str(out), env={"CANARY_TOKEN": canary})
+    assert result.code == 0, result
+    assert canary not in result.output
+    texts = [p.read_text(encoding="utf-8") for p in out.iterdir()]
+    assert texts and all(canary not in t for t in texts)
+    server = yaml.safe_load((out / "mcpserver-a.yaml").read_text(encoding="utf-8"))
+    assert server["spec"]["secrets"] == [{"name": "tok", "key": "value", "targetEnvName": "TOKEN"}]
+
+
+def test_vault_secrets_become_the_injector_annotations_toolhive_documents() -> None:
+    rendering = _render(ROOT / "examples" / "gitops")
+    server = next(d for d in rendering.documents if d.kind == "MCPServer").body
+    assert "secrets" not in server["spec"]
+    notes = server["spec"]["resourceOverrides"]["proxyDeployment"]["podTemplateMetadataOverrides"]["annotations"]
+    path = "secret/data/toolhive/gitops-demo/github-token"
+    assert notes["vault.hashicorp.com/agent-inject"] == "true"
+    assert notes["vault.hashicorp.com/agent-inject-secret-github-token-0"] == path
+    template = notes["vault.hashicorp.com/agent-inject-template-github-token-0"]
+    assert f'with secret "{path}"' in template
+    assert "GITHUB_PERSONAL_ACCESS_TOKEN={{ .Data.data.value }}" in template
+    assert all(len(k.split("/", 1)[1]) <= 63 for k in notes)
+
+
+def test_what_the_operator_cannot_take_is_a_warning_per_resource() -> None:
+    warnings = [str(w) for w in _render(ROOT / "examples" / "full").warnings]
+    for resource, words in [
+        ("workload/github", "egress allow-list"),
+        ("workload/files", "as a file"),
+        ("workload/files", "relative host path"),
+        ("workload/docs", "bearer_token"),
+        ("client/cursor", "client config files"),
+        ("registry/company", "static URL"),
+    ]:
+        assert any(resource in w and words in w for w in warnings), (resource, words, warnings)
+
+
+def test_the_worked_example_is_checked_in_as_render_writes_it(tmp_path: Path) -> None:
+    """Golden files: each field of examples/kubernetes/rendered was checked against the v1beta1 CRDs."""
+    example = ROOT / "examples" / "kubernetes"
+    result = run_cli("render", "kubernetes", str(example), "--out", str(tmp_path), "--namespace", "mcp-tools")
+    assert result.code == 0, result
+    rendered = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.yaml")}
+    checked_in = {p.name: p.read_text(encoding="utf-8") for p in (example / "rendered").glob("*.yaml")}
+    assert rendered == checked_in
+    assert "Needs: secret github-token: Secret github-token key value" in result.stderr
+
+
+def test_a_second_render_removes_files_of_resources_that_left_the_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "keep-me.yaml").write_text("# not ours\n", encoding="utf-8")
+    assert run_cli("render", "kubernetes", str(ROOT / "examples" / "full"), "--out", str(out)).code == 0
+    assert (out / "mcpserver-files.yaml").exists()
+    assert run_cli("render", "kubernetes", str(ROOT / "examples" / "minimal"), "--out", str(out)).code == 0
+    assert not (out / "mcpserver-files.yaml").exists()
+    assert (out / "keep-me.yaml").exists()
