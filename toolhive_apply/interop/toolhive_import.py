@@ -72,8 +72,13 @@ class Imported:
 
     def manifest(self) -> dict[str, Any]:
         data: dict[str, Any] = {"apiVersion": API_VERSION, "settings": {"stack": self.stack, **self.settings}}
-        sections = {"groups": self.groups, "registries": self.registries, "secrets": list(self.secrets.values()),
-                    "clients": self.clients, "workloads": self.workloads}  # fmt: skip
+        sections = {
+            "groups": self.groups,
+            "registries": self.registries,
+            "secrets": [self.secrets[k] for k in sorted(self.secrets)],
+            "clients": self.clients,
+            "workloads": self.workloads,
+        }
         data.update({k: v for k, v in sections.items() if v})
         return data
 
@@ -137,12 +142,12 @@ def _secret_refs(imported: Imported, name: str, refs: list[Any]) -> list[dict[st
     return found
 
 
-def _headers(config: Mapping[str, Any]) -> list[dict[str, str]]:
+def _headers(config: Mapping[str, Any], imported: Imported) -> list[dict[str, str]]:
     forward = config.get("header_forward") or {}
     headers = [{"name": k, "value": str(v)} for k, v in sorted((forward.get("add_plaintext_headers") or {}).items())]
-    headers += [
-        {"name": k, "secret": str(v)} for k, v in sorted((forward.get("add_headers_from_secret") or {}).items())
-    ]
+    for header, secret in sorted((forward.get("add_headers_from_secret") or {}).items()):
+        headers.append({"name": header, "secret": str(secret)})
+        imported.secrets.setdefault(str(secret), {"key": str(secret), "present": True})
     return headers
 
 
@@ -176,7 +181,7 @@ def workload_entry(config: Mapping[str, Any], imported: Imported) -> dict[str, A
             k: {f: str(v[f]) for f in ("name", "description") if v.get(f)}
             for k, v in (config.get("tools_override") or {}).items()
         },
-        "headers": _headers(config) if config.get("remote_url") else [],
+        "headers": _headers(config, imported) if config.get("remote_url") else [],
         "labels": {k: str(v) for k, v in (config.get("container_labels") or {}).items() if k not in STANDARD_LABELS},
         "session_ttl": config.get("session_ttl") or None,
     }
