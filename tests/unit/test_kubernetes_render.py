@@ -152,3 +152,26 @@ def test_a_second_render_removes_files_of_resources_that_left_the_manifest(tmp_p
     assert run_cli("render", "kubernetes", str(ROOT / "examples" / "minimal"), "--out", str(out)).code == 0
     assert not (out / "mcpserver-files.yaml").exists()
     assert (out / "keep-me.yaml").exists()
+
+
+def test_the_ci_example_renders_with_the_command_the_golden_test_runs() -> None:
+    workflow = ROOT / "examples" / "kubernetes" / ".github" / "workflows" / "render.yml"
+    steps = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]["render"]["steps"]
+    commands = [s["run"] for s in steps if "run" in s]
+    assert (
+        "toolhive-apply render kubernetes examples/kubernetes --out examples/kubernetes/rendered --namespace mcp-tools"
+        in commands
+    )
+    assert "git diff --exit-code -- examples/kubernetes/rendered" in commands
+
+
+def test_two_workloads_that_fold_to_one_kubernetes_name_are_one_clear_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "toolhive-apply/v1",
+        "workloads": [{"name": "Echo", "image": "x:1"}, {"name": "echo", "image": "x:1"}],
+    }), encoding="utf-8")  # fmt: skip
+    result = run_cli("render", "kubernetes", str(manifest), "--out", str(tmp_path / "out"))
+    assert result.code == 1
+    assert "two MCPServer resources would both be named 'echo'" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -60,7 +60,7 @@ def _ports(out: WorkloadOut, ctx: RenderContext) -> None:
     w = out.workload
     if w.proxy_port is not None:  # as `thv export --format k8s` does: the proxy's port becomes proxyPort
         out.spec["proxyPort"] = w.proxy_port
-    if w.host is not None:
+    if w.host not in (None, ctx.manifest.settings.default_host):
         ctx.warn(out.resource, f"host {w.host!r} is a laptop listen address: the operator serves through a Service")
 
 
@@ -105,7 +105,8 @@ def _local_only(out: WorkloadOut, ctx: RenderContext) -> None:
     notes = {
         "session_mode": w.session_mode == "per-client" and "session_mode per-client (one server process per client)",
         "session_ttl": w.session_ttl is not None and "session_ttl (the operator's proxy keeps its own default)",
-        "ready_timeout": w.ready_timeout is not None and "ready_timeout (the Deployment's probes decide readiness)",
+        "ready_timeout": w.ready_timeout not in (None, ctx.manifest.settings.ready_timeout)
+        and "ready_timeout (the Deployment's probes decide readiness)",
         "prune": not w.prune and "prune: false (use your GitOps tool's prune setting, e.g. Argo CD Prune=false)",
         "allow_docker_gateway": w.allow_docker_gateway and "allow_docker_gateway (there is no Docker gateway)",
     }
@@ -198,9 +199,26 @@ def _vault_annotations(out: WorkloadOut, ctx: RenderContext, refs: list[SecretRe
         ctx.need(ref.name, f"Vault {path} field {SECRET_DATA_KEY}")
 
 
+def builtin_of(profile: Mapping[str, Any]) -> str | None:
+    """The built-in an inline profile spells out (as ToolHive serialises `none` and `network`), else None."""
+    if set(profile) - {"name", "network"}:
+        return None
+    network = dict(profile.get("network") or {})
+    if network.get("inbound") in ({}, None):
+        network.pop("inbound", None)
+    if set(network) - {"outbound"}:
+        return None
+    outbound = network.get("outbound") or {}
+    if outbound == {} or outbound == {"insecure_allow_all": False}:
+        return "none"
+    return "network" if outbound == {"insecure_allow_all": True} else None
+
+
 def _permission_profile(out: WorkloadOut, ctx: RenderContext) -> None:
     w = out.workload
     profile = w.permission_profile
+    if isinstance(profile, Mapping) and builtin_of(profile):
+        profile = builtin_of(profile)
     if profile is None or isinstance(profile, str):
         out.spec["permissionProfile"] = {
             "type": "builtin",
