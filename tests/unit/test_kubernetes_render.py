@@ -124,7 +124,7 @@ def test_what_the_operator_cannot_take_is_a_warning_per_resource() -> None:
     for resource, words in [
         ("workload/github", "egress allow-list"),
         ("workload/files", "as a file"),
-        ("workload/files", "relative host path"),
+        ("workload/files", "must exist on the node"),
         ("workload/docs", "bearer_token"),
         ("client/cursor", "client config files"),
         ("registry/company", "static URL"),

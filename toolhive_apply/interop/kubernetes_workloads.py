@@ -263,18 +263,17 @@ def _volumes(out: WorkloadOut, ctx: RenderContext) -> None:
     for index, text in enumerate(out.workload.volumes):
         parts = text.split(":")
         host, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
-        if not host.startswith("/"):
-            ctx.warn(
-                out.resource,
-                f"volume {text!r}: a relative host path has no meaning on a cluster node; "
-                "not rendered (mount a PersistentVolume through podTemplateSpec)",
-            )
-            continue
+        # relative to the manifest's directory, as plan/apply resolve it (export writes it resolved)
+        host = host if host.startswith("/") else str((out.workload.base_dir / host).resolve())
         volume: dict[str, Any] = {"name": f"volume-{index}", "hostPath": host, "mountPath": target}
         if len(parts) > 2 and "ro" in parts[2].split(","):
             volume["readOnly"] = True
         volumes.append(volume)
-        ctx.warn(out.resource, f"volume {text!r} becomes a hostPath volume: {host} must exist on the node")
+        ctx.warn(
+            out.resource,
+            f"volume {text!r} becomes a hostPath volume: {host} must exist on the node "
+            "(or mount a PersistentVolume through podTemplateSpec instead)",
+        )
     if volumes:
         out.spec["volumes"] = volumes
     if out.workload.allow_privileged:
