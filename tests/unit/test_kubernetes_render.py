@@ -9,11 +9,30 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, CliResult
+from tests.conftest import run_cli as run_subprocess
 from toolhive_apply.interop.crd_validate import to_json_schema, validate_core, validate_document
 from toolhive_apply.interop.kubernetes_render import render_manifest
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.registry.resolve import resolve_registries
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The CLI in process (its error boundary and exit codes included): a subprocess per render is seconds."""
+    from toolhive_apply.cli import main
+
+    def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err, captured.err
+        return CliResult(int(exited.value.code or 0), captured.out, captured.err)
+
+    return run
+
 
 EXAMPLES = sorted(d for d in (ROOT / "examples").iterdir() if d.is_dir() and any(d.glob("*.yaml")))
 
@@ -27,7 +46,9 @@ def _read_dir(directory: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_every_example_renders_and_every_written_document_validates(example: Path, tmp_path: Path) -> None:
+def test_every_example_renders_and_every_written_document_validates(
+    run_cli: Any, example: Path, tmp_path: Path
+) -> None:
     result = run_cli("render", "kubernetes", str(example), "--out", str(tmp_path), "--namespace", "mcp")
     assert result.code == 0, result
     written = _read_dir(tmp_path)
@@ -84,6 +105,7 @@ def test_kubernetes_extensions_change_validation_as_the_api_server_does() -> Non
 
 
 def test_a_secret_canary_never_reaches_rendered_output(tmp_path: Path) -> None:
+    """In a real subprocess: nothing in process has registered the value for scrubbing beforehand."""
     canary = "canary-9f3b2c7e-value-never-rendered"
     manifest = tmp_path / "m" / "stack.yaml"
     manifest.parent.mkdir()
@@ -96,7 +118,9 @@ def test_a_secret_canary_never_reaches_rendered_output(tmp_path: Path) -> None:
         ],
     }), encoding="utf-8")  # fmt: skip
     out = tmp_path / "out"
-    result = run_cli("render", "kubernetes", str(manifest.parent), "--out", str(out), env={"CANARY_TOKEN": canary})
+    result = run_subprocess(
+        "render", "kubernetes", str(manifest.parent), "--out", str(out), env={"CANARY_TOKEN": canary}
+    )
     assert result.code == 0, result
     assert canary not in result.output
     texts = [p.read_text(encoding="utf-8") for p in out.iterdir()]
@@ -132,7 +156,7 @@ def test_what_the_operator_cannot_take_is_a_warning_per_resource() -> None:
         assert any(resource in w and words in w for w in warnings), (resource, words, warnings)
 
 
-def test_the_worked_example_is_checked_in_as_render_writes_it(tmp_path: Path) -> None:
+def test_the_worked_example_is_checked_in_as_render_writes_it(run_cli: Any, tmp_path: Path) -> None:
     """Golden files: each field of examples/kubernetes/rendered was checked against the v1beta1 CRDs."""
     example = ROOT / "examples" / "kubernetes"
     result = run_cli("render", "kubernetes", str(example), "--out", str(tmp_path), "--namespace", "mcp-tools")
@@ -143,7 +167,7 @@ def test_the_worked_example_is_checked_in_as_render_writes_it(tmp_path: Path) ->
     assert "Needs: secret github-token: Secret github-token key value" in result.stderr
 
 
-def test_a_second_render_removes_files_of_resources_that_left_the_manifest(tmp_path: Path) -> None:
+def test_a_second_render_removes_files_of_resources_that_left_the_manifest(run_cli: Any, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out).mkdir()
     (out / "keep-me.yaml").write_text("# not ours\n", encoding="utf-8")
@@ -165,7 +189,7 @@ def test_the_ci_example_renders_with_the_command_the_golden_test_runs() -> None:
     assert "git diff --exit-code -- examples/kubernetes/rendered" in commands
 
 
-def test_two_workloads_that_fold_to_one_kubernetes_name_are_one_clear_error(tmp_path: Path) -> None:
+def test_two_workloads_that_fold_to_one_kubernetes_name_are_one_clear_error(run_cli: Any, tmp_path: Path) -> None:
     manifest = tmp_path / "stack.yaml"
     manifest.write_text(yaml.safe_dump({
         "apiVersion": "toolhive-apply/v1",

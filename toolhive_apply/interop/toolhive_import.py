@@ -100,6 +100,8 @@ def _read_config(home: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
+        if path.stat().st_size > MAX_STATE_FILE:
+            raise ToolhiveStateError(f"{path}: larger than {MAX_STATE_FILE} bytes; not ToolHive's config.yaml")
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ToolhiveStateError(f"{path}: cannot be read as YAML: {exc}") from None
@@ -295,5 +297,6 @@ def manifest_text(imported: Imported) -> str:
 def write_import(imported: Imported, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "stack.yaml"
-    replace_atomically(path, manifest_text(imported).encode("utf-8"), mode=0o644)
+    # 0600 like ToolHive's own RunConfig files: plain env_vars values come over as they are
+    replace_atomically(path, manifest_text(imported).encode("utf-8"))
     return path
