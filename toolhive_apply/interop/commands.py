@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 render_app = typer.Typer(help="Render a manifest for another runtime (ToolHive's Kubernetes operator).")
 import_app = typer.Typer(help="Write a manifest from another tool's state (ToolHive's thv).")
 
-OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory to write into.", show_default=False)]
+OutDirOpt = Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory to write into.", show_default=False)]
 NamespaceOpt = Annotated[str | None, typer.Option("--namespace", help="metadata.namespace of every resource.")]
 
 
@@ -56,8 +56,8 @@ def render_to(manifest: Manifest, out_dir: Path, namespace: str | None) -> Rende
 
 @render_app.command("kubernetes")
 def render_kubernetes(
+    out_dir: OutDirOpt,
     paths: PathsArg = None,
-    out_dir: OutDirOpt = Path("k8s"),
     namespace: NamespaceOpt = None,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
@@ -75,7 +75,10 @@ def render_kubernetes(
 
 @import_app.command("toolhive")
 def import_toolhive(
-    home: Annotated[Path | None, typer.Option("--home", help="Home directory whose ToolHive state is read.")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", metavar="DIR", help="Home directory whose ToolHive state is read (default $HOME)."),
+    ] = None,
     out_dir: OutDirOpt = Path("imported"),
     docker_host: DockerHostOpt = None,
     stack: Annotated[str | None, typer.Option("--stack", help="settings.stack of the written manifest.")] = None,
