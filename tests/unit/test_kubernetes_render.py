@@ -149,7 +149,6 @@ def test_what_the_operator_cannot_take_is_a_warning_per_resource() -> None:
         ("workload/github", "egress allow-list"),
         ("workload/files", "as a file"),
         ("workload/files", "must exist on the node"),
-        ("workload/docs", "bearer_token"),
         ("client/cursor", "client config files"),
         ("registry/company", "static URL"),
     ]:
@@ -176,6 +175,13 @@ def test_a_second_render_removes_files_of_resources_that_left_the_manifest(run_c
     assert run_cli("render", "kubernetes", str(ROOT / "examples" / "minimal"), "--out", str(out)).code == 0
     assert not (out / "mcpserver-files.yaml").exists()
     assert (out / "keep-me.yaml").exists()
+
+
+def test_a_remote_bearer_token_is_an_external_auth_config_reading_a_secret() -> None:
+    documents = {(d.kind, d.name): d.body for d in _render(ROOT / "examples" / "full").documents}
+    auth = documents[("MCPExternalAuthConfig", "docs-bearer")]["spec"]
+    assert auth == {"type": "bearerToken", "bearerToken": {"tokenSecretRef": {"name": "docs-token", "key": "value"}}}
+    assert documents[("MCPRemoteProxy", "docs")]["spec"]["externalAuthConfigRef"] == {"name": "docs-bearer"}
 
 
 def test_the_ci_example_renders_with_the_command_the_golden_test_runs() -> None:

@@ -319,12 +319,19 @@ def _headers(out: WorkloadOut, ctx: RenderContext) -> None:
     if forward:
         out.spec["headerForward"] = forward
     oauth = out.workload.oauth_config or {}
-    if oauth.get("bearer_token"):
-        ctx.warn(
-            out.resource,
-            "oauth_config.bearer_token is not rendered: reference an MCPExternalAuthConfig of "
-            "type bearerToken from externalAuthConfigRef",
-        )
+    bearer = oauth.get("bearer_token")
+    if bearer:  # a token issued out of band: MCPExternalAuthConfig of type bearerToken, from a Secret
+        name = secret_name(bearer["name"])
+        auth = {"type": "bearerToken", "bearerToken": {"tokenSecretRef": {"name": name, "key": SECRET_DATA_KEY}}}
+        ctx.add("MCPExternalAuthConfig", f"{out.name}-bearer", auth)
+        out.spec["externalAuthConfigRef"] = {"name": f"{out.name}-bearer"}
+        ctx.need(bearer["name"], f"Secret {name} key {SECRET_DATA_KEY}")
+        if ctx.manifest.settings.secret_provider == "vault":
+            ctx.warn(
+                out.resource,
+                f"oauth_config.bearer_token: MCPExternalAuthConfig reads the token from a "
+                f"Kubernetes Secret ({name}), not from Vault: sync it there (e.g. Vault Secrets Operator)",
+            )
     if set(oauth) - {"bearer_token"}:
         ctx.warn(
             out.resource,
