@@ -53,3 +53,16 @@ def test_a_broken_state_file_is_one_clear_error(tmp_path: Path) -> None:
     result = run_cli("import", "toolhive", "--home", str(home), "--out", str(tmp_path / "o"), "--docker-host",
                      "unix:///nonexistent.sock")  # fmt: skip
     assert result.code == 1 and "cannot be read as JSON" in result.stderr
+
+
+def test_thv_xdg_directories_are_honoured_without_home(tmp_path: Path) -> None:
+    from toolhive_apply.interop.toolhive_import import ToolhiveDirs
+
+    home = tmp_path / "home"
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": "relative/ignored"}
+    assert ToolhiveDirs.of(home, env) == ToolhiveDirs(tmp_path / "state", home / ".config")
+    assert ToolhiveDirs.of(home) == ToolhiveDirs(home / ".local/state", home / ".config")
+    (tmp_path / "state/toolhive/runconfigs").mkdir(parents=True)
+    (tmp_path / "state/toolhive/runconfigs/b.json").write_text(json.dumps({"name": "b", "image": "y:2"}))
+    imported = import_state(ToolhiveDirs.of(home, env), None, "s", containers=[])
+    assert [w["name"] for w in imported.workloads] == ["b"]

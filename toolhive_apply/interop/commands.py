@@ -84,9 +84,13 @@ def import_toolhive(
     stack: Annotated[str | None, typer.Option("--stack", help="settings.stack of the written manifest.")] = None,
 ) -> int:
     """Read thv's RunConfigs, groups, config.yaml and containers (changing nothing) and write a manifest directory."""
-    from toolhive_apply.interop.toolhive_import import import_state, write_import
+    import os
 
-    imported = import_state(home or Path.home(), docker_host, stack)
+    from toolhive_apply.interop.toolhive_import import ToolhiveDirs, import_state, write_import
+
+    # --home names a home directory whose default XDG layout is read; without it, thv's own XDG variables apply
+    dirs = ToolhiveDirs.of(home) if home is not None else ToolhiveDirs.of(Path.home(), os.environ)
+    imported = import_state(dirs, docker_host, stack)
     written = write_import(imported, out_dir)
     for note in imported.notes:
         err(f"Note: {note}\n")

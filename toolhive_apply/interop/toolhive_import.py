@@ -21,9 +21,30 @@ from toolhive_apply.fileio import replace_atomically
 from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.manifest.model import DEFAULT_GROUP
 
-RUNCONFIGS: Final = Path(".local/state/toolhive/runconfigs")
-GROUPS: Final = Path(".local/state/toolhive/groups")
-CONFIG: Final = Path(".config/toolhive/config.yaml")
+RUNCONFIGS: Final = Path("toolhive/runconfigs")  # under XDG_STATE_HOME (~/.local/state)
+GROUPS: Final = Path("toolhive/groups")
+CONFIG: Final = Path("toolhive/config.yaml")  # under XDG_CONFIG_HOME (~/.config)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolhiveDirs:
+    """Where thv keeps its state: XDG directories, as ToolHive's xdg library resolves them."""
+
+    state: Path
+    config: Path
+
+    @classmethod
+    def of(cls, home: Path, environ: Mapping[str, str] | None = None) -> ToolhiveDirs:
+        """`environ` given: XDG_STATE_HOME/XDG_CONFIG_HOME win when absolute (the XDG rule); else home's defaults."""
+        env = environ or {}
+        state = env.get("XDG_STATE_HOME", "")
+        config = env.get("XDG_CONFIG_HOME", "")
+        return cls(
+            Path(state) if state.startswith("/") else home / ".local/state",
+            Path(config) if config.startswith("/") else home / ".config",
+        )
+
+
 MAX_STATE_FILE: Final = 4 * 1024 * 1024
 INJECTED_ENV: Final = frozenset({"MCP_TRANSPORT", "MCP_PORT", "FASTMCP_PORT", "MCP_HOST"})
 STANDARD_LABELS: Final = ("toolhive", "toolhive-name", "toolhive-basename", "toolhive-transport", "toolhive-port",
@@ -95,8 +116,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_config(home: Path) -> dict[str, Any]:
-    path = home / CONFIG
+def _read_config(dirs: ToolhiveDirs) -> dict[str, Any]:
+    path = dirs.config / CONFIG
     if not path.is_file():
         return {}
     try:
@@ -199,9 +220,9 @@ def workload_entry(config: Mapping[str, Any], imported: Imported) -> dict[str, A
     return entry
 
 
-def _groups_and_clients(home: Path, config: Mapping[str, Any], imported: Imported) -> None:
+def _groups_and_clients(dirs: ToolhiveDirs, config: Mapping[str, Any], imported: Imported) -> None:
     by_client: dict[str, list[str]] = {}
-    directory = home / GROUPS
+    directory = dirs.state / GROUPS
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         group = _read_json(path)
         name = str(group.get("name") or path.stem)
@@ -260,15 +281,21 @@ def _containers(docker_host: str | None) -> list[dict[str, Any]]:
     return [c for c in found if LABEL_MANAGED_BY not in (c.get("Labels") or {})]
 
 
-def import_state(home: Path, docker_host: str | None, stack: str | None,
-                 containers: list[dict[str, Any]] | None = None) -> Imported:  # fmt: skip
+def import_state(
+    dirs: Path | ToolhiveDirs,
+    docker_host: str | None,
+    stack: str | None,
+    containers: list[dict[str, Any]] | None = None,
+) -> Imported:
     """Everything of ToolHive's state the manifest can carry; `containers` skips the Docker call (tests, no engine)."""
+    if isinstance(dirs, Path):
+        dirs = ToolhiveDirs.of(dirs)
     imported = Imported(stack or "toolhive-import")
-    config = _read_config(home)
-    directory = home / RUNCONFIGS
+    config = _read_config(dirs)
+    directory = dirs.state / RUNCONFIGS
     configs = [_read_json(p) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
     imported.workloads = [workload_entry(c, imported) for c in configs]
-    _groups_and_clients(home, config, imported)
+    _groups_and_clients(dirs, config, imported)
     _settings_and_registries(config, imported)
     listed = _containers(docker_host) if containers is None else containers
     known = {w["name"] for w in imported.workloads}
