@@ -33,17 +33,43 @@ def _export_root(
     ] = False,
     stack: Annotated[str | None, typer.Option(help="Only this stack (required with --as-manifest).")] = None,
     docker_host: DockerHostOpt = None,
+    format_: Annotated[
+        str | None, typer.Option("--format", help="kubernetes: render the stack's live state for ToolHive's operator.")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for --format kubernetes.")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="With --format kubernetes.")] = None,
 ) -> None:
     from toolhive_apply.errors import UsageError
 
     if ctx.invoked_subcommand is not None:
         return
+    if format_ is not None:
+        if format_ != "kubernetes" or not stack or out_dir is None:
+            raise UsageError("use --format kubernetes --stack NAME --out DIR")
+        _export_kubernetes(_stack_manifest(docker_host, stack), out_dir, namespace)
+        raise typer.Exit(EXIT_OK)
     if not as_manifest:
         raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
     if not stack:
         raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
     print_json(_stack_manifest(docker_host, stack))
     raise typer.Exit(EXIT_OK)
+
+
+def _export_kubernetes(manifest: dict[str, Any], out_dir: Path, namespace: str | None) -> None:
+    """Live state rendered as `render kubernetes` renders a manifest: through `export --as-manifest`'s output,
+    loaded by the ordinary loader, so both paths share every rule."""
+    import json
+    import tempfile
+
+    from toolhive_apply.cli_common import out
+    from toolhive_apply.interop.commands import render_to
+
+    with tempfile.TemporaryDirectory(prefix="toolhive-apply-export-") as scratch:
+        path = Path(scratch) / "stack.yaml"
+        path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        rendering = render_to(load([path], None, None), out_dir, namespace)
+    out(f"Rendered {len(rendering.documents)} documents and kustomization.yaml into {out_dir}.\n")
 
 
 def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
