@@ -110,7 +110,8 @@ class WorkloadProvider:
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
             if spec["secrets"]:
                 spec["secret_digests"] = self._digests(spec)
-            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in spec["secrets"])
+            refs = [*spec["secrets"], *spec.get("proxy_secrets", ())]
+            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
             result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
             if spec["permission_profile"].get("privileged"):
                 warnings.append(
@@ -124,6 +125,11 @@ class WorkloadProvider:
         if self.secrets is None:
             raise ToolhiveApplyError("this workload uses secrets, but no secret store is configured")
         return self.secrets
+
+    def _proxy_env(self, spec: dict[str, Any]) -> dict[str, str]:
+        """The proxy's own secrets (observability.py): collector headers, values its audit data is scrubbed of."""
+        refs = spec.get("proxy_secrets") or ()
+        return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in refs}
 
     def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
         """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
@@ -299,7 +305,7 @@ class WorkloadProvider:
                 self.api.start(egress)
             server = self._create(change, spec, change.id.name)
             self.api.start(server)
-            proxy = self.proxies.create(spec, address)
+            proxy = self.proxies.create(spec, address, self._proxy_env(spec))
             gate = self.proxies.create_gate(spec, address, server, proxy)
             if gate:
                 self.api.start(gate)
@@ -318,6 +324,7 @@ class WorkloadProvider:
     def _create_remote(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """A remote server is only a proxy: it carries the workload's own name and labels."""
         env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
+        env.update(self._proxy_env(spec))
         # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
         labels = {**container_labels(spec, self.stack), LABEL_ROLE: "remote"}
         proxy = self.proxies.create_remote(spec, str(change.id), labels, env)
@@ -345,7 +352,7 @@ class WorkloadProvider:
             egress = self.isolation.create_egress(spec, str(change.id))
         gate = change.observed.facts.get("gate_id")
         if proxy is None:
-            proxy = self.proxies.create(spec, str(change.id))
+            proxy = self.proxies.create(spec, str(change.id), self._proxy_env(spec))
             self.isolation.connect_proxy(spec, proxy)
             if gate is not None:  # it shares the old proxy's volume: a new proxy needs a new gate
                 self._remove_quietly(str(gate))
