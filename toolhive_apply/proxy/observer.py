@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.audit import AuditLog
@@ -23,11 +23,13 @@ from toolhive_apply.proxy.httpserver import Handler, Request, Response, StreamRe
 from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.metrics import CONTENT_TYPE, Metrics, prometheus_text
 from toolhive_apply.proxy.operations import Ending, Exchange, Operation, answers, ending, id_key, operations
-from toolhive_apply.proxy.otlp import Exporter
 from toolhive_apply.proxy.principal import principal_label, principal_subjects
 from toolhive_apply.proxy.scrub import Scrubber
 from toolhive_apply.proxy.sse_codec import SseDecoder
 from toolhive_apply.proxy.tracing import TRACEPARENT, Span, Tracer, parse_traceparent, span_name
+
+if TYPE_CHECKING:
+    from toolhive_apply.proxy.otlp import Exporter
 
 METRICS_PATH = "/metrics"
 _log = logging.getLogger(__name__)
@@ -54,7 +56,11 @@ class Observer:
         tracing = telemetry is not None and telemetry.traces_url is not None
         self._tracer = Tracer(telemetry.sampling_rate) if telemetry and tracing else None
         exporting = telemetry is not None and (telemetry.traces_url or telemetry.metrics_url)
-        self.exporter = Exporter(telemetry, self.metrics) if telemetry and exporting else None
+        self.exporter: Exporter | None = None
+        if telemetry is not None and exporting:
+            from toolhive_apply.proxy.otlp import Exporter  # http.client and ssl only when something is exported
+
+            self.exporter = Exporter(telemetry, self.metrics)
         self._prometheus = telemetry is not None and telemetry.prometheus
         self._metered = telemetry is not None
         self.active = self.audit is not None or telemetry is not None

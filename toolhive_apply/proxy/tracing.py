@@ -7,8 +7,8 @@ span's own context is what the proxy sends on to an HTTP backend, so the server'
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Final
@@ -63,9 +63,9 @@ class Tracer:
         if parent is not None:
             trace_id, sampled = parent.trace_id, parent.sampled
         else:
-            trace_id = secrets.token_hex(16)
+            trace_id = os.urandom(16).hex()
             sampled = int(trace_id[16:], 16) < self._bound
-        context = SpanContext(trace_id, secrets.token_hex(8), sampled)
+        context = SpanContext(trace_id, os.urandom(8).hex(), sampled)
         return Span(name, context, parent.span_id if parent is not None else None)
 
 
