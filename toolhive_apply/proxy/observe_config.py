@@ -216,6 +216,7 @@ def parse_telemetry(
         section.flag(k) for k in ("tracingEnabled", "metricsEnabled", "enablePrometheusMetricsPath")
     )
     headers, secrets = _collector_headers(section, environ)
+    rate, attributes, interval = _rate(section), section.string_map("customAttributes"), _interval(environ, problems)
     if not (base and (tracing or metrics)) and not prometheus:
         return None
     return TelemetryConfig(
@@ -223,11 +224,11 @@ def parse_telemetry(
         service_version=section.text("serviceVersion") or "",
         traces_url=f"{base}/v1/traces" if base and tracing else None,
         metrics_url=f"{base}/v1/metrics" if base and metrics else None,
-        sampling_rate=_rate(section),
+        sampling_rate=rate,
         prometheus=prometheus,
-        custom_attributes=section.string_map("customAttributes"),
+        custom_attributes=attributes,
         headers=headers,
-        metric_interval=_interval(environ, problems),
+        metric_interval=interval,
         secret_values=tuple(secrets),
     )
 
