@@ -66,7 +66,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
         settings={"audit_config": {"enabled": True}},
         secrets=[{"key": "token", "from": {"env": "OBS_TOKEN"}}],
     )
-    applied = run_cli("apply", str(path), "--yes", env=env)
+    applied = run_cli("apply", str(path), "--yes", env=env, timeout=900)
     assert applied.code == 0, applied.stderr
     listing = json.loads(run_cli("export", "workloads", "--stack", stack, env=env).stdout)["workloads"]
     urls = {w["name"]: w["url"] for w in listing}

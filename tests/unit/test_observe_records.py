@@ -176,3 +176,32 @@ def test_logs_since_takes_durations_and_times() -> None:
     with pytest.raises(UsageError, match="--since"):
         since_time("yesterday")
     assert is_audit('{"msg": "audit_event", "type": "mcp_ping"}') and not is_audit("proxy listening")
+
+
+def test_opening_an_event_stream_is_audited_as_sse_connection_and_not_counted(tmp_path: Any) -> None:
+    import asyncio
+
+    from toolhive_apply.proxy.config import load_config
+    from toolhive_apply.proxy.httpserver import Response
+    from toolhive_apply.proxy.observer import Observer
+
+    log = tmp_path / "a.jsonl"
+    raw = {
+        "name": "w",
+        "mode": "http",
+        "listen_port": 1024,
+        "upstream_url": "http://127.0.0.1:9/mcp",
+        "audit": {"enabled": True, "logFile": str(log)},
+        "telemetry": {"enablePrometheusMetricsPath": True},
+    }
+
+    async def inner(request: Request) -> Response:
+        return Response(200)
+
+    observer = Observer(load_config(json.dumps(raw), {}), inner)
+    request = Request("GET", "/mcp", Headers([("Accept", "text/event-stream")]), b"", "127.0.0.1")
+    asyncio.run(observer.handle(request))
+    observer.close()
+    event = json.loads(log.read_text())
+    assert (event["type"], event["outcome"], event["target"]["type"]) == ("sse_connection", "success", "sse_endpoint")
+    assert "toolhive_mcp_requests_total{" not in prometheus_text(observer.metrics.snapshot()).decode()

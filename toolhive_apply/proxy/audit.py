@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from toolhive_apply.proxy.observe_config import AuditConfig
-from toolhive_apply.proxy.operations import TARGET_TYPES, Exchange, Outcome
+from toolhive_apply.proxy.operations import SSE_CONNECTION, TARGET_TYPES, Exchange, Outcome
 from toolhive_apply.proxy.scrub import Scrubber
 
 LEVEL_AUDIT: Final = "INFO+2"  # how Go's slog JSON handler prints ToolHive's LevelAudit (slog.Level(2))
@@ -64,7 +64,9 @@ class AuditLog:
         operation, ending = exchange.operation, exchange.ending
         now = datetime.datetime.now(datetime.UTC)
         target = {"endpoint": endpoint, "method": operation.method or "unknown"}
-        target["type"] = TARGET_TYPES.get(operation.method, "endpoint")
+        target["type"] = (
+            "sse_endpoint" if operation.event == SSE_CONNECTION else TARGET_TYPES.get(operation.method, "endpoint")
+        )
         if operation.name is not None:
             target["name"] = operation.name
         extra: dict[str, Any] = {

@@ -22,7 +22,16 @@ from toolhive_apply.proxy.config import ProxyConfig
 from toolhive_apply.proxy.httpserver import Handler, Request, Response, StreamResponse
 from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.metrics import CONTENT_TYPE, Metrics, prometheus_text
-from toolhive_apply.proxy.operations import Ending, Exchange, Operation, answers, ending, id_key, operations
+from toolhive_apply.proxy.operations import (
+    SSE_CONNECTION,
+    Ending,
+    Exchange,
+    Operation,
+    answers,
+    ending,
+    id_key,
+    operations,
+)
 from toolhive_apply.proxy.principal import principal_label, principal_subjects
 from toolhive_apply.proxy.scrub import Scrubber
 from toolhive_apply.proxy.sse_codec import SseDecoder
@@ -75,6 +84,12 @@ class Observer:
         if self._prometheus and request.path == METRICS_PATH and request.method in ("GET", "HEAD"):
             body = prometheus_text(self.metrics.snapshot())
             return Response(HTTPStatus.OK, [("Content-Type", CONTENT_TYPE)], body)
+        if (
+            self.audit is not None
+            and request.method == "GET"
+            and request.headers.has_token("accept", "text/event-stream")
+        ):
+            return await self._stream_opened(request)
         if request.method != "POST" or not self.active:
             return await self._inner(request)
         started = time.monotonic()
@@ -95,6 +110,14 @@ class Observer:
             if item.operation.notification or answer is None:
                 size = len(body) if len(pending) == 1 else 0
             self._finish(request, item, ending(response.status, answer, size))
+        return response
+
+    async def _stream_opened(self, request: Request) -> Response | StreamResponse:
+        """ToolHive audits the opening of an event stream (sse_connection) when it is answered, not when it ends."""
+        started = time.monotonic()
+        response = await self._inner(request)
+        operation = Operation(request.method, event=SSE_CONNECTION)
+        self._finish(request, _Pending(operation, None, started), Ending(response.status))
         return response
 
     def _start_span(self, request: Request, operation: Operation) -> Span | None:
@@ -174,7 +197,7 @@ class Observer:
         outcome = str(end.outcome)
         if operation.method == "tools/list" and isinstance(end.response, dict):
             self._learn(end.response)
-        if self._metered:
+        if self._metered and operation.event is None:
             self.metrics.record(operation.method, operation.name, outcome, exchange.duration)
         if self.audit is not None:
             self.audit.record(exchange, self._source(request), principal_subjects(request), request.path)

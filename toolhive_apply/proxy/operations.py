@@ -44,6 +44,7 @@ KNOWN_METHODS: Final = frozenset(
 )
 """Methods that become a metric label as they are; any other is counted as "other" (labels stay bounded)."""
 TARGET_TYPES: Final = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
+SSE_CONNECTION: Final = "sse_connection"
 MAX_ERROR_MESSAGE: Final = 256  # ToolHive's maxAuditErrorMessageLength
 
 
@@ -65,10 +66,12 @@ class Operation:
     message: object = None
     size: int = 0
     notification: bool = False
+    event: str | None = None
+    """An event type not named by a method (``sse_connection`` for a GET that opens an event stream)."""
 
     @property
     def event_type(self) -> str:
-        return EVENT_TYPES.get(self.method, "mcp_request")
+        return self.event or EVENT_TYPES.get(self.method, "mcp_request")
 
 
 @dataclass(frozen=True, slots=True)
