@@ -68,7 +68,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
     )
     applied = run_cli("apply", str(path), "--yes", env=env, timeout=900)
     assert applied.code == 0, applied.stderr
-    listing = json.loads(run_cli("export", "workloads", "--stack", stack, env=env).stdout)["workloads"]
+    listing = json.loads(run_cli("export", "workloads", "--all", "--stack", stack, env=env).stdout)["workloads"]
     urls = {w["name"]: w["url"] for w in listing}
     assert {"echo", "get_env"} <= set(list_tools(urls[web]))
     assert call_tool(urls[web], "echo", {"text": "hi"}) == "hi"
