@@ -1,6 +1,6 @@
 """Audit and metrics from applied workloads on the real engine: one apply, an http server whose audit goes to a
-logFile on the host (its directory mounted into the read-only proxy) and a stdio server whose audit goes to the
-proxy's log, read back with ``toolhive-apply logs``; a secret a tool returns is scrubbed in the recorded response."""
+logFile on the host (its directory mounted into the read-only proxy) and one whose audit goes to the proxy's
+log (the stack default), read back with ``toolhive-apply logs``; a secret a tool returns is scrubbed in the recorded response."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import HTTP_IMAGE, TIME_IMAGE, run_cli, write_manifest
+from tests.conftest import HTTP_IMAGE, run_cli, write_manifest
 from tests.support.mcp_client import call_tool, list_tools
 
 pytestmark = pytest.mark.docker
@@ -46,7 +46,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
     audit_dir = tmp_path / "manifest" / "audit"
     audit_dir.mkdir(parents=True)
     audit_dir.chmod(0o777)  # the proxy runs as 65532; the directory's group (root here) is not joined
-    web, clock = f"{stack}-web", f"{stack}-time"
+    web, clock = f"{stack}-web", f"{stack}-plain"
     workloads = [
         {
             "name": web,
@@ -57,7 +57,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
             "telemetry_config": {"enablePrometheusMetricsPath": True},
             "ready_timeout": 300,  # a loaded CI machine: a bound, not a wait
         },
-        {"name": clock, "image": TIME_IMAGE, "ready_timeout": 300},
+        {"name": clock, "image": HTTP_IMAGE, "transport": "streamable-http", "ready_timeout": 300},
     ]
     path = write_manifest(
         tmp_path / "manifest",
@@ -73,7 +73,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
     assert {"echo", "get_env"} <= set(list_tools(urls[web]))
     assert call_tool(urls[web], "echo", {"text": "hi"}) == "hi"
     assert call_tool(urls[web], "get_env", {"name": "API_TOKEN"}) == SECRET
-    assert "timezone" in call_tool(urls[clock], "get_current_time", {"timezone": "UTC"})
+    assert call_tool(urls[clock], "add", {"a": 2, "b": 3}) == "5"
 
     events = [json.loads(line) for line in (audit_dir / "web.jsonl").read_text().splitlines()]
     calls = [e for e in events if e["type"] == "mcp_tool_call"]
@@ -90,7 +90,7 @@ def test_applied_workloads_audit_every_call_and_serve_metrics(
     lines = [line.removeprefix("[audit] ") for line in logged.stdout.splitlines()]
     assert all(line.startswith("{") for line in lines)
     clock_calls = [json.loads(line) for line in lines if '"mcp_tool_call"' in line]
-    assert [(e["target"]["name"], e["outcome"]) for e in clock_calls] == [("get_current_time", "success")]
+    assert [(e["target"]["name"], e["outcome"]) for e in clock_calls] == [("add", "success")]
     assert "data" not in clock_calls[0]  # request/response data only when asked for
     from_file = run_cli("logs", web, "--audit", "--since", "1h", "--stack", stack, env=env)
     assert from_file.stdout.count('"mcp_tool_call"') == 2 and SECRET not in from_file.stdout
