@@ -1,6 +1,7 @@
 """Audit and metrics from applied workloads on the real engine: one apply, an http server whose audit goes to a
 logFile on the host (its directory mounted into the read-only proxy) and one whose audit goes to the proxy's
-log (the stack default), read back with ``toolhive-apply logs``; a secret a tool returns is scrubbed in the recorded response."""
+log (the stack default), read back with ``toolhive-apply logs``; a secret a tool returns is scrubbed in the
+recorded response."""
 
 from __future__ import annotations
 
