@@ -108,7 +108,7 @@ class WorkloadProvider:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            if spec["secrets"]:
+            if spec["secrets"] or spec.get("proxy_secrets"):
                 spec["secret_digests"] = self._digests(spec)
             refs = [*spec["secrets"], *spec.get("proxy_secrets", ())]
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
@@ -134,7 +134,8 @@ class WorkloadProvider:
     def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
         """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
         resolver = self._resolver()
-        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]}
+        refs = [*spec["secrets"], *spec.get("proxy_secrets", ())]  # the proxy's too: rotating one replaces it
+        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
@@ -200,7 +201,7 @@ class WorkloadProvider:
         assert change.desired is not None
         spec = dict(change.desired.spec)
         if spec.get("remote"):
-            if spec["secrets"]:
+            if spec["secrets"] or spec.get("proxy_secrets"):
                 spec["secret_digests"] = self._digests(spec)
             return spec
         image = str(spec["image"])
@@ -217,7 +218,7 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
-        if spec["secrets"]:
+        if spec["secrets"] or spec.get("proxy_secrets"):
             spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
         return spec
 
