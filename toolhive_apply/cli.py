@@ -40,6 +40,7 @@ from toolhive_apply.cli_common import (
 )
 from toolhive_apply.cli_export import export_app
 from toolhive_apply.cli_help import name_values
+from toolhive_apply.cli_logs import logs
 from toolhive_apply.interop.commands import import_app, render_app
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ app = typer.Typer(
 app.add_typer(export_app, name="export")
 app.add_typer(render_app, name="render")
 app.add_typer(import_app, name="import")
+app.command(name="logs")(logs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from toolhive_apply.manifest.checks import check_manifest
 from toolhive_apply.manifest.loader import API_VERSION, LoadedManifest, Positions
 from toolhive_apply.manifest.model import DEFAULT_GROUP, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
+from toolhive_apply.providers.observability import manifest_fields as observe_manifest_fields
 
 _WORKLOAD_FIELD = re.compile(r"^workloads\[(\d+)\]\.?(.*)$")
 # Spec fields copied as they are: they have the same name and meaning in a manifest workload.
@@ -82,13 +83,17 @@ def manifest_entry(spec: Spec) -> dict[str, Any]:
         entry["proxy_mode"] = spec["proxy_mode"]
     elif not spec.get("remote") and spec.get("target_port"):
         entry["target_port"] = spec["target_port"]
+    entry.update(observe_manifest_fields(spec))  # the audit directory is judged again as the mount it becomes
     return entry
 
 
 def _document(stack: str, workloads: Sequence[DesiredResource]) -> dict[str, Any]:
     entries = [manifest_entry(w.spec) for w in workloads]
     groups = sorted({str(e.get("group", DEFAULT_GROUP)) for e in entries} - {DEFAULT_GROUP})
-    secrets = sorted({s["name"] for e in entries for s in e["secrets"]})
+    secrets = sorted(
+        {s["name"] for e in entries for s in e["secrets"]}
+        | {s["name"] for w in workloads for s in w.spec.get("proxy_secrets") or ()}
+    )
     return {
         "apiVersion": API_VERSION,
         "settings": {"stack": stack},

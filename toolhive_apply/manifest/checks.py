@@ -13,6 +13,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
 from toolhive_apply.manifest.names import check_names
+from toolhive_apply.manifest.observability import manifest_problems as observe_problems
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.manifest.positions import positioned
 
@@ -137,6 +138,7 @@ def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w.origin, ("workloads", w.index, "group"), f"unknown group {w.group!r}{_known(groups)}")
         yield from _secret_issues(w, secrets)
         yield from _mount_issues(w)
+        yield from (_issue(w.origin, ("workloads", w.index, *p), m) for p, m in observe_problems(w, manifest))
         yield from _profile_issues(w)
     for index, client in enumerate(manifest.clients):
         for g_index, group in enumerate(client.groups):

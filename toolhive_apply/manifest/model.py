@@ -120,6 +120,8 @@ class Workload:
     session_ttl: float | None = None
     """Seconds a client session may stay idle in the proxy (``session_ttl: 2h``); None: the proxy's default."""
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
+    audit_config: Mapping[str, Any] | None = None
+    telemetry_config: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,9 @@ class Settings:
     home: str | None
     proxy_base_image: str = "python:3.11-slim"
     proxy_image: str | None = None
+    audit_config: Mapping[str, Any] | None = None
+    telemetry_config: Mapping[str, Any] | None = None
+    """The stack's defaults for every workload's audit_config/telemetry_config (ToolHive's key names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,8 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         home=data.get("home"),
         proxy_base_image=data.get("proxy", {}).get("base_image", "python:3.11-slim"),
         proxy_image=data.get("proxy", {}).get("image"),
+        audit_config=data.get("audit_config"),
+        telemetry_config=data.get("telemetry_config"),
     )
 
 
@@ -225,6 +232,8 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         prune=bool(item.get("prune", True)),
         ready_timeout=item.get("ready_timeout"),
         session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
+        audit_config=item.get("audit_config"),
+        telemetry_config=item.get("telemetry_config"),
     )
 
 

@@ -15,6 +15,8 @@ from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.providers.observability import audit_bind, audit_dir_gid, proxy_sections
+from toolhive_apply.providers.observability import spec_fields as observe_spec_fields
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
@@ -215,6 +217,7 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["registry_server"] = workload.registry_server
     if workload.allow_docker_gateway:  # only when set, so specs (and hashes) without it stay as they were
         spec["allow_docker_gateway"] = True
+    spec.update(observe_spec_fields(workload, manifest))  # audit/telemetry only when set: other hashes unchanged
     if workload.url:
         spec.update(remote_spec(workload))
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
@@ -356,6 +359,7 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         config["tools"] = list(spec["tools"])
     if spec["tools_override"]:
         config["tools_override"] = {k: dict(v) for k, v in spec["tools_override"].items()}
+    config.update(proxy_sections(spec))
     return config
 
 
@@ -408,6 +412,10 @@ def proxy_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
     if uses_gate(spec):
         args["mounts"] = [gate_volume()]
+    if audit_bind(spec):
+        args["binds"] = [audit_bind(spec)]
+        gid = audit_dir_gid(spec)
+        args["group_add"] = [str(gid)] if gid else []
     return args
 
 

@@ -20,6 +20,7 @@ from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transpor
 from toolhive_apply.proxy.health import Health, health_response, probe_upstream
 from toolhive_apply.proxy.httpclient import UpstreamUrl
 from toolhive_apply.proxy.httpserver import Handler, HttpServer, Request, Response, StreamResponse
+from toolhive_apply.proxy.observer import close_observers, observe
 from toolhive_apply.proxy.origin import HostPolicy, OriginPolicy, combined_guard
 from toolhive_apply.proxy.passthrough import StreamablePassthrough, Upstream
 from toolhive_apply.proxy.passthrough_sse import SsePassthrough
@@ -42,6 +43,8 @@ class Assembly:
     frontend: Handler
     health: Health
     background: Background
+    sessions: Callable[[], int] = lambda: 0
+    restarts: Callable[[], int] = lambda: 0
 
 
 def assemble(config: ProxyConfig) -> Assembly:
@@ -64,7 +67,8 @@ def assemble(config: ProxyConfig) -> Assembly:
         async def stdio_background() -> None:
             await asyncio.gather(backend.run(), sweep_forever(hub.sessions))
 
-        return Assembly(stdio_frontend.handle, health, stdio_background)
+        restarts = (lambda: 0) if per_client else (lambda: max(0, backend.attach_count - 1))
+        return Assembly(stdio_frontend.handle, health, stdio_background, lambda: len(hub.sessions), restarts)
     assert config.upstream_url is not None
     url = UpstreamUrl.parse(config.upstream_url)
     health.details = lambda: {"upstream": url.origin + (url.path or "/")}  # never the query: it may hold keys
@@ -74,7 +78,9 @@ def assemble(config: ProxyConfig) -> Assembly:
         if config.proxy_mode is Transport.SSE
         else StreamablePassthrough(upstream, policy, session_ttl=config.session_ttl, max_sessions=config.max_sessions)
     )
-    return Assembly(relay.handle, health, lambda: probe_upstream(health, url.origin, url.host, url.port))
+    sessions = getattr(relay, "sessions", None) or getattr(relay, "_sessions", {})
+    probe = lambda: probe_upstream(health, url.origin, url.host, url.port)  # noqa: E731
+    return Assembly(relay.handle, health, probe, lambda: len(sessions))
 
 
 class Router:
@@ -101,7 +107,8 @@ def build_server(config: ProxyConfig) -> tuple[HttpServer, Assembly]:
     assembly = assemble(config)
     origins = OriginPolicy(config.allowed_origins)
     guard = combined_guard(HostPolicy(config.allowed_hosts).guard, origins.guard)
-    server = HttpServer(Router(assembly, origins).handle, guard=guard, max_body_bytes=config.max_body_bytes)
+    observer = observe(config, assembly, Router(assembly, origins).handle)
+    server = HttpServer(observer.handle, guard=guard, max_body_bytes=config.max_body_bytes)
     return server, assembly
 
 
@@ -131,6 +138,7 @@ async def serve(config: ProxyConfig) -> None:
         for task in (background, stopping):
             task.cancel()
         await server.close()
+        close_observers()
         with contextlib.suppress(asyncio.CancelledError):
             await background
     if background.done() and not background.cancelled() and background.exception() is not None:

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from toolhive_apply.proxy.observe_config import AuditConfig, TelemetryConfig, parse_audit, parse_telemetry
+
 CONFIG_ENV: Final = "THV_PROXY_CONFIG"
 DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
 DEFAULT_DOCKER_API_VERSION: Final = "auto"
@@ -55,6 +57,8 @@ KNOWN_KEYS: Final = frozenset(
         "max_body_bytes",
         "log_level",
         "oauth",
+        "audit",
+        "telemetry",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -135,6 +139,8 @@ class ProxyConfig:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
+    audit: AuditConfig | None = None
+    telemetry: TelemetryConfig | None = None
 
 
 class _Reader:
@@ -247,9 +253,14 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     log_level = (reader.text("log_level", default="info") or "info").lower()
     if log_level not in _LOG_LEVELS:
         reader.problems.append(f"log_level: must be one of {sorted(_LOG_LEVELS)}")
+    secret_env = [*reader.string_map("header_env").values(), *filter(None, [reader.raw.get("bearer_token_env")])]
+    audit = parse_audit(reader.raw.get("audit"), name or "", environ, reader.problems, secret_env)
+    telemetry = parse_telemetry(reader.raw.get("telemetry"), name or "", environ, reader.problems)
     if name is None or mode is None or port is None or target is None or max_body is None:
         return None
     return ProxyConfig(
+        audit=audit,
+        telemetry=telemetry,
         name=name,
         mode=mode,
         listen_port=port,

@@ -50,6 +50,10 @@ class Request:
     target: str
     headers: Headers
     body: bytes = b""
+    peer: str = ""
+    """The client's address (host only), for audit events."""
+    context: dict[str, object] = field(default_factory=dict, compare=False)
+    """Per-request facts layers hand to each other (shared by every ``replace()`` copy): see principal.py."""
 
     @property
     def path(self) -> str:
@@ -219,7 +223,8 @@ class HttpServer:
             return rpc_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, INVALID_REQUEST, str(error))
         except (HttpWireError, ValueError) as error:
             return rpc_error(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"bad HTTP request: {error}")
-        return Request(method, target, headers, body)
+        peer = connection.writer.get_extra_info("peername")
+        return Request(method, target, headers, body, str(peer[0]) if isinstance(peer, tuple) and peer else "")
 
     async def _handle(self, request: Request) -> Response | StreamResponse:
         try:

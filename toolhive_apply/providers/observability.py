@@ -1,0 +1,130 @@
+"""A workload's audit_config and telemetry_config: merged with the stack default, carried on the spec, handed to
+the proxy (THV_PROXY_CONFIG ``audit``/``telemetry``, secrets as env) and read back for export in ToolHive's shape.
+
+One home for the vocabulary: the container directory an audit logFile's host directory is mounted at, the env
+variable names secrets reach the proxy under, and which keys go where. The spec holds names of secrets, never
+values; a spec without either config has neither key (its hash is as before).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from toolhive_apply.engine.resource import Spec
+from toolhive_apply.manifest.host_paths import resolve_host_path
+from toolhive_apply.manifest.model import Manifest, Workload
+from toolhive_apply.manifest.observability import AUDIT_DIR, audit_of, telemetry_of
+
+OTEL_HEADER_ENV: Final = "THV_OTEL_HEADER_{index}"
+SCRUB_ENV: Final = "THV_SCRUB_{index}"
+
+
+def spec_fields(workload: Workload, manifest: Manifest) -> dict[str, Any]:
+    """The spec keys: ``audit`` (logFile made absolute on the host), ``telemetry`` (header secrets by name) and
+    ``proxy_secrets`` (what the proxy's env gets from the store)."""
+    fields: dict[str, Any] = {}
+    audit = audit_of(workload, manifest)
+    if audit is not None and audit.get("enabled"):
+        audit = dict(audit)
+        if audit.get("logFile"):
+            audit["logFile"] = resolve_host_path(str(audit["logFile"]), workload.base_dir)
+        fields["audit"] = dict(sorted(audit.items()))
+    telemetry = telemetry_of(workload, manifest)
+    if telemetry is not None:
+        headers = telemetry.get("headers") or {}
+        plain = {k: v for k, v in headers.items() if isinstance(v, str)}
+        secret = {k: v["secret"] for k, v in headers.items() if isinstance(v, dict)}
+        rest = {k: v for k, v in telemetry.items() if k != "headers"}
+        if "samplingRate" in rest:
+            rest["samplingRate"] = _rate_text(rest["samplingRate"])
+        fields["telemetry"] = dict(sorted({**rest, "headers": plain, "header_secrets": secret}.items()))
+    secrets = _proxy_secrets(fields, workload)
+    if secrets:
+        fields["proxy_secrets"] = secrets
+    return fields
+
+
+def _rate_text(rate: object) -> str:
+    """ToolHive's RunConfig writes samplingRate as a decimal string ("0.05"), never in exponent form."""
+    if isinstance(rate, str):
+        return rate
+    return f"{float(rate):.10f}".rstrip("0").rstrip(".") or "0"  # type: ignore[arg-type]
+
+
+def _proxy_secrets(fields: Mapping[str, Any], workload: Workload) -> list[dict[str, str]]:
+    refs = []
+    telemetry = fields.get("telemetry") or {}
+    for index, (_, name) in enumerate(sorted(telemetry.get("header_secrets", {}).items())):
+        refs.append({"name": name, "target": OTEL_HEADER_ENV.format(index=index)})
+    audit = fields.get("audit") or {}
+    if audit.get("includeRequestData") or audit.get("includeResponseData"):
+        # recorded messages may carry the server's own secrets: the proxy scrubs every value it is given
+        names = sorted({ref.name for ref in workload.secrets})
+        refs += [{"name": n, "target": SCRUB_ENV.format(index=i)} for i, n in enumerate(names)]
+    return refs
+
+
+def proxy_sections(spec: Spec) -> dict[str, Any]:
+    """THV_PROXY_CONFIG's ``audit`` and ``telemetry`` for this spec (the BRIEF's agreed shape)."""
+    sections: dict[str, Any] = {}
+    refs = spec.get("proxy_secrets") or []
+    audit = spec.get("audit")
+    if audit:
+        section = {k: v for k, v in audit.items() if k != "logFile"}
+        if audit.get("logFile"):
+            section["logFile"] = posixpath.join(AUDIT_DIR, posixpath.basename(audit["logFile"]))
+        scrub = [r["target"] for r in refs if r["target"].startswith(SCRUB_ENV.split("{")[0])]
+        if scrub:
+            section["scrub_env"] = scrub
+        sections["audit"] = section
+    telemetry = spec.get("telemetry")
+    if telemetry:
+        section = {k: v for k, v in telemetry.items() if k != "header_secrets"}
+        by_name = sorted(telemetry.get("header_secrets", {}).items())
+        section["headers_env"] = {header: OTEL_HEADER_ENV.format(index=i) for i, (header, _) in enumerate(by_name)}
+        sections["telemetry"] = section
+    return sections
+
+
+def audit_bind(spec: Spec) -> str | None:
+    """The bind of an audit logFile's host directory into the proxy (read-write), or None."""
+    log_file = (spec.get("audit") or {}).get("logFile")
+    return f"{posixpath.dirname(log_file)}:{AUDIT_DIR}:rw" if log_file else None
+
+
+def audit_dir_gid(spec: Spec) -> int | None:
+    """The group of the audit directory: the proxy (uid 65532) joins it, so a group-writable directory works."""
+    bind = audit_bind(spec)
+    if bind is None:
+        return None
+    try:
+        return Path(bind.split(":")[0]).stat().st_gid
+    except OSError:
+        return None
+
+
+def runconfig_fields(spec: Spec) -> dict[str, Any]:
+    """``audit_config`` and ``telemetry_config`` as ToolHive's RunConfig writes them. Collector headers that come
+    from secrets are left out (the RunConfig has no secret reference for them, and values never leave)."""
+    fields: dict[str, Any] = {}
+    if spec.get("audit"):
+        fields["audit_config"] = dict(spec["audit"])
+    if spec.get("telemetry"):
+        telemetry = {k: v for k, v in spec["telemetry"].items() if k != "header_secrets"}
+        if not telemetry.get("headers"):
+            telemetry.pop("headers", None)
+        fields["telemetry_config"] = telemetry
+    return fields
+
+
+def manifest_fields(spec: Spec) -> dict[str, Any]:
+    """The workload's audit_config/telemetry_config as a manifest writes them (export --as-manifest)."""
+    fields = runconfig_fields(spec)
+    if spec.get("telemetry"):
+        secret = {h: {"secret": n} for h, n in spec["telemetry"].get("header_secrets", {}).items()}
+        headers = {**spec["telemetry"].get("headers", {}), **secret}
+        fields["telemetry_config"] = {**fields["telemetry_config"], **({"headers": headers} if headers else {})}
+    return fields
