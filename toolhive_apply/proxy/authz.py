@@ -48,7 +48,7 @@ from toolhive_apply.proxy.strictjson import go_fold
 
 FORBIDDEN_CODE: Final = -32003
 ANONYMOUS: Final = "anonymous"
-ALWAYS_ALLOWED: Final = frozenset({"initialize", "ping", "logging/setLevel"})
+ALWAYS_ALLOWED: Final = frozenset({"initialize", "ping", "logging/setLevel", "server/discover"})
 """Methods that touch no tool, prompt or resource (ToolHive lets them through too)."""
 LISTS: Final = {
     "tools/list": ("list_tools", "tool"),
