@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ TOOLS = [
 class FakeMcpServer:
     received: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     port: int = 0
+    sessions: int = 0
     _server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -76,7 +78,8 @@ class FakeMcpServer:
                 else:
                     status, payload = "200 OK", json.dumps(answer).encode()
                     if message.get("method") == "initialize":
-                        extra = "Mcp-Session-Id: fake-session-1\r\n"
+                        self.sessions += 1
+                        extra = f"Mcp-Session-Id: fake-session-{secrets.token_hex(8)}-{self.sessions}\r\n"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()

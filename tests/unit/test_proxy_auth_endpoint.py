@@ -207,3 +207,37 @@ def test_strict_protocol_validation(stack: Stack) -> None:
     assert status == 400 and "batches" in body["error"]["message"]
     status, _, _ = http(stack, "POST", "/mcp", PING, {**auth, "MCP-Protocol-Version": "2025-11-25"})
     assert status == 200
+
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def test_a_session_belongs_to_the_subject_that_opened_it(stack: Stack) -> None:
+    bob = {"Authorization": f"Bearer {stack.issuer.token(sub='bob')}"}
+    status, headers, _ = http(stack, "POST", "/mcp", INIT, bob)
+    assert status == 200
+    session = headers["mcp-session-id"]
+    status, _, _ = http(stack, "POST", "/mcp", PING, {**bob, "Mcp-Session-Id": session})
+    assert status == 200
+    mallory = {"Authorization": f"Bearer {stack.issuer.token(sub='mallory', roles=['weather'])}"}
+    status, _, body = http(stack, "POST", "/mcp", PING, {**mallory, "Mcp-Session-Id": session})
+    assert status == 404 and "Session not found" in body["error"]["message"]
+
+
+def test_arguments_a_case_insensitive_server_reads_differently_are_refused(stack: Stack) -> None:
+    alice = {"Authorization": f"Bearer {stack.issuer.token(sub='alice', roles=['weather'])}"}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "tools/call",
+        "params": {"name": "weather", "arguments": {"city": "Oslo", "City": "Paris"}},
+    }
+    before = len(stack.upstream.calls)
+    status, _, body = http(stack, "POST", "/mcp", call, alice)
+    assert status == 400 and "case" in body["error"]["message"]
+    assert len(stack.upstream.calls) == before

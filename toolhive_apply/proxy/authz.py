@@ -152,6 +152,11 @@ class Authorizer:
         if problem is not None:
             return rpc_error(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"Invalid Request: {problem}")
         if classify(message) is MessageKind.REQUEST:
+            arguments = params_of(message).get("arguments")
+            if isinstance(arguments, dict) and len({go_fold(key) for key in arguments}) != len(arguments):
+                # {"city": "Oslo", "City": "Paris"}: the policy would read one, a Go server's struct the other
+                message_text = "Invalid Request: argument names that differ only in case"
+                return rpc_error(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, message_text)
             operation = operation_of(message)
             if isinstance(operation, str):
                 text = f"Forbidden: {operation[:100]!r} is not allowed under the authorization policy"
