@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import httpx2
 import pytest
-from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.fake_mcp_http import FakeMcpServer
+from tests.support.mcp_bearer import Calls
+from tests.support.mcp_bearer import run_session as bearer_session
 from tests.support.oidc_issuer import AUDIENCE, ISSUER, Issuer
 from toolhive_apply.proxy.app import build_server
 from toolhive_apply.proxy.config import load_config
@@ -142,29 +140,8 @@ def test_without_a_valid_token_401_points_to_the_metadata(stack: Stack) -> None:
     assert not [m for _, m in stack.upstream.received if m == PING]  # nothing unauthenticated got through
 
 
-async def _session(stack: Stack, token: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[str]]:
-    credentials = {"Authorization": f"Bearer {token}", "Cookie": "sid=abc"}
-    async with (
-        httpx2.AsyncClient(headers=credentials) as http_client,
-        Client(streamable_http_client(stack.url, http_client=http_client)) as client,
-    ):
-        names = [tool.name for tool in (await client.list_tools()).tools]
-        outcomes = []
-        for name, arguments in calls:
-            try:
-                result = await client.call_tool(name, arguments)
-                outcomes.append(f"ok {result.content[0].text}")  # type: ignore[union-attr]
-            except Exception as error:  # noqa: BLE001 - the SDK raises McpError for the JSON-RPC error
-                outcomes.append(f"denied {error}")
-        return names, outcomes
-
-
-def run_session(stack: Stack, token: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[str]]:
-    async def bounded() -> tuple[list[str], list[str]]:
-        with anyio.fail_after(30):
-            return await _session(stack, token, calls)
-
-    return anyio.run(bounded)
+def run_session(stack: Stack, token: str, calls: Calls) -> tuple[list[str], list[str]]:
+    return bearer_session(stack.url, token, calls)
 
 
 def test_the_sdk_client_sees_and_calls_only_what_its_role_allows(stack: Stack) -> None:
