@@ -258,8 +258,12 @@ def test_differential_against_cedarpy(world: tuple[list[str], Request, list[dict
     texts, request, entities = world
     for text in texts:
         assert unsupported(text) == [], text
-    ours = PolicySet.parse(*texts).is_authorized(request, EntityStore(parse_entities(entities)))
+    store = EntityStore(parse_entities(entities))
+    ours = PolicySet.parse(*texts).is_authorized(request, store)
     assert ours == cedar_decides(texts, request, entities), (texts, request, entities)
+    for text in texts:  # each policy on its own, as a permit: does it apply, in both engines
+        alone = "permit" + text.removeprefix("forbid").removeprefix("permit")
+        assert PolicySet.parse(alone).is_authorized(request, store) == cedar_decides([alone], request, entities), alone
 
 
 def test_entity_json_round_trip() -> None:
