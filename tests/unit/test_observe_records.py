@@ -3,9 +3,9 @@ bounded metric labels, trace context, --since parsing, and the principal seam th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,17 +20,11 @@ from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.metrics import MAX_TOOLS, Metrics, prometheus_text
 from toolhive_apply.proxy.observe_config import AuditConfig, parse_audit, parse_telemetry
 from toolhive_apply.proxy.operations import Ending, Exchange, Operation, ending, operations
-from toolhive_apply.proxy.principal import PRINCIPAL, principal_label, principal_subjects
+from toolhive_apply.proxy.principal import PRINCIPAL, Principal, principal_label, principal_subjects
 from toolhive_apply.proxy.scrub import REDACTED, Scrubber
 from toolhive_apply.proxy.tracing import Tracer, parse_traceparent
 
 SECRET = "s3cr3t-value-XYZ"
-
-
-@dataclass(frozen=True)
-class Principal:  # the authentication layer's shape
-    subject: str
-    claims: dict[str, Any] = field(default_factory=dict)
 
 
 @pytest.mark.parametrize(
@@ -145,9 +139,11 @@ def test_traceparent_is_parsed_as_w3c_says_and_new_traces_are_sampled_at_the_rat
 def test_the_principal_comes_from_the_request_context_else_the_client_address() -> None:
     request = Request("POST", "/mcp", Headers(), b"", "192.0.2.7")
     assert principal_subjects(request) == {"user": "anonymous"} and principal_label(request) == "192.0.2.7"
-    request.context[PRINCIPAL] = Principal("user-123", {"preferred_username": "ada", "client_name": "cli"})
+    request.context[PRINCIPAL] = Principal.of("user-123", {"preferred_username": "ada", "client_name": "cli"})
     assert principal_subjects(request) == {"user_id": "user-123", "user": "ada", "client_name": "cli"}
     assert principal_label(request) == "user-123"
+    inner = dataclasses.replace(request, principal=Principal.of("user-456", {}))  # as authentication passes it in
+    assert principal_label(inner) == "user-456"
 
 
 def test_config_sections_report_every_problem_and_read_secrets_from_the_environment() -> None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from toolhive_apply.proxy.auth_config import AuthConfig, parse_auth
 from toolhive_apply.proxy.observe_config import AuditConfig, TelemetryConfig, parse_audit, parse_telemetry
 
 CONFIG_ENV: Final = "THV_PROXY_CONFIG"
@@ -59,6 +60,8 @@ KNOWN_KEYS: Final = frozenset(
         "oauth",
         "audit",
         "telemetry",
+        "auth",
+        "strict_protocol_validation",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -141,6 +144,10 @@ class ProxyConfig:
     log_level: str = "info"
     audit: AuditConfig | None = None
     telemetry: TelemetryConfig | None = None
+    auth: AuthConfig | None = None
+    """Who may call (OIDC) and what they may do (Cedar); None for an anonymous endpoint (``auth_config.py``)."""
+    strict_protocol_validation: bool = False
+    """Refuse an unsupported ``MCP-Protocol-Version`` (400) and JSON-RPC batches."""
 
 
 class _Reader:
@@ -256,6 +263,10 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     secret_env = [*reader.string_map("header_env").values(), *filter(None, [reader.raw.get("bearer_token_env")])]
     audit = parse_audit(reader.raw.get("audit"), name or "", environ, reader.problems, secret_env)
     telemetry = parse_telemetry(reader.raw.get("telemetry"), name or "", environ, reader.problems)
+    auth = parse_auth(reader.raw.get("auth"), environ, reader.problems)
+    strict = reader.raw.get("strict_protocol_validation", False)
+    if not isinstance(strict, bool):
+        reader.problems.append("strict_protocol_validation: must be true or false")
     if name is None or mode is None or port is None or target is None or max_body is None:
         return None
     return ProxyConfig(
@@ -278,6 +289,8 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
         max_sessions=max_sessions or DEFAULT_MAX_SESSIONS,
         max_body_bytes=max_body,
         log_level=log_level,
+        auth=auth,
+        strict_protocol_validation=strict is True,
         **target,
     )
 

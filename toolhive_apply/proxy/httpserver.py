@@ -34,6 +34,7 @@ from toolhive_apply.proxy.httpwire import (
     read_head,
 )
 from toolhive_apply.proxy.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response
+from toolhive_apply.proxy.principal import Principal
 
 IDLE_TIMEOUT: Final = 120.0
 """Seconds a kept-alive connection may sit without a new request."""
@@ -54,6 +55,8 @@ class Request:
     """The client's address (host only), for audit events."""
     context: dict[str, object] = field(default_factory=dict, compare=False)
     """Per-request facts layers hand to each other (shared by every ``replace()`` copy): see principal.py."""
+    principal: Principal | None = None
+    """The verified caller (``authn.py``); None when the endpoint is anonymous."""
 
     @property
     def path(self) -> str:

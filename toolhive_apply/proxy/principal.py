@@ -1,33 +1,52 @@
-"""The seam through which the authentication layer tells audit and tracing who made a request.
+"""Who made a request, as the proxy verified it: read by authorization (Cedar), audit and tracing.
 
-The authentication layer puts its verified ``Principal(subject, claims)`` into ``request.context[PRINCIPAL]`` (the
-context dict is shared by every copy of the request, so a layer further in can set it and the observer, further
-out, still reads it after the answer). Nothing is there for an anonymous request: audit then names the client
-address.
+One home for the shape: ``Principal(subject, claims)``, frozen, or None when the endpoint is anonymous. The claims
+are the verified token's (JWT payload or introspection answer), never the raw token. The authentication layer sets
+it on the request it passes inward and also in ``request.context[PRINCIPAL]`` (the context dict is shared by every
+copy of the request), so the observer, further out, still reads it after the answer. Nothing is there for an
+anonymous request: audit then names the client address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
-from toolhive_apply.proxy.httpserver import Request
+if TYPE_CHECKING:
+    from toolhive_apply.proxy.httpserver import Request
 
 PRINCIPAL: Final = "principal"
 ANONYMOUS: Final = "anonymous"  # ToolHive's subjects.user for a request without identity
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller: ``subject`` is the token's ``sub`` (``client_id`` when an introspected token has none)."""
+
+    subject: str
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of(cls, subject: str, claims: Mapping[str, Any]) -> Principal:
+        return cls(subject, MappingProxyType(dict(claims)))
+
+
+def principal_of(request: Request) -> Principal | None:
+    found = request.principal or request.context.get(PRINCIPAL)
+    return found if isinstance(found, Principal) else None
+
+
 def principal_subjects(request: Request) -> dict[str, str]:
     """ToolHive's audit ``subjects``: user_id (the token's sub) and user (name, preferred_username or email), or
     ``{"user": "anonymous"}``."""
-    principal = request.context.get(PRINCIPAL, getattr(request, "principal", None))
-    subject = getattr(principal, "subject", None)
-    if not isinstance(subject, str) or not subject:
+    principal = principal_of(request)
+    if principal is None or not principal.subject:
         return {"user": ANONYMOUS}
-    claims = getattr(principal, "claims", None)
-    claims = claims if isinstance(claims, Mapping) else {}
+    claims = principal.claims
     user = next((claims[k] for k in ("name", "preferred_username", "email") if isinstance(claims.get(k), str)), "")
-    subjects = {"user_id": subject, "user": user or subject}
+    subjects = {"user_id": principal.subject, "user": user or principal.subject}
     for key in ("client_name", "client_version"):
         if isinstance(claims.get(key), str) and claims[key]:
             subjects[key] = claims[key]
