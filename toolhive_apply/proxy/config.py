@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from toolhive_apply.proxy.vmcp_config import VmcpConfig, parse_vmcp
+
 CONFIG_ENV: Final = "THV_PROXY_CONFIG"
 DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
 DEFAULT_DOCKER_API_VERSION: Final = "auto"
@@ -55,6 +57,7 @@ KNOWN_KEYS: Final = frozenset(
         "max_body_bytes",
         "log_level",
         "oauth",
+        "vmcp",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -82,6 +85,7 @@ class Mode(StrEnum):
     STDIO = "stdio"  # an MCP container speaking stdio, reached by attaching through the Docker socket
     HTTP = "http"  # an MCP container already speaking HTTP on a shared Docker network
     REMOTE = "remote"  # an MCP server somewhere else, reached by URL
+    VMCP = "vmcp"  # a group gateway aggregating several MCP servers (vmcp_app.py)
 
 
 class SessionMode(StrEnum):
@@ -135,6 +139,8 @@ class ProxyConfig:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
+    vmcp: VmcpConfig | None = None
+    """vmcp mode only: the gateway's backends and aggregation."""
 
 
 class _Reader:
@@ -280,6 +286,12 @@ def _target(reader: _Reader, mode: Mode | None) -> dict[str, Any] | None:
             if key in reader.raw:
                 reader.problems.append(f"{key}: not used in stdio mode")
         return {"container": container, "proxy_mode": proxy_mode or Transport.STREAMABLE_HTTP}
+    if mode is Mode.VMCP:
+        if proxy_mode not in (None, Transport.STREAMABLE_HTTP):
+            reader.problems.append("proxy_mode: the vmcp gateway serves streamable-http")
+        return {"vmcp": parse_vmcp(reader.raw.get("vmcp"), reader.problems), "proxy_mode": Transport.STREAMABLE_HTTP}
+    if "vmcp" in reader.raw:
+        reader.problems.append("vmcp: only used in vmcp mode")
     if mode is None:
         return None
     url = reader.text("upstream_url", required=True)
