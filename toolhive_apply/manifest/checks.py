@@ -15,6 +15,7 @@ from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_probl
 from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.manifest.positions import positioned
+from toolhive_apply.manifest.vmcp_checks import check_vmcp
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -192,6 +193,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_names,
     check_references,
     check_ports,
+    check_vmcp,
 )
 
 
