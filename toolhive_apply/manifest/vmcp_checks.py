@@ -7,6 +7,7 @@ every name a prefix or override would push outside the MCP tool-name rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from toolhive_apply.errors import ManifestIssue
@@ -18,6 +19,7 @@ from toolhive_apply.proxy.vmcp_aggregate import resolve_names
 from toolhive_apply.proxy.vmcp_config import TOOL_NAME, Strategy, parse_aggregation
 
 Path = tuple[str | int, ...]
+_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 
 
 def _issue(group: Group | Workload, path: Path, message: str) -> ManifestIssue:
@@ -64,9 +66,23 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
     yield from _name_rule_issues(group, where, workloads)
     yield from _collisions(group, where, workloads)
     entry = group.vmcp.name or group.name
+    if not _CONTAINER_NAME.fullmatch(entry):
+        yield _issue(group, ("groups", index, "name"), f"{entry!r} cannot name the gateway's container; set vmcp.name")
+    for w in workloads:
+        if _serves_sse(manifest, w):
+            message = f"workload {w.name!r} serves sse; the gateway reaches streamable-http backends only"
+            yield _issue(group, ("groups", index, "vmcp"), message)
     if entry in {w.name for w in manifest.workloads}:
         path = ("groups", index, "vmcp", "name") if group.vmcp.name else ("groups", index, "name")
         yield _issue(group, path, f"the gateway's client entry {entry!r} would have a workload's name; set vmcp.name")
+
+
+def _serves_sse(manifest: Manifest, workload: Workload) -> bool:
+    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, else its transport), or the
+    server itself when served vmcp-only."""
+    if workload.transport in (None, "stdio") and not workload.url and not vmcp_only(manifest, workload):
+        return workload.proxy_mode == "sse"
+    return workload.transport == "sse"
 
 
 def _name_rule_issues(group: Group, where: Path, workloads: list[Workload]) -> Iterator[ManifestIssue]:

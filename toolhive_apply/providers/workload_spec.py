@@ -217,6 +217,10 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["allow_docker_gateway"] = True
     if workload.url:
         spec.update(remote_spec(workload))
+    from toolhive_apply.providers.gateways import backend_hosts  # (gateways.py builds on this module)
+
+    if hosts := backend_hosts(manifest, workload.name):  # only when set: specs (and hashes) without it stay
+        spec["gateway_hosts"] = hosts
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
@@ -324,6 +328,10 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
 
 def proxy_config(spec: Spec) -> dict[str, Any]:
     """THV_PROXY_CONFIG for the workload's proxy: stdio attach, or pass-through to the server's port."""
+    if spec.get("vmcp"):
+        from toolhive_apply.providers.gateways import gateway_proxy_config
+
+        return gateway_proxy_config(spec)
     config: dict[str, Any] = {
         "name": spec["name"],
         "listen_port": PROXY_LISTEN_PORT,
@@ -350,6 +358,8 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         )
     if spec["host"] not in LOOPBACK_HOSTS:
         config["allowed_hosts"] = [spec["host"]]  # the Host check (DNS rebinding) also accepts the published address
+    if spec.get("gateway_hosts"):  # the group's vMCP gateway names the proxy by its container name
+        config["allowed_hosts"] = [*config.get("allowed_hosts", []), *spec["gateway_hosts"]]
     if spec.get("session_ttl"):
         config["session_ttl"] = spec["session_ttl"]
     if spec["tools"]:

@@ -23,6 +23,7 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.gateways import gateway_specs
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
 from toolhive_apply.providers.proxies import ProxyManager
@@ -118,6 +119,10 @@ class WorkloadProvider:
                     "(acknowledged by allow_privileged)"
                 )
         self.warnings = tuple(warnings)
+        by_name = {d.id.name: d.spec for d in result}
+        for group, spec in gateway_specs(manifest, by_name):
+            backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in spec["vmcp"]["backends"])
+            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, spec["name"]), spec, group.origin, backends))
         return result
 
     def _resolver(self) -> SecretResolver:

@@ -146,6 +146,9 @@ class BackendClient:
             await response.close()
         if answer is None:
             raise BackendError(f"HTTP {response.status} without a JSON-RPC answer")
+        if response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            # a workload proxy whose server is down answers 502/503: the backend is unavailable, not just this call
+            raise BackendError(f"HTTP {response.status}: {_error_text(answer)}")
         return answer, session
 
 
