@@ -28,10 +28,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _eventually(check: Callable[[], bool], what: str, deadline: float = 90.0) -> None:
+def _eventually(check: Callable[[], bool], what: str, logs: Callable[[], str], deadline: float = 150.0) -> None:
     end = time.monotonic() + deadline
     while not check():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
+        assert time.monotonic() < end, f"timed out waiting for {what}; the gateway's log:\n{logs()}"
         time.sleep(0.5)
 
 
@@ -45,17 +45,23 @@ def _names(url: str) -> list[str]:
 def test_a_group_gateway_aggregates_routes_filters_and_outlives_a_backend(
     docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:
-    alpha, beta, gateway = f"{stack}-alpha", f"{stack}-beta", f"{stack}-gw"
+    alpha, beta, gamma, gateway = f"{stack}-alpha", f"{stack}-beta", f"{stack}-gamma", f"{stack}-gw"
     port = _free_port()
     cursor_file = tmp_path / "cursor" / "mcp.json"
     workloads = [
         {"name": name, "image": HTTP_IMAGE, "transport": "streamable-http", "group": "research", "env_vars": env}
         for name, env in ((alpha, {"GREETING": "hello from alpha"}), (beta, {"GREETING": "hello from beta"}))
     ]
+    workloads.append({**workloads[0], "name": gamma, "env_vars": {"GREETING": "direct"}, "serve": "vmcp-only"})
     vmcp = {
         "port": port,
         "name": gateway,
-        "aggregation": {"tools": [{"workload": beta, "filter": ["echo", "get_env"]}]},
+        "aggregation": {
+            "tools": [
+                {"workload": beta, "filter": ["echo", "get_env"]},
+                {"workload": gamma, "filter": ["get_env"], "overrides": {"get_env": {"name": "env"}}},
+            ]
+        },
     }
     path = write_manifest(
         tmp_path,
@@ -65,17 +71,26 @@ def test_a_group_gateway_aggregates_routes_filters_and_outlives_a_backend(
         clients=[{"name": "cursor", "groups": ["research"], "config_path": str(cursor_file), "create": True}],
     )
     applied = run_cli("apply", str(path), "--yes")
-    assert applied.code == 0, applied
+    assert applied.code == 0, applied.output
+
+    def logs() -> str:
+        return str(docker_api.logs(gateway, tail=40).decode(errors="replace"))
 
     servers = json.loads(cursor_file.read_text(encoding="utf-8"))["mcpServers"]
     assert list(servers) == [gateway]  # one entry for the group, none per workload
     url = servers[gateway]["url"]
     assert url == f"http://127.0.0.1:{port}/mcp"
-    everything = sorted([f"{alpha}_echo", f"{alpha}_add", f"{alpha}_get_env", f"{beta}_echo", f"{beta}_get_env"])
-    _eventually(lambda: _names(url) == everything, "both backends' tools at the gateway")
+    everything = sorted(
+        [f"{alpha}_echo", f"{alpha}_add", f"{alpha}_get_env", f"{beta}_echo", f"{beta}_get_env", f"{gamma}_env"]
+    )
+    _eventually(lambda: _names(url) == everything, "both backends' tools at the gateway", logs)
     assert call_tool(url, f"{alpha}_get_env", {"name": "GREETING"}) == "hello from alpha"
     assert call_tool(url, f"{beta}_get_env", {"name": "GREETING"}) == "hello from beta"
     assert call_tool(url, f"{alpha}_add", {"a": 2, "b": 3}) == "5"
+    # served vmcp-only: no proxy container, no published port, reached over the stack network by the gateway
+    assert call_tool(url, f"{gamma}_env", {"name": "GREETING"}) == "direct"
+    assert not docker_api.containers(all=True, filters={"name": [f"^/{gamma}-proxy$"]})
+    assert not docker_api.inspect_container(gamma)["HostConfig"]["PortBindings"]
 
     (container,) = docker_api.containers(filters={"name": [f"^/{gateway}$"]})
     inspected = docker_api.inspect_container(container["Id"])
@@ -86,10 +101,10 @@ def test_a_group_gateway_aggregates_routes_filters_and_outlives_a_backend(
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0  # hashed: converged
 
     docker_api.stop(beta, timeout=2)
-    alpha_only = [n for n in everything if n.startswith(alpha)]
-    _eventually(lambda: _names(url) == alpha_only, "beta's tools to be omitted while it is down")
+    alpha_only = [n for n in everything if not n.startswith(beta)]
+    _eventually(lambda: _names(url) == alpha_only, "beta's tools to be omitted while it is down", logs)
     assert call_tool(url, f"{alpha}_get_env", {"name": "GREETING"}) == "hello from alpha"
     docker_api.start(beta)
-    _eventually(lambda: _names(url) == everything, "beta's tools to come back without a gateway restart")
+    _eventually(lambda: _names(url) == everything, "beta's tools to come back without a gateway restart", logs)
     assert call_tool(url, f"{beta}_echo", {"text": "back"}) == "back"
     assert docker_api.inspect_container(container["Id"])["RestartCount"] == 0

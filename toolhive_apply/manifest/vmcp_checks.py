@@ -134,6 +134,8 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
+        elif w.network_isolation:
+            yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
         elif w.transport in (None, "stdio"):
             yield _issue(
                 w,

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from toolhive_apply.engine.resource import Spec
-from toolhive_apply.manifest.model import Group, Manifest
+from toolhive_apply.manifest.model import Group, Manifest, Workload
+from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.manifest.vmcp_checks import members, vmcp_only
 from toolhive_apply.providers.workload_spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT, proxy_name
 
@@ -41,7 +42,7 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
     assert group.vmcp is not None
     name = gateway_name(group)
     backends = [
-        {"name": w.name, "url": backend_url(workload_specs[w.name], vmcp_only(manifest, w))}
+        {"name": w.name, "url": backend_url(workload_specs[w.name], served_by_gateway_only(manifest, w))}
         for w in members(manifest, group.name)
         if w.name in workload_specs
     ]
@@ -116,6 +117,16 @@ def gateway_specs(manifest: Manifest, workload_specs: Mapping[str, Spec]) -> lis
     return [(g, gateway_spec(g, manifest, workload_specs)) for g in manifest.groups if g.vmcp is not None]
 
 
+def served_by_gateway_only(manifest: Manifest, workload: Workload) -> bool:
+    """``serve: vmcp-only`` in effect: an HTTP container of a group with a gateway (validate refuses the rest)."""
+    return vmcp_only(manifest, workload) and not workload.url and workload.transport in ("streamable-http", "sse")
+
+
+def has_proxy(spec: Mapping[str, Any]) -> bool:
+    """Whether a (non-remote) workload unit has a proxy container: all but those served through the gateway only."""
+    return spec.get("serve") != VMCP_ONLY
+
+
 def backend_hosts(manifest: Manifest, workload: str) -> list[str]:
     """Host names a workload's proxy must accept besides loopback: its own container name, when a gateway of its
     group reaches it over the stack network."""
@@ -123,6 +134,6 @@ def backend_hosts(manifest: Manifest, workload: str) -> list[str]:
     if entry is None:
         return []
     group = next((g for g in manifest.groups if g.name == entry.group), None)
-    if group is None or group.vmcp is None:
+    if group is None or group.vmcp is None or served_by_gateway_only(manifest, entry):
         return []
     return [entry.name if entry.url else proxy_name(entry.name)]

@@ -14,6 +14,7 @@ from docker.types import DriverConfig, Mount
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
+from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.providers.docker_host import DockerHostAddresses
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
@@ -217,10 +218,12 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["allow_docker_gateway"] = True
     if workload.url:
         spec.update(remote_spec(workload))
-    from toolhive_apply.providers.gateways import backend_hosts  # (gateways.py builds on this module)
+    from toolhive_apply.providers.gateways import backend_hosts, served_by_gateway_only  # (builds on this module)
 
     if hosts := backend_hosts(manifest, workload.name):  # only when set: specs (and hashes) without it stay
         spec["gateway_hosts"] = hosts
+    if served_by_gateway_only(manifest, workload):
+        spec["serve"] = VMCP_ONLY
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
@@ -229,6 +232,8 @@ def unit_parts(spec: Spec, stack: str) -> list[str]:
     """The Docker objects this workload is made of, as a plan names them."""
     if spec.get("remote"):
         return [f"container {spec['name']} (proxy to {spec['url']})"]
+    if spec.get("serve"):
+        return [f"container {spec['name']} (no proxy, no port: served through its group's vMCP gateway only)"]
     parts = [f"container {spec['name']}", f"container {proxy_name(spec['name'])}"]
     if uses_gate(spec):
         parts.append(f"container {gate_name(spec['name'])} (docker gate, no network)")
