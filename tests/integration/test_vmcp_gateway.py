@@ -67,6 +67,7 @@ def test_a_group_gateway_aggregates_routes_filters_and_outlives_a_backend(
         tmp_path,
         stack,
         workloads,
+        settings={"defaults": {"ready_timeout": 240}},  # a loaded CI machine starts three proxies at once
         groups=[{"name": "research", "vmcp": vmcp}],
         clients=[{"name": "cursor", "groups": ["research"], "config_path": str(cursor_file), "create": True}],
     )
@@ -108,3 +109,8 @@ def test_a_group_gateway_aggregates_routes_filters_and_outlives_a_backend(
     _eventually(lambda: _names(url) == everything, "beta's tools to come back without a gateway restart", logs)
     assert call_tool(url, f"{beta}_echo", {"text": "back"}) == "back"
     assert docker_api.inspect_container(container["Id"])["RestartCount"] == 0
+
+    docker_api.remove_container(container["Id"], force=True)  # drift: the next plan makes the gateway again
+    drifted = run_cli("plan", str(path), "--detailed-exitcode")
+    assert drifted.code == 2, drifted
+    assert f"workload/{gateway} will be created" in drifted.stdout

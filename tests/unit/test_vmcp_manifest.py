@@ -39,11 +39,13 @@ def test_a_group_gateway_becomes_part_of_the_model(tmp_path: Path) -> None:
       aggregation:
         conflict_resolution: priority
         conflict_resolution_config: {priority_order: [beta]}
-        tools: [{workload: alpha, filter: [echo], overrides: {echo: {name: say}}}]
+        tools: [{workload: alpha, filter: [echo, add], overrides: {echo: {name: say}}}]
 clients:
   - {name: cursor, groups: [research], per_workload: true}
 """
     manifest = load_manifest([write(tmp_path, groups)])
+    hidden = [str(w) for w in manifest.warnings if "hidden by" in str(w)]
+    assert any("tool 'add' of alpha is hidden by beta's" in w for w in hidden), manifest.warnings
     vmcp = manifest.groups[0].vmcp
     assert vmcp is not None
     assert vmcp.port == 4483

@@ -103,19 +103,35 @@ def _name_rule_issues(group: Group, where: Path, workloads: list[Workload]) -> I
                 yield _issue(group, path, f"{rename.name[:130]!r} breaks {rule}")
 
 
+def _known_tools(group: Group, workloads: list[Workload]) -> list[tuple[str, list[str]]]:
+    """(workload, tool names) for the workloads whose tools the manifest lists (a vMCP filter, else ``tools``)."""
+    assert group.vmcp is not None
+    known = []
+    for w in workloads:
+        chosen = group.vmcp.aggregation.for_backend(w.name).filter
+        listed = sorted(chosen) if chosen is not None else list(w.tools)
+        if listed:
+            known.append((w.name, listed))
+    return known
+
+
+def vmcp_warnings(manifest: Manifest) -> Iterator[ManifestIssue]:
+    """Under ``priority``: which known tools the gateway will hide behind another workload's."""
+    for index, group in enumerate(manifest.groups):
+        if group.vmcp is None or group.vmcp.aggregation.strategy is not Strategy.PRIORITY:
+            continue
+        resolution = resolve_names(_known_tools(group, members(manifest, group.name)), group.vmcp.aggregation)
+        for warning in resolution.warnings:
+            yield _issue(group, ("groups", index, "vmcp", "aggregation"), f"warning: {warning}")
+
+
 def _collisions(group: Group, where: Path, workloads: list[Workload]) -> Iterator[ManifestIssue]:
     """Under ``manual``: the collisions among the tools the manifest knows (listed by a filter or ``tools``)."""
     assert group.vmcp is not None
     aggregation = group.vmcp.aggregation
     if aggregation.strategy is not Strategy.MANUAL:
         return
-    known = []
-    for w in workloads:
-        chosen = aggregation.for_backend(w.name).filter
-        listed = sorted(chosen) if chosen is not None else list(w.tools)
-        if listed:
-            known.append((w.name, listed))
-    resolution = resolve_names(known, aggregation)
+    resolution = resolve_names(_known_tools(group, workloads), aggregation)
     for name, backends in sorted(resolution.collisions.items()):
         message = (
             f"conflict_resolution manual: tool {name!r} is offered by {' and '.join(backends)}; "
