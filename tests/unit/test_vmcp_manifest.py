@@ -95,8 +95,12 @@ def test_vmcp_only_is_refused_for_stdio_and_without_a_gateway_and_ports_may_not_
 """
     extra = """  - {name: gamma, image: "toolhive-apply-test/stdio:latest", group: research, serve: vmcp-only}
   - {name: delta, image: "toolhive-apply-test/http:latest", transport: sse, proxy_port: 20001}
+  - {name: eps, image: "toolhive-apply-test/http:latest", transport: sse, group: research, serve: vmcp-only,
+     tools: [echo]}
 """
     found = "\n".join(problems(write(tmp_path, groups, extra)))
     assert "serve: vmcp-only needs a vmcp gateway on the group" in found
     assert "not supported for stdio servers yet" in found
     assert "port 20001 on 127.0.0.1 is already used by workload 'delta'" in found
+    assert "workloads[4].tools: served vmcp-only, the workload has no proxy to apply it" in found
+    assert "workload 'eps' serves sse; the gateway reaches streamable-http backends only" in found

@@ -150,6 +150,15 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
+        elif w.tools or w.tools_override:
+            # the workload's proxy applies those; with no proxy they would silently not apply
+            field = "tools" if w.tools else "tools_override"
+            yield _issue(
+                w,
+                ("workloads", w.index, field),
+                "served vmcp-only, the workload has no proxy to apply it: use the group's "
+                "vmcp.aggregation.tools[].filter and overrides",
+            )
         elif w.network_isolation:
             yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
         elif w.transport in (None, "stdio"):
