@@ -181,7 +181,9 @@ def test_a_backend_that_goes_down_loses_its_tools_and_gets_them_back_when_it_ret
         async def back() -> bool:
             return len(await tool_names(gateway)) == 6
 
+        sessions = fakes[1].sessions
         await wait_for(back, "alpha's tools to come back")
+        assert fakes[1].sessions == sessions  # beta's re-lists reuse its one session
         answer = await call(gateway, "tools/call", {"name": "alpha_echo", "arguments": {}})
         assert answer["result"]["content"][0]["text"].startswith("alpha:")
         assert "notifications/tools/list_changed" in changes

@@ -118,12 +118,14 @@ class Gateway:
         client = state.client
         try:
             async with asyncio.timeout(self.config.list_timeout):
-                await client.connect()
+                if client.init_result is None:  # one session per backend, kept across re-lists
+                    await client.connect()
                 found: dict[str, tuple[JsonObject, ...]] = {}
                 for capability, method, key in LISTS:
                     if capability in client.capabilities:
                         found[method] = await client.list_all(method, key)
         except (BackendError, TimeoutError) as error:
+            client.init_result = None  # the next attempt starts a fresh session
             detail = str(error) or f"no answer within {self.config.list_timeout:g} s"
             if state.up or state.detail != detail:
                 _log.warning("backend %s unavailable: %s", client.spec.name, detail)
