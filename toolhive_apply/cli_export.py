@@ -256,3 +256,27 @@ def export_clients(
     if discovery:
         return print_json(clients_discovery(Path.home(), default_state_dir()))
     return print_json(clients_listing(default_state_dir(), stack))
+
+
+@export_app.command("group")
+def export_group(
+    name: Annotated[str, typer.Argument(help="Group name.")],
+    vmcp_config: Annotated[
+        bool, typer.Option("--vmcp-config", help="Print the group gateway as a ToolHive vMCP configuration.")
+    ] = False,
+    stack: Annotated[str | None, typer.Option(help="Only this stack.")] = None,
+    docker_host: DockerHostOpt = None,
+) -> int:
+    """A group's vMCP gateway as ToolHive's `vmcp serve --config` reads it (JSON, which is YAML)."""
+    from toolhive_apply.errors import UsageError
+    from toolhive_apply.export import managed_spec
+    from toolhive_apply.export_vmcp import vmcp_config as to_vmcp_config
+    from toolhive_apply.providers.workload_spec import LABEL_GROUP
+
+    if not vmcp_config:
+        raise UsageError("say what to export of the group: --vmcp-config")
+    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(LABEL_GROUP) == name]
+    specs = [spec for c in found if isinstance((spec := managed_spec(c)).get("vmcp"), dict)]
+    if not specs:
+        raise UsageError(f"group {name!r} has no vMCP gateway" + ("" if stack else " (on any stack; try --stack)"))
+    return print_json(to_vmcp_config(specs[0]))

@@ -15,9 +15,11 @@ from typing import Any
 
 from toolhive_apply.clients import UnsupportedPlatformError, client_table, config_path, is_installed
 from toolhive_apply.engine.resource import Spec
+from toolhive_apply.export_vmcp import with_gateways
 from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.manifest.model import DEFAULT_GROUP
 from toolhive_apply.providers.client_state import ClientRecord
+from toolhive_apply.providers.gateways import is_gateway
 from toolhive_apply.providers.observability import manifest_fields as observe_manifest_fields
 from toolhive_apply.providers.workload_spec import REMOTE_BEARER_ENV
 
@@ -37,13 +39,15 @@ class LiveStack:
 
 def as_manifest(live: LiveStack) -> dict[str, Any]:
     """A manifest that, planned against the same state, has no changes (sections in the manifest's own order)."""
-    specs = sorted(live.workloads, key=lambda s: str(s["name"]))
+    everything = sorted(live.workloads, key=lambda s: str(s["name"]))
+    gateways = {str(s["group"]): s for s in everything if is_gateway(s)}  # written back as groups[].vmcp
+    specs = [s for s in everything if not is_gateway(s)]
     record = live.record or {}
     manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": _settings(live, specs, record)}
     clients = [_client_entry(name, rec, live.home) for name, rec in _in_table_order(live.clients)]
     used = [str(s["group"]) for s in specs] + [g for c in clients for g in c["groups"]]
     sections = {
-        "groups": _groups(record, used),
+        "groups": with_gateways(_groups(record, [*used, *gateways]), gateways),
         "registries": [_registry_entry(r) for r in sorted(live.registries, key=lambda r: str(r["name"]))],
         "secrets": _secrets(record, specs),
         "clients": clients,
@@ -169,6 +173,7 @@ def _optional_fields(spec: Spec) -> dict[str, Any]:
         "ready_timeout": spec.get("ready_timeout"),
         "session_ttl": _duration(spec["session_ttl"]) if spec.get("session_ttl") else None,
         **observe_manifest_fields(spec),
+        "serve": spec.get("serve"),
     }
 
 

@@ -117,7 +117,8 @@ def spec_issues(stack: str, desired: Sequence[DesiredResource], *, structure: bo
     `structure=False` skips the JSON Schema (the costly part, about 1.5 ms a workload) for specs this run made
     itself from a manifest that passed it; a spec read from a file always gets it.
     """
-    workloads = [d for d in desired if d.id.kind is Kind.WORKLOAD]
+    # a vMCP gateway's spec is made by gateways.py alone (no user image, mount or profile): not a manifest entry
+    workloads = [d for d in desired if d.id.kind is Kind.WORKLOAD and not d.spec.get("vmcp")]
     try:
         document = _document(stack, workloads)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -16,6 +16,7 @@ from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.observability import manifest_problems as observe_problems
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.manifest.positions import positioned
+from toolhive_apply.manifest.vmcp_checks import check_vmcp, vmcp_warnings
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -180,7 +181,7 @@ def check_ports(manifest: Manifest, sources: Mapping[str, str] | None = None) ->
 
 
 def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
-    warnings = [issue for w in manifest.workloads for issue in _profile_warnings(w)]
+    warnings = [issue for w in manifest.workloads for issue in _profile_warnings(w)] + list(vmcp_warnings(manifest))
     warnings += [
         _issue(s.origin, ("secrets", i, "value"), "warning: plaintext secret value in the manifest (insecure: true)")
         for i, s in enumerate(manifest.secrets)
@@ -194,6 +195,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_names,
     check_references,
     check_ports,
+    check_vmcp,
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
+from toolhive_apply.manifest.vmcp import Vmcp, vmcp_of
 from toolhive_apply.redact import SecretValue
 
 DEFAULT_GROUP = "default"
@@ -39,6 +40,9 @@ class Group:
     name: str
     description: str
     origin: Origin | None
+    vmcp: Vmcp | None = None
+    serve: str | None = None
+    """``vmcp-only``: the group's workloads are reached through its gateway only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class Client:
     config_path: str | None
     create: bool
     origin: Origin | None
+    per_workload: bool = False
+    """Beside a group gateway's one entry, list the group's workloads too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,8 @@ class Workload:
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
     audit_config: Mapping[str, Any] | None = None
     telemetry_config: Mapping[str, Any] | None = None
+    serve: str | None = None
+    """``vmcp-only``: reached through the group's gateway only (no proxy, no published port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +242,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
         audit_config=item.get("audit_config"),
         telemetry_config=item.get("telemetry_config"),
+        serve=item.get("serve"),
     )
 
 
@@ -256,7 +265,9 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
     """Data already validated against the schema -> frozen model."""
     positions = loaded.positions
     groups = tuple(
-        Group(g["name"], g.get("description", ""), positions.find(("groups", i)))
+        Group(
+            g["name"], g.get("description", ""), positions.find(("groups", i)), vmcp_of(g.get("vmcp")), g.get("serve")
+        )
         for i, g in enumerate(data.get("groups", ()))
     )
     registries = tuple(
@@ -297,6 +308,7 @@ def build_manifest(data: Mapping[str, Any], loaded: LoadedManifest) -> Manifest:
             config_path=c.get("config_path"),
             create=bool(c.get("create", False)),
             origin=positions.find(("clients", i)),
+            per_workload=bool(c.get("per_workload", False)),
         )
         for i, c in enumerate(data.get("clients", ()))
     )

@@ -32,8 +32,10 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.vmcp_checks import vmcp_only
 from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.client_state import ClientRecord, ClientState, ClientStateError, load_all
+from toolhive_apply.providers.gateways import gateway_groups, gateway_spec
 from toolhive_apply.providers.workload_spec import workload_spec, workload_url
 
 
@@ -58,7 +60,9 @@ class Target:
         return self.path if self.client.installed is InstalledRule.FILE else self.path.parent
 
 
-def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manifest) -> dict[str, Entry]:
+def workload_entries(
+    client: ClientSpec, groups: Sequence[str], manifest: Manifest, per_workload: bool = False
+) -> dict[str, Entry]:
     """The entry of every workload in `groups`, keyed by workload name, pointing at its proxy.
 
     Ports are assigned exactly as the workload provider assigns them (same stack name, same order), so the URL
@@ -66,11 +70,17 @@ def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manife
     """
     ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     entries: dict[str, Entry] = {}
+    behind_gateway = gateway_groups(manifest, groups)
     for workload in manifest.workloads:
         if workload.group not in groups or not (workload.image or workload.url or workload.registry):
             continue
+        if vmcp_only(manifest, workload) or (workload.group in behind_gateway and not per_workload):
+            continue  # the group's gateway entry stands for it
         spec = workload_spec(workload, manifest, ports[workload.name], None)
         entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec))
+    for group in behind_gateway.values():
+        spec = gateway_spec(group, manifest, {})
+        entries[spec["name"]] = build_entry(client, spec["name"], spec["transport"], workload_url(spec))
     return entries
 
 
@@ -157,7 +167,7 @@ class ClientProvider:
                     "set create: true to create its config file"
                 )
                 continue
-            entries = workload_entries(target.client, declared.groups, manifest)
+            entries = workload_entries(target.client, declared.groups, manifest, declared.per_workload)
             for name in self._foreign(rid, target, records.get(declared.name), entries):
                 del entries[name]
             spec = {

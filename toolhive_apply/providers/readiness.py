@@ -123,3 +123,18 @@ def wait_until_ready(
         time.sleep(POLL_SECONDS)
     server = containers[0][0]
     return f"MCP endpoint on {host}:{spec['proxy_port']} not ready after {timeout:g} s{_log_tail(api, server)}"
+
+
+def wait_running(api: CountingAPIClient, containers: list[tuple[str, int]], timeout: float) -> str | None:
+    """None once every container runs (a unit with no published MCP port: served through a vMCP gateway only)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [(container_id, restarts, _state(api, container_id)) for container_id, restarts in containers]
+        for container_id, restarts, state in states:
+            if _crashed(state, restarts):
+                name = str(state.get("Name", "")).lstrip("/") or "container"
+                return f"{name} exited before it was ready{_log_tail(api, container_id)}"
+        if all(state.get("Running") for _, _, state in states):
+            return None
+        time.sleep(POLL_SECONDS)
+    return f"containers not running after {timeout:g} s"

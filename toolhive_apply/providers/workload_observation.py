@@ -164,7 +164,7 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
     """`running` only when every part of the unit runs; otherwise which part is not (planned as a start)."""
     if state != "running" or spec is None or spec.get("remote"):
         return state
-    if facts["proxy_state"] != "running":
+    if facts["proxy_state"] != "running" and spec.get("serve") != "vmcp-only":  # (no proxy: gateways.has_proxy)
         return f"proxy {facts['proxy_state']}"
     is_isolated, needs_egress = _isolation_of(spec)
     if is_isolated and facts["network"] is None:

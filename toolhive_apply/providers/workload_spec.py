@@ -14,6 +14,7 @@ from docker.types import DriverConfig, Mount
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
+from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.providers.docker_host import DockerHostAddresses
 from toolhive_apply.providers.observability import audit_bind, audit_dir_gid, proxy_sections
 from toolhive_apply.providers.observability import spec_fields as observe_spec_fields
@@ -220,6 +221,12 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
     spec.update(observe_spec_fields(workload, manifest))  # audit/telemetry only when set: other hashes unchanged
     if workload.url:
         spec.update(remote_spec(workload))
+    from toolhive_apply.providers.gateways import backend_hosts, served_by_gateway_only  # (builds on this module)
+
+    if hosts := backend_hosts(manifest, workload.name):  # only when set: specs (and hashes) without it stay
+        spec["gateway_hosts"] = hosts
+    if served_by_gateway_only(manifest, workload):
+        spec["serve"] = VMCP_ONLY
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
@@ -228,6 +235,8 @@ def unit_parts(spec: Spec, stack: str) -> list[str]:
     """The Docker objects this workload is made of, as a plan names them."""
     if spec.get("remote"):
         return [f"container {spec['name']} (proxy to {spec['url']})"]
+    if spec.get("serve"):
+        return [f"container {spec['name']} (no proxy, no port: served through its group's vMCP gateway only)"]
     parts = [f"container {spec['name']}", f"container {proxy_name(spec['name'])}"]
     if uses_gate(spec):
         parts.append(f"container {gate_name(spec['name'])} (docker gate, no network)")
@@ -327,6 +336,10 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
 
 def proxy_config(spec: Spec) -> dict[str, Any]:
     """THV_PROXY_CONFIG for the workload's proxy: stdio attach, or pass-through to the server's port."""
+    if spec.get("vmcp"):
+        from toolhive_apply.providers.gateways import gateway_proxy_config
+
+        return gateway_proxy_config(spec)
     config: dict[str, Any] = {
         "name": spec["name"],
         "listen_port": PROXY_LISTEN_PORT,
@@ -353,6 +366,8 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         )
     if spec["host"] not in LOOPBACK_HOSTS:
         config["allowed_hosts"] = [spec["host"]]  # the Host check (DNS rebinding) also accepts the published address
+    if spec.get("gateway_hosts"):  # the group's vMCP gateway names the proxy by its container name
+        config["allowed_hosts"] = [*config.get("allowed_hosts", []), *spec["gateway_hosts"]]
     if spec.get("session_ttl"):
         config["session_ttl"] = spec["session_ttl"]
     if spec["tools"]:

@@ -23,10 +23,11 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.gateways import gateway_specs, has_proxy
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
 from toolhive_apply.providers.proxies import ProxyManager
-from toolhive_apply.providers.readiness import wait_until_ready
+from toolhive_apply.providers.readiness import wait_running, wait_until_ready
 from toolhive_apply.providers.secret_files import secret_archives
 from toolhive_apply.providers.secrets import SecretResolver
 from toolhive_apply.providers.snapshot import StackContainers
@@ -119,6 +120,10 @@ class WorkloadProvider:
                     "(acknowledged by allow_privileged)"
                 )
         self.warnings = tuple(warnings)
+        by_name = {d.id.name: d.spec for d in result}
+        for group, spec in gateway_specs(manifest, by_name):
+            backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in spec["vmcp"]["backends"])
+            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, spec["name"]), spec, group.origin, backends))
         return result
 
     def _resolver(self) -> SecretResolver:
@@ -306,12 +311,13 @@ class WorkloadProvider:
                 self.api.start(egress)
             server = self._create(change, spec, change.id.name)
             self.api.start(server)
-            proxy = self.proxies.create(spec, address, self._proxy_env(spec))
-            gate = self.proxies.create_gate(spec, address, server, proxy)
-            if gate:
-                self.api.start(gate)
-            self.isolation.connect_proxy(spec, proxy)
-            self.api.start(proxy)
+            if has_proxy(spec):
+                proxy = self.proxies.create(spec, address, self._proxy_env(spec))
+                gate = self.proxies.create_gate(spec, address, server, proxy)
+                if gate:
+                    self.api.start(gate)
+                self.isolation.connect_proxy(spec, proxy)
+                self.api.start(proxy)
             self._wait(change, spec, [(c, 0) for c in (server, proxy, gate, egress) if c], emit)
             if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
                 self.isolation.drop_network(isolation_network(self.stack, change.id.name))
@@ -352,7 +358,7 @@ class WorkloadProvider:
         if egress is None and isolated(spec):
             egress = self.isolation.create_egress(spec, str(change.id))
         gate = change.observed.facts.get("gate_id")
-        if proxy is None:
+        if proxy is None and has_proxy(spec):
             proxy = self.proxies.create(spec, str(change.id), self._proxy_env(spec))
             self.isolation.connect_proxy(spec, proxy)
             if gate is not None:  # it shares the old proxy's volume: a new proxy needs a new gate
@@ -371,7 +377,10 @@ class WorkloadProvider:
     def _wait(self, change: Change, spec: dict[str, Any], containers: list[tuple[str, int]], emit: EventSink) -> None:
         emit(Event(str(change.id), "progress", "waiting until it answers MCP through its proxy"))
         timeout = float(spec.get("ready_timeout") or 60)
-        problem = wait_until_ready(self.api, containers, spec, timeout)
+        if not has_proxy(spec):  # no port to ask MCP on: the gateway finds out, on its own backoff
+            problem = wait_running(self.api, containers, timeout)
+        else:
+            problem = wait_until_ready(self.api, containers, spec, timeout)
         if problem is not None:
             raise ProviderError(str(change.id), change.action.value, problem)
 

@@ -51,6 +51,10 @@ class Assembly:
 
 def assemble(config: ProxyConfig) -> Assembly:
     health = Health(config.name, str(config.mode))
+    if config.mode is Mode.VMCP:
+        from toolhive_apply.proxy.vmcp_app import assemble_vmcp  # only this mode needs the gateway's modules
+
+        return assemble_vmcp(config)
     policy = ToolPolicy.from_config(config)
     if config.mode is Mode.STDIO:
         per_client = config.session_mode is SessionMode.PER_CLIENT

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from toolhive_apply.proxy.auth_config import AuthConfig, parse_auth
 from toolhive_apply.proxy.observe_config import AuditConfig, TelemetryConfig, parse_audit, parse_telemetry
+from toolhive_apply.proxy.vmcp_config import VmcpConfig, parse_vmcp
 
 CONFIG_ENV: Final = "THV_PROXY_CONFIG"
 DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
@@ -62,6 +63,7 @@ KNOWN_KEYS: Final = frozenset(
         "telemetry",
         "auth",
         "strict_protocol_validation",
+        "vmcp",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -89,6 +91,7 @@ class Mode(StrEnum):
     STDIO = "stdio"  # an MCP container speaking stdio, reached by attaching through the Docker socket
     HTTP = "http"  # an MCP container already speaking HTTP on a shared Docker network
     REMOTE = "remote"  # an MCP server somewhere else, reached by URL
+    VMCP = "vmcp"  # a group gateway aggregating several MCP servers (vmcp_app.py)
 
 
 class SessionMode(StrEnum):
@@ -148,6 +151,8 @@ class ProxyConfig:
     """Who may call (OIDC) and what they may do (Cedar); None for an anonymous endpoint (``auth_config.py``)."""
     strict_protocol_validation: bool = False
     """Refuse an unsupported ``MCP-Protocol-Version`` (400) and JSON-RPC batches."""
+    vmcp: VmcpConfig | None = None
+    """vmcp mode only: the gateway's backends and aggregation."""
 
 
 class _Reader:
@@ -304,6 +309,12 @@ def _target(reader: _Reader, mode: Mode | None) -> dict[str, Any] | None:
             if key in reader.raw:
                 reader.problems.append(f"{key}: not used in stdio mode")
         return {"container": container, "proxy_mode": proxy_mode or Transport.STREAMABLE_HTTP}
+    if mode is Mode.VMCP:
+        if proxy_mode not in (None, Transport.STREAMABLE_HTTP):
+            reader.problems.append("proxy_mode: the vmcp gateway serves streamable-http")
+        return {"vmcp": parse_vmcp(reader.raw.get("vmcp"), reader.problems), "proxy_mode": Transport.STREAMABLE_HTTP}
+    if "vmcp" in reader.raw:
+        reader.problems.append("vmcp: only used in vmcp mode")
     if mode is None:
         return None
     url = reader.text("upstream_url", required=True)

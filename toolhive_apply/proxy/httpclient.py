@@ -156,3 +156,6 @@ async def send_request(
     except (OSError, HttpWireError, ValueError, IndexError, asyncio.IncompleteReadError) as error:
         writer.close()
         raise UpstreamError(f"no valid HTTP answer from {url.origin}: {error!r}") from None
+    except asyncio.CancelledError:
+        writer.close()  # the caller gave up waiting (a gateway's timeout): the connection must not leak
+        raise

@@ -13,8 +13,9 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from toolhive_apply.proxy.config import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from toolhive_apply.proxy.health import Health
@@ -23,6 +24,7 @@ from toolhive_apply.proxy.jsonrpc import (
     SERVER_UNAVAILABLE,
     JsonObject,
     MessageKind,
+    RequestId,
     classify,
     envelope_problem,
     error_response,
@@ -37,7 +39,6 @@ from toolhive_apply.proxy.session_table import SessionTable
 from toolhive_apply.proxy.stdio_backend import (
     BackendUnavailableError,
     RequestAbandonedError,
-    StdioBackend,
 )
 from toolhive_apply.proxy.tools import ToolPolicy
 
@@ -46,6 +47,25 @@ REQUEST_CANCELLED: Final = -32800  # LSP's code, used by several MCP implementat
 
 _log = logging.getLogger(__name__)
 Outgoing = JsonObject | list[JsonObject]
+
+
+class HubBackend(Protocol):
+    """What the hub needs of what it fronts: the stdio backends, and the vMCP gateway."""
+
+    listener: Callable[[str | None, JsonObject], None]
+
+    @property
+    def init_result(self) -> JsonObject | None: ...
+
+    async def ready(self) -> bool: ...
+
+    async def request(self, client: str, message: JsonObject) -> JsonObject: ...
+
+    async def notify(self, message: JsonObject) -> None: ...
+
+    def cancel(self, client: str, request_id: RequestId, reason: str) -> None: ...
+
+    def forget_client(self, client: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -84,7 +104,7 @@ class SessionHub:
 
     def __init__(
         self,
-        backend: StdioBackend,
+        backend: HubBackend,
         policy: ToolPolicy,
         health: Health,
         *,

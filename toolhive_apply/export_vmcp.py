@@ -1,0 +1,64 @@
+"""`export group NAME --vmcp-config`: a group gateway's live spec as a ToolHive vMCP configuration file.
+
+The shape is ToolHive's ``pkg/vmcp/config.Config`` as ``vmcp serve --config`` reads it (camelCase keys: ``name``,
+``groupRef``, static ``backends`` with ``outgoingAuth.source: inline``, ``incomingAuth``, ``aggregation``). JSON is
+printed, which is YAML too. Nothing secret is in a gateway's spec, so nothing needs scrubbing beyond the usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _aggregation(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's snake-case aggregation block in ToolHive's camelCase."""
+    result: dict[str, Any] = {"conflictResolution": raw.get("conflict_resolution", "prefix")}
+    settings = raw.get("conflict_resolution_config") or {}
+    config: dict[str, Any] = {}
+    if result["conflictResolution"] == "prefix":
+        config["prefixFormat"] = settings.get("prefix_format", "{workload}_")
+    if settings.get("priority_order"):
+        config["priorityOrder"] = list(settings["priority_order"])
+    if config:
+        result["conflictResolutionConfig"] = config
+    tools = []
+    for item in raw.get("tools") or ():
+        entry: dict[str, Any] = {"workload": item["workload"]}
+        if item.get("filter") is not None:
+            entry["filter"] = list(item["filter"])
+        if item.get("overrides"):
+            entry["overrides"] = {tool: dict(o) for tool, o in item["overrides"].items()}
+        tools.append(entry)
+    if tools:
+        result["tools"] = tools
+    return result
+
+
+def vmcp_config(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """ToolHive's vMCP configuration of the gateway whose spec is ``spec`` (see gateways.gateway_spec)."""
+    vmcp = spec["vmcp"]
+    return {
+        "name": str(spec["name"]),
+        "groupRef": str(spec["group"]),
+        "backends": [{"name": b["name"], "url": b["url"], "transport": "streamable-http"} for b in vmcp["backends"]],
+        "incomingAuth": {"type": "anonymous"},
+        "outgoingAuth": {"source": "inline", "default": {"type": "unauthenticated"}},
+        "aggregation": _aggregation(vmcp.get("aggregation") or {}),
+    }
+
+
+def group_vmcp_entry(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's ``groups[].vmcp`` block that plans exactly this gateway (export --as-manifest)."""
+    vmcp = spec["vmcp"]
+    entry: dict[str, Any] = {"port": spec["proxy_port"], "host": spec["host"]}
+    if vmcp.get("name"):
+        entry["name"] = vmcp["name"]
+    if vmcp.get("aggregation"):
+        entry["aggregation"] = dict(vmcp["aggregation"])
+    return entry
+
+
+def with_gateways(groups: list[dict[str, Any]], gateways: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``groups`` (export --as-manifest's entries) with the ``vmcp`` block of each group that has a gateway."""
+    return [{**g, "vmcp": group_vmcp_entry(gateways[g["name"]])} if g["name"] in gateways else g for g in groups]
