@@ -62,7 +62,8 @@ def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manife
     """The entry of every workload in `groups`, keyed by workload name, pointing at its proxy.
 
     Ports are assigned exactly as the workload provider assigns them (same stack name, same order), so the URL
-    is known without asking Docker; transport and proxy mode come from `workload_spec`, the single source of them.
+    is known without asking Docker. The entry uses the client's best transport, whatever the workload's own: the
+    proxy serves streamable HTTP and SSE side by side, bridging to the server's transport.
     """
     ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     entries: dict[str, Entry] = {}
@@ -70,7 +71,8 @@ def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manife
         if workload.group not in groups or not (workload.image or workload.url or workload.registry):
             continue
         spec = workload_spec(workload, manifest, ports[workload.name], None)
-        entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec))
+        transport = client.best_transport  # the proxy serves every workload over both HTTP transports
+        entries[workload.name] = build_entry(client, workload.name, transport, workload_url(spec, transport))
     return entries
 
 
