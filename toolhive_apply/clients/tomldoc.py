@@ -16,7 +16,7 @@ from typing import Any, Final
 import tomlkit
 from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, InlineTable, Table
+from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Table, Whitespace
 
 from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
 from toolhive_apply.errors import Origin
@@ -75,6 +75,8 @@ class TomlDocument:
         if container is None or not self._find(container, name):
             return False
         expected = {key: value for key, value in self.entries().items() if key != name}
+        for table in self._find(container, name):
+            _hand_on_comments(self.doc, table)
         if self.name_key is None:
             del container[name]
         else:
@@ -150,6 +152,49 @@ class TomlDocument:
         after = {k: v for k, v in tomllib.loads(text).items() if k != self.servers[0]}
         if self.entries() != expected or before != after:
             raise ClientConfigError(self.path, "internal error: the edited TOML does not hold the intended data")
+
+
+def _tables_in_order(container: Any) -> list[Table]:
+    """Every table with a header under `container`, in the order tomlkit writes them (super tables have none)."""
+    found: list[Table] = []
+    for _, item in container.body:
+        if isinstance(item, Table):
+            if not item.is_super_table():
+                found.append(item)
+            found.extend(_tables_in_order(item.value))
+        elif isinstance(item, AoT):
+            for table in item.body:
+                found.append(table)
+                found.extend(_tables_in_order(table.value))
+    return found
+
+
+def _hand_on_comments(doc: tomlkit.TOMLDocument, table: Any) -> None:
+    """Before `table` is removed: the comment lines at the end of its text (tomlkit keeps the comments above a header
+    in the body of the table before it) go above the next header, or to the end of the file, so they survive.
+
+    Only comments after the table's last key move, with the blank lines among and after them; the blank lines before
+    the first of them separated the removed table and go with it.
+    """
+    order = _tables_in_order(doc)
+    index = next((i for i, candidate in enumerate(order) if candidate is table), None)
+    if index is None:  # an inline table or array item: it has no header and no comment lines of its own
+        return
+    subtree = _tables_in_order(table.value)
+    body = (subtree[-1] if subtree else table).value.body
+    start = len(body)
+    while start and body[start - 1][0] is None and isinstance(body[start - 1][1], (Whitespace, Comment)):
+        start -= 1
+    first = next((i for i in range(start, len(body)) if isinstance(body[i][1], Comment)), None)
+    if first is None:
+        return
+    block: list[Item] = [item for _, item in body[first:]]
+    del body[first:]  # after every key, so the container's key index is unaffected
+    following = order[index + 1 + len(subtree)] if index + 1 + len(subtree) < len(order) else None
+    if following is not None:
+        following.trivia.indent = "".join(item.as_string() for item in block) + following.trivia.indent
+    else:
+        doc.body.extend((None, item) for item in block)
 
 
 def _name(item: object, key: str) -> object:

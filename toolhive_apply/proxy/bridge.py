@@ -13,7 +13,9 @@ credentials and its session table apply to bridged clients exactly as to direct 
   that come back on the stream (matched by request id); everything else on the stream goes to the client's GET
   stream. DELETE (or the session TTL) ends the SSE session.
 
-ToolHive's paths are kept: ``/mcp`` for streamable HTTP, ``/sse`` and ``/messages`` for SSE.
+ToolHive's paths are kept: ``/mcp`` for streamable HTTP, ``/sse`` and ``/messages`` for SSE. A ``GET /mcp`` without a
+session that asks for an event stream opens a legacy SSE session too, as the MCP specification's backwards-compatibility
+section allows, so an entry written for streamable HTTP also serves clients that read its ``url`` as SSE.
 """
 
 from __future__ import annotations
@@ -86,9 +88,25 @@ class DualFrontend:
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if path == MCP_PATH and _legacy_open(request):
+            return await self._sse(Request("GET", SSE_PATH, request.headers))
         if self._sse_first:  # the SSE upstream's message endpoints may be any path: only /mcp is streamable here
             return await (self._streamable if path == MCP_PATH else self._sse)(request)
         return await (self._sse if path in SSE_ONLY_PATHS else self._streamable)(request)
+
+
+def _legacy_open(request: Request) -> bool:
+    """A legacy SSE client opening its stream on the streamable endpoint: GET for an event stream without a session.
+
+    A client that reads a ``url`` as SSE (Gemini CLI before ``type``, Qwen Code) connects with the same entry as one
+    that reads it as streamable HTTP. A streamable client never sends this: its GET carries the session it was given
+    (and a server that issues no session gets no GET stream of its own, so nothing is lost by answering it).
+    """
+    return (
+        request.method == "GET"
+        and SESSION_HEADER not in request.headers
+        and request.headers.has_token("accept", "text/event-stream")
+    )
 
 
 # -------------------------------------------------------------------------------------------- SSE clients
