@@ -7,6 +7,7 @@ our entry's own lines, and putting it back and removing it again must change not
 
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 from pathlib import Path
@@ -23,10 +24,10 @@ URL = "http://127.0.0.1:1/mcp"
 CASES: dict[str, tuple[str, str]] = {
     "codex": (
         '# my codex settings\nmodel = "x"\n\n[mcp_servers.ours]\nurl = "http://127.0.0.1:1/mcp"\n\n'
-        '# my own server, keep this note\n# (two lines)\n[mcp_servers.mine]  # header comment\n'
+        "# my own server, keep this note\n# (two lines)\n[mcp_servers.mine]  # header comment\n"
         'command = "mine"  # inline\n\n# about profiles\n[profiles.p]\na = 1\n# the very end\n',
         '# my codex settings\nmodel = "x"\n\n'
-        '# my own server, keep this note\n# (two lines)\n[mcp_servers.mine]  # header comment\n'
+        "# my own server, keep this note\n# (two lines)\n[mcp_servers.mine]  # header comment\n"
         'command = "mine"  # inline\n\n# about profiles\n[profiles.p]\na = 1\n# the very end\n',
     ),
     "mistral-vibe": (
@@ -36,9 +37,11 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "vscode": (
         '// my settings\n{\n  "servers": {\n    "ours": {\n      "url": "http://127.0.0.1:1/mcp",\n'
-        '      "type": "http"\n    },\n    // my own server, keep this note\n    "mine": { "command": "m" }, /* trailing */\n'
+        '      "type": "http"\n    },\n    // my own server, keep this note\n'
+        '    "mine": { "command": "m" }, /* trailing */\n'
         "  },\n}\n",
-        '// my settings\n{\n  "servers": {\n    // my own server, keep this note\n    "mine": { "command": "m" }, /* trailing */\n'
+        '// my settings\n{\n  "servers": {\n    // my own server, keep this note\n'
+        '    "mine": { "command": "m" }, /* trailing */\n'
         "  },\n}\n",
     ),
     "continue": (
@@ -78,6 +81,10 @@ def test_removing_our_entry_keeps_every_other_byte(client_name: str) -> None:
     assert document.dump() == without
     again = parse_document(client, without, P)
     again.upsert("ours", build_entry(client, "ours", "streamable-http", URL))
+    lines = without.splitlines()
+    for comment, below in itertools.pairwise(lines):  # a comment stays directly above what it is about
+        if comment.lstrip().startswith(("#", "//")) and below.strip():
+            assert f"{comment}\n{below}\n" in again.dump(), (comment, again.dump())
     assert again.remove("ours")
     assert again.dump() == without, "a round trip changes nothing"
 
