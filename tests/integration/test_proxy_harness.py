@@ -129,7 +129,9 @@ class ProxyStack:
         host_config = self.api.create_host_config(network_mode=self.network, cap_drop=["ALL"])
         return self._run(f"{self.prefix}-{suffix}", PYTHON_IMAGE, host_config, command=["python", "-c", script])
 
-    def start_proxy(self, config: dict[str, Any], *, socket_access: bool, env: dict[str, str] | None = None) -> Proxy:
+    def start_proxy(
+        self, config: dict[str, Any], *, socket_access: bool, env: dict[str, str] | None = None, suffix: str = "proxy"
+    ) -> Proxy:
         """The proxy as the engine should create it: read-only, no capabilities, non-root, loopback-only port.
 
         ``socket_access``: the proxy reaches the Docker API as in production, through a docker gate (no network, the
@@ -149,16 +151,22 @@ class ProxyStack:
             full.setdefault("docker_socket", GATE_SOCKET)
         environment = {"THV_PROXY_CONFIG": json.dumps(full), **(env or {})}
         name = self._run(
-            f"{self.prefix}-proxy", self.image, host_config, environment=environment, ports=[LISTEN_PORT], detach=True
+            f"{self.prefix}-{suffix}",
+            self.image,
+            host_config,
+            environment=environment,
+            ports=[LISTEN_PORT],
+            detach=True,
         )
         if socket_access:
-            self.start_gate(name, str(config["container"]), str(full.get("session_mode", "shared")))
+            gate = "gate" if suffix == "proxy" else f"{suffix}-gate"
+            self.start_gate(name, str(config["container"]), str(full.get("session_mode", "shared")), gate)
         return Proxy(name, port)
 
-    def start_gate(self, proxy: str, container: str, session_mode: str = "shared") -> str:
+    def start_gate(self, proxy: str, container: str, session_mode: str = "shared", suffix: str = "gate") -> str:
         """The proxy's docker gate, bound to ``container``'s id, sharing the proxy's volume."""
         gate = {
-            "name": f"{self.prefix}-gate",
+            "name": f"{self.prefix}-{suffix}",
             "mode": "docker-gate",
             "container": self.api.inspect_container(container)["Id"],
             "container_name": container,

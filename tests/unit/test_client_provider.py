@@ -129,7 +129,7 @@ def urls() -> dict[str, str]:
     ports = assign_ports(STACK, ((w["name"], w.get("proxy_port")) for w in WORKLOADS))
     return {
         "web": f"http://127.0.0.1:{ports['web']}/mcp",
-        "clock": f"http://127.0.0.1:{ports['clock']}/sse#clock",
+        "clock": f"http://127.0.0.1:{ports['clock']}/mcp",  # proxy_mode sse: the proxy serves /mcp as well
         "pinned": "http://127.0.0.1:31234/mcp",
     }
 
@@ -174,7 +174,7 @@ def test_cursor_reads_the_entries_as_plain_json(stage: Stage) -> None:
     stage.converge(stage.manifest(stage.declared("cursor")))
     servers = json.loads(stage.file("cursor").read_text(encoding="utf-8"))["mcpServers"]
     assert servers["web"] == {"url": urls()["web"], "type": "http"}
-    assert servers["clock"] == {"url": urls()["clock"], "type": "http"}  # labelled by transport (stdio), as ToolHive
+    assert servers["clock"] == {"url": urls()["clock"], "type": "http"}  # the client's best transport, its label
 
 
 def test_the_state_file_records_only_our_entries_privately(stage: Stage) -> None:
@@ -500,7 +500,7 @@ def test_the_clients_listing_has_toolhives_shape(two_stacks: Stage) -> None:
 def test_discovery_lists_every_client_type_with_installed_and_registered(two_stacks: Stage) -> None:
     (two_stacks.home / ".config" / "goose").mkdir(parents=True)
     found = clients_discovery(two_stacks.home, two_stacks.state_dir, "linux")["clients"]
-    assert len(found) == 25
+    assert len(found) == 26  # ToolHive's 25 and qoder-cli
     by_type = {c["client_type"]: c for c in found}
     assert by_type["goose"] == {"client_type": "goose", "installed": True, "registered": False}
     assert by_type["cursor"] == {"client_type": "cursor", "installed": False, "registered": True}

@@ -54,6 +54,7 @@ TOOLHIVE_ORDER = [
     "copilot-cli",
     "qoder",
 ]
+ADDED = ["qoder-cli"]  # clients ToolHive does not know (yet), after its own
 
 U = "http://127.0.0.1:8080/mcp"
 # client -> (Linux path, entry for a streamable-http workload called "w")
@@ -84,7 +85,7 @@ EXPECTED = {
     "kiro": (".kiro/settings/mcp.json", {"url": U}),
     "antigravity": (".gemini/antigravity/mcp_config.json", {"serverUrl": U}),
     "zed": (".config/zed/settings.json", {"url": U}),
-    "gemini-cli": (".gemini/settings.json", {"httpUrl": U}),
+    "gemini-cli": (".gemini/settings.json", {"url": U, "type": "http"}),
     "vscode-server": (".vscode-server/data/User/mcp.json", {"url": U}),
     "mistral-vibe": (".vibe/config.toml", {"name": "w", "url": U, "transport": "streamable-http"}),
     "codex": (".codex/config.toml", {"url": U}),
@@ -92,17 +93,18 @@ EXPECTED = {
     "factory": (".factory/mcp.json", {"url": U, "type": "http"}),
     "copilot-cli": (".copilot/mcp-config.json", {"url": U, "type": "http"}),
     "qoder": (".qoder/mcp.json", {"url": U, "type": "http"}),
+    "qoder-cli": (".qoder/settings.json", {"url": U, "type": "http"}),
 }
 SERVERS_KEY = {"amp-cli": "amp.mcpServers", "goose": "extensions", "opencode": "mcp", "zed": "context_servers"}
 SERVERS_KEY |= dict.fromkeys(("vscode", "vscode-insider", "vscode-server"), "servers")
 SERVERS_KEY |= dict.fromkeys(("mistral-vibe", "codex"), "mcp_servers")
 
 
-def test_the_table_lists_toolhives_25_clients_in_toolhives_order() -> None:
-    assert client_table().names() == tuple(TOOLHIVE_ORDER)
+def test_the_table_lists_toolhives_25_clients_in_toolhives_order_then_ours() -> None:
+    assert client_table().names() == (*TOOLHIVE_ORDER, *ADDED)
 
 
-@pytest.mark.parametrize("name", TOOLHIVE_ORDER)
+@pytest.mark.parametrize("name", [*TOOLHIVE_ORDER, *ADDED])
 def test_each_client_has_toolhives_path_servers_key_and_entry(name: str) -> None:
     client = get_client(name)
     linux_path, entry = EXPECTED[name]
@@ -116,8 +118,8 @@ def test_each_client_has_toolhives_path_servers_key_and_entry(name: str) -> None
 @pytest.mark.parametrize(
     ("name", "transport", "url", "entry"),
     [
-        ("gemini-cli", "sse", "http://h:1/sse#w", {"url": "http://h:1/sse#w"}),
-        ("gemini-cli", "stdio", U, {"httpUrl": U}),
+        ("gemini-cli", "sse", "http://h:1/sse#w", {"url": "http://h:1/sse#w", "type": "sse"}),
+        ("gemini-cli", "stdio", U, {"url": U, "type": "http"}),
         ("cursor", "sse", "http://h:1/sse#w", {"url": "http://h:1/sse#w", "type": "sse"}),
         ("cursor", Transport.STDIO, U, {"url": U, "type": "http"}),
         ("cline", "stdio", U, {"url": U, "type": "streamableHttp"}),
@@ -156,7 +158,7 @@ def test_same_entry_ignores_key_order_but_not_types() -> None:
 # -- discovery ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", TOOLHIVE_ORDER)
+@pytest.mark.parametrize("name", [*TOOLHIVE_ORDER, *ADDED])
 def test_linux_paths_are_under_home(name: str, tmp_path: Path) -> None:
     assert config_path(get_client(name), tmp_path, "linux") == tmp_path / EXPECTED[name][0]
 
@@ -171,6 +173,7 @@ def test_linux_paths_are_under_home(name: str, tmp_path: Path) -> None:
         ("cursor", ".cursor/mcp.json"),
         ("claude-code", ".claude.json"),
         ("qoder", ".qoder/mcp.json"),
+        ("qoder-cli", ".qoder/settings.json"),
     ],
 )
 def test_macos_paths(name: str, path: str) -> None:
@@ -256,4 +259,38 @@ def test_the_table_ships_inside_the_package() -> None:
     """hatchling puts every file under the package directory into the wheel, so package data needs no config."""
     shipped = resources.files("toolhive_apply.clients").joinpath("clients.toml")
     assert shipped.is_file()
-    assert parse_table(shipped.read_bytes()).names() == tuple(TOOLHIVE_ORDER)
+    assert parse_table(shipped.read_bytes()).names() == (*TOOLHIVE_ORDER, *ADDED)
+
+
+# -- transports each client connects with (issue #14.9) ------------------------------------------------------
+
+
+def test_every_client_connects_with_streamable_http_and_codex_and_vibe_with_nothing_else() -> None:
+    """The proxy serves both HTTP transports for every workload, so the entry uses the client's best one; Codex
+    (rmcp) and Mistral Vibe have no SSE client, so an SSE endpoint would never connect for them."""
+    for client in client_table():
+        assert client.best_transport is Transport.STREAMABLE_HTTP, client.name
+        assert Transport.STDIO not in client.connects
+    assert get_client("codex").connects == (Transport.STREAMABLE_HTTP,)
+    assert get_client("mistral-vibe").connects == (Transport.STREAMABLE_HTTP,)
+    assert Transport.SSE in get_client("gemini-cli").connects
+
+
+def test_a_client_that_prefers_sse_gets_the_type_it_needs() -> None:
+    """Gemini CLI takes a url without type as streamable HTTP: an SSE entry must say so."""
+    table = (resources.files("toolhive_apply.clients").joinpath("clients.toml").read_text()).replace(
+        'name = "gemini-cli"', 'name = "gemini-cli"\nconnects = ["sse", "streamable-http"]'
+    )
+    gemini = parse_table(table.encode()).get("gemini-cli")
+    assert gemini.best_transport is Transport.SSE
+    assert build_entry(gemini, "w", gemini.best_transport, "http://h:1/sse#w") == {
+        "url": "http://h:1/sse#w",
+        "type": "sse",
+    }
+
+
+def test_connects_must_name_http_transports() -> None:
+    table = resources.files("toolhive_apply.clients").joinpath("clients.toml").read_text()
+    broken = table.replace('connects = ["streamable-http"]  # Codex', 'connects = ["stdio"]  # Codex')
+    with pytest.raises(ClientTableError, match="connects: must be a non-empty list of distinct transports"):
+        parse_table(broken.encode())

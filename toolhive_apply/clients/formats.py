@@ -92,5 +92,8 @@ def size_limit(client: ClientSpec) -> int:
 
 
 def empty_text(client: ClientSpec) -> str:
-    """What a new file starts as, like ToolHive's CreateClientConfig: `{}` for JSON, nothing for YAML and TOML."""
+    """What a new file starts as: the client's `new_file` when the table gives one (a file the client accepts), else
+    like ToolHive's CreateClientConfig: `{}` for JSON, nothing for YAML and TOML."""
+    if client.new_file is not None:
+        return client.new_file
     return "{}\n" if client.format in (FileFormat.JSON, FileFormat.JSONC) else ""

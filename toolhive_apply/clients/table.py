@@ -93,9 +93,19 @@ class ClientSpec:
     defaults: tuple[tuple[str, Scalar], ...]
     installed: InstalledRule
     deprecated: bool = False
+    connects: tuple[Transport, ...] = (Transport.STREAMABLE_HTTP, Transport.SSE)
+    """The HTTP transports the client can connect with, best first (never stdio: every workload is behind a proxy)."""
+    new_file: str | None = None
+    """What a file the tool creates starts as, when the client rejects an empty one (Continue: name, version)."""
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def best_transport(self) -> Transport:
+        """The transport this client's entries use: the proxy serves streamable HTTP and SSE for every workload, so
+        the client's own first choice is always available."""
+        return self.connects[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +146,8 @@ _KEYS: Final = frozenset(
         "name_key",
         "defaults",
         "installed",
+        "connects",
+        "new_file",
     }
 )
 _TRANSPORT_KEYS: Final = {"stdio": "stdio", "sse": "sse", "streamable-http": "streamable_http"}
@@ -200,6 +212,14 @@ class _Fields:
         self.problem(key, "must be a non-empty list of non-empty strings")
         return ("",)
 
+    def connects(self) -> tuple[Transport, ...]:
+        value = self.raw.get("connects", ["streamable-http", "sse"])
+        http = {Transport.STREAMABLE_HTTP.value, Transport.SSE.value}
+        if isinstance(value, list) and value and len(set(value)) == len(value) and set(value) <= http:
+            return tuple(Transport(v) for v in value)
+        self.problem("connects", "must be a non-empty list of distinct transports: streamable-http, sse")
+        return (Transport.STREAMABLE_HTTP,)
+
     def defaults(self) -> tuple[tuple[str, Scalar], ...]:
         value = self.raw.get("defaults", {})
         if isinstance(value, dict) and all(isinstance(v, str | int | float | bool) for v in value.values()):
@@ -233,6 +253,8 @@ def _parse_client(index: int, raw: Mapping[str, object], problems: list[str]) ->
         defaults=fields.defaults(),
         installed=fields.choice("installed", InstalledRule),
         deprecated=raw.get("deprecated", False) is True,
+        connects=fields.connects(),
+        new_file=fields.optional_text("new_file"),
     )
     if "url_key" not in raw:
         fields.problem("url_key", "is required")

@@ -16,7 +16,7 @@ from typing import Any, Final
 import tomlkit
 from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, InlineTable, Table
+from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Table, Whitespace
 
 from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
 from toolhive_apply.errors import Origin
@@ -65,9 +65,15 @@ class TomlDocument:
         if existing:
             _fill(existing[0], entry)
         elif self.name_key is None:
-            container[name] = _new_table(entry, inline=isinstance(container, InlineTable))
+            inline = isinstance(container, InlineTable)
+            if not inline:
+                _make_room(self.doc, container)
+            container[name] = _new_table(entry, inline=inline)
         else:
-            container.append(_new_table(entry, inline=isinstance(container, Array)))
+            inline = isinstance(container, Array)
+            if not inline:
+                _make_room(self.doc, container)
+            container.append(_new_table(entry, inline=inline))
         self._commit(expected)
 
     def remove(self, name: str) -> bool:
@@ -75,6 +81,8 @@ class TomlDocument:
         if container is None or not self._find(container, name):
             return False
         expected = {key: value for key, value in self.entries().items() if key != name}
+        for table in self._find(container, name):
+            _hand_on_comments(self.doc, table)
         if self.name_key is None:
             del container[name]
         else:
@@ -150,6 +158,77 @@ class TomlDocument:
         after = {k: v for k, v in tomllib.loads(text).items() if k != self.servers[0]}
         if self.entries() != expected or before != after:
             raise ClientConfigError(self.path, "internal error: the edited TOML does not hold the intended data")
+
+
+def _tables_in_order(container: Any) -> list[Table]:
+    """Every table with a header under `container`, in the order tomlkit writes them (super tables have none)."""
+    found: list[Table] = []
+    for _, item in container.body:
+        found.extend(_subtree(item))
+    return found
+
+
+def _subtree(item: object) -> list[Table]:
+    """The tables with a header that `item` writes, itself first."""
+    if isinstance(item, Table):
+        return ([] if item.is_super_table() else [item]) + _tables_in_order(item.value)
+    if isinstance(item, AoT):
+        return [table for element in item.body for table in _subtree(element)]
+    return []
+
+
+def _following(doc: tomlkit.TOMLDocument, tables: list[Table]) -> Table | None:
+    """The table written right after the last of `tables` (None at the end of the file or when not found)."""
+    if not tables:
+        return None
+    order = _tables_in_order(doc)
+    index = next((i for i, candidate in enumerate(order) if candidate is tables[-1]), None)
+    return order[index + 1] if index is not None and index + 1 < len(order) else None
+
+
+def _detach_comments(tables: list[Table]) -> list[Item]:
+    """The comment lines at the end of the last of `tables`, taken out of it: tomlkit keeps the comments above a
+    header in the body of the table written before it. Only comments after its last key are taken, with the blank
+    lines among and after them; the blank lines before the first of them separate the table from the next."""
+    if not tables:
+        return []
+    body = tables[-1].value.body
+    start = len(body)
+    while start and body[start - 1][0] is None and isinstance(body[start - 1][1], (Whitespace, Comment)):
+        start -= 1
+    first = next((i for i in range(start, len(body)) if isinstance(body[i][1], Comment)), None)
+    if first is None:
+        return []
+    block = [item for _, item in body[first:]]
+    del body[first:]  # after every key, so the container's key index is unaffected
+    return block
+
+
+def _put_above(doc: tomlkit.TOMLDocument, table: Table | None, block: list[Item]) -> None:
+    """Comment lines above `table`'s header, or at the end of the file when there is no table."""
+    if not block:
+        return
+    if table is not None:
+        table.trivia.indent = "".join(item.as_string() for item in block) + table.trivia.indent
+    else:
+        doc.body.extend((None, item) for item in block)
+
+
+def _hand_on_comments(doc: tomlkit.TOMLDocument, table: Any) -> None:
+    """Before `table` is removed, the comments above the header after it move onto that header (or to the end of the
+    file), so a user's note directly above their own table survives the removal of ours before it."""
+    tables = _subtree(table)
+    following = _following(doc, tables)
+    _put_above(doc, following, _detach_comments(tables))
+
+
+def _make_room(doc: tomlkit.TOMLDocument, container: Any) -> None:
+    """Before a table is appended to `container`: the comments above the header that follows the container's last
+    table move onto that header, so the new table goes between them and the table they were written for."""
+    tables = _subtree(container)
+    following = _following(doc, tables)
+    if following is not None:
+        _put_above(doc, following, _detach_comments(tables))
 
 
 def _name(item: object, key: str) -> object:

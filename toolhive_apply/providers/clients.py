@@ -66,7 +66,8 @@ def workload_entries(
     """The entry of every workload in `groups`, keyed by workload name, pointing at its proxy.
 
     Ports are assigned exactly as the workload provider assigns them (same stack name, same order), so the URL
-    is known without asking Docker; transport and proxy mode come from `workload_spec`, the single source of them.
+    is known without asking Docker. The entry uses the client's best transport, whatever the workload's own: the
+    proxy serves streamable HTTP and SSE side by side, bridging to the server's transport.
     """
     ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     entries: dict[str, Entry] = {}
@@ -77,8 +78,9 @@ def workload_entries(
         if vmcp_only(manifest, workload) or (workload.group in behind_gateway and not per_workload):
             continue  # the group's gateway entry stands for it
         spec = workload_spec(workload, manifest, ports[workload.name], None)
-        entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec))
-    for group in behind_gateway.values():
+        transport = client.best_transport  # the proxy serves every workload over both HTTP transports
+        entries[workload.name] = build_entry(client, workload.name, transport, workload_url(spec, transport))
+    for group in behind_gateway.values():  # a gateway serves streamable HTTP only
         spec = gateway_spec(group, manifest, {})
         entries[spec["name"]] = build_entry(client, spec["name"], spec["transport"], workload_url(spec))
     return entries

@@ -529,10 +529,13 @@ def client_host(spec: Spec) -> str:
     return "127.0.0.1" if host in WILDCARD_HOSTS else host
 
 
-def workload_url(spec: Spec) -> str:
-    """ToolHive's client URL shape (pkg/transport/url.go): /mcp, or /sse#name for SSE, on `client_host`."""
+def workload_url(spec: Spec, transport: str | None = None) -> str:
+    """ToolHive's client URL shape (pkg/transport/url.go): /mcp, or /sse#name for SSE, on `client_host`.
+
+    `transport` picks the endpoint (the proxy serves both for every workload); by default the proxy mode's.
+    """
     host = client_host(spec)
     where = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL
-    if spec["proxy_mode"] == "sse":
+    if (transport or spec["proxy_mode"]) == "sse":
         return f"http://{where}:{spec['proxy_port']}/sse#{spec['name']}"
     return f"http://{where}:{spec['proxy_port']}/mcp"

@@ -1,6 +1,7 @@
 """Assemble the proxy for its mode, serve it, and stop cleanly on SIGTERM.
 
-Which front-end answers depends on ``mode`` and ``proxy_mode``; ``/health``, the Origin guard, CORS and the body size
+Every workload is served over streamable HTTP (``/mcp``) and SSE (``/sse``) side by side (bridge.py); which one is
+native depends on ``mode`` and ``proxy_mode``; ``/health``, the Origin guard, CORS and the body size
 limit are the same for all of them. A background task (the stdio attach loop or the upstream probe) that dies
 unexpectedly ends the process with an error, so Docker's restart policy starts a fresh proxy.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from toolhive_apply.proxy.bridge import DualFrontend, SseOverStreamable, StreamableOverSse
 from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transport
 from toolhive_apply.proxy.conformance import served_versions, strict_refusal
 from toolhive_apply.proxy.endpoint_auth import EndpointAuth
@@ -68,7 +70,7 @@ def assemble(config: ProxyConfig) -> Assembly:
             "attachments": backend.attach_count,
             "server": (backend.init_result or {}).get("serverInfo"),
         }
-        stdio_frontend = StreamableFrontend(hub) if config.proxy_mode is Transport.STREAMABLE_HTTP else SseFrontend(hub)
+        stdio_frontend = DualFrontend(StreamableFrontend(hub).handle, SseFrontend(hub).handle)  # both, one hub
 
         async def stdio_background() -> None:
             await asyncio.gather(backend.run(), sweep_forever(hub.sessions))
@@ -79,12 +81,17 @@ def assemble(config: ProxyConfig) -> Assembly:
     url = UpstreamUrl.parse(config.upstream_url)
     health.details = lambda: {"upstream": url.origin + (url.path or "/")}  # never the query: it may hold keys
     upstream = Upstream(url, config.headers, health)
-    relay = (
-        SsePassthrough(upstream, policy)
-        if config.proxy_mode is Transport.SSE
-        else StreamablePassthrough(upstream, policy, session_ttl=config.session_ttl, max_sessions=config.max_sessions)
-    )
-    sessions = getattr(relay, "sessions", None) or getattr(relay, "_sessions", {})
+    ttl, most = config.session_ttl, config.max_sessions
+    passthrough: SsePassthrough | StreamablePassthrough
+    if config.proxy_mode is Transport.SSE:  # the upstream's transport, served as is; the other one bridged onto it
+        passthrough = SsePassthrough(upstream, policy)
+        sse = passthrough.handle
+        relay = DualFrontend(StreamableOverSse(sse, session_ttl=ttl, max_sessions=most).handle, sse, sse_first=True)
+    else:
+        passthrough = StreamablePassthrough(upstream, policy, session_ttl=ttl, max_sessions=most)
+        streamable = passthrough.handle
+        relay = DualFrontend(streamable, SseOverStreamable(streamable, max_sessions=most).handle)
+    sessions = getattr(passthrough, "sessions", None) or getattr(passthrough, "_sessions", {})
     probe = lambda: probe_upstream(health, url.origin, url.host, url.port)  # noqa: E731
     return Assembly(relay.handle, health, probe, lambda: len(sessions))
 

@@ -121,7 +121,7 @@ class ToolOverride:
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """A validated configuration. Invariants: stdio mode has ``container``; http/remote have ``upstream_url`` and
-    ``upstream_transport`` equal to ``proxy_mode`` (the proxy does not translate between HTTP transports)."""
+    ``upstream_transport`` equal to ``proxy_mode`` (the native transport; bridge.py serves the other one too)."""
 
     name: str
     mode: Mode
