@@ -11,6 +11,7 @@ from typing import Any
 
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import UsageError
+from toolhive_apply.providers.endpoint_spec import endpoint_runconfig
 from toolhive_apply.providers.workload_observation import container_name, parse_spec
 from toolhive_apply.providers.workload_spec import (
     LABEL_GROUP,
@@ -179,4 +180,5 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
         config["tools_filter"] = list(spec["tools"])
     if spec["tools_override"]:
         config["tools_override"] = dict(spec["tools_override"])
+    config.update(endpoint_runconfig(spec))
     return config

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.auth_checks import check_auth
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
@@ -192,6 +193,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_names,
     check_references,
     check_ports,
+    check_auth,
 )
 
 

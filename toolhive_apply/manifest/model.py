@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.auth import OidcConfig, StackAuth, parse_oidc, parse_stack_auth
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
 from toolhive_apply.redact import SecretValue
 
@@ -120,6 +121,12 @@ class Workload:
     session_ttl: float | None = None
     """Seconds a client session may stay idle in the proxy (``session_ttl: 2h``); None: the proxy's default."""
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
+    oidc: OidcConfig | None = None
+    authz_config: str | Mapping[str, Any] | None = None
+    """A path to ToolHive's authz config file (relative to base_dir) or the same object inline."""
+    allowed_origins: tuple[str, ...] | None = None
+    strict_protocol_validation: bool | None = None
+    auth: Literal["anonymous"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,8 @@ class Settings:
     home: str | None
     proxy_base_image: str = "python:3.11-slim"
     proxy_image: str | None = None
+    auth: StackAuth | None = None
+    """`settings.auth`: the endpoint authentication of every workload without its own `oidc` or `auth`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +189,7 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         home=data.get("home"),
         proxy_base_image=data.get("proxy", {}).get("base_image", "python:3.11-slim"),
         proxy_image=data.get("proxy", {}).get("image"),
+        auth=parse_stack_auth(data.get("auth")),
     )
 
 
@@ -225,6 +235,11 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         prune=bool(item.get("prune", True)),
         ready_timeout=item.get("ready_timeout"),
         session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
+        oidc=parse_oidc(item.get("oidc")),
+        authz_config=item.get("authz_config"),
+        allowed_origins=tuple(item["allowed_origins"]) if "allowed_origins" in item else None,
+        strict_protocol_validation=item.get("strict_protocol_validation"),
+        auth=item.get("auth"),
     )
 
 

@@ -148,8 +148,9 @@ class ProxyManager:
         )
         return str(created["Id"])
 
-    def create(self, spec: dict[str, Any], address: str) -> str:
-        """A new proxy container for `spec`; an old one of ours with the same name is replaced."""
+    def create(self, spec: dict[str, Any], address: str, secret_env: dict[str, str] | None = None) -> str:
+        """A new proxy container for `spec`; an old one of ours with the same name is replaced. `secret_env`: values
+        the proxy itself needs (the OIDC client secret), under the variable names its config gives."""
         image = self.image(spec, address)
         name = proxy_name(spec["name"])
         self.remove_stale(name)
@@ -158,7 +159,7 @@ class ProxyManager:
             image=image,
             name=name,
             user=HELPER_USER,
-            environment={"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True)},
+            environment={"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True), **(secret_env or {})},
             labels=proxy_labels(spec, self.stack),
             ports=[PROXY_LISTEN_PORT],
             detach=True,

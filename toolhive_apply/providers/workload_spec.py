@@ -15,6 +15,7 @@ from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.providers.endpoint_spec import endpoint_proxy_config, endpoint_spec
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
@@ -217,6 +218,7 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["allow_docker_gateway"] = True
     if workload.url:
         spec.update(remote_spec(workload))
+    spec.update(endpoint_spec(workload, manifest))  # only when the workload has endpoint settings
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
@@ -356,6 +358,7 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
         config["tools"] = list(spec["tools"])
     if spec["tools_override"]:
         config["tools_override"] = {k: dict(v) for k, v in spec["tools_override"].items()}
+    config.update(endpoint_proxy_config(spec))
     return config
 
 

@@ -23,6 +23,7 @@ from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.endpoint_spec import proxy_secret_refs
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
 from toolhive_apply.providers.proxies import ProxyManager
@@ -108,9 +109,10 @@ class WorkloadProvider:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            if spec["secrets"]:
+            if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
-            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in spec["secrets"])
+            refs = [*spec["secrets"], *proxy_secret_refs(spec)]
+            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
             result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
             if spec["permission_profile"].get("privileged"):
                 warnings.append(
@@ -128,7 +130,12 @@ class WorkloadProvider:
     def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
         """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
         resolver = self._resolver()
-        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]}
+        refs = [*spec["secrets"], *proxy_secret_refs(spec)]
+        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
+
+    def _proxy_env(self, spec: dict[str, Any]) -> dict[str, str]:
+        """Secrets for the proxy itself (the OIDC client secret), by the variable its config names."""
+        return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in proxy_secret_refs(spec)}
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
@@ -194,7 +201,7 @@ class WorkloadProvider:
         assert change.desired is not None
         spec = dict(change.desired.spec)
         if spec.get("remote"):
-            if spec["secrets"]:
+            if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
             return spec
         image = str(spec["image"])
@@ -211,7 +218,7 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
-        if spec["secrets"]:
+        if spec["secrets"] or proxy_secret_refs(spec):
             spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
         return spec
 
@@ -299,7 +306,7 @@ class WorkloadProvider:
                 self.api.start(egress)
             server = self._create(change, spec, change.id.name)
             self.api.start(server)
-            proxy = self.proxies.create(spec, address)
+            proxy = self.proxies.create(spec, address, self._proxy_env(spec))
             gate = self.proxies.create_gate(spec, address, server, proxy)
             if gate:
                 self.api.start(gate)
@@ -318,6 +325,7 @@ class WorkloadProvider:
     def _create_remote(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """A remote server is only a proxy: it carries the workload's own name and labels."""
         env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
+        env.update(self._proxy_env(spec))
         # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
         labels = {**container_labels(spec, self.stack), LABEL_ROLE: "remote"}
         proxy = self.proxies.create_remote(spec, str(change.id), labels, env)
@@ -345,7 +353,7 @@ class WorkloadProvider:
             egress = self.isolation.create_egress(spec, str(change.id))
         gate = change.observed.facts.get("gate_id")
         if proxy is None:
-            proxy = self.proxies.create(spec, str(change.id))
+            proxy = self.proxies.create(spec, str(change.id), self._proxy_env(spec))
             self.isolation.connect_proxy(spec, proxy)
             if gate is not None:  # it shares the old proxy's volume: a new proxy needs a new gate
                 self._remove_quietly(str(gate))
