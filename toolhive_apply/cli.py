@@ -40,6 +40,7 @@ from toolhive_apply.cli_common import (
 )
 from toolhive_apply.cli_export import export_app
 from toolhive_apply.cli_help import name_values
+from toolhive_apply.cli_verify import verify as verify_command
 
 if TYPE_CHECKING:
     from toolhive_apply.api import Targets
@@ -57,6 +58,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(export_app, name="export")
+app.command("verify")(verify_command)
 
 
 # ---------------------------------------------------------------------------------------------
