@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transport
+from toolhive_apply.proxy.endpoint_auth import EndpointAuth
 from toolhive_apply.proxy.health import Health, health_response, probe_upstream
 from toolhive_apply.proxy.httpclient import UpstreamUrl
 from toolhive_apply.proxy.httpserver import Handler, HttpServer, Request, Response, StreamResponse
@@ -80,9 +81,10 @@ def assemble(config: ProxyConfig) -> Assembly:
 class Router:
     """``/health`` and CORS preflight here; everything else to the MCP front-end; CORS headers on every answer."""
 
-    def __init__(self, assembly: Assembly, origins: OriginPolicy) -> None:
+    def __init__(self, assembly: Assembly, origins: OriginPolicy, auth: EndpointAuth | None = None) -> None:
         self._assembly = assembly
         self._origins = origins
+        self._auth = auth
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         if request.method == "OPTIONS":
@@ -90,6 +92,8 @@ class Router:
             return Response(HTTPStatus.NO_CONTENT, cors)
         if request.path == "/health" and request.method in ("GET", "HEAD"):
             response: Response | StreamResponse = health_response(self._assembly.health)
+        elif self._auth is not None:
+            response = await self._auth.handle(request, self._assembly.frontend)
         else:
             response = await self._assembly.frontend(request)
         response.headers.extend(self._origins.cors_headers(request.headers, preflight=False))
@@ -101,7 +105,8 @@ def build_server(config: ProxyConfig) -> tuple[HttpServer, Assembly]:
     assembly = assemble(config)
     origins = OriginPolicy(config.allowed_origins)
     guard = combined_guard(HostPolicy(config.allowed_hosts).guard, origins.guard)
-    server = HttpServer(Router(assembly, origins).handle, guard=guard, max_body_bytes=config.max_body_bytes)
+    auth = EndpointAuth(config.auth) if config.auth is not None else None
+    server = HttpServer(Router(assembly, origins, auth).handle, guard=guard, max_body_bytes=config.max_body_bytes)
     return server, assembly
 
 

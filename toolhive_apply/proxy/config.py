@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from toolhive_apply.proxy.auth_config import AuthConfig, parse_auth
+
 CONFIG_ENV: Final = "THV_PROXY_CONFIG"
 DEFAULT_DOCKER_SOCKET: Final = "/var/run/docker.sock"
 DEFAULT_DOCKER_API_VERSION: Final = "auto"
@@ -55,6 +57,8 @@ KNOWN_KEYS: Final = frozenset(
         "max_body_bytes",
         "log_level",
         "oauth",
+        "auth",
+        "strict_protocol_validation",
     }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -135,6 +139,10 @@ class ProxyConfig:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
+    auth: AuthConfig | None = None
+    """Who may call (OIDC) and what they may do (Cedar); None for an anonymous endpoint (``auth_config.py``)."""
+    strict_protocol_validation: bool = False
+    """Refuse an unsupported ``MCP-Protocol-Version`` (400) and JSON-RPC batches."""
 
 
 class _Reader:
@@ -247,6 +255,10 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     log_level = (reader.text("log_level", default="info") or "info").lower()
     if log_level not in _LOG_LEVELS:
         reader.problems.append(f"log_level: must be one of {sorted(_LOG_LEVELS)}")
+    auth = parse_auth(reader.raw.get("auth"), environ, reader.problems)
+    strict = reader.raw.get("strict_protocol_validation", False)
+    if not isinstance(strict, bool):
+        reader.problems.append("strict_protocol_validation: must be true or false")
     if name is None or mode is None or port is None or target is None or max_body is None:
         return None
     return ProxyConfig(
@@ -267,6 +279,8 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
         max_sessions=max_sessions or DEFAULT_MAX_SESSIONS,
         max_body_bytes=max_body,
         log_level=log_level,
+        auth=auth,
+        strict_protocol_validation=strict is True,
         **target,
     )
 

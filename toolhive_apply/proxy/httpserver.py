@@ -34,6 +34,7 @@ from toolhive_apply.proxy.httpwire import (
     read_head,
 )
 from toolhive_apply.proxy.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response
+from toolhive_apply.proxy.principal import Principal
 
 IDLE_TIMEOUT: Final = 120.0
 """Seconds a kept-alive connection may sit without a new request."""
@@ -50,6 +51,8 @@ class Request:
     target: str
     headers: Headers
     body: bytes = b""
+    principal: Principal | None = None
+    """The verified caller (``authn.py``); None when the endpoint is anonymous."""
 
     @property
     def path(self) -> str:

@@ -156,7 +156,7 @@ class OriginPolicy:
         cors = [
             ("Access-Control-Allow-Origin", origin),
             ("Vary", "Origin"),
-            ("Access-Control-Expose-Headers", "Mcp-Session-Id, MCP-Protocol-Version"),
+            ("Access-Control-Expose-Headers", "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate"),
         ]
         if preflight:
             requested = headers.get("access-control-request-headers")

@@ -1,0 +1,103 @@
+"""Authentication at the endpoint: a bearer token in, a verified ``Principal`` (or a 401) out.
+
+A token is checked locally when it is a JWT and a key set is configured, else by introspection when an
+``introspection_url`` is configured; anything else is refused. Only the ``Authorization: Bearer`` header carries
+tokens (no query parameter, no form field: RFC 6750 §2.1 only, as MCP requires). Whatever the outcome, the
+client's ``Authorization`` and ``Cookie`` headers never reach the server (no token passthrough): the request passed
+down carries the ``Principal`` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Final
+
+from toolhive_apply.proxy.auth_config import OidcConfig
+from toolhive_apply.proxy.httpserver import Request, Response, json_response
+from toolhive_apply.proxy.httpwire import Headers
+from toolhive_apply.proxy.introspection import Introspector
+from toolhive_apply.proxy.jsonrpc import error_response
+from toolhive_apply.proxy.jwks import KeySet, key_set_from
+from toolhive_apply.proxy.jwt_verify import TokenError, UnknownKeyError, looks_like_jwt, verify_jwt
+from toolhive_apply.proxy.principal import Principal
+from toolhive_apply.proxy.resource_metadata import challenge
+
+_BEARER: Final = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+"""RFC 6750 §2.1 b64token."""
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+UNAUTHORIZED_CODE: Final = -32001
+_log = logging.getLogger(__name__)
+
+
+def without_credentials(request: Request) -> Request:
+    """The request with the client's credentials removed, so nothing passes them on."""
+    kept = [(k, v) for k, v in request.headers if k.lower() not in CREDENTIAL_HEADERS]
+    return dataclasses.replace(request, headers=Headers(kept))
+
+
+class Authenticator:
+    def __init__(self, oidc: OidcConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.oidc = oidc
+        self._clock = clock
+        self.keys: KeySet | None = None
+        if oidc.jwks is not None or oidc.jwks_url is not None:
+            self.keys = key_set_from({"jwks": oidc.jwks, "jwks_url": oidc.jwks_url})
+        self._introspector = (
+            Introspector(
+                oidc.introspection_url,
+                client_id=oidc.client_id,
+                client_secret=oidc.client_secret,
+                issuer=oidc.issuer,
+                audience=oidc.audience,
+                clock=clock,
+            )
+            if oidc.introspection_url
+            else None
+        )
+
+    async def verify(self, token: str) -> Principal:
+        """The principal the token proves, or TokenError."""
+        if self.keys is not None and looks_like_jwt(token):
+            claims = await self._verify_jwt(token)
+        elif self._introspector is not None:
+            claims = await self._introspector.claims(token)
+        else:
+            raise TokenError("not a JWT")
+        subject = claims.get("sub") or claims.get("client_id")
+        if not isinstance(subject, str) or not subject:
+            raise TokenError("token without a subject")
+        return Principal.of(subject, claims)
+
+    async def _verify_jwt(self, token: str) -> dict[str, object]:
+        assert self.keys is not None
+        check = {"issuer": self.oidc.issuer, "audience": self.oidc.audience}
+        try:
+            return verify_jwt(token, await self.keys.current(), now=self._clock(), **check)
+        except UnknownKeyError:
+            if not await self.keys.refresh():
+                raise
+            return verify_jwt(token, self.keys.keys, now=self._clock(), **check)
+
+    async def authenticate(self, request: Request) -> Request | Response:
+        """The request (credentials removed, principal set) or the 401 to send."""
+        values = request.headers.get_all("authorization")
+        if not values:
+            return self._unauthorized(request, None, "Unauthorized: a bearer token is required")
+        match = _BEARER.fullmatch(values[0].strip())
+        if len(values) != 1 or match is None:
+            return self._unauthorized(request, "invalid_request", "Unauthorized: malformed Authorization header")
+        try:
+            principal = await self.verify(match.group(1))
+        except TokenError as error:
+            _log.info("token refused: %s", error)
+            return self._unauthorized(request, "invalid_token", f"Unauthorized: {error}")
+        return dataclasses.replace(without_credentials(request), principal=principal)
+
+    def _unauthorized(self, request: Request, error: str | None, message: str) -> Response:
+        header = ("WWW-Authenticate", challenge(self.oidc, request, error))
+        return json_response(HTTPStatus.UNAUTHORIZED, error_response(None, UNAUTHORIZED_CODE, message), [header])
