@@ -32,11 +32,7 @@ JWK_PUBLIC_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 AUTHZ_VERSION: Final = "1.0"
 AUTHZ_TYPE: Final = "cedarv1"
-CEDAR_CHECKERS: Final = (
-    "toolhive_apply.proxy.cedar",
-    "toolhive_apply.proxy.authz",
-    "toolhive_apply.proxy.cedar_subset",
-)
+CEDAR_CHECKER: Final = "toolhive_apply.proxy.cedar"
 """Where the proxy's Cedar evaluator lives; its `unsupported(policy_text)` says what it cannot evaluate."""
 
 
@@ -197,27 +193,27 @@ def _json_list(text: str) -> bool:
 
 
 def _problems(result: object) -> list[str]:
-    """`unsupported` answers None/"" (fine), a message, or several."""
+    """`unsupported` answers `[(line, col, message), ...]` (1-based, inside the policy text), empty when fine."""
     if not result:
         return []
     if isinstance(result, str):
         return [result]
-    if isinstance(result, Iterable):
-        return [str(r) for r in result if r]
-    return [str(result)]
+    problems = []
+    for item in result if isinstance(result, Iterable) else [result]:
+        if isinstance(item, tuple) and len(item) == 3:
+            line, col, message = item
+            problems.append(f"{message} (line {line}, column {col} of the policy)")
+        elif item:
+            problems.append(str(item))
+    return problems
 
 
 def cedar_checker() -> Callable[[str], object] | None:
-    """The proxy's `unsupported(policy_text)`, the one judge of what its Cedar subset evaluates.
-
-    TODO(authproxy): settle on the module once wp-authproxy lands; until then validate checks shapes only.
-    """
-    for name in CEDAR_CHECKERS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        checker = getattr(module, "unsupported", None)
-        if callable(checker):
-            return checker  # type: ignore[no-any-return]
-    return None
+    """The proxy's `unsupported(policy_text)`, the one judge of what its Cedar subset evaluates (the proxy package
+    is standard-library only, so importing it on the host is cheap); None if this build has no evaluator."""
+    try:
+        module = importlib.import_module(CEDAR_CHECKER)
+    except ImportError:
+        return None
+    checker = getattr(module, "unsupported", None)
+    return checker if callable(checker) else None
