@@ -177,7 +177,7 @@ def parse_entities(raw: object) -> list[Entity]:
 
 _TOKEN: Final = re.compile(
     r"""(?P<space>[ \t\r\n]+)|(?P<comment>//[^\n]*)|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>[0-9]+)
-    |(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|<=|>=|&&|\|\||::|[(){}\[\],;.<>!@\-+*?%&|=])""",
+    |(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|<=|>=|&&|\|\||::|[(){}\[\],;.<>!@\-+*?%&|=:])""",
     re.VERBOSE | re.DOTALL,
 )
 _PATH: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*")
