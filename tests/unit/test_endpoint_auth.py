@@ -278,14 +278,62 @@ def test_the_runconfig_carries_toolhives_endpoint_fields(tmp_path: Path) -> None
     assert config["session_ttl"] == "1h30m"
 
 
-def test_labels_carry_no_jwks_private_part_and_no_secret_value(tmp_path: Path) -> None:
+def test_the_client_secret_is_a_name_in_labels_and_config_and_reaches_only_the_proxy(tmp_path: Path) -> None:
+    from toolhive_apply.providers.workload_spec import proxy_labels
+
     spec = spec_of(tmp_path, {"name": "w", "oidc": oidc(tmp_path, client_id="c", client_secret="idp-secret")})
-    labels = json.dumps(container_labels(spec, "s"))
-    assert "idp-secret" in labels  # the secret's name, as for every other secret reference
-    assert CLIENT_SECRET_ENV not in json.dumps(spec["secrets"])
+    assert '"client_secret":"idp-secret"' in proxy_labels(spec, "s")["toolhive-apply.endpoint"]  # the name only
+    assert "idp-secret" not in json.dumps(container_labels(spec, "s"))  # the server knows nothing of it
+    assert proxy_config(spec)["auth"]["oidc"]["client_secret_env"] == CLIENT_SECRET_ENV
 
 
 @pytest.mark.parametrize("origin", ["app.example", "https://app.example/path", "javascript:alert(1)", "https://"])
 def test_allowed_origins_must_be_origins(tmp_path: Path, origin: str) -> None:
     text = problems(tmp_path, {"name": "w", "allowed_origins": ["http://localhost:*", origin]})
     assert "workloads[0].allowed_origins[1]:" in text and "is not an origin" in text
+
+
+def _summary(name: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"Id": f"id-{name}", "Names": [f"/{name}"], "State": "running", "Labels": labels, **extra}
+
+
+def test_the_endpoint_lives_on_the_proxy_so_a_change_of_it_replaces_the_proxy_alone(tmp_path: Path) -> None:
+    from toolhive_apply.engine.diff import DiffOptions, make_plan
+    from toolhive_apply.engine.resource import DesiredResource, Kind, ResourceId
+    from toolhive_apply.providers.endpoint_spec import LABEL_ENDPOINT, endpoint_only
+    from toolhive_apply.providers.workload_observation import observe_units
+    from toolhive_apply.providers.workload_spec import proxy_labels
+
+    (tmp_path / "authz.yaml").write_text(f"version: '1.0'\ntype: cedarv1\ncedar:\n  policies:\n    - '{POLICY}'\n")
+    spec = spec_of(tmp_path, {"name": "w", "oidc": oidc(tmp_path), "authz_config": "authz.yaml"})
+    server_labels = container_labels(spec, "s")
+    assert "endpoint" not in json.loads(server_labels["toolhive-apply.spec"])  # the server's record has no endpoint
+    assert "jwks" not in server_labels["toolhive-apply.spec"]
+    proxy = proxy_labels(spec, "s")
+    assert json.loads(proxy[LABEL_ENDPOINT]) == spec["endpoint"]
+    net = {"NetworkSettings": {"Networks": {"toolhive-apply.s": {}}}}
+    units = [_summary("w", server_labels, **net), _summary("w-proxy", proxy)]
+    (observed,) = observe_units("s", units, [], ["w"]).values()
+    assert observed.status == "running" and observed.spec_hash == spec_hash(spec)  # in sync: the unit's whole hash
+    rid = ResourceId(Kind.WORKLOAD, "w")
+    assert make_plan([DesiredResource(rid, spec)], [observed], DiffOptions(stack="s")).changes == ()
+
+    (tmp_path / "authz.yaml").write_text(
+        f"version: '1.0'\ntype: cedarv1\ncedar:\n  policies:\n    - '{POLICY.replace('admin', 'ops')}'\n"
+    )
+    changed = spec_of(tmp_path, {"name": "w", "oidc": oidc(tmp_path), "authz_config": "authz.yaml"})
+    (change,) = make_plan(
+        [DesiredResource(rid, changed, explain={"endpoint.authz.policies": "authz.yaml"})],
+        [observed],
+        DiffOptions(stack="s"),
+    ).changes
+    assert change.action.value == "replace"
+    assert endpoint_only(f.path for f in change.fields)
+    assert "endpoint.authz.policies" in change.reason and "(from authz.yaml)" in change.reason
+    image_changed = {**changed, "image_id": "sha256:2"}
+    assert not endpoint_only(f.path for f in field_changes(observed.spec, image_changed))
+
+    # a proxy made before this version carries no endpoint label: the server's record is judged alone
+    bare = {k: v for k, v in proxy.items() if k != LABEL_ENDPOINT}
+    (old,) = observe_units("s", [_summary("w", server_labels, **net), _summary("w-proxy", bare)], [], ["w"]).values()
+    assert old.spec_hash != spec_hash(spec) and "endpoint" not in (old.spec or {})

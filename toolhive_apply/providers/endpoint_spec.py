@@ -10,9 +10,11 @@ The client secret is a secret name here and an environment variable name in the 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from toolhive_apply.engine.resource import Spec
+from toolhive_apply.engine.resource import Spec, canonical_json, spec_hash
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest.auth_checks import effective_oidc, explicitly_anonymous
 from toolhive_apply.manifest.auth_files import document_digest, is_url, read_authz, read_jwks
@@ -167,3 +169,62 @@ def go_duration(seconds: float) -> str:
     hours, rest = divmod(int(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
+
+
+# -- a unit whose endpoint alone changed replaces its proxy alone ------------------------------------------------
+# The server container records the spec without the endpoint block (its labels cannot change after creation); the
+# proxy records the endpoint block. Observation puts them together again, so the unit's hash covers both, and a
+# plan whose only changes are endpoint fields (a rotated JWKS file, an edited policy file) replaces just the proxy.
+LABEL_ENDPOINT: Final = "toolhive-apply.endpoint"
+
+
+def server_part(spec: Spec) -> Spec:
+    """What the server container's labels record: the spec without the proxy's endpoint (a remote workload's one
+    container is its proxy: it records everything)."""
+    if spec.get("remote") or (ENDPOINT_KEY not in spec and DOCUMENTS_KEY not in spec):
+        return spec
+    return {k: v for k, v in spec.items() if k not in (ENDPOINT_KEY, DOCUMENTS_KEY)}
+
+
+def endpoint_label(spec: Spec) -> dict[str, str]:
+    """The proxy container's record of the endpoint block (absent when there is none)."""
+    if spec.get("remote") or ENDPOINT_KEY not in spec:
+        return {}
+    return {LABEL_ENDPOINT: canonical_json(spec[ENDPOINT_KEY])}
+
+
+def merge_endpoint(
+    spec: dict[str, Any], recorded_hash: str | None, proxy: Mapping[str, str]
+) -> tuple[dict[str, Any], str | None]:
+    """The unit's spec and hash from the server's record and its proxy's: the endpoint block joins the spec, and
+    the hash is recomputed only over a record that matches its own hash (anything else stays a mismatch)."""
+    text = proxy.get(LABEL_ENDPOINT)
+    if not text or spec.get("remote"):
+        return spec, recorded_hash
+    try:
+        endpoint = json.loads(text)
+    except ValueError:
+        return spec, None
+    merged = {**spec, ENDPOINT_KEY: endpoint}
+    if recorded_hash is None or spec_hash(spec) != recorded_hash:
+        return merged, None
+    return merged, spec_hash(merged)
+
+
+def endpoint_only(paths: Iterable[str]) -> bool:
+    """True when every changed field is part of the endpoint block (and there is at least one)."""
+    found = list(paths)
+    return bool(found) and all(p == ENDPOINT_KEY or p.startswith(f"{ENDPOINT_KEY}.") for p in found)
+
+
+def endpoint_explain(spec: Spec) -> dict[str, str]:
+    """Where the plan's endpoint fields come from (the files whose content hash changed), for its reasons."""
+    endpoint = spec.get(ENDPOINT_KEY) or {}
+    explain: dict[str, str] = {}
+    jwks_file = (endpoint.get("oidc") or {}).get("jwks_file")
+    if jwks_file:
+        explain.update({f"{ENDPOINT_KEY}.oidc.{k}": str(jwks_file) for k in ("jwks_file", "jwks_sha256", "jwks_kids")})
+    source = (endpoint.get("authz") or {}).get("source")
+    if source and source != "inline":
+        explain.update({f"{ENDPOINT_KEY}.authz.{k}": str(source) for k in ("sha256", "policies", "entities_json")})
+    return explain

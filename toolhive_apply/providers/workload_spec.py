@@ -15,7 +15,7 @@ from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
-from toolhive_apply.providers.endpoint_spec import endpoint_proxy_config, endpoint_spec
+from toolhive_apply.providers.endpoint_spec import endpoint_label, endpoint_proxy_config, endpoint_spec, server_part
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
@@ -275,7 +275,8 @@ def container_env(spec: Spec) -> dict[str, str]:
 
 
 def container_labels(spec: Spec, stack: str) -> dict[str, str]:
-    """ToolHive's standard labels, the user's, and our ownership, hash and spec."""
+    """ToolHive's standard labels, the user's, and our ownership, hash and spec (the endpoint is the proxy's)."""
+    spec = server_part(spec)
     labels = dict(spec["labels"])
     labels.update(
         {
@@ -378,6 +379,7 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
         LABEL_ROLE: role,
         LABEL_HASH: spec_hash(spec),
         LABEL_HASH_VERSION: HASH_VERSION,
+        **(endpoint_label(spec) if role == ROLE_PROXY else {}),
     }
 
 
