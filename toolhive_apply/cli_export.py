@@ -99,14 +99,15 @@ def export_workload(
 ) -> int:
     """One workload's details (ToolHive's create-request shape) or its RunConfig."""
     from toolhive_apply.errors import UsageError
-    from toolhive_apply.export import managed_spec, workload_details
+    from toolhive_apply.export import managed_spec, with_proxy_endpoint, workload_details
     from toolhive_apply.export import runconfig as to_runconfig
     from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_BASENAME
 
-    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(TH_BASENAME) == name]
+    every = _toolhive_containers(docker_host, stack, auxiliary=True)
+    found = [c for c in every if (c.get("Labels") or {}).get(TH_BASENAME) == name]
     if not found:
         raise UsageError(f"no workload named {name!r}")
-    spec = managed_spec(found[0])
+    spec = with_proxy_endpoint(managed_spec(found[0]), found[0], every)
     owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
     return print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import UsageError
-from toolhive_apply.providers.endpoint_spec import endpoint_runconfig
+from toolhive_apply.providers.endpoint_spec import endpoint_runconfig, merge_endpoint
 from toolhive_apply.providers.workload_observation import container_name, parse_spec
 from toolhive_apply.providers.workload_spec import (
     LABEL_GROUP,
@@ -119,6 +119,17 @@ def managed_spec(summary: dict[str, Any]) -> Spec:
     spec = parse_spec(labels)
     if spec is None or labels.get(LABEL_MANAGED_BY) is None:
         raise UsageError(f"workload {container_name(summary)!r} was not created by toolhive-apply; its spec is unknown")
+    return spec
+
+
+def with_proxy_endpoint(spec: Spec, server: dict[str, Any], containers: list[dict[str, Any]]) -> Spec:
+    """The server's recorded spec with its proxy's endpoint block (auth, policies), which the proxy records."""
+    own = server.get("Labels") or {}
+    for summary in containers:
+        labels = summary.get("Labels") or {}
+        same = all(labels.get(k) == own.get(k) for k in (LABEL_NAME_KEY, "toolhive-apply.stack"))
+        if same and labels.get("toolhive-apply.role") == "proxy":
+            return merge_endpoint(dict(spec), None, labels)[0]
     return spec
 
 

@@ -337,3 +337,15 @@ def test_the_endpoint_lives_on_the_proxy_so_a_change_of_it_replaces_the_proxy_al
     bare = {k: v for k, v in proxy.items() if k != LABEL_ENDPOINT}
     (old,) = observe_units("s", [_summary("w", server_labels, **net), _summary("w-proxy", bare)], [], ["w"]).values()
     assert old.spec_hash != spec_hash(spec) and "endpoint" not in (old.spec or {})
+
+
+def test_clients_not_known_to_follow_the_oauth_flow_are_warned_about(tmp_path: Path) -> None:
+    from toolhive_apply.clients.table import client_table
+
+    assert {c.name for c in client_table() if c.endpoint_auth == "oauth"} >= {"claude-code", "vscode", "gemini-cli"}
+    path = write_manifest(tmp_path, {"name": "w", "oidc": oidc(tmp_path)})
+    document = json.loads(path.read_text())
+    document["clients"] = [{"name": "claude-code"}, {"name": "cline"}]
+    path.write_text(json.dumps(document))
+    warnings = [str(w) for w in load_manifest([path]).warnings]
+    assert len(warnings) == 1 and "clients[1].name: warning: cline sees 'w'" in warnings[0]

@@ -93,6 +93,8 @@ class ClientSpec:
     defaults: tuple[tuple[str, Scalar], ...]
     installed: InstalledRule
     deprecated: bool = False
+    endpoint_auth: str = "unverified"
+    """"oauth": the client follows the MCP authorization flow from an endpoint's 401; else "unverified"."""
 
     def __str__(self) -> str:
         return self.name
@@ -136,6 +138,7 @@ _KEYS: Final = frozenset(
         "name_key",
         "defaults",
         "installed",
+        "endpoint_auth",
     }
 )
 _TRANSPORT_KEYS: Final = {"stdio": "stdio", "sse": "sse", "streamable-http": "streamable_http"}
@@ -233,7 +236,10 @@ def _parse_client(index: int, raw: Mapping[str, object], problems: list[str]) ->
         defaults=fields.defaults(),
         installed=fields.choice("installed", InstalledRule),
         deprecated=raw.get("deprecated", False) is True,
+        endpoint_auth=fields.text("endpoint_auth", "unverified"),
     )
+    if spec.endpoint_auth not in ("oauth", "unverified"):
+        fields.problem("endpoint_auth", "must be oauth or unverified")
     if "url_key" not in raw:
         fields.problem("url_key", "is required")
     if spec.format.is_list and spec.name_key is None:

@@ -127,3 +127,24 @@ def check_auth(manifest: Manifest) -> Iterator[ManifestIssue]:
     secrets = {s.key for s in manifest.secrets}
     for workload in manifest.workloads:
         yield from _workload_issues(workload, manifest, secrets)
+
+
+def auth_warnings(manifest: Manifest) -> Iterator[ManifestIssue]:
+    """A client that sees an endpoint with OIDC but is not known to follow the MCP authorization flow (the client
+    table's `endpoint_auth`): its entry is written, but whether it gets through is the user's to check."""
+    from toolhive_apply.clients.table import client_table
+
+    table = {spec.name: spec for spec in client_table()}
+    for index, client in enumerate(manifest.clients):
+        spec = table.get(client.name)
+        if spec is None or spec.endpoint_auth == "oauth":
+            continue
+        guarded = [w.name for w in manifest.workloads if w.group in client.groups and effective_oidc(w, manifest)]
+        if guarded:
+            yield ManifestIssue(
+                client.origin,
+                format_path(("clients", index, "name")),
+                f"warning: {client.name} sees {', '.join(map(repr, guarded))}, which need(s) an OIDC token, and is "
+                "not known to follow the MCP authorization flow from the 401 (claude-code, vscode, gemini-cli and "
+                "cursor do)",
+            )
