@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transport
+from toolhive_apply.proxy.conformance import served_versions, strict_refusal
 from toolhive_apply.proxy.endpoint_auth import EndpointAuth
 from toolhive_apply.proxy.health import Health, health_response, probe_upstream
 from toolhive_apply.proxy.httpclient import UpstreamUrl
@@ -81,10 +82,17 @@ def assemble(config: ProxyConfig) -> Assembly:
 class Router:
     """``/health`` and CORS preflight here; everything else to the MCP front-end; CORS headers on every answer."""
 
-    def __init__(self, assembly: Assembly, origins: OriginPolicy, auth: EndpointAuth | None = None) -> None:
+    def __init__(
+        self,
+        assembly: Assembly,
+        origins: OriginPolicy,
+        auth: EndpointAuth | None = None,
+        strict_versions: tuple[str, ...] | None = None,
+    ) -> None:
         self._assembly = assembly
         self._origins = origins
         self._auth = auth
+        self._strict_versions = strict_versions
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         if request.method == "OPTIONS":
@@ -92,6 +100,8 @@ class Router:
             return Response(HTTPStatus.NO_CONTENT, cors)
         if request.path == "/health" and request.method in ("GET", "HEAD"):
             response: Response | StreamResponse = health_response(self._assembly.health)
+        elif self._strict_versions is not None and (refusal := strict_refusal(request, self._strict_versions)):
+            response = refusal
         elif self._auth is not None:
             response = await self._auth.handle(request, self._assembly.frontend)
         else:
@@ -106,7 +116,9 @@ def build_server(config: ProxyConfig) -> tuple[HttpServer, Assembly]:
     origins = OriginPolicy(config.allowed_origins)
     guard = combined_guard(HostPolicy(config.allowed_hosts).guard, origins.guard)
     auth = EndpointAuth(config.auth) if config.auth is not None else None
-    server = HttpServer(Router(assembly, origins, auth).handle, guard=guard, max_body_bytes=config.max_body_bytes)
+    strict = served_versions(config.mode is not Mode.STDIO) if config.strict_protocol_validation else None
+    router = Router(assembly, origins, auth, strict)
+    server = HttpServer(router.handle, guard=guard, max_body_bytes=config.max_body_bytes)
     return server, assembly
 
 

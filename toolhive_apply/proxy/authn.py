@@ -10,9 +10,11 @@ down carries the ``Principal`` instead.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Final
@@ -29,6 +31,10 @@ from toolhive_apply.proxy.resource_metadata import challenge
 
 _BEARER: Final = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 """RFC 6750 §2.1 b64token."""
+CACHE_SECONDS: Final = 60.0
+"""A verified token is remembered (by its SHA-256) this long at most, never past its ``exp``: one signature check
+per token and minute instead of one per request."""
+CACHE_ENTRIES: Final = 4096
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 UNAUTHORIZED_CODE: Final = -32001
 _log = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ class Authenticator:
         self.oidc = oidc
         self._clock = clock
         self.keys: KeySet | None = None
+        self._verified: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
         if oidc.jwks is not None or oidc.jwks_url is not None:
             self.keys = key_set_from({"jwks": oidc.jwks, "jwks_url": oidc.jwks_url})
         self._introspector = (
@@ -62,6 +69,21 @@ class Authenticator:
 
     async def verify(self, token: str) -> Principal:
         """The principal the token proves, or TokenError."""
+        key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        cached = self._verified.get(key)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        principal = await self._verify_uncached(token)
+        exp = principal.claims.get("exp")
+        until = min(now + CACHE_SECONDS, float(exp)) if isinstance(exp, int | float) else now
+        if until > now:
+            self._verified[key] = (until, principal)
+            while len(self._verified) > CACHE_ENTRIES:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> Principal:
         if self.keys is not None and looks_like_jwt(token):
             claims = await self._verify_jwt(token)
         elif self._introspector is not None:

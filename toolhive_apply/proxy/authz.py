@@ -48,7 +48,7 @@ from toolhive_apply.proxy.strictjson import go_fold
 
 FORBIDDEN_CODE: Final = -32003
 ANONYMOUS: Final = "anonymous"
-ALWAYS_ALLOWED: Final = frozenset({"initialize", "ping", "logging/setLevel"})
+ALWAYS_ALLOWED: Final = frozenset({"initialize", "ping", "logging/setLevel", "server/discover"})
 """Methods that touch no tool, prompt or resource (ToolHive lets them through too)."""
 LISTS: Final = {
     "tools/list": ("list_tools", "tool"),
@@ -152,6 +152,11 @@ class Authorizer:
         if problem is not None:
             return rpc_error(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"Invalid Request: {problem}")
         if classify(message) is MessageKind.REQUEST:
+            arguments = params_of(message).get("arguments")
+            if isinstance(arguments, dict) and len({go_fold(key) for key in arguments}) != len(arguments):
+                # {"city": "Oslo", "City": "Paris"}: the policy would read one, a Go server's struct the other
+                message_text = "Invalid Request: argument names that differ only in case"
+                return rpc_error(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, message_text)
             operation = operation_of(message)
             if isinstance(operation, str):
                 text = f"Forbidden: {operation[:100]!r} is not allowed under the authorization policy"
