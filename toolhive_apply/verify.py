@@ -28,7 +28,8 @@ from toolhive_apply.engine.resource import Spec
 from toolhive_apply.providers.endpoint_spec import ENDPOINT_KEY
 from toolhive_apply.providers.workload_spec import client_host
 
-TIMEOUT: Final = 10.0
+TIMEOUT: Final = 30.0
+"""Seconds one probe request may take (a JWT check in pure Python on a loaded machine is slow, not wrong)."""
 FOREIGN_ORIGIN: Final = "https://verify.invalid"
 FOREIGN_HOST: Final = "verify.invalid"
 OTHER_AUDIENCE: Final = "toolhive-apply-verify-another-audience"
