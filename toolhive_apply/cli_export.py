@@ -49,7 +49,7 @@ def _export_root(
 def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
     """The stack's workloads, registry records and stack record from the Docker host, its clients from this machine."""
     from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.export import managed_spec
+    from toolhive_apply.export import managed_spec, with_proxy_endpoint
     from toolhive_apply.export_manifest import LiveStack, as_manifest
     from toolhive_apply.providers.client_state import ClientState, default_state_dir
     from toolhive_apply.providers.records import record_spec
@@ -68,7 +68,7 @@ def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
     servers = [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
     live = LiveStack(
         stack=stack,
-        workloads=[managed_spec(c) for c in servers],
+        workloads=[with_proxy_endpoint(managed_spec(c), c, found) for c in servers],
         registries=registries,
         record=records[0] if records else None,
         clients=ClientState(stack, default_state_dir()).load(),

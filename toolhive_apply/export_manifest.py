@@ -18,6 +18,7 @@ from toolhive_apply.engine.resource import Spec
 from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.manifest.model import DEFAULT_GROUP
 from toolhive_apply.providers.client_state import ClientRecord
+from toolhive_apply.providers.endpoint_spec import endpoint_manifest
 from toolhive_apply.providers.workload_spec import REMOTE_BEARER_ENV
 
 
@@ -167,6 +168,7 @@ def _optional_fields(spec: Spec) -> dict[str, Any]:
         "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,
         "ready_timeout": spec.get("ready_timeout"),
         "session_ttl": _duration(spec["session_ttl"]) if spec.get("session_ttl") else None,
+        **endpoint_manifest(spec),
     }
 
 

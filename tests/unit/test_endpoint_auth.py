@@ -349,3 +349,24 @@ def test_clients_not_known_to_follow_the_oauth_flow_are_warned_about(tmp_path: P
     path.write_text(json.dumps(document))
     warnings = [str(w) for w in load_manifest([path]).warnings]
     assert len(warnings) == 1 and "clients[1].name: warning: cline sees 'w'" in warnings[0]
+
+
+def test_export_as_manifest_gives_the_endpoint_back_and_plans_the_same_spec(tmp_path: Path) -> None:
+    from toolhive_apply.providers.endpoint_spec import endpoint_manifest
+
+    (tmp_path / "authz.yaml").write_text(f"version: '1.0'\ntype: cedarv1\ncedar:\n  policies:\n    - '{POLICY}'\n")
+    workload = {
+        "name": "w",
+        "oidc": oidc(tmp_path, client_id="c", client_secret="idp-secret", scopes=["mcp"]),
+        "authz_config": "authz.yaml",
+        "allowed_origins": ["https://app.example"],
+        "strict_protocol_validation": False,
+    }
+    before = spec_of(tmp_path, workload)
+    exported = endpoint_manifest(before)
+    assert exported["authz_config"]["cedar"]["policies"] == [POLICY]  # inline: the file is not needed any more
+    after = spec_of(tmp_path, {"name": "w", **exported})
+    assert spec_hash(after) == spec_hash(before)
+    assert endpoint_manifest(spec_of(tmp_path, {"name": "w", "host": "0.0.0.0", "auth": "anonymous"})) == {
+        "auth": "anonymous"
+    }

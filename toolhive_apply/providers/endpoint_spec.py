@@ -61,8 +61,8 @@ def endpoint_spec(workload: Workload, manifest: Manifest) -> dict[str, Any]:
         doc, issues = read_authz(workload.authz_config, workload.base_dir, workload.origin, field)
         if doc is None:
             raise ManifestError(issues)
+        documents["authz_source"] = doc.source  # where it was read: shown in plan reasons, not part of the hash
         endpoint["authz"] = {
-            "source": doc.source,
             "sha256": document_digest(doc.as_config()),
             "policies": list(doc.policies),
             "entities_json": doc.entities_json,
@@ -224,7 +224,30 @@ def endpoint_explain(spec: Spec) -> dict[str, str]:
     jwks_file = (endpoint.get("oidc") or {}).get("jwks_file")
     if jwks_file:
         explain.update({f"{ENDPOINT_KEY}.oidc.{k}": str(jwks_file) for k in ("jwks_file", "jwks_sha256", "jwks_kids")})
-    source = (endpoint.get("authz") or {}).get("source")
+    source = (spec.get(DOCUMENTS_KEY) or {}).get("authz_source")
     if source and source != "inline":
         explain.update({f"{ENDPOINT_KEY}.authz.{k}": str(source) for k in ("sha256", "policies", "entities_json")})
     return explain
+
+
+def endpoint_manifest(spec: Spec) -> dict[str, Any]:
+    """The manifest fields that give this spec's endpoint back (export --as-manifest): the policies inline, a
+    local JWKS file by the path it was written with (relative to the original manifest's directory), the client
+    secret by its secret's name."""
+    endpoint = spec.get(ENDPOINT_KEY) or {}
+    fields: dict[str, Any] = {}
+    if endpoint.get("auth") == "oidc":
+        oidc = endpoint["oidc"]
+        block = {"issuer": oidc["issuer"], "jwks_url": oidc.get("jwks_url") or oidc.get("jwks_file")}
+        for key in ("audience", "introspection_url", "client_id", "client_secret"):
+            block[key] = oidc.get(key)
+        block["scopes"] = list(oidc.get("scopes") or ()) or None
+        fields["oidc"] = {k: v for k, v in block.items() if v is not None}
+    elif endpoint.get("auth") == "anonymous":
+        fields["auth"] = "anonymous"
+    if endpoint.get("authz"):
+        fields["authz_config"] = _authz_config(endpoint["authz"])
+    for key in ("allowed_origins", "strict_protocol_validation"):
+        if key in endpoint:
+            fields[key] = endpoint[key]
+    return fields
