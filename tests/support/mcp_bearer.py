@@ -14,10 +14,10 @@ from mcp_types import TextContent
 Calls = list[tuple[str, dict[str, Any]]]
 
 
-async def _session(url: str, token: str, calls: Calls) -> tuple[list[str], list[str]]:
+async def _session(url: str, token: str, calls: Calls, timeout: float) -> tuple[list[str], list[str]]:
     credentials = {"Authorization": f"Bearer {token}", "Cookie": "sid=abc"}
     async with (
-        httpx2.AsyncClient(headers=credentials) as http_client,
+        httpx2.AsyncClient(headers=credentials, timeout=httpx2.Timeout(timeout)) as http_client,
         Client(streamable_http_client(url, http_client=http_client)) as client,
     ):
         names = [tool.name for tool in (await client.list_tools()).tools]
@@ -33,9 +33,9 @@ async def _session(url: str, token: str, calls: Calls) -> tuple[list[str], list[
         return names, outcomes
 
 
-def run_session(url: str, token: str, calls: Calls, timeout: float = 30.0) -> tuple[list[str], list[str]]:
+def run_session(url: str, token: str, calls: Calls, timeout: float = 60.0) -> tuple[list[str], list[str]]:
     async def bounded() -> tuple[list[str], list[str]]:
         with anyio.fail_after(timeout):
-            return await _session(url, token, calls)
+            return await _session(url, token, calls, timeout)
 
     return anyio.run(bounded)

@@ -150,7 +150,10 @@ PATTERNS = ["a*", "*b*", "*", "ab", "a\\*", "", "*y"]
 strings = st.sampled_from(WORDS)
 longs = st.integers(-1, 2)
 scalars = st.one_of(strings, longs, st.booleans())
-attr_values = st.one_of(scalars, st.lists(scalars, max_size=3))
+records = st.dictionaries(
+    st.sampled_from(["name", "level"]), st.one_of(scalars, st.lists(scalars, max_size=2)), max_size=2
+)
+attr_values = st.one_of(scalars, st.lists(scalars, max_size=3), records)
 
 
 def cedar_string(value: str) -> str:
@@ -169,18 +172,20 @@ def literal(value: Any) -> str:
     return str(value)
 
 
-CLAIMS = ["claim_role", "claim_level", "claim_groups", "claim_flag"]
+CLAIMS = ["claim_role", "claim_level", "claim_groups", "claim_flag", "claim_org"]
+RECORD_REFS = ["principal.claim_org.name", 'principal.claim_org["level"]', "context.claim_org.level"]
 ARGS = ["arg_op", "arg_n"]
 refs = st.one_of(
     st.sampled_from(CLAIMS).map(lambda a: f"principal.{a}"),
     st.sampled_from(CLAIMS).map(lambda a: f'principal["{a}"]'),
     st.sampled_from(ARGS).map(lambda a: f"resource.{a}"),
     st.sampled_from(CLAIMS + ARGS).map(lambda a: f"context.{a}"),
+    st.sampled_from(RECORD_REFS),
 )
 entity_refs = st.sampled_from(CLIENTS + GROUPS + TOOLS).map(str)
 numbers = st.one_of(
     st.integers(-1, 2).map(str),
-    st.sampled_from(["principal.claim_level", "resource.arg_n", "context.arg_n", "-1", "true"]),
+    st.sampled_from(["principal.claim_level", "resource.arg_n", "context.arg_n", "-1", "true", RECORD_REFS[1]]),
 )
 operands = st.one_of(refs, scalars.map(literal), st.lists(scalars, max_size=3).map(literal), entity_refs)
 
@@ -191,6 +196,7 @@ leaves = st.one_of(
     st.tuples(st.sampled_from(["principal", "resource", "context"]), st.sampled_from(CLAIMS + ARGS)).map(
         lambda p: f"{p[0]} has {p[1]}"
     ),
+    st.sampled_from(["principal.claim_org has name", 'context.claim_org has "level"']),
     st.tuples(refs, st.sampled_from(PATTERNS)).map(lambda p: f"{p[0]} like {cedar_string(p[1])}"),
     st.tuples(refs, st.sampled_from(["contains", "containsAll", "containsAny"]), operands).map(
         lambda p: f"{p[0]}.{p[1]}({p[2]})"
@@ -252,8 +258,12 @@ def test_differential_against_cedarpy(world: tuple[list[str], Request, list[dict
     texts, request, entities = world
     for text in texts:
         assert unsupported(text) == [], text
-    ours = PolicySet.parse(*texts).is_authorized(request, EntityStore(parse_entities(entities)))
+    store = EntityStore(parse_entities(entities))
+    ours = PolicySet.parse(*texts).is_authorized(request, store)
     assert ours == cedar_decides(texts, request, entities), (texts, request, entities)
+    for text in texts:  # each policy on its own, as a permit: does it apply, in both engines
+        alone = "permit" + text.removeprefix("forbid").removeprefix("permit")
+        assert PolicySet.parse(alone).is_authorized(request, store) == cedar_decides([alone], request, entities), alone
 
 
 def test_entity_json_round_trip() -> None:

@@ -9,7 +9,9 @@ whose attributes are the call's arguments as ``arg_<name>``; the context holds b
 A denied request gets HTTP 403 with a JSON-RPC error for its id (as ToolHive); nothing is forwarded. List requests
 (``tools/list``, ``prompts/list``, ``resources/list``) are checked against ``list_tools``/... on
 ``FeatureType::"tool"``/... only when some policy names that action, else allowed (ToolHive lets lists through);
-their answers are filtered either way: an item stays only if the caller may call, get or read it. Filtering is by the
+their answers are filtered either way: an item stays only if the caller may call, get or read it, evaluated
+without arguments (a list has none), so a tool permitted only under ``arg_*`` conditions is hidden from lists:
+write argument limits as ``forbid ... when { resource has arg_x && ... }``. Filtering is by the
 answer's shape (a result with ``tools``, ``prompts`` or ``resources``), in JSON bodies and in SSE streams alike, so
 it holds whichever request id the answer carries and whichever stream (POST answer, GET stream, legacy SSE) it uses.
 
