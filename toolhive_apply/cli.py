@@ -41,6 +41,7 @@ from toolhive_apply.cli_common import (
 from toolhive_apply.cli_export import export_app
 from toolhive_apply.cli_help import name_values
 from toolhive_apply.cli_logs import logs
+from toolhive_apply.cli_verify import verify as verify_command
 from toolhive_apply.interop.commands import import_app, render_app
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(render_app, name="render")
 app.add_typer(import_app, name="import")
 app.command(name="logs")(logs)
+app.command("verify")(verify_command)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def _export_kubernetes(manifest: dict[str, Any], out_dir: Path, namespace: str |
 def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
     """The stack's workloads, registry records and stack record from the Docker host, its clients from this machine."""
     from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.export import managed_spec
+    from toolhive_apply.export import managed_spec, with_proxy_endpoint
     from toolhive_apply.export_manifest import LiveStack, as_manifest
     from toolhive_apply.providers.client_state import ClientState, default_state_dir
     from toolhive_apply.providers.records import record_spec
@@ -94,7 +94,7 @@ def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
     servers = [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
     live = LiveStack(
         stack=stack,
-        workloads=[managed_spec(c) for c in servers],
+        workloads=[with_proxy_endpoint(managed_spec(c), c, found) for c in servers],
         registries=registries,
         record=records[0] if records else None,
         clients=ClientState(stack, default_state_dir()).load(),
@@ -125,14 +125,15 @@ def export_workload(
 ) -> int:
     """One workload's details (ToolHive's create-request shape) or its RunConfig."""
     from toolhive_apply.errors import UsageError
-    from toolhive_apply.export import managed_spec, workload_details
+    from toolhive_apply.export import managed_spec, with_proxy_endpoint, workload_details
     from toolhive_apply.export import runconfig as to_runconfig
     from toolhive_apply.providers.workload_spec import LABEL_STACK, TH_BASENAME
 
-    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(TH_BASENAME) == name]
+    every = _toolhive_containers(docker_host, stack, auxiliary=True)
+    found = [c for c in every if (c.get("Labels") or {}).get(TH_BASENAME) == name]
     if not found:
         raise UsageError(f"no workload named {name!r}")
-    spec = managed_spec(found[0])
+    spec = with_proxy_endpoint(managed_spec(found[0]), found[0], every)
     owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
     return print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
 

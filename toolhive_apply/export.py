@@ -11,6 +11,7 @@ from typing import Any
 
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import UsageError
+from toolhive_apply.providers.endpoint_spec import endpoint_runconfig, merge_endpoint
 from toolhive_apply.providers.observability import runconfig_fields
 from toolhive_apply.providers.workload_observation import container_name, parse_spec
 from toolhive_apply.providers.workload_spec import (
@@ -122,6 +123,17 @@ def managed_spec(summary: dict[str, Any]) -> Spec:
     return spec
 
 
+def with_proxy_endpoint(spec: Spec, server: dict[str, Any], containers: list[dict[str, Any]]) -> Spec:
+    """The server's recorded spec with its proxy's endpoint block (auth, policies), which the proxy records."""
+    own = server.get("Labels") or {}
+    for summary in containers:
+        labels = summary.get("Labels") or {}
+        same = all(labels.get(k) == own.get(k) for k in (LABEL_NAME_KEY, "toolhive-apply.stack"))
+        if same and labels.get("toolhive-apply.role") == "proxy":
+            return merge_endpoint(dict(spec), None, labels)[0]
+    return spec
+
+
 def workload_details(spec: Spec) -> dict[str, Any]:
     """The workload details shape (ToolHive's create request, §7.4)."""
     return {
@@ -181,4 +193,5 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
     if spec["tools_override"]:
         config["tools_override"] = dict(spec["tools_override"])
     config.update(runconfig_fields(spec))
+    config.update(endpoint_runconfig(spec))
     return config

@@ -19,6 +19,7 @@ from toolhive_apply.export_vmcp import with_gateways
 from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.manifest.model import DEFAULT_GROUP
 from toolhive_apply.providers.client_state import ClientRecord
+from toolhive_apply.providers.endpoint_spec import endpoint_manifest
 from toolhive_apply.providers.gateways import is_gateway
 from toolhive_apply.providers.observability import manifest_fields as observe_manifest_fields
 from toolhive_apply.providers.workload_spec import REMOTE_BEARER_ENV
@@ -174,6 +175,7 @@ def _optional_fields(spec: Spec) -> dict[str, Any]:
         "session_ttl": _duration(spec["session_ttl"]) if spec.get("session_ttl") else None,
         **observe_manifest_fields(spec),
         "serve": spec.get("serve"),
+        **endpoint_manifest(spec),
     }
 
 

@@ -40,7 +40,7 @@ def test_a_client_connects_where_the_port_is_published(host: str, connect: str, 
 def test_client_files_export_and_readiness_use_the_same_address(tmp_path: Path) -> None:
     data = {
         "apiVersion": "toolhive-apply/v1",
-        "workloads": [{"name": "web", "image": "x", "host": "192.168.1.5", "proxy_port": 18080}],
+        "workloads": [{"name": "web", "image": "x", "host": "192.168.1.5", "proxy_port": 18080, "auth": "anonymous"}],
     }
     path = tmp_path / "stack.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")

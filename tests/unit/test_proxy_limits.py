@@ -55,7 +55,7 @@ def test_a_bad_session_ttl_is_a_positioned_manifest_error(tmp_path: Path, bad: s
 
 def test_the_proxy_accepts_the_workloads_own_host_besides_loopback(tmp_path: Path) -> None:
     assert "allowed_hosts" not in proxy_config(spec_of(tmp_path, ""))  # 127.0.0.1: loopback is always accepted
-    config = proxy_config(spec_of(tmp_path, "    host: 192.168.10.5\n"))
+    config = proxy_config(spec_of(tmp_path, "    host: 192.168.10.5\n    auth: anonymous\n"))
     assert config["allowed_hosts"] == ["192.168.10.5"]
     assert load_config(json.dumps(config), {}).allowed_hosts == ("192.168.10.5",)
 

@@ -97,6 +97,8 @@ class ClientSpec:
     """The HTTP transports the client can connect with, best first (never stdio: every workload is behind a proxy)."""
     new_file: str | None = None
     """What a file the tool creates starts as, when the client rejects an empty one (Continue: name, version)."""
+    endpoint_auth: str = "unverified"
+    """"oauth": the client follows the MCP authorization flow from an endpoint's 401; else "unverified"."""
 
     def __str__(self) -> str:
         return self.name
@@ -148,6 +150,7 @@ _KEYS: Final = frozenset(
         "installed",
         "connects",
         "new_file",
+        "endpoint_auth",
     }
 )
 _TRANSPORT_KEYS: Final = {"stdio": "stdio", "sse": "sse", "streamable-http": "streamable_http"}
@@ -255,7 +258,10 @@ def _parse_client(index: int, raw: Mapping[str, object], problems: list[str]) ->
         deprecated=raw.get("deprecated", False) is True,
         connects=fields.connects(),
         new_file=fields.optional_text("new_file"),
+        endpoint_auth=fields.text("endpoint_auth", "unverified"),
     )
+    if spec.endpoint_auth not in ("oauth", "unverified"):
+        fields.problem("endpoint_auth", "must be oauth or unverified")
     if "url_key" not in raw:
         fields.problem("url_key", "is required")
     if spec.format.is_list and spec.name_key is None:

@@ -64,8 +64,18 @@ def canonical_json(value: object) -> str:
 # Fields that describe but do not shape a resource: left out of its hash and its field diff. `parts` names the
 # Docker objects a workload is made of (containers, its internal network), so a plan shows what it will create.
 # `allow_privileged` and `allow_host_paths` are acknowledgements a spec was checked with (see engine/spec_checks.py).
+# `endpoint_documents` holds the JWKS a proxy is given; its digest and key ids are in the hashed `endpoint` block.
 SOFT_FIELDS = frozenset(
-    {"description", "ready_timeout", "source", "groups", "parts", "allow_privileged", "allow_host_paths"}
+    {
+        "description",
+        "ready_timeout",
+        "source",
+        "groups",
+        "parts",
+        "allow_privileged",
+        "allow_host_paths",
+        "endpoint_documents",
+    }
 )
 
 

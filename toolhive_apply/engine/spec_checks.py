@@ -22,6 +22,7 @@ from toolhive_apply.manifest.checks import check_manifest
 from toolhive_apply.manifest.loader import API_VERSION, LoadedManifest, Positions
 from toolhive_apply.manifest.model import DEFAULT_GROUP, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
+from toolhive_apply.providers.endpoint_spec import proxy_secret_refs
 from toolhive_apply.providers.observability import manifest_fields as observe_manifest_fields
 
 _WORKLOAD_FIELD = re.compile(r"^workloads\[(\d+)\]\.?(.*)$")
@@ -92,7 +93,7 @@ def _document(stack: str, workloads: Sequence[DesiredResource]) -> dict[str, Any
     groups = sorted({str(e.get("group", DEFAULT_GROUP)) for e in entries} - {DEFAULT_GROUP})
     secrets = sorted(
         {s["name"] for e in entries for s in e["secrets"]}
-        | {s["name"] for w in workloads for s in w.spec.get("proxy_secrets") or ()}
+        | {s["name"] for w in workloads for s in proxy_secret_refs(w.spec)}
     )
     return {
         "apiVersion": API_VERSION,

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.auth_checks import auth_warnings, check_auth
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
@@ -182,6 +183,7 @@ def check_ports(manifest: Manifest, sources: Mapping[str, str] | None = None) ->
 
 def collect_warnings(manifest: Manifest) -> list[ManifestIssue]:
     warnings = [issue for w in manifest.workloads for issue in _profile_warnings(w)] + list(vmcp_warnings(manifest))
+    warnings += auth_warnings(manifest)
     warnings += [
         _issue(s.origin, ("secrets", i, "value"), "warning: plaintext secret value in the manifest (insecure: true)")
         for i, s in enumerate(manifest.secrets)
@@ -196,6 +198,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_references,
     check_ports,
     check_vmcp,
+    check_auth,
 )
 
 

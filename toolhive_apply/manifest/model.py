@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.auth import OidcConfig, StackAuth, parse_oidc, parse_stack_auth
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
 from toolhive_apply.manifest.vmcp import Vmcp, vmcp_of
 from toolhive_apply.redact import SecretValue
@@ -130,6 +131,12 @@ class Workload:
     telemetry_config: Mapping[str, Any] | None = None
     serve: str | None = None
     """``vmcp-only``: reached through the group's gateway only (no proxy, no published port)."""
+    oidc: OidcConfig | None = None
+    authz_config: str | Mapping[str, Any] | None = None
+    """A path to ToolHive's authz config file (relative to base_dir) or the same object inline."""
+    allowed_origins: tuple[str, ...] | None = None
+    strict_protocol_validation: bool | None = None
+    auth: Literal["anonymous"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +156,8 @@ class Settings:
     audit_config: Mapping[str, Any] | None = None
     telemetry_config: Mapping[str, Any] | None = None
     """The stack's defaults for every workload's audit_config/telemetry_config (ToolHive's key names)."""
+    auth: StackAuth | None = None
+    """`settings.auth`: the endpoint authentication of every workload without its own `oidc` or `auth`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,7 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         proxy_image=data.get("proxy", {}).get("image"),
         audit_config=data.get("audit_config"),
         telemetry_config=data.get("telemetry_config"),
+        auth=parse_stack_auth(data.get("auth")),
     )
 
 
@@ -243,6 +253,11 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         audit_config=item.get("audit_config"),
         telemetry_config=item.get("telemetry_config"),
         serve=item.get("serve"),
+        oidc=parse_oidc(item.get("oidc")),
+        authz_config=item.get("authz_config"),
+        allowed_origins=tuple(item["allowed_origins"]) if "allowed_origins" in item else None,
+        strict_protocol_validation=item.get("strict_protocol_validation"),
+        auth=item.get("auth"),
     )
 
 

@@ -150,7 +150,8 @@ class ProxyManager:
 
     def create(self, spec: dict[str, Any], address: str, secret_env: dict[str, str] | None = None) -> str:
         """A new proxy container for `spec`; an old one of ours with the same name is replaced. `secret_env`: the
-        values of the spec's proxy_secrets (collector headers, values to scrub from audit data)."""
+        values the proxy itself needs (endpoint_spec.proxy_secret_refs: the OIDC client secret, collector headers,
+        values to scrub from audit data), under the variable names its config gives."""
         image = self.image(spec, address)
         name = proxy_name(spec["name"])
         self.remove_stale(name)

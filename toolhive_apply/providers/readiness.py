@@ -77,16 +77,24 @@ def _end_session(connection: http.client.HTTPConnection, session: str) -> None:
         pass  # best effort: the session expires with the proxy's session TTL anyway
 
 
-def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0) -> bool:
-    """True when the MCP endpoint answers: `initialize` on /mcp, or an event stream on /sse."""
+def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0, authenticated: bool = False) -> bool:
+    """True when the MCP endpoint answers: `initialize` on /mcp, or an event stream on /sse. An endpoint with OIDC
+    cannot be initialized without a token (and apply has none): there the proxy's own /health must say its server
+    is up, and MCP must answer with the 401 challenge."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
+        if authenticated:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read(65536)
+            if response.status != 200:
+                return False
         status = _probe(connection, proxy_mode)
     except (OSError, http.client.HTTPException):
         return False
     finally:
         connection.close()
-    return status == 200
+    return status == (401 if authenticated else 200)
 
 
 def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
@@ -118,7 +126,10 @@ def wait_until_ready(
                 name = str(state.get("Name", "")).lstrip("/") or "container"
                 return f"{name} {how} before it was ready{_log_tail(api, container_id)}"
             running = running and bool(state.get("Running"))
-        if running and http_answers(host, int(spec["proxy_port"]), str(spec["proxy_mode"])):
+        authenticated = (spec.get("endpoint") or {}).get("auth") == "oidc"
+        if running and http_answers(
+            host, int(spec["proxy_port"]), str(spec["proxy_mode"]), authenticated=authenticated
+        ):
             return None
         time.sleep(POLL_SECONDS)
     server = containers[0][0]

@@ -14,6 +14,7 @@ from typing import Any
 
 from toolhive_apply.engine.diff import DRIFTED
 from toolhive_apply.engine.resource import Kind, ObservedResource, ResourceId
+from toolhive_apply.providers.endpoint_spec import merge_endpoint
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
@@ -130,9 +131,12 @@ def _owned(
     if name != labels.get(LABEL_NAME, name):
         return _orphan(stack, summary["Id"], name, {"container_name": name})  # left behind by an interrupted replace
     spec = parse_spec(labels)
+    proxy, egress, gate = helpers[ROLE_PROXY], helpers[ROLE_EGRESS], helpers[ROLE_GATE]
+    recorded_hash = labels.get(LABEL_HASH)
+    if spec is not None and proxy is not None:
+        spec, recorded_hash = merge_endpoint(spec, recorded_hash, _labels(proxy))  # the endpoint is the proxy's
     if spec is not None and summary.get("ImageID") and "image_id" in spec:
         spec = {**spec, "image_id": summary["ImageID"]}
-    proxy, egress, gate = helpers[ROLE_PROXY], helpers[ROLE_EGRESS], helpers[ROLE_GATE]
     facts: dict[str, Any] = {
         "container_id": summary["Id"],
         "image_id": summary.get("ImageID"),
@@ -152,7 +156,7 @@ def _owned(
         summary["Id"],
         True,
         stack,
-        labels.get(LABEL_HASH),
+        recorded_hash,
         labels.get(LABEL_HASH_VERSION),
         _status(str(summary.get("State", "unknown")), spec, facts),
         spec,

@@ -16,6 +16,7 @@ from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workloa
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.providers.endpoint_spec import endpoint_label, endpoint_proxy_config, endpoint_spec, server_part
 from toolhive_apply.providers.observability import audit_bind, audit_dir_gid, proxy_sections
 from toolhive_apply.providers.observability import spec_fields as observe_spec_fields
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
@@ -227,6 +228,7 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["gateway_hosts"] = hosts
     if served_by_gateway_only(manifest, workload):
         spec["serve"] = VMCP_ONLY
+    spec.update(endpoint_spec(workload, manifest))  # only when the workload has endpoint settings
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
@@ -285,7 +287,8 @@ def container_env(spec: Spec) -> dict[str, str]:
 
 
 def container_labels(spec: Spec, stack: str) -> dict[str, str]:
-    """ToolHive's standard labels, the user's, and our ownership, hash and spec."""
+    """ToolHive's standard labels, the user's, and our ownership, hash and spec (the endpoint is the proxy's)."""
+    spec = server_part(spec)
     labels = dict(spec["labels"])
     labels.update(
         {
@@ -375,6 +378,7 @@ def proxy_config(spec: Spec) -> dict[str, Any]:
     if spec["tools_override"]:
         config["tools_override"] = {k: dict(v) for k, v in spec["tools_override"].items()}
     config.update(proxy_sections(spec))
+    config.update(endpoint_proxy_config(spec))
     return config
 
 
@@ -394,6 +398,7 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
         LABEL_ROLE: role,
         LABEL_HASH: spec_hash(spec),
         LABEL_HASH_VERSION: HASH_VERSION,
+        **(endpoint_label(spec) if role == ROLE_PROXY else {}),
     }
 
 

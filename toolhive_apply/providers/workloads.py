@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
-from toolhive_apply.engine.diff import DRIFTED
+from toolhive_apply.engine.diff import DRIFTED, field_changes
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
+from toolhive_apply.providers.endpoint_spec import endpoint_explain, endpoint_only, proxy_secret_refs
 from toolhive_apply.providers.gateways import gateway_specs, has_proxy
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
@@ -109,11 +110,12 @@ class WorkloadProvider:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            if spec["secrets"] or spec.get("proxy_secrets"):
+            if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
-            refs = [*spec["secrets"], *spec.get("proxy_secrets", ())]
+            refs = [*spec["secrets"], *proxy_secret_refs(spec)]
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
-            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
+            rid = ResourceId(Kind.WORKLOAD, workload.name)
+            result.append(DesiredResource(rid, spec, workload.origin, uses, explain=endpoint_explain(spec)))
             if spec["permission_profile"].get("privileged"):
                 warnings.append(
                     f"workload {workload.name!r} runs PRIVILEGED: it has every capability and the host's devices "
@@ -132,14 +134,13 @@ class WorkloadProvider:
         return self.secrets
 
     def _proxy_env(self, spec: dict[str, Any]) -> dict[str, str]:
-        """The proxy's own secrets (observability.py): collector headers, values its audit data is scrubbed of."""
-        refs = spec.get("proxy_secrets") or ()
-        return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in refs}
+        """The proxy's own secrets (endpoint_spec.proxy_secret_refs), by the variable its config names."""
+        return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in proxy_secret_refs(spec)}
 
     def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
         """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
         resolver = self._resolver()
-        refs = [*spec["secrets"], *spec.get("proxy_secrets", ())]  # the proxy's too: rotating one replaces it
+        refs = [*spec["secrets"], *proxy_secret_refs(spec)]  # the proxy's too: rotating one replaces it
         return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
@@ -206,7 +207,7 @@ class WorkloadProvider:
         assert change.desired is not None
         spec = dict(change.desired.spec)
         if spec.get("remote"):
-            if spec["secrets"] or spec.get("proxy_secrets"):
+            if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
             return spec
         image = str(spec["image"])
@@ -223,7 +224,7 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
-        if spec["secrets"] or spec.get("proxy_secrets"):
+        if spec["secrets"] or proxy_secret_refs(spec):
             spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
         return spec
 
@@ -387,6 +388,9 @@ class WorkloadProvider:
     def _replace(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """compose's order with a rollback: set the old pair aside, start the new one, drop the old one last."""
         assert change.observed is not None
+        if self._endpoint_only(change, spec):
+            self._replace_proxy(change, spec, emit)
+            return
         facts = change.observed.facts
         name = change.id.name
         # the old unit, helpers first to be restored last: (container, its proper name)
@@ -416,6 +420,50 @@ class WorkloadProvider:
         self._remove_all(*(container for container, _ in old))
         if not isolated(spec):
             self.isolation.drop_network(isolation_network(self.stack, name))
+
+    def _endpoint_only(self, change: Change, spec: dict[str, Any]) -> bool:
+        """Only the endpoint (auth, policies, origins, strictness) changed on a running unit: its proxy alone goes."""
+        assert change.observed is not None
+        if spec.get("remote") or change.observed.status != "running" or change.observed.spec is None:
+            return False
+        return endpoint_only(f.path for f in field_changes(change.observed.spec, spec))
+
+    def _replace_proxy(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+        """The proxy (and a stdio unit's gate, which shares the proxy's volume) replaced, the server left running;
+        the old proxy is set aside and comes back if the new one does not answer."""
+        assert change.observed is not None
+        emit(Event(str(change.id), "progress", "only the endpoint changed: replacing the proxy alone"))
+        facts = change.observed.facts
+        name, server, address = change.id.name, change.observed.handle, str(change.id)
+        old = [
+            (str(c), proper)
+            for c, proper in ((facts.get("proxy_id"), proxy_name(name)), (facts.get("gate_id"), gate_name(name)))
+            if c
+        ]
+        token = pyrandom.token_hex(3)
+        for container, proper in old:
+            self.api.rename(container, set_aside_name(proper, token))
+            self.api.stop(container, timeout=STOP_TIMEOUT)
+        proxy: str | None = None
+        gate: str | None = None
+        try:
+            restarts = int(self.api.inspect_container(server).get("RestartCount", 0))
+            proxy = self.proxies.create(spec, address, self._proxy_env(spec))
+            gate = self.proxies.create_gate(spec, address, server, proxy)
+            if gate:
+                self.api.start(gate)
+            self.isolation.connect_proxy(spec, proxy)
+            self.api.start(proxy)
+            self._wait(change, spec, [(server, restarts), *((c, 0) for c in (proxy, gate) if c)], emit)
+        except (ProviderError, docker.errors.APIError) as exc:
+            emit(Event(address, "progress", "new proxy failed; restoring the old one"))
+            self._remove_all(proxy, gate)
+            for container, proper in reversed(old):
+                self._restore(container, proper, True)
+            if isinstance(exc, ProviderError):
+                raise
+            raise ProviderError(address, "replace", _api_message(exc)) from None
+        self._remove_all(*(container for container, _ in old))
 
     def _restore(self, old: str, name: str, start: bool) -> None:
         self.api.rename(old, name)
