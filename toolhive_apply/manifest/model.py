@@ -120,6 +120,8 @@ class Workload:
     session_ttl: float | None = None
     """Seconds a client session may stay idle in the proxy (``session_ttl: 2h``); None: the proxy's default."""
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
+    runtime_config: Mapping[str, Any] | None = None
+    """How a uvx://, npx:// or go:// image is built (ToolHive's templates.RuntimeConfig keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,9 @@ class Settings:
     home: str | None
     proxy_base_image: str = "python:3.11-slim"
     proxy_image: str | None = None
+    packages: Mapping[str, Any] = field(default_factory=dict)
+    """settings.packages as written, with offline_dir made absolute (package builds; providers/package_images.py)."""
+    require_pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +185,18 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         home=data.get("home"),
         proxy_base_image=data.get("proxy", {}).get("base_image", "python:3.11-slim"),
         proxy_image=data.get("proxy", {}).get("image"),
+        packages=_packages(data.get("packages", {}), files),
+        require_pinned=bool(data.get("images", {}).get("require_pinned", False)),
     )
+
+
+def _packages(packages: Mapping[str, Any], files: tuple[Path, ...]) -> dict[str, Any]:
+    """settings.packages with offline_dir resolved against the (first) manifest file's directory."""
+    result = dict(packages)
+    if "offline_dir" in result:
+        base = files[0].resolve().parent if files else Path.cwd()
+        result["offline_dir"] = str((base / str(result["offline_dir"])).resolve())
+    return result
 
 
 def _dir_of(positions: Positions, path: tuple[str | int, ...]) -> tuple[Path, Origin | None]:
@@ -225,6 +241,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         prune=bool(item.get("prune", True)),
         ready_timeout=item.get("ready_timeout"),
         session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
+        runtime_config=item.get("runtime_config"),
     )
 
 
