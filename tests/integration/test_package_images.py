@@ -23,6 +23,8 @@ from toolhive_apply.providers.package_images import LABEL_PACKAGE
 pytestmark = pytest.mark.docker
 
 NEW, OLD = TIME_VERSIONS
+SLOW = {"ready_timeout": 300}
+"""Readiness bound: the shared CI machine has been seen at load 900, where a proxy takes minutes to start."""
 
 
 def _image_commands(api: Any) -> str:
@@ -54,8 +56,8 @@ def test_uvx_workloads_build_offline_answer_mcp_and_converge(
     }
     time_name, plain, broken = f"{stack}-time", f"{stack}-plain", f"{stack}-broken"
     workloads: list[dict[str, Any]] = [
-        {"name": time_name, "image": f"uvx://mcp-server-time@{NEW}", "env_vars": {"TZ": "UTC"}},
-        {"name": plain, "image": TIME_IMAGE},
+        {"name": time_name, "image": f"uvx://mcp-server-time@{NEW}", "env_vars": {"TZ": "UTC"}, **SLOW},
+        {"name": plain, "image": TIME_IMAGE, **SLOW},
         {"name": broken, "image": "uvx://mcp-server-not-in-offline-dir@1.0.0"},
     ]
     path = write_manifest(tmp_path, stack, workloads, settings=settings)

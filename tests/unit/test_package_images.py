@@ -218,3 +218,70 @@ def test_the_spec_keeps_the_users_image_and_runs_the_built_one(tmp_path: Path) -
     assert fields["package"]["builder_image"] == "python:3.14-slim"  # ToolHive's default
     assert fields["package"]["version"] == "1.0" and fields["package"]["ref"] == "uvx://mcp-server-time@1.0"
     assert container_image({"image": "mcp/time:latest"}) == "mcp/time:latest"
+
+
+def _upstream(servers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"version": "1.0.0", "meta": {"last_updated": "2026-01-01T00:00:00Z"}, "data": {"servers": servers}}
+
+
+def _server(name: str, registry_type: str, identifier: str, version: str, **extra: Any) -> dict[str, Any]:
+    package = {
+        "registryType": registry_type,
+        "identifier": identifier,
+        "version": version,
+        "transport": {"type": "stdio"},
+        **extra,
+    }
+    return {"name": name, "description": name, "version": "1.0.0", "packages": [package]}
+
+
+def test_upstream_npm_and_pypi_packages_resolve_to_package_images(tmp_path: Path) -> None:
+    env = [
+        {"name": "API_KEY", "isRequired": True, "isSecret": True},
+        {"name": "MODE", "default": "fast"},
+    ]
+    document = _upstream(
+        [
+            _server("io.github.acme/time", "pypi", "mcp-server-time", "2026.10.19"),
+            _server(
+                "io.github.acme/files",
+                "npm",
+                "@modelcontextprotocol/server-filesystem",
+                "2025.8.21",
+                environmentVariables=env,
+                packageArguments=[{"type": "positional", "value": "/data"}],
+            ),
+            _server("io.github.acme/ranged", "npm", "some-server", "^1.0.0"),
+        ]
+    )
+    (tmp_path / "registry.json").write_text(json.dumps(document), encoding="utf-8")
+    registries = [{"name": "up", "local_path": "registry.json"}]
+    workloads: list[dict[str, Any]] = [
+        {"name": "time", "registry": "up", "server": "time"},
+        {"name": "files", "registry": "up", "server": "files", "secrets": [{"name": "k", "target": "API_KEY"}]},
+    ]
+    data = {
+        "apiVersion": "toolhive-apply/v1",
+        "settings": {"stack": "pk"},
+        "registries": registries,
+        "secrets": [{"key": "k", "present": True}],
+        "workloads": workloads,
+    }
+    path = tmp_path / "stack.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    resolved = preflight(load([path]), offline=True).manifest
+    by_name = {w.name: w for w in resolved.workloads}
+    assert by_name["time"].image == "uvx://mcp-server-time@2026.10.19"
+    files = by_name["files"]
+    assert files.image == "npx://@modelcontextprotocol/server-filesystem@2025.8.21"
+    assert files.cmd_arguments == ("/data",) and files.env_vars["MODE"] == "fast"
+
+    del data["workloads"][1]["secrets"]  # a required secret variable: the same rule as for oci entries
+    data["workloads"].append({"name": "ranged", "registry": "up", "server": "ranged"})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    issues = "\n".join(_issues(path))
+    assert "requires environment variable API_KEY" in issues
+    data["workloads"][1]["secrets"] = [{"name": "k", "target": "API_KEY"}]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    issues = "\n".join(_issues(path))
+    assert "workloads[2].server: '^1.0.0' is neither an exact semver version" in issues
