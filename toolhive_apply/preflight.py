@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from toolhive_apply.errors import ManifestError, ManifestIssue
+from toolhive_apply.manifest.header_forward import header_forward_issues
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.package_checks import package_findings
@@ -43,6 +44,7 @@ def preflight(manifest: Manifest, offline: bool) -> Resolved:
         raise ManifestError(positioned(issues, manifest.positions)) from None
     packages = package_findings(resolved.manifest, resolved.explain)  # registry-filled images included
     issues.extend(packages.errors)
+    issues.extend(header_forward_issues(manifest))
     if issues:
         raise ManifestError(positioned(issues, manifest.positions))
     if packages.warnings:  # validate prints notes, plan prints warnings

@@ -285,3 +285,39 @@ def test_upstream_npm_and_pypi_packages_resolve_to_package_images(tmp_path: Path
     path.write_text(json.dumps(data), encoding="utf-8")
     issues = "\n".join(_issues(path))
     assert "workloads[2].server: '^1.0.0' is neither an exact semver version" in issues
+
+
+def test_header_forward_becomes_proxy_headers_with_secrets_only_by_reference(tmp_path: Path) -> None:
+    from toolhive_apply.providers.workload_spec import proxy_config, workload_spec
+
+    forward = {"add_plaintext_headers": {"X-Team": "tools"}, "add_headers_from_secret": {"Authorization": "tok"}}
+    remote = {"name": "r", "url": "https://mcp.example/mcp", "header_forward": forward}
+    data = {
+        "apiVersion": "toolhive-apply/v1",
+        "settings": {"stack": "pk"},
+        "secrets": [{"key": "tok", "present": True}],
+        "workloads": [remote],
+    }
+    path = tmp_path / "stack.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    manifest = preflight(load([path]), offline=True).manifest
+    spec = workload_spec(manifest.workloads[0], manifest, 20000, None)
+    config = proxy_config(spec)
+    assert config["headers"] == {"X-Team": "tools"}
+    env = config["header_env"]["Authorization"]
+    assert {"name": "tok", "target": env, "as": "env"} in spec["secrets"]  # the value reaches the env only
+
+    bad = {
+        "add_plaintext_headers": {"Authorization": "Bearer x", "X-Api-Key": "k", "Bad Name": "v", "X-Ok": "a\r\nX: y"},
+        "add_headers_from_secret": {"X-Other": "undeclared"},
+    }
+    container = {"name": "c", "image": "mcp/x:1", "header_forward": forward}
+    data["workloads"] = [{**remote, "header_forward": bad}, container]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    issues = "\n".join(_issues(path))
+    assert "header_forward.add_plaintext_headers.Authorization: Authorization looks like a credential" in issues
+    assert "add_plaintext_headers.X-Api-Key: X-Api-Key looks like a credential" in issues
+    assert "'Bad Name' is not an HTTP header name" in issues
+    assert "add_plaintext_headers.X-Ok: a header value may not hold control characters" in issues
+    assert "add_headers_from_secret.X-Other: unknown secret 'undeclared'" in issues
+    assert "workloads[1].header_forward: header_forward applies to remote workloads (url) only" in issues

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.manifest.header_forward import forwarded_headers
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
 from toolhive_apply.redact import SecretValue
 
@@ -121,6 +122,8 @@ class Workload:
     """Seconds a client session may stay idle in the proxy (``session_ttl: 2h``); None: the proxy's default."""
     registry_server: str | None = None  # "<registry>/<server>" once resolved from a registry
     runtime_config: Mapping[str, Any] | None = None
+    header_forward: Mapping[str, Any] | None = None
+    """ToolHive's header_forward as written; its headers are already in `headers` (manifest/header_forward.py)."""
     """How a uvx://, npx:// or go:// image is built (ToolHive's templates.RuntimeConfig keys)."""
 
 
@@ -235,13 +238,14 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         tools=tuple(item.get("tools", ())),
         tools_override=dict(item.get("tools_override", {})),
         trust_proxy_headers=bool(item.get("trust_proxy_headers", False)),
-        headers=tuple(item.get("headers", ())),
+        headers=(*item.get("headers", ()), *forwarded_headers(item.get("header_forward"))),
         oauth_config=item.get("oauth_config"),
         labels=dict(item.get("labels", {})),
         prune=bool(item.get("prune", True)),
         ready_timeout=item.get("ready_timeout"),
         session_ttl=duration_seconds(item["session_ttl"]) if "session_ttl" in item else None,
         runtime_config=item.get("runtime_config"),
+        header_forward=item.get("header_forward"),
     )
 
 
