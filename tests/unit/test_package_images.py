@@ -321,3 +321,17 @@ def test_header_forward_becomes_proxy_headers_with_secrets_only_by_reference(tmp
     assert "add_plaintext_headers.X-Ok: a header value may not hold control characters" in issues
     assert "add_headers_from_secret.X-Other: unknown secret 'undeclared'" in issues
     assert "workloads[1].header_forward: header_forward applies to remote workloads (url) only" in issues
+
+
+def test_a_tampered_package_spec_is_refused_where_it_is_built(tmp_path: Path) -> None:
+    from toolhive_apply.errors import ProviderError
+    from toolhive_apply.providers.package_specs import build_package
+
+    build = _build(tmp_path, "uvx://mcp-server-time@1.0")
+    evil = PackageBuild.from_spec({**build.as_spec(), "builder_image": "b:1\nRUN id"})
+    package = {**evil.as_spec(), "tag": evil.tag}  # consistent hash: only the content check can refuse it
+    with pytest.raises(ProviderError, match="refusing to build"):
+        build_package(None, {"package": package}, "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
+    wrong = {**build.as_spec(), "tag": build.tag, "version": "2.0"}
+    with pytest.raises(ProviderError, match="does not match its recorded hash"):
+        build_package(None, {"package": wrong}, "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]

@@ -190,3 +190,29 @@ def package_findings(manifest: Manifest, explain: Mapping[str, Mapping[str, str]
 
 
 __all__ = ["SCHEMES", "PackageFindings", "has_digest", "image_reference_problem", "package_findings"]
+
+
+def build_input_problems(
+    ref_text: str,
+    images: tuple[str, ...],
+    build_with: tuple[str, ...],
+    runtime_env: tuple[tuple[str, str], ...],
+    index_url: str | None,
+) -> list[str]:
+    """The same rules once more on what a build is about to use (a saved plan's spec, a registry's entry): the
+    Dockerfile is generated from these values, so they are judged where they are consumed, too."""
+    problems: list[str] = []
+    try:
+        ref = parse_package_ref(ref_text)
+    except PackageRefError as exc:
+        return [str(exc)]
+    problems += [p for image in images if (p := image_reference_problem(image))]
+    if build_with and ref.scheme != "uvx":
+        problems.append(f"build_with is not supported for {ref.scheme}:// builds (only uvx://)")
+    problems += [p for entry in build_with if (p := requirement_problem(entry))]
+    for key, value in runtime_env:
+        if not _ENV_KEY.fullmatch(key) or key in RESERVED_ENV or not _ENV_VALUE.fullmatch(value):
+            problems.append(f"runtime_env {key!r} is not a name and value the image may carry")
+    if index_url is not None and (problem := index_url_problem(index_url)):
+        problems.append(problem)
+    return problems

@@ -16,7 +16,8 @@ import docker
 
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Settings, Workload
-from toolhive_apply.manifest.package_refs import is_package_image
+from toolhive_apply.manifest.package_checks import build_input_problems
+from toolhive_apply.manifest.package_refs import is_package_image, parse_package_ref
 from toolhive_apply.providers.package_images import (
     PackageBuild,
     PackageBuildError,
@@ -51,6 +52,10 @@ def build_package(
     build = PackageBuild.from_spec(data)
     if build.tag != tag or build.digest != data.get("hash"):
         raise ProviderError(address, action, "the package build in this plan does not match its recorded hash")
+    images = (build.builder_image, build.runtime_image)
+    problems = build_input_problems(build.ref.text, images, build.build_with, build.runtime_env, build.index_url)
+    if problems or parse_package_ref(build.ref.text) != build.ref:
+        raise ProviderError(address, action, "refusing to build: " + "; ".join(problems or ["not a canonical ref"]))
     if build.offline_dir and directory_digest(Path(build.offline_dir)) != build.offline_digest:
         raise ProviderError(
             address, action, f"{build.offline_dir} changed since the plan was made", hint="plan again, then apply"
