@@ -369,7 +369,8 @@ def _image_id(api: docker.APIClient, ref: str) -> str | None:
 
 
 def _failure(build: PackageBuild, reason: str, output: list[str]) -> str:
-    tail = "\n".join(line for line in output if line.strip())
+    noise = ("Removing intermediate container", " ---> ")  # the builder's bookkeeping, not the tool's words
+    tail = "\n".join(line for line in output if line.strip() and not line.startswith(noise))
     tail = "\n".join(tail.splitlines()[-TAIL_LINES:])
     hint = ""
     if "pull access" in reason or ("not found" in reason and build.builder_image in reason):
