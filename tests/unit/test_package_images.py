@@ -335,3 +335,15 @@ def test_a_tampered_package_spec_is_refused_where_it_is_built(tmp_path: Path) ->
     wrong = {**build.as_spec(), "tag": build.tag, "version": "2.0"}
     with pytest.raises(ProviderError, match="does not match its recorded hash"):
         build_package(None, {"package": wrong}, "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
+
+
+def test_build_output_is_scrubbed_of_terminal_controls() -> None:
+    from toolhive_apply.providers.package_images import _note
+
+    output: list[str] = []
+    made: list[str] = []
+    _note("\x1b[91mERROR: no such package\x1b[0m\x07\x1b]0;owned\x07", output, made)
+    _note("Removing intermediate container 0123456789ab", output, made)
+    _note(" ---> 0123456789abcdef", output, made)
+    assert output[0].startswith("ERROR: no such package") and "\x1b" not in output[0] and "\x07" not in output[0]
+    assert made == ["0123456789abcdef"]  # an image this build made, to remove if it fails

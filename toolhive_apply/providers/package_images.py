@@ -190,7 +190,7 @@ def _uvx_dockerfile(build: PackageBuild) -> str:
         sources = ["--index-url", build.index_url]
     lines = [
         f"FROM {build.builder_image} AS builder",
-        "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PYTHONDONTWRITEBYTECODE=1",
+        "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_NO_COLOR=1",
         *_offline_copy(build),
         _run("python3", "-m", "venv", "--without-pip", "/opt/mcp"),
         _run(
@@ -287,6 +287,8 @@ def _add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
 _SLOTS = threading.BoundedSemaphore(PARALLEL_BUILDS)
 _TAG_LOCKS: dict[str, threading.Lock] = {}
 _TAG_LOCKS_GUARD = threading.Lock()
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
 
 
@@ -347,6 +349,7 @@ def _note(line: str, output: list[str], made: list[str]) -> None:
     """Keep the output's tail, and the ids of the intermediate images this build made: an id right after
     "Removing intermediate container" is new (after a FROM step it is a base image, after "Using cache" a reused
     one, and neither is ours to remove)."""
+    line = _CONTROL.sub("", _ANSI.sub("", line))  # a package manager's output is untrusted terminal text
     match = _STEP_ID.match(line)
     if match and output and output[-1].startswith("Removing intermediate container"):
         made.append(match.group(1))
