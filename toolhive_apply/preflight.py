@@ -7,9 +7,13 @@ first, so everything that can be known without Docker is said there, at the fiel
 
 from __future__ import annotations
 
+import dataclasses
+
 from toolhive_apply.errors import ManifestError, ManifestIssue
+from toolhive_apply.manifest.header_forward import header_forward_issues
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.manifest.package_checks import package_findings
 from toolhive_apply.manifest.positions import positioned
 from toolhive_apply.registry.resolve import Resolved, resolve_registries
 
@@ -38,6 +42,14 @@ def preflight(manifest: Manifest, offline: bool) -> Resolved:
     except ManifestError as error:
         issues.extend(error.issues)
         raise ManifestError(positioned(issues, manifest.positions)) from None
+    packages = package_findings(resolved.manifest, resolved.explain)  # registry-filled images included
+    issues.extend(packages.errors)
+    issues.extend(header_forward_issues(manifest))
     if issues:
         raise ManifestError(positioned(issues, manifest.positions))
+    if packages.warnings:  # validate prints notes, plan prints warnings
+        notes = tuple(positioned(packages.warnings, manifest.positions))
+        resolved = dataclasses.replace(
+            resolved, notes=resolved.notes + notes, warnings=resolved.warnings + tuple(str(n) for n in notes)
+        )
     return resolved

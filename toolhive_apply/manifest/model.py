@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.auth import OidcConfig, StackAuth, parse_oidc, parse_stack_auth
+from toolhive_apply.manifest.header_forward import forwarded_headers
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
 from toolhive_apply.manifest.vmcp import Vmcp, vmcp_of
 from toolhive_apply.redact import SecretValue
@@ -137,6 +138,10 @@ class Workload:
     allowed_origins: tuple[str, ...] | None = None
     strict_protocol_validation: bool | None = None
     auth: Literal["anonymous"] | None = None
+    runtime_config: Mapping[str, Any] | None = None
+    """How a uvx://, npx:// or go:// image is built (ToolHive's templates.RuntimeConfig keys)."""
+    header_forward: Mapping[str, Any] | None = None
+    """ToolHive's header_forward as written; its headers are already in `headers` (manifest/header_forward.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +163,9 @@ class Settings:
     """The stack's defaults for every workload's audit_config/telemetry_config (ToolHive's key names)."""
     auth: StackAuth | None = None
     """`settings.auth`: the endpoint authentication of every workload without its own `oidc` or `auth`."""
+    packages: Mapping[str, Any] = field(default_factory=dict)
+    """settings.packages as written, with offline_dir made absolute (package builds; providers/package_images.py)."""
+    require_pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +213,18 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         audit_config=data.get("audit_config"),
         telemetry_config=data.get("telemetry_config"),
         auth=parse_stack_auth(data.get("auth")),
+        packages=_packages(data.get("packages", {}), files),
+        require_pinned=bool(data.get("images", {}).get("require_pinned", False)),
     )
+
+
+def _packages(packages: Mapping[str, Any], files: tuple[Path, ...]) -> dict[str, Any]:
+    """settings.packages with offline_dir resolved against the (first) manifest file's directory."""
+    result = dict(packages)
+    if "offline_dir" in result:
+        base = files[0].resolve().parent if files else Path.cwd()
+        result["offline_dir"] = str((base / str(result["offline_dir"])).resolve())
+    return result
 
 
 def _dir_of(positions: Positions, path: tuple[str | int, ...]) -> tuple[Path, Origin | None]:
@@ -244,7 +263,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         tools=tuple(item.get("tools", ())),
         tools_override=dict(item.get("tools_override", {})),
         trust_proxy_headers=bool(item.get("trust_proxy_headers", False)),
-        headers=tuple(item.get("headers", ())),
+        headers=(*item.get("headers", ()), *forwarded_headers(item.get("header_forward"))),
         oauth_config=item.get("oauth_config"),
         labels=dict(item.get("labels", {})),
         prune=bool(item.get("prune", True)),
@@ -258,6 +277,8 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         allowed_origins=tuple(item["allowed_origins"]) if "allowed_origins" in item else None,
         strict_protocol_validation=item.get("strict_protocol_validation"),
         auth=item.get("auth"),
+        runtime_config=item.get("runtime_config"),
+        header_forward=item.get("header_forward"),
     )
 
 

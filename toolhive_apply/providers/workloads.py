@@ -27,6 +27,7 @@ from toolhive_apply.providers.endpoint_spec import endpoint_explain, endpoint_on
 from toolhive_apply.providers.gateways import gateway_specs, has_proxy
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
+from toolhive_apply.providers.package_specs import build_package, container_image, package_fields
 from toolhive_apply.providers.proxies import ProxyManager
 from toolhive_apply.providers.readiness import wait_running, wait_until_ready
 from toolhive_apply.providers.secret_files import secret_archives
@@ -106,10 +107,13 @@ class WorkloadProvider:
         warnings = []
         for workload in manifest.workloads:
             image_id = None
-            if workload.image:
+            package = package_fields(workload, manifest.settings, ids)  # uvx://, npx://, go://: a built image
+            if package:
+                image_id = ids.get(package["package"]["tag"])
+            elif workload.image:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
-            spec = workload_spec(workload, manifest, ports[workload.name], image_id)
+            spec = workload_spec(workload, manifest, ports[workload.name], image_id) | package
             if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
             refs = [*spec["secrets"], *proxy_secret_refs(spec)]
@@ -210,8 +214,11 @@ class WorkloadProvider:
             if spec["secrets"] or proxy_secret_refs(spec):
                 spec["secret_digests"] = self._digests(spec)
             return spec
-        image = str(spec["image"])
+        image = container_image(spec)
         image_id = self.api.image_id(image)
+        if image_id is None and spec.get("package"):
+            say = lambda line: emit(Event(str(change.id), "progress", line))  # noqa: E731
+            image_id = build_package(self.api, spec, str(change.id), change.action.value, say)
         if image_id is None:
             emit(Event(str(change.id), "progress", f"pulling {image}"))
             problem = self._pull(image, emit, str(change.id))
@@ -250,7 +257,7 @@ class WorkloadProvider:
             if ref["as"] == "env":
                 environment[ref["target"]] = self._resolver().value(ref["name"]).reveal()
         created = self.api.create_container(
-            image=spec["image"],
+            image=container_image(spec),
             command=list(spec["cmd_arguments"]) or None,
             name=name,
             environment=environment,

@@ -21,6 +21,7 @@ from referencing import Registry as SchemaRegistry
 from referencing import Resource
 
 from toolhive_apply.errors import ToolhiveApplyError
+from toolhive_apply.registry.packages import chosen_package, package_image
 
 PUBLISHER_KEY = "io.modelcontextprotocol.registry/publisher-provided"
 LEGACY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]+[a-z0-9]$")  # the legacy schema's patternProperties for names
@@ -233,16 +234,15 @@ def _flatten_arguments(arguments: list[dict[str, Any]]) -> tuple[str, ...]:
 
 def _upstream_entry(server: dict[str, Any]) -> ServerEntry:
     extensions = server.get("_meta", {}).get(PUBLISHER_KEY, {}).get(STACKLOK, {})
-    packages = [p for p in server.get("packages", []) if p.get("registryType") == "oci"]
-    if packages:
-        package = packages[0]
+    package = chosen_package(server.get("packages", []))  # oci, else npm/pypi (built as npx:// / uvx://)
+    if package is not None:
         extra = extensions.get(package["identifier"], {})
         transport = package.get("transport", {})
         args = _flatten_arguments(package.get("packageArguments", [])) or tuple(extra.get("args", ()))
         return ServerEntry(
             name=server["name"],
             description=server.get("description", ""),
-            image=package["identifier"],
+            image=package_image(package),
             transport=transport.get("type", "stdio"),
             target_port=_port_of(transport.get("url")),
             proxy_port=extra.get("proxy_port"),
