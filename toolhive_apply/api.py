@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
-from toolhive_apply.engine.diff import HEALTHY, DiffOptions
+from toolhive_apply.engine.diff import DiffOptions
 from toolhive_apply.engine.diff import make_plan as diff_plan
 from toolhive_apply.engine.executor import Recap, execute
-from toolhive_apply.engine.lock import StackLock
 from toolhive_apply.engine.plan import Action, Plan, fingerprint
+from toolhive_apply.engine.provider import EventSink, Provider
 from toolhive_apply.engine.resource import (
+    HEALTHY,
     DesiredResource,
     Kind,
     ObservedResource,
@@ -30,9 +31,9 @@ from toolhive_apply.engine.spec_checks import spec_issues
 from toolhive_apply.errors import ApplyFailedError, ManifestError, StalePlanError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.preflight import preflight
-from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.docker_host import engine_is_local
+from toolhive_apply.providers.docker_lock import StackLock
 from toolhive_apply.providers.host_ports import PortCheck, check_host_ports
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, fingerprint
 from toolhive_apply.engine.resource import (
+    DRIFTED,
     HASH_VERSION,
+    HEALTHY,
     KIND_ORDER,
     DesiredResource,
     Kind,
@@ -24,16 +26,12 @@ from toolhive_apply.engine.resource import (
 from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
 
-HEALTHY = frozenset({"running", "present"})
 # Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
 IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
 # Keyed digests of secret values: a workload's `secret_digests.NAME`, a secret's own `digest`. A digest is no value,
 # but showing it says nothing a reviewer can use, and it tells apart two values: rendered as "(sensitive value)".
 SENSITIVE_PREFIXES = ("secret_digests",)
 SENSITIVE_PATHS = frozenset({"digest"})
-# An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
-# container attached to another network, say): the unit is recreated from the spec.
-DRIFTED = "drifted: "
 
 
 @dataclass(frozen=True, slots=True)

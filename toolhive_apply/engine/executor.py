@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from toolhive_apply.engine.plan import Action, Change, Plan
+from toolhive_apply.engine.provider import Event, EventSink, Provider
 from toolhive_apply.engine.resource import Kind, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
-from toolhive_apply.providers.base import Event, EventSink, Provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,13 @@ HMAC_KEY_PREFIX: Final = "toolhive-apply.hmac."
 Spec = Mapping[str, Any]
 
 
+HEALTHY: Final = frozenset({"running", "present"})
+"""Observed statuses that need nothing done: a running workload, a present file entry, record or value."""
+DRIFTED: Final = "drifted: "
+"""An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
+container attached to another network, say): the unit is recreated from the spec."""
+
+
 class Kind(StrEnum):
     STACK = "stack"
     SECRET = "secret"

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient
-from toolhive_apply.engine.lock import ensure_marker_image
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
+from toolhive_apply.providers.marker_image import ensure_marker_image
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
     LABEL_HASH_VERSION,

@@ -12,8 +12,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from toolhive_apply.engine.diff import DRIFTED
-from toolhive_apply.engine.resource import Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DRIFTED, Kind, ObservedResource, ResourceId
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
     LABEL_HASH_VERSION,

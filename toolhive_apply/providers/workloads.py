@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
-from toolhive_apply.engine.diff import DRIFTED
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DRIFTED, DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
