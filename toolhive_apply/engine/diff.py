@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from toolhive_apply.engine.fields import PLAIN_TABLE, FieldTable, Sensitive, Update, table_for
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, fingerprint
 from toolhive_apply.engine.resource import (
     DRIFTED,
@@ -21,17 +22,9 @@ from toolhive_apply.engine.resource import (
     ObservedResource,
     ResourceId,
     Spec,
-    hard_spec,
 )
 from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
-
-# Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
-IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
-# Keyed digests of secret values: a workload's `secret_digests.NAME`, a secret's own `digest`. A digest is no value,
-# but showing it says nothing a reviewer can use, and it tells apart two values: rendered as "(sensitive value)".
-SENSITIVE_PREFIXES = ("secret_digests",)
-SENSITIVE_PATHS = frozenset({"digest"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +52,14 @@ def flatten(spec: object, prefix: str = "") -> dict[str, object]:
     return {prefix: spec}
 
 
-def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange, ...]:
-    """Attribute-level differences of the parts that shape a resource (soft fields left out)."""
-    old = flatten(hard_spec(before or {}))
-    new = flatten(hard_spec(after or {}))
+def field_changes(before: Spec | None, after: Spec | None, table: FieldTable = PLAIN_TABLE) -> tuple[FieldChange, ...]:
+    """Attribute-level differences of the parts that shape a resource (its table's soft fields left out)."""
+    old = flatten(table.hard(before or {}))
+    new = flatten(table.hard(after or {}))
     changes = []
     for path in sorted(set(old) | set(new)):
         if old.get(path, _MISSING) != new.get(path, _MISSING):
-            sensitive = path.startswith(SENSITIVE_PREFIXES) or path in SENSITIVE_PATHS
+            sensitive = table.rule(path).sensitive is not Sensitive.NO
             changes.append(FieldChange(path, old.get(path), new.get(path), sensitive))
     return tuple(changes)
 
@@ -74,8 +67,9 @@ def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange,
 _MISSING = object()
 
 
-def _reason_for(fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None) -> str:
-    secret_names = sorted({f.path.split(".", 1)[1] for f in fields if f.sensitive and "." in f.path})
+def _reason_for(table: FieldTable, fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None) -> str:
+    kinds = {f.path: table.rule(f.path).sensitive for f in fields}
+    secret_names = sorted({f.path.split(".", 1)[1] for f in fields if kinds[f.path] is Sensitive.NAMED})
     plain = [f.path for f in fields if not f.sensitive]
     parts = []
     if plain:
@@ -84,30 +78,32 @@ def _reason_for(fields: Sequence[FieldChange], explain: Mapping[str, str] | None
         parts.append(f"config changed: {shown}" + (f" (from {', '.join(sources)})" if sources else ""))
     if secret_names:
         parts.append(f"secret rotated: {', '.join(secret_names)}")
-    if any(f.sensitive and f.path in SENSITIVE_PATHS for f in fields):
+    if any(kinds[f.path] is Sensitive.VALUE for f in fields):
         parts.append("value changed")
     return "; ".join(parts) or "config hash changed"
 
 
 def _compare(desired: DesiredResource, observed: ObservedResource, options: DiffOptions) -> Change | None:
+    table = table_for(desired.id.kind)
     if desired.id in options.replace:
         return Change(desired.id, Action.REPLACE, "forced by --replace", (), desired, observed)
     same_hash = observed.spec_hash == desired.hash and observed.hash_version == HASH_VERSION
     fields: tuple[FieldChange, ...] = ()
     if not same_hash:
-        fields = field_changes(observed.spec, desired.spec)
+        fields = field_changes(observed.spec, desired.spec, table)
         if not fields and observed.spec is not None:
             same_hash = True  # an older hash algorithm over an equal spec: nothing to do
     if observed.status == "invalid":
         problem = str(observed.facts.get("error", "cannot be read"))
         return Change(desired.id, Action.UPDATE, f"cannot be changed: {problem}", (), desired, observed)
     if not same_hash:
-        action = Action.UPDATE if desired.id.kind in IN_PLACE_KINDS else Action.REPLACE
-        return Change(desired.id, action, _reason_for(fields, desired.explain), fields, desired, observed)
+        in_place = table.update_for(f.path for f in fields) is Update.IN_PLACE
+        action = Action.UPDATE if in_place else Action.REPLACE
+        return Change(desired.id, action, _reason_for(table, fields, desired.explain), fields, desired, observed)
     if observed.status.startswith(DRIFTED):
         return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed)
     if observed.status not in HEALTHY:
-        what = observed.status if observed.status.startswith("proxy") else f"container {observed.status}"
+        what = table.describe_status(observed.status)
         return Change(desired.id, Action.START, what, (), desired, observed)
     return None
 
@@ -171,7 +167,14 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     for item in wanted:
         seen = by_id.get(item.id)
         change = (
-            Change(item.id, Action.CREATE, "not present", field_changes(None, item.spec), item, None)
+            Change(
+                item.id,
+                Action.CREATE,
+                "not present",
+                field_changes(None, item.spec, table_for(item.id.kind)),
+                item,
+                None,
+            )
             if seen is None
             else _compare(item, seen, options)
         )
@@ -189,7 +192,9 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
                 kept.append(seen.id)
             continue
         reason = "destroy" if options.destroy else "not declared any more"
-        changes.append(Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None), None, seen))
+        changes.append(
+            Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None, table_for(seen.id.kind)), None, seen)
+        )
     if options.targets:
         changes = [c for c in changes if c.id in options.targets]
     return Plan(

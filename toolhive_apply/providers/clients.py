@@ -28,12 +28,13 @@ from toolhive_apply.clients import (
 from toolhive_apply.clients.confinement import normal
 from toolhive_apply.clients.table import InstalledRule
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.client_state import ClientRecord, ClientState, ClientStateError, load_all
+from toolhive_apply.providers.fields import CLIENT_FIELDS
 from toolhive_apply.providers.workload_spec import workload_spec, workload_url
 
 
@@ -220,7 +221,9 @@ class ClientProvider:
         entries = {entry: found.entries[entry] for entry in record.entries if entry in found.entries}
         spec: dict[str, Any] = {"name": name, "path": handle, "entries": entries}
         facts = {"exists": found.exists, "groups": list(record.groups)}
-        return ObservedResource(rid, handle, True, self.stack, spec_hash(spec), HASH_VERSION, "present", spec, facts)
+        return ObservedResource(
+            rid, handle, True, self.stack, CLIENT_FIELDS.hash(spec), HASH_VERSION, "present", spec, facts
+        )
 
     # ------------------------------------------------------------------------------------------ apply
     def apply(self, change: Change, emit: EventSink) -> str:

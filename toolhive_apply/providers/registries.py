@@ -101,4 +101,4 @@ class RegistryProvider:
 
     def _create(self, desired: DesiredResource) -> None:
         name = record_name(self.stack, desired.id.name)
-        create_record(self.api, name, (self.stack, ROLE_REGISTRY, desired.id.name), desired.spec)
+        create_record(self.api, name, (self.stack, ROLE_REGISTRY, desired.id.name), desired)

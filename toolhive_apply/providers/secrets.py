@@ -25,11 +25,11 @@ from toolhive_apply.engine.resource import (
     Kind,
     ObservedResource,
     ResourceId,
-    spec_hash,
 )
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.fields import SECRET_FIELDS
 from toolhive_apply.providers.stack_key import (
     KEY_DESCRIPTION,
     KEY_DIGEST_MARK,
@@ -253,7 +253,7 @@ class SecretProvider:
                     str(item.version or 0),
                     ours,
                     item.stack,
-                    spec_hash(spec) if ours else None,
+                    SECRET_FIELDS.hash(spec) if ours else None,
                     HASH_VERSION,
                     "present",
                     spec,

@@ -101,7 +101,7 @@ class StackRecordProvider:
                     return "deleted"
                 assert change.desired is not None
                 owner = (self.stack, ROLE_STACK, self.stack)
-                create_record(self.api, record_name(self.stack), owner, change.desired.spec)
+                create_record(self.api, record_name(self.stack), owner, change.desired)
         except docker.errors.APIError as exc:
             raise ProviderError(str(change.id), change.action.value, str(exc.explanation or exc)) from None
         return "recorded"

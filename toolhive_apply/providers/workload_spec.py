@@ -15,6 +15,7 @@ from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.providers.docker_host import DockerHostAddresses
+from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
@@ -287,7 +288,7 @@ def container_labels(spec: Spec, stack: str) -> dict[str, str]:
             LABEL_STACK: stack,
             LABEL_NAME: spec["name"],
             LABEL_GROUP: spec["group"],
-            LABEL_HASH: spec_hash(spec),
+            LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
             LABEL_HASH_VERSION: HASH_VERSION,
             LABEL_SPEC: scrubbed_json(spec, sort_keys=True, separators=(",", ":")),
         }
@@ -373,7 +374,7 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
         LABEL_STACK: stack,
         LABEL_NAME: spec["name"],
         LABEL_ROLE: role,
-        LABEL_HASH: spec_hash(spec),
+        LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
         LABEL_HASH_VERSION: HASH_VERSION,
     }
 
