@@ -16,7 +16,7 @@ from typing import Any
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
 from toolhive_apply.engine.diff import DiffOptions
 from toolhive_apply.engine.diff import make_plan as diff_plan
-from toolhive_apply.engine.executor import Recap, execute
+from toolhive_apply.engine.executor import OutcomeStatus, Recap, execute
 from toolhive_apply.engine.plan import Action, Plan, fingerprint
 from toolhive_apply.engine.provider import EventSink, Provider
 from toolhive_apply.engine.resource import (
@@ -284,7 +284,7 @@ class ApplyResult:
 
     def error(self) -> ApplyFailedError:
         if self.recap.failed:
-            bad = self.recap.count("failed") + self.recap.count("skipped")
+            bad = self.recap.count(OutcomeStatus.FAILED) + self.recap.count(OutcomeStatus.SKIPPED)
             return ApplyFailedError(f"{bad} change(s) failed or were skipped; the next apply finishes the job")
         return ApplyFailedError("apply did not converge: " + "; ".join(self.unconverged))
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from toolhive_apply.engine.fields import PLAIN_TABLE, FieldTable, Sensitive, Update, table_for
-from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, fingerprint
+from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, ReasonCode, fingerprint
 from toolhive_apply.engine.resource import (
     DRIFTED,
     HASH_VERSION,
@@ -22,6 +22,7 @@ from toolhive_apply.engine.resource import (
     ObservedResource,
     ResourceId,
     Spec,
+    Status,
 )
 from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
@@ -67,44 +68,56 @@ def field_changes(before: Spec | None, after: Spec | None, table: FieldTable = P
 _MISSING = object()
 
 
-def _reason_for(table: FieldTable, fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None) -> str:
+def _reason_for(
+    table: FieldTable, fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None
+) -> tuple[ReasonCode, str]:
+    """The code of the first thing that changed (config, then secrets, then the value) and the whole sentence."""
     kinds = {f.path: table.rule(f.path).sensitive for f in fields}
     secret_names = sorted({f.path.split(".", 1)[1] for f in fields if kinds[f.path] is Sensitive.NAMED})
     plain = [f.path for f in fields if not f.sensitive]
     parts = []
+    codes = []
     if plain:
+        codes.append(ReasonCode.CONFIG_CHANGED)
         shown = ", ".join(plain[:4]) + (f" and {len(plain) - 4} more" if len(plain) > 4 else "")
         sources = sorted({explain[p] for p in plain if explain and p in explain})
         parts.append(f"config changed: {shown}" + (f" (from {', '.join(sources)})" if sources else ""))
     if secret_names:
+        codes.append(ReasonCode.SECRET_ROTATED)
         parts.append(f"secret rotated: {', '.join(secret_names)}")
     if any(kinds[f.path] is Sensitive.VALUE for f in fields):
+        codes.append(ReasonCode.VALUE_CHANGED)
         parts.append("value changed")
-    return "; ".join(parts) or "config hash changed"
+    if not parts:
+        return ReasonCode.HASH_CHANGED, "config hash changed"
+    return codes[0], "; ".join(parts)
 
 
 def _compare(desired: DesiredResource, observed: ObservedResource, options: DiffOptions) -> Change | None:
     table = table_for(desired.id.kind)
     if desired.id in options.replace:
-        return Change(desired.id, Action.REPLACE, "forced by --replace", (), desired, observed)
+        return Change(
+            desired.id, Action.REPLACE, "forced by --replace", (), desired, observed, ReasonCode.FORCED_REPLACE
+        )
     same_hash = observed.spec_hash == desired.hash and observed.hash_version == HASH_VERSION
     fields: tuple[FieldChange, ...] = ()
     if not same_hash:
         fields = field_changes(observed.spec, desired.spec, table)
         if not fields and observed.spec is not None:
             same_hash = True  # an older hash algorithm over an equal spec: nothing to do
-    if observed.status == "invalid":
-        problem = str(observed.facts.get("error", "cannot be read"))
-        return Change(desired.id, Action.UPDATE, f"cannot be changed: {problem}", (), desired, observed)
+    if observed.status == Status.INVALID:
+        why = f"cannot be changed: {observed.facts.get('error', 'cannot be read')}"
+        return Change(desired.id, Action.UPDATE, why, (), desired, observed, ReasonCode.UNREADABLE)
     if not same_hash:
         in_place = table.update_for(f.path for f in fields) is Update.IN_PLACE
         action = Action.UPDATE if in_place else Action.REPLACE
-        return Change(desired.id, action, _reason_for(table, fields, desired.explain), fields, desired, observed)
+        code, why = _reason_for(table, fields, desired.explain)
+        return Change(desired.id, action, why, fields, desired, observed, code)
     if observed.status.startswith(DRIFTED):
-        return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed)
+        return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed, ReasonCode.DRIFTED)
     if observed.status not in HEALTHY:
         what = table.describe_status(observed.status)
-        return Change(desired.id, Action.START, what, (), desired, observed)
+        return Change(desired.id, Action.START, what, (), desired, observed, ReasonCode.NOT_RUNNING)
     return None
 
 

@@ -10,18 +10,32 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import groupby
+from typing import Final
 
 from toolhive_apply.engine.plan import Action, Change, Plan
-from toolhive_apply.engine.provider import Event, EventSink, Provider
+from toolhive_apply.engine.provider import Event, EventSink, Phase, Provider
 from toolhive_apply.engine.resource import Kind, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
+
+
+class OutcomeStatus(StrEnum):
+    """How one resource ended in an apply, as the recap counts it (Ansible's)."""
+
+    OK = "ok"  # in sync: nothing done
+    CHANGED = "changed"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not tried: it depends on one that failed
+
+
+UNSUCCESSFUL: Final = frozenset({OutcomeStatus.FAILED, OutcomeStatus.SKIPPED})
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     id: ResourceId
-    status: str  # ok | changed | failed | skipped
+    status: OutcomeStatus
     note: str
     seconds: float = 0.0
 
@@ -32,23 +46,20 @@ class Recap:
 
     def visible(self) -> list[Outcome]:
         """What the recap shows and counts: toolhive-apply's own records only when they did not succeed."""
-        return [o for o in self.outcomes if not o.id.internal or o.status in ("failed", "skipped")]
+        return [o for o in self.outcomes if not o.id.internal or o.status in UNSUCCESSFUL]
 
-    def count(self, status: str) -> int:
+    def count(self, status: OutcomeStatus | str) -> int:
         return sum(1 for o in self.visible() if o.status == status)
 
     @property
     def failed(self) -> bool:
-        return any(o.status in ("failed", "skipped") for o in self.outcomes)
+        return any(o.status in UNSUCCESSFUL for o in self.outcomes)
 
     def as_json(self) -> dict[str, object]:
         return {
-            "ok": self.count("ok"),
-            "changed": self.count("changed"),
-            "failed": self.count("failed"),
-            "skipped": self.count("skipped"),
+            **{status.value: self.count(status) for status in OutcomeStatus},
             "resources": [
-                {"address": str(o.id), "status": o.status, "note": o.note, "seconds": round(o.seconds, 2)}
+                {"address": str(o.id), "status": str(o.status), "note": o.note, "seconds": round(o.seconds, 2)}
                 for o in self.visible()
             ],
         }
@@ -61,7 +72,7 @@ def phases(changes: Sequence[Change]) -> list[list[Change]]:
 
 def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
     address = str(change.id)
-    emit(Event(address, "start", f"{change.action.value} ({change.reason})"))
+    emit(Event(address, Phase.START, f"{change.action.value} ({change.reason})"))
     started = time.monotonic()
     try:
         note = provider.apply(change, emit)
@@ -70,19 +81,19 @@ def _run_one(change: Change, provider: Provider, emit: EventSink) -> Outcome:
         # and the recap line already name the resource, so a provider's message does not name it again
         text = f"{exc.action} failed: {exc.cause}" if isinstance(exc, ProviderError) else exc.message
         message = f"{text} (hint: {exc.hint})" if exc.hint else text
-        emit(Event(address, "failed", message))
-        return Outcome(change.id, "failed", message, time.monotonic() - started)
+        emit(Event(address, Phase.FAILED, message))
+        return Outcome(change.id, OutcomeStatus.FAILED, message, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one broken resource must not stop the others
         message = f"{address}: {change.action.value} failed unexpectedly: {type(exc).__name__}: {exc}"
-        emit(Event(address, "failed", message))
-        return Outcome(change.id, "failed", message, time.monotonic() - started)
+        emit(Event(address, Phase.FAILED, message))
+        return Outcome(change.id, OutcomeStatus.FAILED, message, time.monotonic() - started)
     elapsed = time.monotonic() - started
-    emit(Event(address, "done", f"{note} ({elapsed:.1f}s)"))
-    return Outcome(change.id, "changed", note, elapsed)
+    emit(Event(address, Phase.DONE, f"{note} ({elapsed:.1f}s)"))
+    return Outcome(change.id, OutcomeStatus.CHANGED, note, elapsed)
 
 
 def execute(plan: Plan, providers: Mapping[Kind, Provider], parallelism: int, emit: EventSink) -> Recap:
-    recap = Recap([Outcome(rid, "ok", "in sync") for rid in plan.in_sync])
+    recap = Recap([Outcome(rid, OutcomeStatus.OK, "in sync") for rid in plan.in_sync])
     failed: set[ResourceId] = set()
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
         for phase in phases(plan.changes):
@@ -91,8 +102,8 @@ def execute(plan: Plan, providers: Mapping[Kind, Provider], parallelism: int, em
                 blocked = change.desired.depends_on & failed if change.desired else set()
                 if blocked:
                     note = f"skipped: depends on failed {', '.join(sorted(map(str, blocked)))}"
-                    emit(Event(str(change.id), "skipped", note))
-                    recap.outcomes.append(Outcome(change.id, "skipped", note))
+                    emit(Event(str(change.id), Phase.SKIPPED, note))
+                    recap.outcomes.append(Outcome(change.id, OutcomeStatus.SKIPPED, note))
                     failed.add(change.id)
                 else:
                     runnable.append(change)
@@ -100,6 +111,6 @@ def execute(plan: Plan, providers: Mapping[Kind, Provider], parallelism: int, em
             for future in futures:
                 outcome = future.result()
                 recap.outcomes.append(outcome)
-                if outcome.status == "failed":
+                if outcome.status is OutcomeStatus.FAILED:
                     failed.add(outcome.id)
     return recap

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource
@@ -17,12 +18,20 @@ if TYPE_CHECKING:
     from toolhive_apply.manifest.model import Manifest
 
 
+class Phase(StrEnum):
+    START = "start"
+    PROGRESS = "progress"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something the executor or a provider wants the user to see; the CLI decides how."""
 
     address: str
-    phase: str  # "start" | "progress" | "done" | "failed" | "skipped"
+    phase: Phase | str  # a Phase; a plain string of one of its values is accepted from older providers
     message: str
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from toolhive_apply.engine.executor import Recap
+from toolhive_apply.engine.executor import OutcomeStatus, Recap
 from toolhive_apply.engine.fields import FieldTable, table_for
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan
 from toolhive_apply.engine.words import counted
@@ -40,6 +40,14 @@ VERBS = {
     Action.REPLACE: "must be replaced",
     Action.START: "will be started",
     Action.DELETE: "will be deleted",
+}
+
+
+OUTCOME_COLOURS = {
+    OutcomeStatus.OK: "32",
+    OutcomeStatus.CHANGED: "33",
+    OutcomeStatus.FAILED: "31",
+    OutcomeStatus.SKIPPED: "35",
 }
 
 
@@ -181,10 +189,7 @@ def _nothing_to_do(plan: Plan, destroy: bool, kept: bool) -> str:
 def render_recap(recap: Recap, colour: bool = False) -> str:
     lines = ["", "RECAP " + "*" * 60]
     for outcome in recap.visible():
-        code = {"ok": "32", "changed": "33", "failed": "31", "skipped": "35"}[outcome.status]
+        code = OUTCOME_COLOURS[outcome.status]
         lines.append(f"{_paint(outcome.status.ljust(8), code, colour)} {outcome.id}: {outcome.note}")
-    lines.append(
-        f"ok={recap.count('ok')} changed={recap.count('changed')} "
-        f"failed={recap.count('failed')} skipped={recap.count('skipped')}"
-    )
+    lines.append(" ".join(f"{status.value}={recap.count(status)}" for status in OutcomeStatus))
     return "\n".join(lines) + "\n"

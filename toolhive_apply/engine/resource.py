@@ -22,7 +22,17 @@ HMAC_KEY_PREFIX: Final = "toolhive-apply.hmac."
 Spec = Mapping[str, Any]
 
 
-HEALTHY: Final = frozenset({"running", "present"})
+class Status(StrEnum):
+    """The observed statuses toolhive-apply itself gives (a container's other states pass through as Docker says
+    them: `exited`, `created`, ...; a workload's may name its part: `proxy exited`)."""
+
+    RUNNING = "running"
+    PRESENT = "present"  # a file entry, record or stored value that exists
+    INVALID = "invalid"  # exists but cannot be read or changed; `facts["error"]` says why
+    ORPHANED = "orphaned"  # a part of a unit whose main container is gone
+
+
+HEALTHY: Final = frozenset({Status.RUNNING, Status.PRESENT})
 """Observed statuses that need nothing done: a running workload, a present file entry, record or value."""
 DRIFTED: Final = "drifted: "
 """An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from toolhive_apply.engine.provider import Event, EventSink, Provider
+from toolhive_apply.engine.provider import Event, EventSink, Phase, Provider
 
-__all__ = ["Event", "EventSink", "Provider"]
+__all__ = ["Event", "EventSink", "Phase", "Provider"]

@@ -28,7 +28,7 @@ from toolhive_apply.clients import (
 from toolhive_apply.clients.confinement import normal
 from toolhive_apply.clients.table import InstalledRule
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import assign_ports
@@ -217,12 +217,12 @@ class ClientProvider:
             found = observe(get_client(name), record.path, record.confinement(self.default_home()))
         except (ClientConfigError, UnknownClientError) as exc:
             problem = {"error": exc.message}
-            return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, "invalid", None, problem)
+            return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, Status.INVALID, None, problem)
         entries = {entry: found.entries[entry] for entry in record.entries if entry in found.entries}
         spec: dict[str, Any] = {"name": name, "path": handle, "entries": entries}
         facts = {"exists": found.exists, "groups": list(record.groups)}
         return ObservedResource(
-            rid, handle, True, self.stack, CLIENT_FIELDS.hash(spec), HASH_VERSION, "present", spec, facts
+            rid, handle, True, self.stack, CLIENT_FIELDS.hash(spec), HASH_VERSION, Status.PRESENT, spec, facts
         )
 
     # ------------------------------------------------------------------------------------------ apply
@@ -237,7 +237,7 @@ class ClientProvider:
 
     def _write(self, change: Change, emit: EventSink) -> str:
         assert change.desired is not None
-        if change.observed is not None and change.observed.status == "invalid":
+        if change.observed is not None and change.observed.status == Status.INVALID:
             problem = str(change.observed.facts.get("error") or f"{change.observed.handle} could not be parsed")
             raise ProviderError(
                 str(change.id), change.action.value, problem, hint="fix the file by hand; it was left untouched"

@@ -25,6 +25,7 @@ from toolhive_apply.engine.resource import (
     Kind,
     ObservedResource,
     ResourceId,
+    Status,
 )
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
@@ -255,7 +256,7 @@ class SecretProvider:
                     item.stack,
                     SECRET_FIELDS.hash(spec) if ours else None,
                     HASH_VERSION,
-                    "present",
+                    Status.PRESENT,
                     spec,
                     {"version": item.version},
                 )

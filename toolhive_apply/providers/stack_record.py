@@ -16,7 +16,7 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
@@ -86,7 +86,7 @@ class StackRecordProvider:
                     self.stack,
                     labels.get(LABEL_HASH),
                     labels.get(LABEL_HASH_VERSION),
-                    "present",
+                    Status.PRESENT,
                     record_spec(summary),
                 )
             )

@@ -17,7 +17,7 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DRIFTED, DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DRIFTED, DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
@@ -380,7 +380,7 @@ class WorkloadProvider:
         ]
         old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
         # a drifted unit is a running one (drift is judged only on running servers): a rollback restarts it
-        was_running = change.observed.status == "running" or change.observed.status.startswith(DRIFTED)
+        was_running = change.observed.status == Status.RUNNING or change.observed.status.startswith(DRIFTED)
         token = pyrandom.token_hex(3)
         for container, proper in reversed(old):
             self.api.rename(container, set_aside_name(proper, token))
