@@ -123,8 +123,12 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     resolved = preflight(manifest, offline=False)  # what validate checks, with the network
     manifest = resolved.manifest
     desired: list[DesiredResource] = []
-    for provider in targets.providers.values():
-        desired.extend(provider.desired(manifest))
+    for provider in targets.providers.values():  # in kind order: a client's entries come from workloads' specs
+        if isinstance(provider, ClientProvider):
+            workloads = [d for d in desired if d.id.kind is Kind.WORKLOAD]
+            desired.extend(provider.desired(manifest, workloads))
+        else:
+            desired.extend(provider.desired(manifest))
     secrets = targets.providers.get(Kind.SECRET)
     if isinstance(secrets, SecretProvider):  # no spec may carry a value the run read (it would be stored in clear)
         check_desired_values(manifest, desired, secrets.resolver.values)

@@ -28,7 +28,15 @@ from toolhive_apply.clients import (
 from toolhive_apply.clients.confinement import normal
 from toolhive_apply.clients.table import InstalledRule
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, Status
+from toolhive_apply.engine.resource import (
+    HASH_VERSION,
+    DesiredResource,
+    Kind,
+    ObservedResource,
+    ResourceId,
+    Spec,
+    Status,
+)
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import assign_ports
@@ -59,18 +67,24 @@ class Target:
         return self.path if self.client.installed is InstalledRule.FILE else self.path.parent
 
 
-def workload_entries(client: ClientSpec, groups: Sequence[str], manifest: Manifest) -> dict[str, Entry]:
+def workload_entries(
+    client: ClientSpec, groups: Sequence[str], manifest: Manifest, specs: Mapping[str, Spec] | None = None
+) -> dict[str, Entry]:
     """The entry of every workload in `groups`, keyed by workload name, pointing at its proxy.
 
-    Ports are assigned exactly as the workload provider assigns them (same stack name, same order), so the URL
-    is known without asking Docker; transport and proxy mode come from `workload_spec`, the single source of them.
+    `specs` are the workloads' desired specs (the workload provider's, carrying the ports it assigned once): the
+    entry is read off them. Without them (a client provider used on its own) each spec is made as the workload
+    provider makes it (same stack name, same port order), so the URL is known without asking Docker.
     """
-    ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+    if specs is None:
+        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     entries: dict[str, Entry] = {}
     for workload in manifest.workloads:
         if workload.group not in groups or not (workload.image or workload.url or workload.registry):
             continue
-        spec = workload_spec(workload, manifest, ports[workload.name], None)
+        spec = specs.get(workload.name) if specs is not None else None
+        if spec is None:
+            spec = workload_spec(workload, manifest, ports[workload.name], None)
         entries[workload.name] = build_entry(client, workload.name, spec["transport"], workload_url(spec))
     return entries
 
@@ -145,7 +159,9 @@ class ClientProvider:
         confinement = Confinement.of(home, path if declared.config_path else None)
         return Target(client, path, is_installed(client, home, override=str(path)), confinement)
 
-    def desired(self, manifest: Manifest) -> list[DesiredResource]:
+    def desired(self, manifest: Manifest, workloads: Sequence[DesiredResource] | None = None) -> list[DesiredResource]:
+        """`workloads`: the workload provider's desired resources, whose specs the entries are read from."""
+        specs = {d.id.name: d.spec for d in workloads} if workloads is not None else None
         self.warnings = []
         records = self.state.load()
         result = []
@@ -158,7 +174,7 @@ class ClientProvider:
                     "set create: true to create its config file"
                 )
                 continue
-            entries = workload_entries(target.client, declared.groups, manifest)
+            entries = workload_entries(target.client, declared.groups, manifest, specs)
             for name in self._foreign(rid, target, records.get(declared.name), entries):
                 del entries[name]
             spec = {

@@ -106,9 +106,7 @@ class WorkloadProvider:
             if workload.image:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
-            spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            if spec["secrets"]:
-                spec["secret_digests"] = self._digests(spec)
+            spec = self._with_digests(workload_spec(workload, manifest, ports[workload.name], image_id))
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in spec["secrets"])
             result.append(DesiredResource(ResourceId(Kind.WORKLOAD, workload.name), spec, workload.origin, uses))
             if spec["permission_profile"].get("privileged"):
@@ -124,10 +122,15 @@ class WorkloadProvider:
             raise ToolhiveApplyError("this workload uses secrets, but no secret store is configured")
         return self.secrets
 
-    def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
-        """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
-        resolver = self._resolver()
-        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]}
+    def _with_digests(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The one place `secret_digests` is set: keyed digests of the values a workload uses, so rotating one
+        replaces exactly its users. A workload without secrets has no such field (its hash stays as it was)."""
+        if spec["secrets"]:
+            resolver = self._resolver()
+            spec["secret_digests"] = {
+                ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in spec["secrets"]
+            }
+        return spec
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
@@ -193,9 +196,7 @@ class WorkloadProvider:
         assert change.desired is not None
         spec = dict(change.desired.spec)
         if spec.get("remote"):
-            if spec["secrets"]:
-                spec["secret_digests"] = self._digests(spec)
-            return spec
+            return self._with_digests(spec)
         image = str(spec["image"])
         image_id = self.api.image_id(image)
         if image_id is None:
@@ -210,9 +211,7 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
-        if spec["secrets"]:
-            spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
-        return spec
+        return self._with_digests(spec)  # what is injected now is what the label records
 
     def _pull(self, image: str, emit: EventSink, address: str) -> str | None:
         """Pull with progress events; returns the engine's error text, if any (pull streams errors)."""
