@@ -42,6 +42,7 @@ from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.stack_key import hmac_key_name
 from toolhive_apply.providers.stack_record import StackRecordProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
+from toolhive_apply.stores.factory import default_settings
 
 
 @dataclass(slots=True)
@@ -71,13 +72,13 @@ class Connection:
 
     stack: str
     docker_host: str | None = None
-    secrets: Mapping[str, Any] = field(default_factory=lambda: {"provider": "encrypted"})
+    secrets: Mapping[str, Any] = field(default_factory=default_settings)
     timeout: float = 60.0
     parallelism: int = 4
 
 
 def resolver_for(connection: Connection) -> SecretResolver:
-    from toolhive_apply.stores.base import open_store
+    from toolhive_apply.stores.factory import open_store
 
     return SecretResolver(lambda: open_store(connection.secrets), connection.stack)
 

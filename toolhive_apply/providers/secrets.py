@@ -29,6 +29,7 @@ from toolhive_apply.engine.resource import (
 )
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
+from toolhive_apply.ownership import MANAGED_BY
 from toolhive_apply.providers.base import EventSink
 from toolhive_apply.providers.fields import SECRET_FIELDS
 from toolhive_apply.providers.stack_key import (
@@ -43,8 +44,6 @@ from toolhive_apply.stores.environment import EnvironmentStore
 
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
-
-MANAGED_BY = "toolhive-apply"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:

@@ -23,13 +23,14 @@ from toolhive_apply.providers.base import EventSink
 from toolhive_apply.providers.records import create_record, record_spec, records_of
 from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workload_spec import LABEL_HASH, LABEL_HASH_VERSION, LABEL_ROLE, LABEL_STACK
+from toolhive_apply.stores.factory import DEFAULT_SETTINGS
 from toolhive_apply.urls import mask_url
 
 ROLE_STACK: Final = "stack"
 # Settings that name and locate the store and say how to log in; never a credential: the settings only name the
 # environment variables and files that hold one.
 STORE_KEYS: Final = ("provider", "vault", "encrypted")
-DEFAULT_STORE: Final = {"provider": "encrypted"}
+DEFAULT_STORE: Final = DEFAULT_SETTINGS
 
 
 def record_name(stack: str) -> str:

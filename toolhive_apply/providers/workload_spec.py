@@ -14,12 +14,12 @@ from docker.types import DriverConfig, Mount
 from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
+from toolhive_apply.ownership import MANAGED_BY as MANAGED_BY
 from toolhive_apply.providers.docker_host import DockerHostAddresses
 from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
-MANAGED_BY: Final = "toolhive-apply"
 LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
 LABEL_STACK: Final = "toolhive-apply.stack"
 LABEL_NAME: Final = "toolhive-apply.name"
@@ -32,6 +32,7 @@ ROLE_PROXY: Final = "proxy"
 ROLE_EGRESS: Final = "egress"
 ROLE_GATE: Final = "gate"
 ROLE_ISOLATION: Final = "isolation"
+ROLE_REMOTE: Final = "remote"  # the proxy that is all of a remote workload
 EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
 PROXY_LISTEN_PORT: Final = 8099

@@ -37,6 +37,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_ROLE,
     LABEL_STACK,
     MANAGED_BY,
+    ROLE_REMOTE,
     SET_ASIDE_MARK,
     container_env,
     container_labels,
@@ -317,7 +318,7 @@ class WorkloadProvider:
         """A remote server is only a proxy: it carries the workload's own name and labels."""
         env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
         # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
-        labels = {**container_labels(spec, self.stack), LABEL_ROLE: "remote"}
+        labels = {**container_labels(spec, self.stack), LABEL_ROLE: ROLE_REMOTE}
         proxy = self.proxies.create_remote(spec, str(change.id), labels, env)
         try:
             self.api.start(proxy)
