@@ -16,7 +16,7 @@ import secrets as pyrandom
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import (
@@ -261,9 +261,6 @@ class SecretProvider:
                 )
             )
         return observed
-
-    def expected_spec(self, desired: DesiredResource) -> dict[str, Any]:
-        return {k: v for k, v in desired.spec.items() if k != "source"}
 
     def apply(self, change: Change, emit: EventSink) -> str:
         try:
