@@ -179,18 +179,13 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     wanted_ids = {d.id for d in wanted}
     for item in wanted:
         seen = by_id.get(item.id)
-        change = (
-            Change(
-                item.id,
-                Action.CREATE,
-                "not present",
-                field_changes(None, item.spec, table_for(item.id.kind)),
-                item,
-                None,
+        if seen is None:
+            fields = field_changes(None, item.spec, table_for(item.id.kind))
+            change: Change | None = Change(
+                item.id, Action.CREATE, "not present", fields, item, None, ReasonCode.NOT_PRESENT
             )
-            if seen is None
-            else _compare(item, seen, options)
-        )
+        else:
+            change = _compare(item, seen, options)
         if change is None:
             if not item.id.internal:
                 in_sync.append(item.id)
@@ -204,10 +199,10 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
             if not seen.id.internal:
                 kept.append(seen.id)
             continue
+        code = ReasonCode.DESTROY if options.destroy else ReasonCode.NOT_DECLARED
         reason = "destroy" if options.destroy else "not declared any more"
-        changes.append(
-            Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None, table_for(seen.id.kind)), None, seen)
-        )
+        fields = field_changes(seen.spec, None, table_for(seen.id.kind))
+        changes.append(Change(seen.id, Action.DELETE, reason, fields, None, seen, code))
     if options.targets:
         changes = [c for c in changes if c.id in options.targets]
     return Plan(
