@@ -18,6 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import toolhive_apply.providers  # noqa: E402,F401 - registers each kind's field table with the engine
+
 # A minimal stdio MCP server (initialize, tools/list, ping) in a few lines of Python: it starts in milliseconds,
 # so tests and benchmarks can run a hundred real workloads on two cores.
 TINY_MCP_SERVER = (

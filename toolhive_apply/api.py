@@ -14,25 +14,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient, connect, endpoint_of
-from toolhive_apply.engine.diff import HEALTHY, DiffOptions
+from toolhive_apply.engine.diff import DiffOptions
 from toolhive_apply.engine.diff import make_plan as diff_plan
-from toolhive_apply.engine.executor import Recap, execute
-from toolhive_apply.engine.lock import StackLock
+from toolhive_apply.engine.executor import OutcomeStatus, Recap, execute
 from toolhive_apply.engine.plan import Action, Plan, fingerprint
+from toolhive_apply.engine.provider import EventSink, Provider
 from toolhive_apply.engine.resource import (
+    HEALTHY,
     DesiredResource,
     Kind,
     ObservedResource,
     ResourceId,
     canonical_json,
 )
-from toolhive_apply.engine.spec_checks import spec_issues
 from toolhive_apply.errors import ApplyFailedError, ManifestError, StalePlanError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.preflight import preflight
-from toolhive_apply.providers.base import EventSink, Provider
 from toolhive_apply.providers.clients import ClientProvider
 from toolhive_apply.providers.docker_host import engine_is_local
+from toolhive_apply.providers.docker_lock import StackLock
 from toolhive_apply.providers.host_ports import PortCheck, check_host_ports
 from toolhive_apply.providers.registries import RegistryProvider
 from toolhive_apply.providers.secret_fields import check_desired_values
@@ -41,6 +41,8 @@ from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.stack_key import hmac_key_name
 from toolhive_apply.providers.stack_record import StackRecordProvider
 from toolhive_apply.providers.workloads import WorkloadProvider
+from toolhive_apply.spec_checks import spec_issues
+from toolhive_apply.stores.factory import default_settings
 
 
 @dataclass(slots=True)
@@ -70,13 +72,13 @@ class Connection:
 
     stack: str
     docker_host: str | None = None
-    secrets: Mapping[str, Any] = field(default_factory=lambda: {"provider": "encrypted"})
+    secrets: Mapping[str, Any] = field(default_factory=default_settings)
     timeout: float = 60.0
     parallelism: int = 4
 
 
 def resolver_for(connection: Connection) -> SecretResolver:
-    from toolhive_apply.stores.base import open_store
+    from toolhive_apply.stores.factory import open_store
 
     return SecretResolver(lambda: open_store(connection.secrets), connection.stack)
 
@@ -122,8 +124,12 @@ def desired_state(manifest: Manifest, targets: Targets) -> tuple[list[DesiredRes
     resolved = preflight(manifest, offline=False)  # what validate checks, with the network
     manifest = resolved.manifest
     desired: list[DesiredResource] = []
-    for provider in targets.providers.values():
-        desired.extend(provider.desired(manifest))
+    for provider in targets.providers.values():  # in kind order: a client's entries come from workloads' specs
+        if isinstance(provider, ClientProvider):
+            workloads = [d for d in desired if d.id.kind is Kind.WORKLOAD]
+            desired.extend(provider.desired(manifest, workloads))
+        else:
+            desired.extend(provider.desired(manifest))
     secrets = targets.providers.get(Kind.SECRET)
     if isinstance(secrets, SecretProvider):  # no spec may carry a value the run read (it would be stored in clear)
         check_desired_values(manifest, desired, secrets.resolver.values)
@@ -283,7 +289,7 @@ class ApplyResult:
 
     def error(self) -> ApplyFailedError:
         if self.recap.failed:
-            bad = self.recap.count("failed") + self.recap.count("skipped")
+            bad = self.recap.count(OutcomeStatus.FAILED) + self.recap.count(OutcomeStatus.SKIPPED)
             return ApplyFailedError(f"{bad} change(s) failed or were skipped; the next apply finishes the job")
         return ApplyFailedError("apply did not converge: " + "; ".join(self.unconverged))
 

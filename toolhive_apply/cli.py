@@ -328,8 +328,8 @@ def _event_printer(painted: bool) -> Callable[[Event], None]:
 
 def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, options: dict[str, Any]) -> int:
     from toolhive_apply.api import apply_plan
-    from toolhive_apply.engine.lock import clear_stale_lock
     from toolhive_apply.engine.render import render_plan, render_recap
+    from toolhive_apply.providers.docker_lock import clear_stale_lock
 
     json_mode = options["json"]
     if not json_mode:
@@ -469,7 +469,7 @@ def unlock(
 ) -> int:
     """Break a stale stack lock left by an apply that died (Terraform's force-unlock)."""
     from toolhive_apply.docker_client import connect, endpoint_of
-    from toolhive_apply.engine.lock import break_lock
+    from toolhive_apply.providers.docker_lock import break_lock
 
     holder = break_lock(connect(docker_host), stack, endpoint_of(docker_host))
     out(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")

@@ -231,9 +231,9 @@ def export_secrets(
 ) -> int:
     """`{"keys": [{"key", "description"}]}` as ToolHive's API lists secrets: names only, never values."""
     from toolhive_apply.api import secret_settings
-    from toolhive_apply.stores.base import open_store
+    from toolhive_apply.stores.factory import default_settings, open_store
 
-    settings: dict[str, Any] = {"provider": "encrypted"}
+    settings: dict[str, Any] = default_settings()
     if paths:
         settings = secret_settings(load(paths, None, None))
     store = open_store(settings)

@@ -17,7 +17,10 @@ from toolhive_apply.providers.workload_observation import container_name, parse_
 from toolhive_apply.providers.workload_spec import (
     LABEL_GROUP,
     LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_ROLE,
     LABEL_SPEC,
+    ROLE_REMOTE,
     TH_AUXILIARY,
     TH_BASENAME,
     TH_PORT,
@@ -28,7 +31,7 @@ from toolhive_apply.providers.workload_spec import (
 )
 
 RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
-LABEL_NAME_KEY = "toolhive-apply.name"
+LABEL_NAME_KEY = LABEL_NAME
 AUXILIARY_KEY = TH_AUXILIARY
 DOCKER_STATES = {
     "running": "running",
@@ -58,7 +61,7 @@ def _status(summary: dict[str, Any], proxy: dict[str, Any] | None) -> tuple[str,
     context = str(summary.get("Status", ""))
     labels = summary.get("Labels") or {}
     managed = labels.get(LABEL_MANAGED_BY) is not None
-    if status != "running" or not managed or labels.get("toolhive-apply.role") == "remote":
+    if status != "running" or not managed or labels.get(LABEL_ROLE) == ROLE_REMOTE:
         return status, context
     if proxy is None:
         return "unhealthy", "proxy container missing"

@@ -26,9 +26,14 @@ class UnsafePathError(OSError):
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_STATE_HOME/toolhive-apply` (default `~/.local/state/toolhive-apply`): debug log, client records, keys."""
+    """`$XDG_STATE_HOME/toolhive-apply` (default `~/.local/state/toolhive-apply`): debug log, client records, keys.
+
+    The one derivation of it: a relative XDG_STATE_HOME is ignored (the XDG base directory spec), and the home is
+    `environ`'s HOME, so a caller's own environment decides everything."""
     env = os.environ if environ is None else environ
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    base = env.get("XDG_STATE_HOME") or ""
+    if not Path(base).is_absolute():
+        base = str(Path(env.get("HOME") or str(Path.home())) / ".local" / "state")
     return Path(base) / "toolhive-apply"
 
 

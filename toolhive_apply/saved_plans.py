@@ -14,12 +14,13 @@ from typing import Any
 
 from toolhive_apply.api import Connection, Targets, open_targets, resolver_for
 from toolhive_apply.engine.plan import Plan, PlanFile, plan_mac_key, read_plan_file
-from toolhive_apply.engine.spec_checks import shown_differs, spec_issues
 from toolhive_apply.errors import PlanFileError, ToolhiveApplyError, UnsafePlanError
 from toolhive_apply.manifest.loader import API_VERSION, Positions
 from toolhive_apply.manifest.schema import validate_structure
 from toolhive_apply.providers.secrets import SecretResolver
 from toolhive_apply.providers.stack_key import stack_key
+from toolhive_apply.spec_checks import shown_differs, spec_issues
+from toolhive_apply.stores.factory import default_settings
 
 MAX_PARALLELISM = 64
 
@@ -56,7 +57,7 @@ def _saved_connection(stack: str, settings: Mapping[str, Any]) -> Connection:
     return Connection(
         stack,
         host if isinstance(host, str) else None,
-        secrets if isinstance(secrets, dict) else {"provider": "encrypted"},
+        secrets if isinstance(secrets, dict) else default_settings(),
         parallelism=parallelism if isinstance(parallelism, int) and 0 < parallelism <= MAX_PARALLELISM else 4,
     )
 

@@ -24,7 +24,7 @@ from tests.support.openbao import OpenBao, openbao_server
 from toolhive_apply.engine.plan import plan_mac_key, seal
 from toolhive_apply.providers.stack_key import stack_key
 from toolhive_apply.providers.stack_record import record_name
-from toolhive_apply.stores.base import open_store
+from toolhive_apply.stores.factory import open_store
 
 pytestmark = pytest.mark.docker
 

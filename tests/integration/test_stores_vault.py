@@ -20,7 +20,8 @@ import requests
 from tests.support.openbao import OpenBao, openbao_server
 from toolhive_apply.errors import ConflictError
 from toolhive_apply.redact import SecretValue
-from toolhive_apply.stores.base import StoreConfigError, StoreError, StoreFailure, open_store
+from toolhive_apply.stores.base import StoreConfigError, StoreError, StoreFailure
+from toolhive_apply.stores.factory import open_store
 from toolhive_apply.stores.vault import VaultOptions, VaultStore
 from toolhive_apply.stores.vault_settings import parse_vault_settings
 

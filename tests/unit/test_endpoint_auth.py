@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from toolhive_apply.engine.diff import field_changes
-from toolhive_apply.engine.resource import spec_hash
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.export import runconfig
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.auth_files import cedar_checker
 from toolhive_apply.providers.endpoint_spec import CLIENT_SECRET_ENV, proxy_secret_refs
+from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.providers.workload_spec import container_labels, proxy_config, workload_spec
 
 ISSUER = "https://idp.example/realms/team"
@@ -229,14 +229,14 @@ def test_plans_show_auth_and_policy_changes_attribute_by_attribute(tmp_path: Pat
     )
     after = load_manifest([tmp_path / "stack.yaml"])
     after_spec = workload_spec(after.workloads[0], after, 20000, "sha256:1")
-    paths = {change.path for change in field_changes(before, after_spec)}
+    paths = {change.path for change in field_changes(before, after_spec, WORKLOAD_FIELDS)}
     assert paths == {
         "endpoint.oidc.jwks_sha256",
         "endpoint.oidc.jwks_kids",
         "endpoint.authz.sha256",
         "endpoint.authz.policies",
     }
-    assert spec_hash(before) != spec_hash(after_spec)
+    assert WORKLOAD_FIELDS.hash(before) != WORKLOAD_FIELDS.hash(after_spec)
 
 
 def test_the_runconfig_carries_toolhives_endpoint_fields(tmp_path: Path) -> None:
@@ -314,7 +314,9 @@ def test_the_endpoint_lives_on_the_proxy_so_a_change_of_it_replaces_the_proxy_al
     net = {"NetworkSettings": {"Networks": {"toolhive-apply.s": {}}}}
     units = [_summary("w", server_labels, **net), _summary("w-proxy", proxy)]
     (observed,) = observe_units("s", units, [], ["w"]).values()
-    assert observed.status == "running" and observed.spec_hash == spec_hash(spec)  # in sync: the unit's whole hash
+    assert observed.status == "running" and observed.spec_hash == WORKLOAD_FIELDS.hash(
+        spec
+    )  # in sync: the unit's whole hash
     rid = ResourceId(Kind.WORKLOAD, "w")
     assert make_plan([DesiredResource(rid, spec)], [observed], DiffOptions(stack="s")).changes == ()
 
@@ -331,12 +333,12 @@ def test_the_endpoint_lives_on_the_proxy_so_a_change_of_it_replaces_the_proxy_al
     assert endpoint_only(f.path for f in change.fields)
     assert "endpoint.authz.policies" in change.reason and "(from authz.yaml)" in change.reason
     image_changed = {**changed, "image_id": "sha256:2"}
-    assert not endpoint_only(f.path for f in field_changes(observed.spec, image_changed))
+    assert not endpoint_only(f.path for f in field_changes(observed.spec, image_changed, WORKLOAD_FIELDS))
 
     # a proxy made before this version carries no endpoint label: the server's record is judged alone
     bare = {k: v for k, v in proxy.items() if k != LABEL_ENDPOINT}
     (old,) = observe_units("s", [_summary("w", server_labels, **net), _summary("w-proxy", bare)], [], ["w"]).values()
-    assert old.spec_hash != spec_hash(spec) and "endpoint" not in (old.spec or {})
+    assert old.spec_hash != WORKLOAD_FIELDS.hash(spec) and "endpoint" not in (old.spec or {})
 
 
 def test_clients_not_known_to_follow_the_oauth_flow_are_warned_about(tmp_path: Path) -> None:
@@ -366,7 +368,7 @@ def test_export_as_manifest_gives_the_endpoint_back_and_plans_the_same_spec(tmp_
     exported = endpoint_manifest(before)
     assert exported["authz_config"]["cedar"]["policies"] == [POLICY]  # inline: the file is not needed any more
     after = spec_of(tmp_path, {"name": "w", **exported})
-    assert spec_hash(after) == spec_hash(before)
+    assert WORKLOAD_FIELDS.hash(after) == WORKLOAD_FIELDS.hash(before)
     assert endpoint_manifest(spec_of(tmp_path, {"name": "w", "host": "0.0.0.0", "auth": "anonymous"})) == {
         "auth": "anonymous"
     }

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from toolhive_apply.engine.lock import lock_name
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest
+from toolhive_apply.providers.docker_lock import lock_name
 from toolhive_apply.providers.registries import record_name
 from toolhive_apply.providers.workload_spec import (
     MANAGED_BY,

@@ -27,7 +27,6 @@ from toolhive_apply.engine.plan import (
     seal,
 )
 from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId
-from toolhive_apply.engine.spec_checks import shown_differs, spec_issues
 from toolhive_apply.errors import PlanFileError
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.ports import assign_ports
@@ -35,6 +34,7 @@ from toolhive_apply.providers.workload_observation import observe_units
 from toolhive_apply.providers.workload_spec import LABEL_MANAGED_BY, LABEL_STACK, MANAGED_BY, workload_spec
 from toolhive_apply.registry.formats import RegistryError
 from toolhive_apply.registry.resolve import resolve_registries
+from toolhive_apply.spec_checks import shown_differs, spec_issues
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KEY = plan_mac_key(b"s" * 32, "s")

@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from toolhive_apply.errors import ConflictError
 from toolhive_apply.redact import SecretValue
 from toolhive_apply.stores import files, passwords
-from toolhive_apply.stores.base import SecretNameError, StoreError, StoreFailure, open_store
+from toolhive_apply.stores.base import SecretNameError, StoreError, StoreFailure
 from toolhive_apply.stores.encrypted import EncryptedStore
+from toolhive_apply.stores.factory import open_store
 
 PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parents[2]

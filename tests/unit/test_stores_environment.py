@@ -14,9 +14,10 @@ from toolhive_apply.providers.secrets import SecretResolver
 from toolhive_apply.providers.stack_key import KEY_ENV as HMAC_KEY_ENV
 from toolhive_apply.providers.stack_key import MIN_KEY_CHARS, StackKeyError
 from toolhive_apply.redact import REDACTED, SecretValue, redact
-from toolhive_apply.stores.base import SecretNameError, StoreConfigError, StoreKind, StoreReadOnlyError, open_store
+from toolhive_apply.stores.base import SecretNameError, StoreConfigError, StoreKind, StoreReadOnlyError
 from toolhive_apply.stores.encrypted import EncryptedStore
 from toolhive_apply.stores.environment import EnvironmentStore
+from toolhive_apply.stores.factory import open_store
 
 
 def test_secret_x_is_the_variable_toolhive_secret_x() -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from tests.support.fake_vault import DROP, fake_vault
 from toolhive_apply.redact import SecretValue
-from toolhive_apply.stores.base import StoreConfigError, StoreError, StoreFailure, open_store
+from toolhive_apply.stores.base import StoreConfigError, StoreError, StoreFailure
+from toolhive_apply.stores.factory import open_store
 from toolhive_apply.stores.vault import VaultStore
 from toolhive_apply.stores.vault_auth import Lease
 from toolhive_apply.stores.vault_settings import AuthMethod, parse_vault_settings

@@ -10,30 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, fingerprint
+from toolhive_apply.engine.fields import PLAIN_TABLE, FieldTable, Sensitive, Update, table_for
+from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan, ReasonCode, fingerprint
 from toolhive_apply.engine.resource import (
+    DRIFTED,
     HASH_VERSION,
+    HEALTHY,
     KIND_ORDER,
     DesiredResource,
     Kind,
     ObservedResource,
     ResourceId,
     Spec,
-    hard_spec,
+    Status,
 )
 from toolhive_apply.engine.words import counted
 from toolhive_apply.errors import ConflictError, UsageError
-
-HEALTHY = frozenset({"running", "present"})
-# Kinds whose provider can change a resource where it is (a file entry, a KV value); others are recreated.
-IN_PLACE_KINDS = frozenset({Kind.SECRET, Kind.CLIENT})
-# Keyed digests of secret values: a workload's `secret_digests.NAME`, a secret's own `digest`. A digest is no value,
-# but showing it says nothing a reviewer can use, and it tells apart two values: rendered as "(sensitive value)".
-SENSITIVE_PREFIXES = ("secret_digests",)
-SENSITIVE_PATHS = frozenset({"digest"})
-# An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
-# container attached to another network, say): the unit is recreated from the spec.
-DRIFTED = "drifted: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +53,14 @@ def flatten(spec: object, prefix: str = "") -> dict[str, object]:
     return {prefix: spec}
 
 
-def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange, ...]:
-    """Attribute-level differences of the parts that shape a resource (soft fields left out)."""
-    old = flatten(hard_spec(before or {}))
-    new = flatten(hard_spec(after or {}))
+def field_changes(before: Spec | None, after: Spec | None, table: FieldTable = PLAIN_TABLE) -> tuple[FieldChange, ...]:
+    """Attribute-level differences of the parts that shape a resource (its table's soft fields left out)."""
+    old = flatten(table.hard(before or {}))
+    new = flatten(table.hard(after or {}))
     changes = []
     for path in sorted(set(old) | set(new)):
         if old.get(path, _MISSING) != new.get(path, _MISSING):
-            sensitive = path.startswith(SENSITIVE_PREFIXES) or path in SENSITIVE_PATHS
+            sensitive = table.rule(path).sensitive is not Sensitive.NO
             changes.append(FieldChange(path, old.get(path), new.get(path), sensitive))
     return tuple(changes)
 
@@ -76,41 +68,56 @@ def field_changes(before: Spec | None, after: Spec | None) -> tuple[FieldChange,
 _MISSING = object()
 
 
-def _reason_for(fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None) -> str:
-    secret_names = sorted({f.path.split(".", 1)[1] for f in fields if f.sensitive and "." in f.path})
+def _reason_for(
+    table: FieldTable, fields: Sequence[FieldChange], explain: Mapping[str, str] | None = None
+) -> tuple[ReasonCode, str]:
+    """The code of the first thing that changed (config, then secrets, then the value) and the whole sentence."""
+    kinds = {f.path: table.rule(f.path).sensitive for f in fields}
+    secret_names = sorted({f.path.split(".", 1)[1] for f in fields if kinds[f.path] is Sensitive.NAMED})
     plain = [f.path for f in fields if not f.sensitive]
     parts = []
+    codes = []
     if plain:
+        codes.append(ReasonCode.CONFIG_CHANGED)
         shown = ", ".join(plain[:4]) + (f" and {len(plain) - 4} more" if len(plain) > 4 else "")
         sources = sorted({explain[p] for p in plain if explain and p in explain})
         parts.append(f"config changed: {shown}" + (f" (from {', '.join(sources)})" if sources else ""))
     if secret_names:
+        codes.append(ReasonCode.SECRET_ROTATED)
         parts.append(f"secret rotated: {', '.join(secret_names)}")
-    if any(f.sensitive and f.path in SENSITIVE_PATHS for f in fields):
+    if any(kinds[f.path] is Sensitive.VALUE for f in fields):
+        codes.append(ReasonCode.VALUE_CHANGED)
         parts.append("value changed")
-    return "; ".join(parts) or "config hash changed"
+    if not parts:
+        return ReasonCode.HASH_CHANGED, "config hash changed"
+    return codes[0], "; ".join(parts)
 
 
 def _compare(desired: DesiredResource, observed: ObservedResource, options: DiffOptions) -> Change | None:
+    table = table_for(desired.id.kind)
     if desired.id in options.replace:
-        return Change(desired.id, Action.REPLACE, "forced by --replace", (), desired, observed)
+        return Change(
+            desired.id, Action.REPLACE, "forced by --replace", (), desired, observed, ReasonCode.FORCED_REPLACE
+        )
     same_hash = observed.spec_hash == desired.hash and observed.hash_version == HASH_VERSION
     fields: tuple[FieldChange, ...] = ()
     if not same_hash:
-        fields = field_changes(observed.spec, desired.spec)
+        fields = field_changes(observed.spec, desired.spec, table)
         if not fields and observed.spec is not None:
             same_hash = True  # an older hash algorithm over an equal spec: nothing to do
-    if observed.status == "invalid":
-        problem = str(observed.facts.get("error", "cannot be read"))
-        return Change(desired.id, Action.UPDATE, f"cannot be changed: {problem}", (), desired, observed)
+    if observed.status == Status.INVALID:
+        why = f"cannot be changed: {observed.facts.get('error', 'cannot be read')}"
+        return Change(desired.id, Action.UPDATE, why, (), desired, observed, ReasonCode.UNREADABLE)
     if not same_hash:
-        action = Action.UPDATE if desired.id.kind in IN_PLACE_KINDS else Action.REPLACE
-        return Change(desired.id, action, _reason_for(fields, desired.explain), fields, desired, observed)
+        in_place = table.update_for(f.path for f in fields) is Update.IN_PLACE
+        action = Action.UPDATE if in_place else Action.REPLACE
+        code, why = _reason_for(table, fields, desired.explain)
+        return Change(desired.id, action, why, fields, desired, observed, code)
     if observed.status.startswith(DRIFTED):
-        return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed)
+        return Change(desired.id, Action.REPLACE, observed.status, (), desired, observed, ReasonCode.DRIFTED)
     if observed.status not in HEALTHY:
-        what = observed.status if observed.status.startswith("proxy") else f"container {observed.status}"
-        return Change(desired.id, Action.START, what, (), desired, observed)
+        what = table.describe_status(observed.status)
+        return Change(desired.id, Action.START, what, (), desired, observed, ReasonCode.NOT_RUNNING)
     return None
 
 
@@ -172,11 +179,13 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
     wanted_ids = {d.id for d in wanted}
     for item in wanted:
         seen = by_id.get(item.id)
-        change = (
-            Change(item.id, Action.CREATE, "not present", field_changes(None, item.spec), item, None)
-            if seen is None
-            else _compare(item, seen, options)
-        )
+        if seen is None:
+            fields = field_changes(None, item.spec, table_for(item.id.kind))
+            change: Change | None = Change(
+                item.id, Action.CREATE, "not present", fields, item, None, ReasonCode.NOT_PRESENT
+            )
+        else:
+            change = _compare(item, seen, options)
         if change is None:
             if not item.id.internal:
                 in_sync.append(item.id)
@@ -190,8 +199,10 @@ def make_plan(desired: Sequence[DesiredResource], observed: Sequence[ObservedRes
             if not seen.id.internal:
                 kept.append(seen.id)
             continue
+        code = ReasonCode.DESTROY if options.destroy else ReasonCode.NOT_DECLARED
         reason = "destroy" if options.destroy else "not declared any more"
-        changes.append(Change(seen.id, Action.DELETE, reason, field_changes(seen.spec, None), None, seen))
+        fields = field_changes(seen.spec, None, table_for(seen.id.kind))
+        changes.append(Change(seen.id, Action.DELETE, reason, fields, None, seen, code))
     if options.targets:
         changes = [c for c in changes if c.id in options.targets]
     return Plan(

@@ -40,6 +40,23 @@ class Action(StrEnum):
     DELETE = "delete"
 
 
+class ReasonCode(StrEnum):
+    """Why a change is planned, for machines (Terraform's ResourceInstanceChangeActionReason); `reason` says it to
+    people. Plan JSON carries it as `reason_code` beside `reason`; a reader must accept codes it does not know."""
+
+    NOT_PRESENT = "not_present"
+    FORCED_REPLACE = "forced_replace"
+    CONFIG_CHANGED = "config_changed"
+    SECRET_ROTATED = "secret_rotated"
+    VALUE_CHANGED = "value_changed"
+    HASH_CHANGED = "hash_changed"  # the recorded hash differs and no recorded spec says which field
+    UNREADABLE = "unreadable"  # the live resource cannot be read or changed (a broken client file, say)
+    DRIFTED = "drifted"  # changed outside toolhive-apply in a way a start cannot undo
+    NOT_RUNNING = "not_running"
+    NOT_DECLARED = "not_declared"
+    DESTROY = "destroy"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     path: str
@@ -61,6 +78,7 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     desired: DesiredResource | None = None
     observed: ObservedResource | None = None
+    reason_code: ReasonCode | None = None  # None only in a plan saved before reason codes existed
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +121,7 @@ def _change_json(change: Change) -> dict[str, Any]:
         "name": change.id.name,
         "action": change.action.value,
         "reason": change.reason,
+        **({"reason_code": change.reason_code.value} if change.reason_code is not None else {}),
         "fields": [f.as_json() for f in change.fields],
     }
     if change.id.internal:
@@ -293,7 +312,8 @@ def _change_from_json(item: Mapping[str, Any]) -> Change:
     fields = tuple(
         FieldChange(str(f["path"]), f.get("before"), f.get("after"), bool(f.get("sensitive"))) for f in item["fields"]
     )
-    return Change(rid, Action(item["action"]), str(item["reason"]), fields, desired, observed)
+    code = ReasonCode(item["reason_code"]) if "reason_code" in item else None
+    return Change(rid, Action(item["action"]), str(item["reason"]), fields, desired, observed, code)
 
 
 def _plan_from_json(data: Mapping[str, Any]) -> Plan:

@@ -7,10 +7,10 @@ carry only secret references and keyed digests, never values. Every value is scr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from toolhive_apply.engine.executor import Recap
+from toolhive_apply.engine.executor import OutcomeStatus, Recap
+from toolhive_apply.engine.fields import FieldTable, table_for
 from toolhive_apply.engine.plan import Action, Change, FieldChange, Plan
 from toolhive_apply.engine.words import counted
 from toolhive_apply.redact import scrubbed_json
@@ -40,6 +40,14 @@ VERBS = {
     Action.REPLACE: "must be replaced",
     Action.START: "will be started",
     Action.DELETE: "will be deleted",
+}
+
+
+OUTCOME_COLOURS = {
+    OutcomeStatus.OK: "32",
+    OutcomeStatus.CHANGED: "33",
+    OutcomeStatus.FAILED: "31",
+    OutcomeStatus.SKIPPED: "35",
 }
 
 
@@ -85,50 +93,34 @@ def render_change(change: Change, colour: bool, verbose: bool, explain: bool = F
         f"{symbol} {change.id.kind} {change.id.name!r}",
     ]
     fields = change.fields
+    table = table_for(change.id.kind)
     rows = [(item.path, _field_line(change, item) + (_source(change, item.path) if explain else "")) for item in fields]
     if change.action in (Action.CREATE, Action.DELETE) and not verbose:
-        rows = [row for row, item in zip(rows, fields, strict=True) if _headline(item)]
+        rows = [row for row, item in zip(rows, fields, strict=True) if _headline(table, item)]
         # what a reviewer needs of the environment: the names a server gets, never their values (-v shows those)
-        names = sorted(f.path.split(".", 1)[1] for f in fields if f.path.startswith(_NAMES_ONLY_PREFIX))
-        if names:
-            rows.append(("env_vars", f"      {SYMBOLS[change.action]} env_vars: {', '.join(names)}"))
+        listed: dict[str, list[str]] = {}
+        for item in fields:
+            if table.rule(item.path).names_only:
+                head, _, name = item.path.partition(".")
+                listed.setdefault(head, []).append(name)
+        for head, names in listed.items():
+            rows.append((head, f"      {SYMBOLS[change.action]} {head}: {', '.join(sorted(names))}"))
     lines.extend(line for _, line in sorted(rows, key=lambda row: row[0]))
     source = change.desired or change.observed
     spec = source.spec if source is not None else None
-    if spec and spec.get("parts") and change.action is not Action.START:
-        lines.append(f"      # made of: {', '.join(str(p) for p in spec['parts'])}")
+    parts = spec.get(table.parts) if spec and table.parts else None
+    if parts and change.action is not Action.START:
+        lines.append(f"      # made of: {', '.join(str(p) for p in parts)}")
     return lines
 
 
-_HEADLINE_FIELDS = frozenset(
-    {
-        "image",
-        "transport",
-        "proxy_mode",
-        "proxy_port",
-        "host",
-        "group",
-        "url",
-        "key",
-        "path",
-        "location",
-        "network_isolation",
-        "secrets",
-        "volumes",
-    }
-)
-# what a workload may touch is always shown, even in the short form: it is what a reviewer has to see
-_HEADLINE_PREFIXES = ("permission_profile.",)
-# plain environment variables: their names in the short form, their values with -v
-_NAMES_ONLY_PREFIX = "env_vars."
-
-
-def _headline(item: FieldChange) -> bool:
+def _headline(table: FieldTable, item: FieldChange) -> bool:
     """A field the short form shows; an empty list (no secrets, no volumes) says nothing and is left out."""
-    if item.path.startswith(_HEADLINE_PREFIXES):
+    rule = table.rule(item.path)
+    if rule.always_shown:
         return True
     value = item.after if item.after is not None else item.before
-    return item.path in _HEADLINE_FIELDS and value != []
+    return rule.headline and value != []
 
 
 def manifest_counts(manifest: Manifest) -> str:
@@ -197,14 +189,7 @@ def _nothing_to_do(plan: Plan, destroy: bool, kept: bool) -> str:
 def render_recap(recap: Recap, colour: bool = False) -> str:
     lines = ["", "RECAP " + "*" * 60]
     for outcome in recap.visible():
-        code = {"ok": "32", "changed": "33", "failed": "31", "skipped": "35"}[outcome.status]
+        code = OUTCOME_COLOURS[outcome.status]
         lines.append(f"{_paint(outcome.status.ljust(8), code, colour)} {outcome.id}: {outcome.note}")
-    lines.append(
-        f"ok={recap.count('ok')} changed={recap.count('changed')} "
-        f"failed={recap.count('failed')} skipped={recap.count('skipped')}"
-    )
+    lines.append(" ".join(f"{status.value}={recap.count(status)}" for status in OutcomeStatus))
     return "\n".join(lines) + "\n"
-
-
-def render_issues_json(issues: Iterable[dict[str, object]]) -> str:
-    return scrubbed_json(list(issues), indent=2) + "\n"

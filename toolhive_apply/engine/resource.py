@@ -22,6 +22,23 @@ HMAC_KEY_PREFIX: Final = "toolhive-apply.hmac."
 Spec = Mapping[str, Any]
 
 
+class Status(StrEnum):
+    """The observed statuses toolhive-apply itself gives (a container's other states pass through as Docker says
+    them: `exited`, `created`, ...; a workload's may name its part: `proxy exited`)."""
+
+    RUNNING = "running"
+    PRESENT = "present"  # a file entry, record or stored value that exists
+    INVALID = "invalid"  # exists but cannot be read or changed; `facts["error"]` says why
+    ORPHANED = "orphaned"  # a part of a unit whose main container is gone
+
+
+HEALTHY: Final = frozenset({Status.RUNNING, Status.PRESENT})
+"""Observed statuses that need nothing done: a running workload, a present file entry, record or value."""
+DRIFTED: Final = "drifted: "
+"""An observed status starting with this is a change made outside toolhive-apply that a start cannot undo (a
+container attached to another network, say): the unit is recreated from the spec."""
+
+
 class Kind(StrEnum):
     STACK = "stack"
     SECRET = "secret"
@@ -60,32 +77,10 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-# Fields that are recorded with a resource but do not shape it: changing them replaces nothing.
-# Fields that describe but do not shape a resource: left out of its hash and its field diff. `parts` names the
-# Docker objects a workload is made of (containers, its internal network), so a plan shows what it will create.
-# `allow_privileged` and `allow_host_paths` are acknowledgements a spec was checked with (see engine/spec_checks.py).
-# `endpoint_documents` holds the JWKS a proxy is given; its digest and key ids are in the hashed `endpoint` block.
-SOFT_FIELDS = frozenset(
-    {
-        "description",
-        "ready_timeout",
-        "source",
-        "groups",
-        "parts",
-        "allow_privileged",
-        "allow_host_paths",
-        "endpoint_documents",
-    }
-)
-
-
-def hard_spec(spec: Spec) -> dict[str, Any]:
-    return {key: value for key, value in spec.items() if key not in SOFT_FIELDS}
-
-
 def spec_hash(spec: Spec) -> str:
-    """SHA-256 of the canonical spec; versioned separately (HASH_VERSION) so upgrades do not recreate."""
-    return hashlib.sha256(canonical_json(hard_spec(spec)).encode()).hexdigest()
+    """SHA-256 of the canonical spec as given; a resource's hash leaves out its kind's soft fields first
+    (engine/fields.py). Versioned separately (HASH_VERSION) so upgrades do not recreate."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +93,9 @@ class DesiredResource:
 
     @property
     def hash(self) -> str:
-        return spec_hash(self.spec)
+        from toolhive_apply.engine.fields import table_for  # the table module builds on this one
+
+        return table_for(self.id.kind).hash(self.spec)
 
 
 @dataclass(frozen=True, slots=True)

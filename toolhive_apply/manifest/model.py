@@ -24,6 +24,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT = 60.0
 DEFAULT_PARALLELISM = 4
 DEFAULT_TARGET_PORT = 8080
+DEFAULT_PROXY_BASE_IMAGE = "python:3.11-slim"  # settings.proxy.base_image: what the proxy image is built on
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 
@@ -156,7 +157,7 @@ class Settings:
     parallelism: int
     default_host: str
     home: str | None
-    proxy_base_image: str = "python:3.11-slim"
+    proxy_base_image: str = DEFAULT_PROXY_BASE_IMAGE
     proxy_image: str | None = None
     audit_config: Mapping[str, Any] | None = None
     telemetry_config: Mapping[str, Any] | None = None
@@ -208,7 +209,7 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
         parallelism=int(defaults.get("parallelism", DEFAULT_PARALLELISM)),
         default_host=defaults.get("host", DEFAULT_HOST),
         home=data.get("home"),
-        proxy_base_image=data.get("proxy", {}).get("base_image", "python:3.11-slim"),
+        proxy_base_image=data.get("proxy", {}).get("base_image", DEFAULT_PROXY_BASE_IMAGE),
         proxy_image=data.get("proxy", {}).get("image"),
         audit_config=data.get("audit_config"),
         telemetry_config=data.get("telemetry_config"),

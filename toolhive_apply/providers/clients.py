@@ -28,13 +28,22 @@ from toolhive_apply.clients import (
 from toolhive_apply.clients.confinement import normal
 from toolhive_apply.clients.table import InstalledRule
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, spec_hash
+from toolhive_apply.engine.resource import (
+    HASH_VERSION,
+    DesiredResource,
+    Kind,
+    ObservedResource,
+    ResourceId,
+    Spec,
+    Status,
+)
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.manifest.vmcp_checks import vmcp_only
 from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.client_state import ClientRecord, ClientState, ClientStateError, load_all
+from toolhive_apply.providers.fields import CLIENT_FIELDS
 from toolhive_apply.providers.gateways import gateway_groups, gateway_spec
 from toolhive_apply.providers.workload_spec import workload_spec, workload_url
 
@@ -61,15 +70,21 @@ class Target:
 
 
 def workload_entries(
-    client: ClientSpec, groups: Sequence[str], manifest: Manifest, per_workload: bool = False
+    client: ClientSpec,
+    groups: Sequence[str],
+    manifest: Manifest,
+    specs: Mapping[str, Spec] | None = None,
+    per_workload: bool = False,
 ) -> dict[str, Entry]:
     """The entry of every workload in `groups`, keyed by workload name, pointing at its proxy.
 
-    Ports are assigned exactly as the workload provider assigns them (same stack name, same order), so the URL
-    is known without asking Docker. The entry uses the client's best transport, whatever the workload's own: the
-    proxy serves streamable HTTP and SSE side by side, bridging to the server's transport.
+    `specs` are the workloads' desired specs (the workload provider's, carrying the ports it assigned once): the
+    entry is read off them. Without them (a client provider used on its own) each spec is made as the workload
+    provider makes it (same stack name, same port order), so the URL is known without asking Docker. The entry uses
+    the client's best transport, whatever the workload's own: the proxy serves streamable HTTP and SSE side by side.
     """
-    ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+    if specs is None:
+        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     entries: dict[str, Entry] = {}
     behind_gateway = gateway_groups(manifest, groups)
     for workload in manifest.workloads:
@@ -77,12 +92,14 @@ def workload_entries(
             continue
         if vmcp_only(manifest, workload) or (workload.group in behind_gateway and not per_workload):
             continue  # the group's gateway entry stands for it
-        spec = workload_spec(workload, manifest, ports[workload.name], None)
+        spec = specs.get(workload.name) if specs is not None else None
+        if spec is None:
+            spec = workload_spec(workload, manifest, ports[workload.name], None)
         transport = client.best_transport  # the proxy serves every workload over both HTTP transports
         entries[workload.name] = build_entry(client, workload.name, transport, workload_url(spec, transport))
     for group in behind_gateway.values():  # a gateway serves streamable HTTP only
-        spec = gateway_spec(group, manifest, {})
-        entries[spec["name"]] = build_entry(client, spec["name"], spec["transport"], workload_url(spec))
+        gateway = gateway_spec(group, manifest, {})
+        entries[gateway["name"]] = build_entry(client, gateway["name"], gateway["transport"], workload_url(gateway))
     return entries
 
 
@@ -156,7 +173,9 @@ class ClientProvider:
         confinement = Confinement.of(home, path if declared.config_path else None)
         return Target(client, path, is_installed(client, home, override=str(path)), confinement)
 
-    def desired(self, manifest: Manifest) -> list[DesiredResource]:
+    def desired(self, manifest: Manifest, workloads: Sequence[DesiredResource] | None = None) -> list[DesiredResource]:
+        """`workloads`: the workload provider's desired resources, whose specs the entries are read from."""
+        specs = {d.id.name: d.spec for d in workloads} if workloads is not None else None
         self.warnings = []
         records = self.state.load()
         result = []
@@ -169,7 +188,7 @@ class ClientProvider:
                     "set create: true to create its config file"
                 )
                 continue
-            entries = workload_entries(target.client, declared.groups, manifest, declared.per_workload)
+            entries = workload_entries(target.client, declared.groups, manifest, specs, declared.per_workload)
             for name in self._foreign(rid, target, records.get(declared.name), entries):
                 del entries[name]
             spec = {
@@ -228,11 +247,13 @@ class ClientProvider:
             found = observe(get_client(name), record.path, record.confinement(self.default_home()))
         except (ClientConfigError, UnknownClientError) as exc:
             problem = {"error": exc.message}
-            return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, "invalid", None, problem)
+            return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, Status.INVALID, None, problem)
         entries = {entry: found.entries[entry] for entry in record.entries if entry in found.entries}
         spec: dict[str, Any] = {"name": name, "path": handle, "entries": entries}
         facts = {"exists": found.exists, "groups": list(record.groups)}
-        return ObservedResource(rid, handle, True, self.stack, spec_hash(spec), HASH_VERSION, "present", spec, facts)
+        return ObservedResource(
+            rid, handle, True, self.stack, CLIENT_FIELDS.hash(spec), HASH_VERSION, Status.PRESENT, spec, facts
+        )
 
     # ------------------------------------------------------------------------------------------ apply
     def apply(self, change: Change, emit: EventSink) -> str:
@@ -246,7 +267,7 @@ class ClientProvider:
 
     def _write(self, change: Change, emit: EventSink) -> str:
         assert change.desired is not None
-        if change.observed is not None and change.observed.status == "invalid":
+        if change.observed is not None and change.observed.status == Status.INVALID:
             problem = str(change.observed.facts.get("error") or f"{change.observed.handle} could not be parsed")
             raise ProviderError(
                 str(change.id), change.action.value, problem, hint="fix the file by hand; it was left untouched"

@@ -14,12 +14,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from toolhive_apply.engine.resource import Spec, canonical_json, spec_hash
+from toolhive_apply.engine.resource import Spec, canonical_json
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest.auth_checks import effective_oidc, explicitly_anonymous
 from toolhive_apply.manifest.auth_files import document_digest, is_url, read_authz, read_jwks
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
+from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 
 ENDPOINT_KEY: Final = "endpoint"
 DOCUMENTS_KEY: Final = "endpoint_documents"
@@ -209,9 +210,9 @@ def merge_endpoint(
     except ValueError:
         return spec, None
     merged = {**spec, ENDPOINT_KEY: endpoint}
-    if recorded_hash is None or spec_hash(spec) != recorded_hash:
+    if recorded_hash is None or WORKLOAD_FIELDS.hash(spec) != recorded_hash:
         return merged, None
-    return merged, spec_hash(merged)
+    return merged, WORKLOAD_FIELDS.hash(merged)
 
 
 def endpoint_only(paths: Iterable[str]) -> bool:

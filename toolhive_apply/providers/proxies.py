@@ -21,6 +21,7 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient
 from toolhive_apply.errors import ProviderError
+from toolhive_apply.manifest.model import DEFAULT_PROXY_BASE_IMAGE
 from toolhive_apply.providers.workload_spec import (
     HELPER_USER,
     LABEL_MANAGED_BY,
@@ -90,7 +91,7 @@ class ProxyManager:
         settings = spec["proxy"]
         if settings.get("image"):
             return str(settings["image"])
-        base = str(settings.get("base_image") or "python:3.11-slim")
+        base = str(settings.get("base_image") or DEFAULT_PROXY_BASE_IMAGE)
         with self._lock:
             if base not in self._images:
                 try:

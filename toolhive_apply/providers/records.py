@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient
-from toolhive_apply.engine.lock import ensure_marker_image
-from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
+from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource
+from toolhive_apply.providers.marker_image import ensure_marker_image
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
@@ -40,9 +40,12 @@ def records_of(containers: Iterable[Mapping[str, Any]], role: str) -> list[Mappi
     return [c for c in containers if (c.get("Labels") or {}).get(LABEL_ROLE) == role]
 
 
-def create_record(api: CountingAPIClient, container: str, owner: tuple[str, str, str], spec: Spec) -> None:
+def create_record(
+    api: CountingAPIClient, container: str, owner: tuple[str, str, str], desired: DesiredResource
+) -> None:
     """A record named `container` for (stack, role, name); the spec is scrubbed before it becomes a label."""
     stack, role, name = owner
+    spec = desired.spec
     api.create_container(
         image=ensure_marker_image(api),
         command=[f"/{role}"],  # never run: the marker image has no program
@@ -53,7 +56,7 @@ def create_record(api: CountingAPIClient, container: str, owner: tuple[str, str,
             LABEL_STACK: stack,
             LABEL_ROLE: role,
             LABEL_NAME: name,
-            LABEL_HASH: spec_hash(spec),
+            LABEL_HASH: desired.hash,
             LABEL_HASH_VERSION: HASH_VERSION,
             LABEL_SPEC: scrubbed_json(dict(spec), sort_keys=True),
         },

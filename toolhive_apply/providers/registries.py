@@ -15,7 +15,7 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
@@ -80,7 +80,7 @@ class RegistryProvider:
                     self.stack,
                     labels.get(LABEL_HASH),
                     labels.get(LABEL_HASH_VERSION),
-                    "present",
+                    Status.PRESENT,
                     record_spec(summary),
                 )
             )
@@ -101,4 +101,4 @@ class RegistryProvider:
 
     def _create(self, desired: DesiredResource) -> None:
         name = record_name(self.stack, desired.id.name)
-        create_record(self.api, name, (self.stack, ROLE_REGISTRY, desired.id.name), desired.spec)
+        create_record(self.api, name, (self.stack, ROLE_REGISTRY, desired.id.name), desired)

@@ -16,7 +16,7 @@ import secrets as pyrandom
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from toolhive_apply.engine.plan import Action, Change
 from toolhive_apply.engine.resource import (
@@ -25,11 +25,13 @@ from toolhive_apply.engine.resource import (
     Kind,
     ObservedResource,
     ResourceId,
-    spec_hash,
+    Status,
 )
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest, Secret
+from toolhive_apply.ownership import MANAGED_BY
 from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.fields import SECRET_FIELDS
 from toolhive_apply.providers.stack_key import (
     KEY_DESCRIPTION,
     KEY_DIGEST_MARK,
@@ -42,8 +44,6 @@ from toolhive_apply.stores.environment import EnvironmentStore
 
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore, StoredSecret
-
-MANAGED_BY = "toolhive-apply"
 
 
 def read_source(secret: Secret, environ: Mapping[str, str], inline: SecretValue | None) -> SecretValue:
@@ -253,17 +253,14 @@ class SecretProvider:
                     str(item.version or 0),
                     ours,
                     item.stack,
-                    spec_hash(spec) if ours else None,
+                    SECRET_FIELDS.hash(spec) if ours else None,
                     HASH_VERSION,
-                    "present",
+                    Status.PRESENT,
                     spec,
                     {"version": item.version},
                 )
             )
         return observed
-
-    def expected_spec(self, desired: DesiredResource) -> dict[str, Any]:
-        return {k: v for k, v in desired.spec.items() if k != "source"}
 
     def apply(self, change: Change, emit: EventSink) -> str:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from toolhive_apply.credentials import HMAC_KEY_ENV
 from toolhive_apply.errors import ConflictError, ToolhiveApplyError
 from toolhive_apply.fileio import UnsafePathError, create_exclusively, private_dir, read_private, state_dir
 from toolhive_apply.redact import SecretValue
@@ -23,7 +24,7 @@ from toolhive_apply.stores.base import StoreKind
 if TYPE_CHECKING:
     from toolhive_apply.stores.base import SecretStore
 
-KEY_ENV: Final = "TOOLHIVE_APPLY_HMAC_KEY"
+KEY_ENV: Final = HMAC_KEY_ENV  # credentials.py is the home of the names of credential variables
 KEY_DESCRIPTION: Final = "toolhive-apply: key of the stack's secret digests"
 KEY_DIGEST_MARK: Final = "new"  # what the key's own record carries where other secrets carry a digest
 KEY_BYTES: Final = 32

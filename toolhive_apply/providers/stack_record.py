@@ -16,20 +16,21 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
 from toolhive_apply.providers.records import create_record, record_spec, records_of
 from toolhive_apply.providers.snapshot import StackContainers
 from toolhive_apply.providers.workload_spec import LABEL_HASH, LABEL_HASH_VERSION, LABEL_ROLE, LABEL_STACK
+from toolhive_apply.stores.factory import DEFAULT_SETTINGS
 from toolhive_apply.urls import mask_url
 
 ROLE_STACK: Final = "stack"
 # Settings that name and locate the store and say how to log in; never a credential: the settings only name the
 # environment variables and files that hold one.
 STORE_KEYS: Final = ("provider", "vault", "encrypted")
-DEFAULT_STORE: Final = {"provider": "encrypted"}
+DEFAULT_STORE: Final = DEFAULT_SETTINGS
 
 
 def record_name(stack: str) -> str:
@@ -86,7 +87,7 @@ class StackRecordProvider:
                     self.stack,
                     labels.get(LABEL_HASH),
                     labels.get(LABEL_HASH_VERSION),
-                    "present",
+                    Status.PRESENT,
                     record_spec(summary),
                 )
             )
@@ -101,7 +102,7 @@ class StackRecordProvider:
                     return "deleted"
                 assert change.desired is not None
                 owner = (self.stack, ROLE_STACK, self.stack)
-                create_record(self.api, record_name(self.stack), owner, change.desired.spec)
+                create_record(self.api, record_name(self.stack), owner, change.desired)
         except docker.errors.APIError as exc:
             raise ProviderError(str(change.id), change.action.value, str(exc.explanation or exc)) from None
         return "recorded"

@@ -12,8 +12,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from toolhive_apply.engine.diff import DRIFTED
-from toolhive_apply.engine.resource import Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DRIFTED, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.providers.endpoint_spec import merge_endpoint
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
@@ -82,7 +81,7 @@ def observe_units(
         name = container_name(summary)
         found = {role: helpers[role].pop(name, None) for role in HELPER_NAMES}
         resource = _owned(stack, summary, found, own_networks.get(name))
-        if resource.status != "orphaned" and _isolation_of(resource.spec)[0]:
+        if resource.status != Status.ORPHANED and _isolation_of(resource.spec)[0]:
             own_networks.pop(name, None)  # a network beside a server that is not isolated is a leftover
         observed[resource.id] = resource
     for summary in [*orphans, *(s for by_name in helpers.values() for s in by_name.values())]:
@@ -120,7 +119,9 @@ def _isolation_of(spec: Mapping[str, Any] | None) -> tuple[bool, bool]:
 
 def _orphan(stack: str, handle: str, name: str, facts: dict[str, Any]) -> ObservedResource:
     rid = ResourceId(Kind.WORKLOAD, name)
-    return ObservedResource(rid, handle, True, stack, None, None, "orphaned", None, {"container_id": handle, **facts})
+    return ObservedResource(
+        rid, handle, True, stack, None, None, Status.ORPHANED, None, {"container_id": handle, **facts}
+    )
 
 
 def _owned(

@@ -15,14 +15,15 @@ from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, Manifest, Workload
 from toolhive_apply.manifest.mounts import workload_mounts
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
+from toolhive_apply.ownership import MANAGED_BY as MANAGED_BY
 from toolhive_apply.providers.docker_host import DockerHostAddresses
 from toolhive_apply.providers.endpoint_spec import endpoint_label, endpoint_proxy_config, endpoint_spec, server_part
+from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.providers.observability import audit_bind, audit_dir_gid, proxy_sections
 from toolhive_apply.providers.observability import spec_fields as observe_spec_fields
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
-MANAGED_BY: Final = "toolhive-apply"
 LABEL_MANAGED_BY: Final = "toolhive-apply.managed-by"
 LABEL_STACK: Final = "toolhive-apply.stack"
 LABEL_NAME: Final = "toolhive-apply.name"
@@ -35,6 +36,7 @@ ROLE_PROXY: Final = "proxy"
 ROLE_EGRESS: Final = "egress"
 ROLE_GATE: Final = "gate"
 ROLE_ISOLATION: Final = "isolation"
+ROLE_REMOTE: Final = "remote"  # the proxy that is all of a remote workload
 EGRESS_PORT: Final = 3128
 TH_AUXILIARY: Final = "toolhive-auxiliary-workload"
 PROXY_LISTEN_PORT: Final = 8099
@@ -302,7 +304,7 @@ def container_labels(spec: Spec, stack: str) -> dict[str, str]:
             LABEL_STACK: stack,
             LABEL_NAME: spec["name"],
             LABEL_GROUP: spec["group"],
-            LABEL_HASH: spec_hash(spec),
+            LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
             LABEL_HASH_VERSION: HASH_VERSION,
             LABEL_SPEC: scrubbed_json(spec, sort_keys=True, separators=(",", ":")),
         }
@@ -396,7 +398,7 @@ def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, st
         LABEL_STACK: stack,
         LABEL_NAME: spec["name"],
         LABEL_ROLE: role,
-        LABEL_HASH: spec_hash(spec),
+        LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
         LABEL_HASH_VERSION: HASH_VERSION,
         **(endpoint_label(spec) if role == ROLE_PROXY else {}),
     }

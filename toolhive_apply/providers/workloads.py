@@ -16,14 +16,15 @@ from typing import Any, ClassVar
 import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
-from toolhive_apply.engine.diff import DRIFTED, field_changes
+from toolhive_apply.engine.diff import field_changes
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.engine.resource import DRIFTED, DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.providers.base import Event, EventSink
 from toolhive_apply.providers.endpoint_spec import endpoint_explain, endpoint_only, proxy_secret_refs
+from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.providers.gateways import gateway_specs, has_proxy
 from toolhive_apply.providers.host_ports import port_error
 from toolhive_apply.providers.isolation import IsolationManager
@@ -41,6 +42,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_ROLE,
     LABEL_STACK,
     MANAGED_BY,
+    ROLE_REMOTE,
     SET_ASIDE_MARK,
     container_env,
     container_labels,
@@ -113,9 +115,7 @@ class WorkloadProvider:
             elif workload.image:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
-            spec = workload_spec(workload, manifest, ports[workload.name], image_id) | package
-            if spec["secrets"] or proxy_secret_refs(spec):
-                spec["secret_digests"] = self._digests(spec)
+            spec = self._with_digests(workload_spec(workload, manifest, ports[workload.name], image_id) | package)
             refs = [*spec["secrets"], *proxy_secret_refs(spec)]
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
             rid = ResourceId(Kind.WORKLOAD, workload.name)
@@ -141,11 +141,14 @@ class WorkloadProvider:
         """The proxy's own secrets (endpoint_spec.proxy_secret_refs), by the variable its config names."""
         return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in proxy_secret_refs(spec)}
 
-    def _digests(self, spec: dict[str, Any]) -> dict[str, str]:
-        """Keyed digests of the values a workload uses: rotating one replaces exactly its users."""
-        resolver = self._resolver()
-        refs = [*spec["secrets"], *proxy_secret_refs(spec)]  # the proxy's too: rotating one replaces it
-        return {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
+    def _with_digests(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The one place `secret_digests` is set: keyed digests of the values a workload and its proxy use, so
+        rotating one replaces exactly its users. A workload without secrets has no such field (its hash stays)."""
+        refs = [*spec["secrets"], *proxy_secret_refs(spec)]
+        if refs:
+            resolver = self._resolver()
+            spec["secret_digests"] = {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
+        return spec
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
@@ -211,9 +214,7 @@ class WorkloadProvider:
         assert change.desired is not None
         spec = dict(change.desired.spec)
         if spec.get("remote"):
-            if spec["secrets"] or proxy_secret_refs(spec):
-                spec["secret_digests"] = self._digests(spec)
-            return spec
+            return self._with_digests(spec)
         image = container_image(spec)
         image_id = self.api.image_id(image)
         if image_id is None and spec.get("package"):
@@ -231,9 +232,7 @@ class WorkloadProvider:
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
         spec["image_id"] = image_id
-        if spec["secrets"] or proxy_secret_refs(spec):
-            spec["secret_digests"] = self._digests(spec)  # what is injected now is what the label records
-        return spec
+        return self._with_digests(spec)  # what is injected now is what the label records
 
     def _pull(self, image: str, emit: EventSink, address: str) -> str | None:
         """Pull with progress events; returns the engine's error text, if any (pull streams errors)."""
@@ -341,7 +340,7 @@ class WorkloadProvider:
         env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
         env.update(self._proxy_env(spec))
         # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
-        labels = {**container_labels(spec, self.stack), LABEL_ROLE: "remote"}
+        labels = {**container_labels(spec, self.stack), LABEL_ROLE: ROLE_REMOTE}
         proxy = self.proxies.create_remote(spec, str(change.id), labels, env)
         try:
             self.api.start(proxy)
@@ -409,7 +408,7 @@ class WorkloadProvider:
         ]
         old: list[tuple[str, str]] = [(str(container), proper) for container, proper in candidates if container]
         # a drifted unit is a running one (drift is judged only on running servers): a rollback restarts it
-        was_running = change.observed.status == "running" or change.observed.status.startswith(DRIFTED)
+        was_running = change.observed.status == Status.RUNNING or change.observed.status.startswith(DRIFTED)
         token = pyrandom.token_hex(3)
         for container, proper in reversed(old):
             self.api.rename(container, set_aside_name(proper, token))
@@ -433,7 +432,7 @@ class WorkloadProvider:
         assert change.observed is not None
         if spec.get("remote") or change.observed.status != "running" or change.observed.spec is None:
             return False
-        return endpoint_only(f.path for f in field_changes(change.observed.spec, spec))
+        return endpoint_only(f.path for f in field_changes(change.observed.spec, spec, WORKLOAD_FIELDS))
 
     def _replace_proxy(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
         """The proxy (and a stdio unit's gate, which shares the proxy's volume) replaced, the server left running;

@@ -16,8 +16,10 @@ from typing import Any, Final
 import docker
 import docker.errors
 
+from toolhive_apply.manifest.model import DEFAULT_PROXY_BASE_IMAGE
+
 PROXY_DIR: Final = Path(__file__).resolve().parent
-DEFAULT_BASE_IMAGE: Final = "python:3.11-slim"
+DEFAULT_BASE_IMAGE: Final = DEFAULT_PROXY_BASE_IMAGE  # settings.proxy.base_image's default
 IMAGE_REPOSITORY: Final = "toolhive-apply/proxy"
 INPUTS_LABEL: Final = "toolhive-apply.proxy.inputs"
 """Image label holding ``proxy_image_inputs_hash``; an image whose label matches is up to date."""

@@ -12,8 +12,8 @@ from toolhive_apply.stores.base import (
     StoreFailure,
     StoreKind,
     StoreReadOnlyError,
-    open_store,
 )
+from toolhive_apply.stores.factory import open_store
 
 __all__ = [
     "MANAGED_BY",

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, cast
 
+from toolhive_apply.fileio import state_dir
+
 PASSWORD_ENV: Final = "TOOLHIVE_SECRETS_PASSWORD"
 KEYRING_SERVICE: Final = "toolhive"
 KEYRING_USER: Final = "toolhive"
@@ -99,11 +101,8 @@ def key_file_path(store: Path, environ: Mapping[str, str]) -> Path:
 
     Apart from the store file on purpose: a copy or backup of the data directory alone does not open the store.
     """
-    base = environ.get("XDG_STATE_HOME") or ""
-    if not Path(base).is_absolute():
-        base = str(Path(environ.get("HOME") or str(Path.home())) / ".local" / "state")
     digest = hashlib.sha256(str(store.absolute()).encode()).hexdigest()[:12]
-    return Path(base) / "toolhive-apply" / "keys" / f"{store.name}-{digest}.key"
+    return state_dir(environ) / "keys" / f"{store.name}-{digest}.key"
 
 
 def find_password(store: Path, environ: Mapping[str, str], keyring: Keyring) -> Password | None:

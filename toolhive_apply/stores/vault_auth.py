@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import hvac
 
+from toolhive_apply.credentials import VAULT_TOKEN_ENV
 from toolhive_apply.stores.base import StoreConfigError, StoreError, StoreFailure
 from toolhive_apply.stores.vault_errors import TARGET, TRANSPORT_ERRORS, Operation, translate
 from toolhive_apply.stores.vault_settings import KUBERNETES_TOKEN_FILE, AuthMethod, AuthSettings, VaultSettings
@@ -166,7 +167,7 @@ class Authenticator:
         return f"role {self.auth.role!r} and the token it is given"
 
     def _given_token(self) -> str:
-        token = self.environ.get("VAULT_TOKEN")
+        token = self.environ.get(VAULT_TOKEN_ENV)
         if token:
             return token
         home = self.environ.get("HOME") or str(Path.home())

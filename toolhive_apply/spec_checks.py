@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolhive_apply.engine.diff import field_changes, flatten
+from toolhive_apply.engine.fields import table_for
 from toolhive_apply.engine.plan import Action, Change, FieldChange
-from toolhive_apply.engine.resource import DesiredResource, Kind, ResourceId, Spec, hard_spec
+from toolhive_apply.engine.resource import DesiredResource, Kind, ResourceId, Spec
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.checks import check_manifest
 from toolhive_apply.manifest.loader import API_VERSION, LoadedManifest, Positions
@@ -144,10 +145,10 @@ def shown_differs(change: Change) -> str | None:
     if change.desired is None:
         return None
     if change.action is Action.CREATE:
-        expected = {_shown(f) for f in field_changes(None, change.desired.spec)}
+        expected = {_shown(f) for f in field_changes(None, change.desired.spec, table_for(change.id.kind))}
         different = sorted(path for path, _, _ in expected ^ {_shown(f) for f in change.fields})
         return different[0] if different else None
-    after: Mapping[str, object] = flatten(hard_spec(change.desired.spec))
+    after: Mapping[str, object] = flatten(table_for(change.id.kind).hard(change.desired.spec))
     for item in change.fields:
         if not item.sensitive and after.get(item.path) != item.after:
             return item.path

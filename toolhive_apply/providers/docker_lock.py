@@ -9,8 +9,6 @@ that is that stack's lock is ever removed: a workload that happens to carry the 
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,10 +20,9 @@ import docker.errors
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.lock_identity import LABEL_HOLDER, HolderIdentity, holder_is_gone, unverifiable_reason
 from toolhive_apply.errors import ConflictError, LockedError, TargetUnavailableError
+from toolhive_apply.providers.marker_image import MARKER_IMAGE, ensure_marker_image
 from toolhive_apply.providers.workload_spec import LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY
 
-LOCK_IMAGE_REPO: Final = "toolhive-apply/lock"
-LOCK_IMAGE_TAG: Final = "1"
 LOCK_COMMAND: Final = ["/lock"]
 LABEL_LOCK: Final = "toolhive-apply.lock"
 LABEL_SINCE: Final = "toolhive-apply.lock.since"
@@ -35,27 +32,6 @@ ROLE_LOCK: Final = "lock"
 
 def lock_name(stack: str) -> str:
     return f"toolhive-apply-lock.{stack}"
-
-
-def _empty_image_tar() -> bytes:
-    """A one-file root filesystem: the lock container is created, never started."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("lock")
-        info.size = 0
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(b""))
-    return buffer.getvalue()
-
-
-MARKER_IMAGE: Final = f"{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}"
-
-
-def ensure_marker_image(api: CountingAPIClient) -> str:
-    """The tiny image behind state-carrying containers (locks, registry records); imported, never pulled."""
-    if api.image_id(MARKER_IMAGE) is None:
-        api.import_image_from_data(_empty_image_tar(), repository=LOCK_IMAGE_REPO, tag=LOCK_IMAGE_TAG)
-    return MARKER_IMAGE
 
 
 def lock_labels(stack: str, command: str, holder: HolderIdentity) -> dict[str, str]:
