@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +47,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def audit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+
+
+@pytest.fixture(scope="module")
+def stack(audit_log: Path) -> Iterator[Stack]:
     issuer = Issuer()
     upstream = FakeMcpServer()
     loop = asyncio.new_event_loop()
@@ -61,6 +67,7 @@ def stack() -> Iterator[Stack]:
             "listen_port": 8080,
             "upstream_url": f"http://127.0.0.1:{upstream.port}/mcp",
             "strict_protocol_validation": True,
+            "audit": {"enabled": True, "logFile": str(audit_log)},
             "auth": {
                 "mode": "oidc",
                 "oidc": {
@@ -218,3 +225,16 @@ def test_arguments_a_case_insensitive_server_reads_differently_are_refused(stack
     status, _, body = http(stack, "POST", "/mcp", call, alice)
     assert status == 400 and "case" in body["error"]["message"]
     assert len(stack.upstream.calls) == before
+
+
+def test_denied_and_unauthenticated_calls_are_audited_as_denied_with_who_asked(stack: Stack, audit_log: Path) -> None:
+    """#17 with #16: the audit names the verified subject, and a refusal by policy or for want of a token is
+    audited as denied (ToolHive's outcome word), never as a success."""
+    run_session(stack, stack.issuer.token(sub="dave", roles=["weather"]), [("weather", {"city": "Rome"})])
+    http(stack, "POST", "/mcp", {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "calc"}})
+    events = [json.loads(line) for line in audit_log.read_text().splitlines() if line.strip()]
+    daves = [e for e in events if e["subjects"].get("user_id") == "dave" and e["type"] == "mcp_tool_call"]
+    assert [(e["target"]["name"], e["outcome"]) for e in daves] == [("weather", "denied")], daves
+    anonymous = [e for e in events if e["subjects"] == {"user": "anonymous"} and e["outcome"] == "denied"]
+    assert anonymous, events
+    assert "eyJ" not in audit_log.read_text()  # no bearer token (a JWT's base64 header) in any audit line
