@@ -37,6 +37,8 @@ def _groups(ctx: RenderContext) -> None:
         if name == DEFAULT_GROUP and not spec:
             spec = {"description": "Workloads of the manifest's default group"}
         ctx.add("MCPGroup", dns_label(name), spec)
+        if group is not None and group.vmcp is not None:
+            ctx.warn(f"group/{name}", "vmcp (VirtualMCPServer) is not rendered yet: add it by hand")
 
 
 def _registries(ctx: RenderContext) -> None:

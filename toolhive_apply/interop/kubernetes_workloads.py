@@ -115,6 +115,27 @@ def _local_only(out: WorkloadOut, ctx: RenderContext) -> None:
             ctx.warn(out.resource, f"{text} has no operator equivalent and is not rendered")
 
 
+def _not_rendered_yet(out: WorkloadOut, ctx: RenderContext) -> None:
+    """Fields of this wave that have operator equivalents (MCPOIDCConfig, authzConfig, audit, MCPTelemetryConfig)
+    not rendered yet: each is a warning naming the resource, never silently dropped."""
+    w = out.workload
+    settings = ctx.manifest.settings
+    pending = {
+        "oidc (MCPOIDCConfig)": w.oidc is not None or (settings.auth is not None and w.auth is None),
+        "authz_config (authzConfig)": w.authz_config is not None,
+        "allowed_origins": w.allowed_origins is not None,
+        "strict_protocol_validation": w.strict_protocol_validation is not None,
+        "audit_config (audit)": w.audit_config is not None or settings.audit_config is not None,
+        "telemetry_config (MCPTelemetryConfig)": w.telemetry_config is not None
+        or settings.telemetry_config is not None,
+        "runtime_config": w.runtime_config is not None,
+        "serve: vmcp-only": w.serve is not None,
+    }
+    for text, present in pending.items():
+        if present:
+            ctx.warn(out.resource, f"{text} is not rendered yet: add it to the rendered resources by hand")
+
+
 # --- MCPServer only ---------------------------------------------------------------------------------------------
 def _image(out: WorkloadOut, ctx: RenderContext) -> None:
     w = out.workload
@@ -340,7 +361,9 @@ def _headers(out: WorkloadOut, ctx: RenderContext) -> None:
         )
 
 
-COMMON_FIELDS: Final[tuple[FieldRenderer, ...]] = (_ports, _tools, _group, _trust_proxy_headers, _metadata, _local_only)
+COMMON_FIELDS: Final[tuple[FieldRenderer, ...]] = (
+    _ports, _tools, _group, _trust_proxy_headers, _metadata, _local_only, _not_rendered_yet,
+)  # fmt: skip
 WORKLOAD_FIELDS: Final[tuple[FieldRenderer, ...]] = (
     _image, _transport_fields, _args_env, _secrets, _permission_profile, _volumes, *COMMON_FIELDS,
     _proxy_pod_annotations,
