@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from toolhive_apply.docker_client import CountingAPIClient
-from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource
+from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, Status
 from toolhive_apply.providers.marker_image import ensure_marker_image
 from toolhive_apply.providers.workload_spec import (
     LABEL_HASH,
@@ -34,6 +34,21 @@ def record_spec(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     return spec if isinstance(spec, dict) else None
+
+
+def observed_record(kind: Kind, name: str, stack: str, summary: Mapping[str, Any]) -> ObservedResource:
+    """A record container as the observed resource of `kind` it stands for (a record is present or absent)."""
+    labels = summary.get("Labels") or {}
+    return ObservedResource(
+        ResourceId(kind, name),
+        str(summary["Id"]),
+        True,
+        stack,
+        labels.get(LABEL_HASH),
+        labels.get(LABEL_HASH_VERSION),
+        Status.PRESENT,
+        record_spec(summary),
+    )
 
 
 def records_of(containers: Iterable[Mapping[str, Any]], role: str) -> list[Mapping[str, Any]]:

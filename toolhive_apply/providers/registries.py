@@ -15,13 +15,13 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId, Status
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
-from toolhive_apply.providers.records import create_record, record_spec, records_of
+from toolhive_apply.providers.records import create_record, observed_record, record_spec, records_of
 from toolhive_apply.providers.snapshot import StackContainers
-from toolhive_apply.providers.workload_spec import LABEL_HASH, LABEL_HASH_VERSION, LABEL_NAME, LABEL_ROLE, LABEL_STACK
+from toolhive_apply.providers.workload_spec import LABEL_NAME, LABEL_ROLE, LABEL_STACK
 from toolhive_apply.registry.resolve import source_of
 from toolhive_apply.urls import mask_url
 
@@ -70,20 +70,8 @@ class RegistryProvider:
         records = records_of(self.snapshot.owned(), ROLE_REGISTRY)
         observed = []
         for summary in records:
-            labels = summary.get("Labels") or {}
-            name = labels.get(LABEL_NAME, "")
-            observed.append(
-                ObservedResource(
-                    ResourceId(Kind.REGISTRY, name),
-                    summary["Id"],
-                    True,
-                    self.stack,
-                    labels.get(LABEL_HASH),
-                    labels.get(LABEL_HASH_VERSION),
-                    Status.PRESENT,
-                    record_spec(summary),
-                )
-            )
+            name = (summary.get("Labels") or {}).get(LABEL_NAME, "")
+            observed.append(observed_record(Kind.REGISTRY, name, self.stack, summary))
         return observed
 
     def apply(self, change: Change, emit: EventSink) -> str:

@@ -16,13 +16,13 @@ import docker.errors
 
 from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
-from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId, Status
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.providers.base import EventSink
-from toolhive_apply.providers.records import create_record, record_spec, records_of
+from toolhive_apply.providers.records import create_record, observed_record, records_of
 from toolhive_apply.providers.snapshot import StackContainers
-from toolhive_apply.providers.workload_spec import LABEL_HASH, LABEL_HASH_VERSION, LABEL_ROLE, LABEL_STACK
+from toolhive_apply.providers.workload_spec import LABEL_ROLE, LABEL_STACK
 from toolhive_apply.stores.factory import DEFAULT_SETTINGS
 from toolhive_apply.urls import mask_url
 
@@ -78,19 +78,7 @@ class StackRecordProvider:
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = []
         for summary in records_of(self.snapshot.owned(), ROLE_STACK):
-            labels = summary.get("Labels") or {}
-            observed.append(
-                ObservedResource(
-                    ResourceId(Kind.STACK, self.stack),
-                    str(summary["Id"]),
-                    True,
-                    self.stack,
-                    labels.get(LABEL_HASH),
-                    labels.get(LABEL_HASH_VERSION),
-                    Status.PRESENT,
-                    record_spec(summary),
-                )
-            )
+            observed.append(observed_record(Kind.STACK, self.stack, self.stack, summary))
         return observed
 
     def apply(self, change: Change, emit: EventSink) -> str:
