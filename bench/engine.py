@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import TINY_MCP  # noqa: E402
-from toolhive_apply.api import Connection, apply_plan, make_plan, open_targets  # noqa: E402
-from toolhive_apply.docker_client import connect  # noqa: E402
 from toolhive_apply.manifest import load_manifest  # noqa: E402
+from toolhive_apply.operations import Connection, apply_plan, make_plan, open_targets  # noqa: E402
+from toolhive_apply.providers.docker.client import connect  # noqa: E402
 
 IMAGE = "toolhive-apply-test/python:latest"
 IDLE = TINY_MCP  # a minimal real stdio MCP server: both tools wait for it (we through its proxy)

@@ -31,10 +31,11 @@ sys.path.insert(0, str(BENCH))
 from peer_tools import COMMAND, IMAGE, ToolhiveApply, exclusive, workloads_for  # noqa: E402
 from peers import cleanup  # noqa: E402
 
-from toolhive_apply.api import Connection, make_plan, open_targets  # noqa: E402
 from toolhive_apply.engine.resource import Kind  # noqa: E402
 from toolhive_apply.manifest import load_manifest  # noqa: E402
-from toolhive_apply.providers.workload_spec import container_labels, proxy_labels, proxy_name  # noqa: E402
+from toolhive_apply.operations import Connection, make_plan, open_targets  # noqa: E402
+from toolhive_apply.providers.docker.labels import proxy_name  # noqa: E402
+from toolhive_apply.providers.workload.create_args import container_labels, proxy_labels  # noqa: E402
 
 
 def help_times(runs: int) -> dict[str, Any]:

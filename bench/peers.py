@@ -152,8 +152,8 @@ def cleanup(api: Any) -> int:
 
 def engine_noop_plan(tool: ToolhiveApply, samples: int) -> dict[str, Any]:
     """In-process no-op plan (no interpreter start-up) with the counting client, beside one list call."""
-    from toolhive_apply.api import Connection, make_plan, open_targets
     from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.operations import Connection, make_plan, open_targets
 
     path = tool.directory / "stack.yaml"
     targets = open_targets(Connection(tool.stack, parallelism=8))

@@ -37,14 +37,9 @@ from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from tests.support.mcp_client import wait_until_ready  # noqa: E402
-from toolhive_apply.docker_client import connect  # noqa: E402
-from toolhive_apply.providers.workload_spec import (  # noqa: E402
-    GATE_SOCKET,
-    HELPER_USER,
-    gate_host_config_args,
-    gate_volume,
-)
-from toolhive_apply.proxy.image import ensure_proxy_image  # noqa: E402
+from toolhive_apply.providers.docker.client import connect  # noqa: E402
+from toolhive_apply.providers.workload.create_args import GATE_SOCKET, HELPER_USER, gate_host_config_args, gate_volume  # noqa: E402
+from toolhive_apply.providers.workload.proxy_image import ensure_proxy_image  # noqa: E402
 
 PYTHON_IMAGE = "toolhive-apply-test/python:latest"
 TIME_IMAGE = "toolhive-apply-test/time:latest"

@@ -47,7 +47,7 @@ PYTHON_IMAGE = "toolhive-apply-test/python:latest"
 def docker_api() -> Iterator[Any]:
     """The low-level client of the real engine; the suite fails loudly if there is none. Closed at the end: its
     pooled unix-socket connections otherwise outlive the session and pytest reports them as unraisable."""
-    from toolhive_apply.docker_client import connect
+    from toolhive_apply.providers.docker.client import connect
 
     api = connect()
     try:

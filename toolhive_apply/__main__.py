@@ -1,5 +1,5 @@
 """`python -m toolhive_apply` runs the CLI."""
 
-from toolhive_apply.cli import main
+from toolhive_apply.cli.app import main
 
 main()

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolhive_apply.api import Connection, Targets, open_targets, resolver_for
 from toolhive_apply.engine.plan import Plan, PlanFile, plan_mac_key, read_plan_file
 from toolhive_apply.errors import PlanFileError, ToolhiveApplyError, UnsafePlanError
 from toolhive_apply.manifest.loader import API_VERSION, Positions
 from toolhive_apply.manifest.schema import validate_structure
-from toolhive_apply.providers.secrets import SecretResolver
+from toolhive_apply.operations import Connection, Targets, open_targets, resolver_for
+from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.stack_key import stack_key
 from toolhive_apply.spec_checks import shown_differs, spec_issues
 from toolhive_apply.stores.factory import default_settings

@@ -23,8 +23,8 @@ from toolhive_apply.manifest.checks import check_manifest
 from toolhive_apply.manifest.loader import API_VERSION, LoadedManifest, Positions
 from toolhive_apply.manifest.model import DEFAULT_GROUP, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
-from toolhive_apply.providers.endpoint_spec import proxy_secret_refs
-from toolhive_apply.providers.observability import manifest_fields as observe_manifest_fields
+from toolhive_apply.providers.workload.endpoint import proxy_secret_refs
+from toolhive_apply.providers.workload.observability import manifest_fields as observe_manifest_fields
 
 _WORKLOAD_FIELD = re.compile(r"^workloads\[(\d+)\]\.?(.*)$")
 # Spec fields copied as they are: they have the same name and meaning in a manifest workload.

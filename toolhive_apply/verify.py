@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from toolhive_apply.engine.resource import Spec
-from toolhive_apply.providers.endpoint_spec import ENDPOINT_KEY
-from toolhive_apply.providers.workload_spec import client_host
+from toolhive_apply.providers.workload.endpoint import ENDPOINT_KEY
+from toolhive_apply.providers.workload.spec import client_host
 
 TIMEOUT: Final = 30.0
 """Seconds one probe request may take (a JWT check in pure Python on a loaded machine is slow, not wrong)."""

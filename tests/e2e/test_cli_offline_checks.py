@@ -179,7 +179,7 @@ def test_an_empty_value_from_a_secrets_source_is_refused_unless_allowed(tmp_path
     """Read at plan time, before Docker is asked anything else; the error names the secret and its source."""
     from toolhive_apply.errors import ManifestError
     from toolhive_apply.manifest import load_manifest
-    from toolhive_apply.providers.secrets import read_source
+    from toolhive_apply.providers.secret import read_source
 
     data = {
         "apiVersion": "toolhive-apply/v1",

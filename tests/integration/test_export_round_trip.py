@@ -249,9 +249,9 @@ def held_port(docker_api: Any, stack: str, test_images: dict[str, str]) -> Itera
 def test_plan_names_a_container_holding_the_port_at_no_extra_docker_call(
     tmp_path: Path, stack: str, held_port: int
 ) -> None:
-    from toolhive_apply.api import Connection, make_plan, open_targets
     from toolhive_apply.manifest import load_manifest
-    from toolhive_apply.providers.host_ports import PortTakenError
+    from toolhive_apply.operations import Connection, make_plan, open_targets
+    from toolhive_apply.providers.workload.host_ports import PortTakenError
 
     path = write_manifest(tmp_path, stack, [{"name": f"{stack}-web", "image": TIME_IMAGE, "proxy_port": held_port}])
     line, text = next((n, t) for n, t in enumerate(path.read_text().splitlines(), 1) if "proxy_port" in t)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, write_manifest
 from tests.support.faults import FaultStack, assert_no_canary, inventory, mcp_servers, purge_stack
-from toolhive_apply.providers.marker_image import ensure_marker_image
+from toolhive_apply.providers.docker.marker_image import ensure_marker_image
 from toolhive_apply.providers.stack_record import record_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

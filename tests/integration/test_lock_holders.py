@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE, ROOT, run_cli, write_manifest
-from toolhive_apply.docker_client import endpoint_of
 from toolhive_apply.engine.lock_identity import (
     LABEL_PID,
     LABEL_PID_NAMESPACE,
@@ -31,21 +30,16 @@ from toolhive_apply.engine.lock_identity import (
     process_start_time,
 )
 from toolhive_apply.errors import LockedError
-from toolhive_apply.providers.docker_lock import (
-    LOCK_COMMAND,
-    StackLock,
-    clear_stale_lock,
-    lock_labels,
-    lock_name,
-)
-from toolhive_apply.providers.marker_image import MARKER_IMAGE, ensure_marker_image
+from toolhive_apply.providers.docker.client import endpoint_of
+from toolhive_apply.providers.docker.lock import LOCK_COMMAND, StackLock, clear_stale_lock, lock_labels, lock_name
+from toolhive_apply.providers.docker.marker_image import MARKER_IMAGE, ensure_marker_image
 
 pytestmark = pytest.mark.docker
 
 HOLDER = """
 import os, pathlib, sys
-from toolhive_apply.docker_client import connect, endpoint_of
-from toolhive_apply.providers.docker_lock import StackLock
+from toolhive_apply.providers.docker.client import connect, endpoint_of
+from toolhive_apply.providers.docker.lock import StackLock
 lock = StackLock(connect(), sys.argv[1], endpoint_of(None), "apply (holder in another PID namespace)")
 lock.__enter__()
 pathlib.Path(sys.argv[2]).write_text(str(os.getpid()))

@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import HTTP_IMAGE, PYTHON_IMAGE, TINY_MCP, run_cli, write_manifest
 from tests.support.mcp_client import list_tools, wait_until_ready
 from toolhive_apply.engine.resource import spec_hash
-from toolhive_apply.providers.docker_host import network_gateways
+from toolhive_apply.providers.docker.host import network_gateways
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import PYTHON_IMAGE, TIME_IMAGE, run_cli, write_manifest
 from tests.images.package_builders import PIP_BUILDER_TAG, TIME_VERSIONS, ensure_pip_builder, ensure_wheels
 from tests.support.mcp_client import call_tool, list_tools
-from toolhive_apply.providers.package_images import LABEL_PACKAGE
+from toolhive_apply.providers.docker.labels import LABEL_PACKAGE
 
 pytestmark = pytest.mark.docker
 

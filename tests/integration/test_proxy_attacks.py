@@ -19,7 +19,7 @@ from tests.integration import test_proxy_harness as harness
 from tests.integration.test_proxy_harness import Proxy, ProxyStack
 from tests.support.go_like import UPSTREAM
 from tests.support.policy_attacks import ALLOWED, ATTACKS, HIDDEN
-from toolhive_apply.providers.readiness import http_answers
+from toolhive_apply.providers.workload.readiness import http_answers
 
 proxy_image = harness.proxy_image
 proxy_stack = harness.proxy_stack

@@ -24,8 +24,8 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, PYTHON_IMAGE, TIME_IMAGE
 from tests.support.mcp_client import wait_until_ready
-from toolhive_apply.providers.workload_spec import GATE_SOCKET, HELPER_USER, gate_host_config_args, gate_volume
-from toolhive_apply.proxy.image import ensure_proxy_image, proxy_image_inputs_hash
+from toolhive_apply.providers.workload.create_args import GATE_SOCKET, HELPER_USER, gate_host_config_args, gate_volume
+from toolhive_apply.providers.workload.proxy_image import ensure_proxy_image, proxy_image_inputs_hash
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 LISTEN_PORT = 8080

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import HTTP_IMAGE, TIME_IMAGE, run_cli, write_manifest
 from tests.support.mcp_client import call_tool, list_tools
-from toolhive_apply.providers.workload_spec import PROXY_LISTEN_PORT
+from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT
 
 pytestmark = pytest.mark.docker
 

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from toolhive_apply.docker_client import FAULT_KILL_ENV, FAULT_SIGNAL_ENV
+from toolhive_apply.providers.docker.client import FAULT_KILL_ENV, FAULT_SIGNAL_ENV
 
 MUTATING = "POST,PUT,DELETE"  # the engine requests that change something; reads vary with timing, these do not
 STOP_TIMEOUT = 120.0
@@ -170,8 +170,8 @@ def pending_changes(path: Path, env: dict[str, str]) -> list[str]:
     """What a plan of `path` would change, made in this process (as `plan` does, without a process start)."""
     from unittest.mock import patch  # patches the environment only: the engine and the stores are the real ones
 
-    from toolhive_apply.api import make_plan, targets_for
     from toolhive_apply.manifest import load_manifest
+    from toolhive_apply.operations import make_plan, targets_for
 
     with patch.dict(os.environ, env):
         manifest = load_manifest([path])

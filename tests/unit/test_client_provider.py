@@ -18,19 +18,19 @@ from typing import Any
 import pytest
 import yaml
 
-from toolhive_apply.client_views import clients_discovery, clients_listing
 from toolhive_apply.clients import ClientSpec, FileFormat, get_client, read_entries, write_entries
 from toolhive_apply.engine.diff import DiffOptions, make_plan
 from toolhive_apply.engine.executor import Recap, execute
 from toolhive_apply.engine.plan import Action, Change, Plan, fingerprint, load_plan, save_plan
+from toolhive_apply.engine.provider import Event
 from toolhive_apply.engine.resource import Kind, ResourceId
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
-from toolhive_apply.providers.base import Event
-from toolhive_apply.providers.client_state import ClientState, ClientStateError, default_state_dir
-from toolhive_apply.providers.clients import ClientProvider
+from toolhive_apply.providers.client.provider import ClientProvider
+from toolhive_apply.providers.client.state import ClientState, ClientStateError, default_state_dir
+from toolhive_apply.views.clients import clients_discovery, clients_listing
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "clients"
 FIXTURE_FOR = {

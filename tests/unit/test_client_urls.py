@@ -8,17 +8,12 @@ import pytest
 import yaml
 
 from toolhive_apply.clients import get_client
-from toolhive_apply.export import workload_entry
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT
-from toolhive_apply.providers.clients import workload_entries
-from toolhive_apply.providers.workload_spec import (
-    PROXY_LISTEN_PORT,
-    client_host,
-    container_labels,
-    workload_spec,
-    workload_url,
-)
+from toolhive_apply.providers.client.provider import workload_entries
+from toolhive_apply.providers.workload.create_args import container_labels
+from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT, client_host, workload_spec, workload_url
+from toolhive_apply.views.workloads import workload_entry
 
 
 @pytest.mark.parametrize(

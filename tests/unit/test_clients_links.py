@@ -31,8 +31,8 @@ from toolhive_apply.clients import files as files_module
 from toolhive_apply.clients import handles as handles_module
 from toolhive_apply.clients.confinement import Place
 from toolhive_apply.engine.resource import Kind
-from toolhive_apply.providers.client_state import ClientRecord, ClientState, ClientStateError
-from toolhive_apply.providers.clients import ClientProvider
+from toolhive_apply.providers.client.provider import ClientProvider
+from toolhive_apply.providers.client.state import ClientRecord, ClientState, ClientStateError
 
 CURSOR = get_client("cursor")
 ORIGINAL = '{\n  "mcpServers": {\n    "theirs": {"url": "http://h:1/mcp"}\n  }\n}\n'

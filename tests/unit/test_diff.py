@@ -201,7 +201,7 @@ def test_derived_ports_are_stable_distinct_and_below_the_ephemeral_range() -> No
 def test_a_registry_moved_to_another_source_is_a_planned_change(tmp_path: Path) -> None:
     """`source` is soft for secrets (it only describes); for a registry the location is what it is."""
     from toolhive_apply.manifest import load_manifest
-    from toolhive_apply.providers.registries import RegistryProvider
+    from toolhive_apply.providers.registry import RegistryProvider
 
     def registry_spec(local_path: str) -> DesiredResource:
         path = tmp_path / "stack.yaml"

@@ -11,12 +11,13 @@ import pytest
 
 from toolhive_apply.engine.diff import field_changes
 from toolhive_apply.errors import ManifestError
-from toolhive_apply.export import runconfig
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.auth_files import cedar_checker
-from toolhive_apply.providers.endpoint_spec import CLIENT_SECRET_ENV, proxy_secret_refs
 from toolhive_apply.providers.fields import WORKLOAD_FIELDS
-from toolhive_apply.providers.workload_spec import container_labels, proxy_config, workload_spec
+from toolhive_apply.providers.workload.create_args import container_labels, proxy_config
+from toolhive_apply.providers.workload.endpoint import CLIENT_SECRET_ENV, proxy_secret_refs
+from toolhive_apply.providers.workload.spec import workload_spec
+from toolhive_apply.views.workloads import runconfig
 
 ISSUER = "https://idp.example/realms/team"
 
@@ -279,7 +280,7 @@ def test_the_runconfig_carries_toolhives_endpoint_fields(tmp_path: Path) -> None
 
 
 def test_the_client_secret_is_a_name_in_labels_and_config_and_reaches_only_the_proxy(tmp_path: Path) -> None:
-    from toolhive_apply.providers.workload_spec import proxy_labels
+    from toolhive_apply.providers.workload.create_args import proxy_labels
 
     spec = spec_of(tmp_path, {"name": "w", "oidc": oidc(tmp_path, client_id="c", client_secret="idp-secret")})
     assert '"client_secret":"idp-secret"' in proxy_labels(spec, "s")["toolhive-apply.endpoint"]  # the name only
@@ -300,9 +301,10 @@ def _summary(name: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
 def test_the_endpoint_lives_on_the_proxy_so_a_change_of_it_replaces_the_proxy_alone(tmp_path: Path) -> None:
     from toolhive_apply.engine.diff import DiffOptions, make_plan
     from toolhive_apply.engine.resource import DesiredResource, Kind, ResourceId
-    from toolhive_apply.providers.endpoint_spec import LABEL_ENDPOINT, endpoint_only
-    from toolhive_apply.providers.workload_observation import observe_units
-    from toolhive_apply.providers.workload_spec import proxy_labels
+    from toolhive_apply.providers.docker.labels import LABEL_ENDPOINT
+    from toolhive_apply.providers.workload.create_args import proxy_labels
+    from toolhive_apply.providers.workload.endpoint import endpoint_only
+    from toolhive_apply.providers.workload.observe import observe_units
 
     (tmp_path / "authz.yaml").write_text(f"version: '1.0'\ntype: cedarv1\ncedar:\n  policies:\n    - '{POLICY}'\n")
     spec = spec_of(tmp_path, {"name": "w", "oidc": oidc(tmp_path), "authz_config": "authz.yaml"})
@@ -354,7 +356,7 @@ def test_clients_not_known_to_follow_the_oauth_flow_are_warned_about(tmp_path: P
 
 
 def test_export_as_manifest_gives_the_endpoint_back_and_plans_the_same_spec(tmp_path: Path) -> None:
-    from toolhive_apply.providers.endpoint_spec import endpoint_manifest
+    from toolhive_apply.providers.workload.endpoint import endpoint_manifest
 
     (tmp_path / "authz.yaml").write_text(f"version: '1.0'\ntype: cedarv1\ncedar:\n  policies:\n    - '{POLICY}'\n")
     workload = {

@@ -15,16 +15,16 @@ from typing import Any
 import yaml
 
 from tests.conftest import ROOT
-from toolhive_apply.export_manifest import LiveStack, as_manifest
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.preflight import preflight
-from toolhive_apply.providers.client_state import ClientRecord
+from toolhive_apply.providers.client.state import ClientRecord
 from toolhive_apply.providers.fields import WORKLOAD_FIELDS
 from toolhive_apply.providers.stack_record import stack_spec
-from toolhive_apply.providers.workload_spec import workload_spec
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.registry.resolve import source_of
+from toolhive_apply.views.manifest import LiveStack, as_manifest
 
 hard_spec = WORKLOAD_FIELDS.hard
 STORE = {"provider": "vault", "vault": {"address": "https://vault.example.com:8200", "auth": {"method": "approle"}}}

@@ -154,23 +154,23 @@ def test_private_dirs_are_made_0700_and_looser_ones_of_ours_are_tightened(tmp_pa
 
 
 def test_the_debug_log_is_0600_in_a_0700_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from toolhive_apply import cli
+    from toolhive_apply.cli import app as cli
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     (tmp_path / "toolhive-apply").mkdir(mode=0o755)  # made by an older version
-    assert cli._internal_error(RuntimeError("boom")) == 1
+    assert cli.internal_error(RuntimeError("boom")) == 1
     log = tmp_path / "toolhive-apply" / "debug.log"
     assert mode(log) == 0o600 and mode(log.parent) == 0o700
     assert "RuntimeError: boom" in log.read_text(encoding="utf-8")
     log.unlink()
     target = victim(tmp_path)
     log.symlink_to(target)
-    assert cli._internal_error(RuntimeError("again")) == 1  # reported, but not written through the link
+    assert cli.internal_error(RuntimeError("again")) == 1  # reported, but not written through the link
     assert target.read_text(encoding="utf-8") == "untouched\n"
 
 
 def test_the_client_state_lives_0600_in_0700_directories(tmp_path: Path) -> None:
-    from toolhive_apply.providers.client_state import ClientRecord, ClientState
+    from toolhive_apply.providers.client.state import ClientRecord, ClientState
 
     (tmp_path / "toolhive-apply").mkdir(mode=0o755)
     state = ClientState("s", tmp_path / "toolhive-apply" / "clients")

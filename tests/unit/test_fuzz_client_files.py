@@ -26,7 +26,7 @@ from tests.unit.test_clients_files import NAME, fixture_text, ours
 from tests.unit.test_fuzz_manifests import ESCAPES
 from toolhive_apply.clients import ClientSpec, FileFormat, client_table, observe, same_entry, write_entries
 from toolhive_apply.errors import ToolhiveApplyError
-from toolhive_apply.providers.client_state import ClientStateError, parse_state
+from toolhive_apply.providers.client.state import ClientStateError, parse_state
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="thv-fuzz-clients-"))
 atexit.register(shutil.rmtree, SCRATCH, True)

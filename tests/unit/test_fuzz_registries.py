@@ -29,12 +29,12 @@ from tests.unit.test_fuzz_manifests import ESCAPES, values
 from toolhive_apply.errors import ToolhiveApplyError
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.ports import assign_ports
-from toolhive_apply.providers.workload_spec import workload_spec
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.registry import sources
 from toolhive_apply.registry.formats import parse_catalogue
 from toolhive_apply.registry.resolve import resolve_registries
 from toolhive_apply.registry.sources import FetchPolicy
-from toolhive_apply.registry.views import registry_details, server_view, servers_listing
+from toolhive_apply.views.registry import registry_details, server_view, servers_listing
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_TEXT = (ROOT / "examples" / "registry" / "registry.json").read_bytes()

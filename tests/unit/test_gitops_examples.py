@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from toolhive_apply.cli import app
+from toolhive_apply.cli.app import app
 from toolhive_apply.manifest import load_manifest
 
 GITOPS = Path(__file__).resolve().parents[2] / "examples" / "gitops"

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from toolhive_apply.providers.host_ports import PortCheck, Wanted, bind_taken, overlaps, port_conflicts, port_error
+from toolhive_apply.providers.workload.host_ports import (
+    PortCheck,
+    Wanted,
+    bind_taken,
+    overlaps,
+    port_conflicts,
+    port_error,
+)
 
 STACK = "s"
 

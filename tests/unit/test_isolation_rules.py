@@ -13,19 +13,18 @@ from typing import Any
 import pytest
 
 from toolhive_apply.manifest.mounts import mount_problems
-from toolhive_apply.providers.docker_host import DockerHostAddresses, network_gateways
-from toolhive_apply.providers.workload_observation import observe_units
-from toolhive_apply.providers.workload_spec import (
+from toolhive_apply.providers.docker.host import DockerHostAddresses, network_gateways
+from toolhive_apply.providers.workload.create_args import (
     container_env,
     egress_config,
     egress_host_config_args,
-    egress_rules,
     host_config_args,
-    isolated,
     isolation_network_args,
     isolation_network_labels,
     isolation_network_sound,
 )
+from toolhive_apply.providers.workload.observe import observe_units
+from toolhive_apply.providers.workload.spec import egress_rules, isolated
 from toolhive_apply.proxy.config import ConfigError
 from toolhive_apply.proxy.egress import EgressPolicy, RefusedError, load_policy, parse_head
 from toolhive_apply.proxy.egress_addresses import parse_host
@@ -393,7 +392,7 @@ def _registry_manifest(tmp_path: Path, permissions: dict[str, Any], workload_ext
 def test_a_registry_entry_profile_is_enforced_unless_the_workload_sets_its_own(tmp_path: Path) -> None:
     from toolhive_apply.manifest import load_manifest
     from toolhive_apply.manifest.model import Manifest
-    from toolhive_apply.providers.workload_spec import workload_spec
+    from toolhive_apply.providers.workload.spec import workload_spec
     from toolhive_apply.registry.resolve import resolve_registries
 
     def rules(manifest: Manifest) -> Any:
@@ -446,7 +445,7 @@ def test_allow_docker_gateway_is_a_workload_field_planned_like_the_others(tmp_pa
     from toolhive_apply.engine.diff import field_changes
     from toolhive_apply.errors import ManifestError
     from toolhive_apply.manifest import load_manifest
-    from toolhive_apply.providers.workload_spec import workload_spec
+    from toolhive_apply.providers.workload.spec import workload_spec
 
     def spec(extra: str) -> dict[str, Any]:
         path = tmp_path / "stack.yaml"
@@ -476,7 +475,7 @@ def test_allow_docker_gateway_is_a_workload_field_planned_like_the_others(tmp_pa
 
 
 def test_the_host_s_own_addresses_and_the_proxy_s_gateways_are_read_from_proc(tmp_path: Path) -> None:
-    from toolhive_apply.providers.docker_host import docker_host_addresses, engine_is_local, local_addresses
+    from toolhive_apply.providers.docker.host import docker_host_addresses, engine_is_local, local_addresses
     from toolhive_apply.proxy.egress import default_gateways
 
     (tmp_path / "fib_trie").write_text(

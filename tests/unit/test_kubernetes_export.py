@@ -9,10 +9,10 @@ from typing import Any
 import yaml
 
 from tests.unit.test_export_manifest import every_section, live_of
-from toolhive_apply.cli_export import _export_kubernetes
-from toolhive_apply.export_manifest import as_manifest
+from toolhive_apply.cli.export import _export_kubernetes
 from toolhive_apply.interop.commands import render_to
 from toolhive_apply.manifest import load_manifest
+from toolhive_apply.views.manifest import as_manifest
 
 
 def _documents(directory: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from toolhive_apply.registry.resolve import resolve_registries
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The CLI in process (its error boundary and exit codes included): a subprocess per render is seconds."""
-    from toolhive_apply.cli import main
+    from toolhive_apply.cli.app import main
 
     def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
         for key, value in (env or {}).items():

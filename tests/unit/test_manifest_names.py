@@ -8,9 +8,7 @@ import pytest
 
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest
-from toolhive_apply.providers.docker_lock import lock_name
-from toolhive_apply.providers.registries import record_name
-from toolhive_apply.providers.workload_spec import (
+from toolhive_apply.providers.docker.labels import (
     MANAGED_BY,
     SET_ASIDE_MARK,
     egress_name,
@@ -19,6 +17,8 @@ from toolhive_apply.providers.workload_spec import (
     set_aside_name,
     stack_network,
 )
+from toolhive_apply.providers.docker.lock import lock_name
+from toolhive_apply.providers.registry import record_name
 
 
 def _problems(tmp_path: Path, workloads: str, extra: str = "") -> list[str]:

@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from toolhive_apply.errors import ManifestError
-from toolhive_apply.export import runconfig
-from toolhive_apply.export_manifest import _optional_fields
 from toolhive_apply.manifest import load_manifest
-from toolhive_apply.providers.observability import AUDIT_DIR
-from toolhive_apply.providers.workload_spec import proxy_config, proxy_host_config_args, workload_spec
+from toolhive_apply.providers.workload.create_args import proxy_config, proxy_host_config_args
+from toolhive_apply.providers.workload.observability import AUDIT_DIR
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.proxy.config import load_config
+from toolhive_apply.views.manifest import _optional_fields
+from toolhive_apply.views.workloads import runconfig
 
 
 def manifest_at(tmp_path: Path, workload: dict[str, Any], settings: dict[str, Any] | None = None) -> Path:

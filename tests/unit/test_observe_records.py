@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from toolhive_apply.cli_logs import is_audit, since_time
+from toolhive_apply.cli.logs import is_audit, since_time
 from toolhive_apply.errors import UsageError
 from toolhive_apply.proxy.audit import AuditLog
 from toolhive_apply.proxy.httpserver import Request

@@ -14,8 +14,8 @@ from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.manifest.package_checks import image_reference_problem, index_url_problem, requirement_problem
 from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, parse_package_ref
 from toolhive_apply.preflight import preflight
-from toolhive_apply.providers.package_images import PackageBuild, package_build
-from toolhive_apply.providers.package_specs import container_image, package_fields
+from toolhive_apply.providers.workload.package_images import PackageBuild, package_build
+from toolhive_apply.providers.workload.package_specs import container_image, package_fields
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,8 @@ def test_upstream_npm_and_pypi_packages_resolve_to_package_images(tmp_path: Path
 
 
 def test_header_forward_becomes_proxy_headers_with_secrets_only_by_reference(tmp_path: Path) -> None:
-    from toolhive_apply.providers.workload_spec import proxy_config, workload_spec
+    from toolhive_apply.providers.workload.create_args import proxy_config
+    from toolhive_apply.providers.workload.spec import workload_spec
 
     forward = {"add_plaintext_headers": {"X-Team": "tools"}, "add_headers_from_secret": {"Authorization": "tok"}}
     remote = {"name": "r", "url": "https://mcp.example/mcp", "header_forward": forward}
@@ -325,7 +326,7 @@ def test_header_forward_becomes_proxy_headers_with_secrets_only_by_reference(tmp
 
 def test_a_tampered_package_spec_is_refused_where_it_is_built(tmp_path: Path) -> None:
     from toolhive_apply.errors import ProviderError
-    from toolhive_apply.providers.package_specs import build_package
+    from toolhive_apply.providers.workload.package_specs import build_package
 
     build = _build(tmp_path, "uvx://mcp-server-time@1.0")
     evil = PackageBuild.from_spec({**build.as_spec(), "builder_image": "b:1\nRUN id"})
@@ -338,7 +339,7 @@ def test_a_tampered_package_spec_is_refused_where_it_is_built(tmp_path: Path) ->
 
 
 def test_build_output_is_scrubbed_of_terminal_controls() -> None:
-    from toolhive_apply.providers.package_images import _note
+    from toolhive_apply.providers.workload.package_images import _note
 
     output: list[str] = []
     made: list[str] = []

@@ -6,7 +6,7 @@ import ast
 import io
 import tarfile
 
-from toolhive_apply.proxy.image import (
+from toolhive_apply.providers.workload.proxy_image import (
     PROXY_DIR,
     build_context,
     default_proxy_tag,

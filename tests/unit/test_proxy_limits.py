@@ -10,7 +10,7 @@ import pytest
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.model import duration_seconds
-from toolhive_apply.providers.workload_spec import (
+from toolhive_apply.providers.workload.create_args import (
     HELPER_MEMORY_LIMIT,
     HELPER_PIDS_LIMIT,
     gate_host_config_args,
@@ -18,8 +18,8 @@ from toolhive_apply.providers.workload_spec import (
     host_config_args,
     proxy_config,
     proxy_host_config_args,
-    workload_spec,
 )
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.proxy.config import DEFAULT_SESSION_TTL, load_config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolhive_apply.reference import END, START, render_reference
+from toolhive_apply.manifest.reference import END, START, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -13,7 +13,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def test_the_manifest_reference_in_the_readme_is_generated_from_the_schema() -> None:
     start = README.index(START)
     end = README.index(END) + len(END)
-    assert README[start:end] + "\n" == render_reference(), "run: python -m toolhive_apply.reference and paste"
+    assert README[start:end] + "\n" == render_reference(), "run: python -m toolhive_apply.manifest.reference and paste"
 
 
 def test_the_readme_names_the_two_newcomer_commands_and_ci_runs_the_same_test_command() -> None:

@@ -30,8 +30,9 @@ from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, 
 from toolhive_apply.errors import PlanFileError
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.ports import assign_ports
-from toolhive_apply.providers.workload_observation import observe_units
-from toolhive_apply.providers.workload_spec import LABEL_MANAGED_BY, LABEL_STACK, MANAGED_BY, workload_spec
+from toolhive_apply.providers.docker.labels import LABEL_MANAGED_BY, LABEL_STACK, MANAGED_BY
+from toolhive_apply.providers.workload.observe import observe_units
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.registry.formats import RegistryError
 from toolhive_apply.registry.resolve import resolve_registries
 from toolhive_apply.spec_checks import shown_differs, spec_issues

@@ -11,17 +11,15 @@ import pytest
 
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest
-from toolhive_apply.providers.workload_observation import observe_units
-from toolhive_apply.providers.workload_spec import (
+from toolhive_apply.providers.workload.create_args import (
     GATE_SOCKET,
     gate_config,
     gate_host_config_args,
     proxy_config,
     proxy_host_config_args,
-    stdio_server_network,
-    unit_parts,
-    workload_spec,
 )
+from toolhive_apply.providers.workload.observe import observe_units
+from toolhive_apply.providers.workload.spec import stdio_server_network, unit_parts, workload_spec
 
 
 def spec_of(tmp_path: Path, **workload: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from toolhive_apply.providers.secrets import SecretResolver
+from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.stack_key import KEY_ENV as HMAC_KEY_ENV
 from toolhive_apply.providers.stack_key import MIN_KEY_CHARS, StackKeyError
 from toolhive_apply.redact import REDACTED, SecretValue, redact

@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.oidc_issuer import Issuer
 from toolhive_apply.manifest import load_manifest
-from toolhive_apply.providers.workload_spec import proxy_config, workload_spec
+from toolhive_apply.providers.workload.create_args import proxy_config
+from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.proxy.app import build_server
 from toolhive_apply.proxy.config import load_config
 from toolhive_apply.verify import foreign_token, verify_specs

@@ -9,14 +9,15 @@ from typing import Any
 import yaml
 
 from toolhive_apply.clients import client_table
-from toolhive_apply.export_manifest import LiveStack, as_manifest
-from toolhive_apply.export_vmcp import vmcp_config
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import assign_ports
-from toolhive_apply.providers.clients import workload_entries
-from toolhive_apply.providers.gateways import gateway_specs
-from toolhive_apply.providers.workload_spec import proxy_config, workload_spec
+from toolhive_apply.providers.client.provider import workload_entries
+from toolhive_apply.providers.gateway import gateway_specs
+from toolhive_apply.providers.workload.create_args import proxy_config
+from toolhive_apply.providers.workload.spec import workload_spec
+from toolhive_apply.views.manifest import LiveStack, as_manifest
+from toolhive_apply.views.vmcp import vmcp_config
 
 HTTP = "toolhive-apply-test/http:latest"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolhive_apply.cli_common import EXIT_OK, DockerHostOpt, PathsArg, VarFileOpt, VarOpt, err, load, out
+from toolhive_apply.cli.common import EXIT_OK, DockerHostOpt, PathsArg, VarFileOpt, VarOpt, err, load, out
 
 if TYPE_CHECKING:
     from toolhive_apply.interop.kubernetes_model import Rendering

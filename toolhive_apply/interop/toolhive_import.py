@@ -269,8 +269,8 @@ def _settings_and_registries(config: Mapping[str, Any], imported: Imported) -> N
 
 def _containers(docker_host: str | None) -> list[dict[str, Any]]:
     """ToolHive's containers: one list call, by ToolHive's label, without our own."""
-    from toolhive_apply.docker_client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.workload_spec import LABEL_MANAGED_BY
+    from toolhive_apply.providers.docker.client import connect, docker_errors, endpoint_of
+    from toolhive_apply.providers.docker.labels import LABEL_MANAGED_BY
 
     api = connect(docker_host)
     try:

@@ -23,8 +23,8 @@ from toolhive_apply.manifest.model import Manifest
 
 def check_names(manifest: Manifest) -> Iterator[ManifestIssue]:
     # imported here: providers.workload_spec imports the manifest model, which imports these checks
-    from toolhive_apply.providers.workload_observation import HELPER_NAMES
-    from toolhive_apply.providers.workload_spec import MANAGED_BY, SET_ASIDE_MARK
+    from toolhive_apply.providers.docker.labels import MANAGED_BY, SET_ASIDE_MARK
+    from toolhive_apply.providers.workload.observe import HELPER_NAMES
 
     helpers = {
         derive(w.name): (w.name, role) for w in manifest.workloads for role, derive in sorted(HELPER_NAMES.items())

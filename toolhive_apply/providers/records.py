@@ -11,10 +11,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from toolhive_apply.docker_client import CountingAPIClient
 from toolhive_apply.engine.resource import HASH_VERSION, DesiredResource, Kind, ObservedResource, ResourceId, Status
-from toolhive_apply.providers.marker_image import ensure_marker_image
-from toolhive_apply.providers.workload_spec import (
+from toolhive_apply.providers.docker.client import CountingAPIClient
+from toolhive_apply.providers.docker.labels import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
     LABEL_MANAGED_BY,
@@ -24,6 +23,7 @@ from toolhive_apply.providers.workload_spec import (
     LABEL_STACK,
     MANAGED_BY,
 )
+from toolhive_apply.providers.docker.marker_image import ensure_marker_image
 from toolhive_apply.redact import scrubbed_json
 
 

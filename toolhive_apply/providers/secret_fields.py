@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from toolhive_apply.engine.plan import Plan, plan_to_json
 from toolhive_apply.errors import ManifestError, ManifestIssue, Origin, ToolhiveApplyError
 from toolhive_apply.manifest.loader import load_manifest_files
-from toolhive_apply.providers.secrets import read_secret_file
+from toolhive_apply.providers.secret import read_secret_file
 from toolhive_apply.redact import MIN_SCRUB_LENGTH, SecretValue, redact, secret_paths, spellings
 
 if TYPE_CHECKING:

@@ -14,15 +14,15 @@ from typing import Any, ClassVar, Final
 
 import docker.errors
 
-from toolhive_apply.docker_client import CountingAPIClient, docker_errors
 from toolhive_apply.engine.plan import Action, Change
+from toolhive_apply.engine.provider import EventSink
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Manifest
-from toolhive_apply.providers.base import EventSink
+from toolhive_apply.providers.docker.client import CountingAPIClient, docker_errors
+from toolhive_apply.providers.docker.labels import LABEL_ROLE, LABEL_STACK
+from toolhive_apply.providers.docker.snapshot import StackContainers
 from toolhive_apply.providers.records import create_record, observed_record, records_of
-from toolhive_apply.providers.snapshot import StackContainers
-from toolhive_apply.providers.workload_spec import LABEL_ROLE, LABEL_STACK
 from toolhive_apply.stores.factory import DEFAULT_SETTINGS
 from toolhive_apply.urls import mask_url
 

@@ -1,0 +1,1 @@
+"""The workload resource kind: spec, Docker create arguments, observation, proxy, isolation, readiness, images."""

@@ -1,0 +1,382 @@
+"""Images for `uvx://`, `npx://` and `go://` workloads: a generated two-stage Dockerfile, built on the Docker host.
+
+The build is described by a frozen PackageBuild (what the package manager installs, from where, on which builder and
+runtime images), hashed together with the Dockerfile text it renders to; the image is named and labelled by that
+hash, so an image that exists is reused and any change of input (a version, a base image's id, a file in the
+offline directory, this template) is a different image and therefore a planned replace.
+
+Safety of the generated text, by construction rather than quoting: every RUN is exec form (a JSON array written
+by json.dumps, never a shell), so no user text meets a shell; package names and versions passed to the package
+manager were parsed by manifest/package_refs.py and follow `--`, so none is an option; the only user text outside
+a JSON array is a runtime_env value, checked to hold no quote, `$`, backslash or control character, and the
+base image references, checked against Docker's grammar. Nothing secret is ever an input: Docker 20.10's classic
+builder has no build secrets, and every ARG/ENV/RUN argument is stored in the image's history, so credentialed
+indexes are refused at validation (see manifest/package_checks.py) and a private index is served through
+offline_dir instead.
+
+A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
+container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
+workloads of the same image build it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import tarfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import docker.errors
+
+from toolhive_apply.manifest.model import Settings, Workload
+from toolhive_apply.manifest.package_refs import PackageRef, Scheme, parse_package_ref
+from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE
+
+TEMPLATE_VERSION: Final = "1"
+"""Part of every build's hash: changing the Dockerfile templates below rebuilds every package image."""
+REPOSITORY: Final = "toolhive-apply/pkg"
+DEFAULT_BUILDERS: Final[Mapping[Scheme, str]] = {
+    "uvx": "python:3.14-slim",
+    "npx": "node:24-alpine",
+    "go": "golang:1.27-alpine",
+}
+"""ToolHive's defaults (pkg/container/templates/runtime_config.go RuntimeDefaults)."""
+DEFAULT_RUNTIMES: Final[Mapping[Scheme, str]] = {
+    "uvx": "python:3.14-slim",
+    "npx": "node:24-alpine",
+    "go": "alpine:3.22",
+}
+"""ToolHive's runtime stages: the builder's image for Python and Node (the venv and node_modules need the same
+interpreter), a bare Alpine for Go's static binary."""
+RUN_AS: Final = "65534:65534"
+"""nobody, by number: every base image can run it, whatever its /etc/passwd holds."""
+PARALLEL_BUILDS: Final = 2
+OFFLINE_IN_BUILD: Final = "/offline"
+TAIL_LINES: Final = 15
+
+
+class PackageBuildError(Exception):
+    """A build failed; the message carries the build's last lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageBuild:
+    """Everything that shapes one package image (the hash covers it all, and the rendered Dockerfile)."""
+
+    scheme: Scheme
+    name: str
+    version: str | None
+    builder_image: str
+    runtime_image: str
+    builder_id: str | None = None
+    runtime_id: str | None = None
+    build_with: tuple[str, ...] = ()
+    runtime_env: tuple[tuple[str, str], ...] = ()
+    index_url: str | None = None
+    offline_dir: str | None = None
+    offline_digest: str | None = None
+    template: str = TEMPLATE_VERSION
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> PackageRef:
+        return PackageRef(self.scheme, self.name, self.version)
+
+    def dockerfile(self) -> str:
+        return {"uvx": _uvx_dockerfile, "npx": _npx_dockerfile, "go": _go_dockerfile}[self.scheme](self)
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps({**asdict(self), "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def tag(self) -> str:
+        return f"{REPOSITORY}-{self.scheme}-{self.ref.slug}:{self.digest[:16]}"
+
+    def as_spec(self) -> dict[str, Any]:
+        """The workload spec's `package` entry: enough to build again from a saved plan, and what plan diffs."""
+        data = asdict(self)
+        data.pop("extra")
+        data["build_with"] = list(self.build_with)
+        data["runtime_env"] = dict(self.runtime_env)
+        data["ref"] = self.ref.text
+        data["hash"] = self.digest
+        return data
+
+    @classmethod
+    def from_spec(cls, data: Mapping[str, Any]) -> PackageBuild:
+        keep = {k: v for k, v in data.items() if k not in ("ref", "hash")}
+        keep["build_with"] = tuple(keep.get("build_with") or ())
+        keep["runtime_env"] = tuple(sorted((keep.get("runtime_env") or {}).items()))
+        return cls(**keep)
+
+
+def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> PackageBuild:
+    """The build of a workload's package image under `settings`; base image ids from the engine's image list."""
+    assert workload.image is not None
+    ref = parse_package_ref(workload.image)  # checked by preflight already; this is the same parse
+    config: Mapping[str, Any] = workload.runtime_config or {}
+    packages = settings.packages
+    builder = str(
+        config.get("builder_image")
+        or (packages.get("builder_images") or {}).get(ref.scheme)
+        or DEFAULT_BUILDERS[ref.scheme]
+    )
+    runtime = str((packages.get("runtime_images") or {}).get(ref.scheme) or DEFAULT_RUNTIMES[ref.scheme])
+    offline = packages.get("offline_dir")
+    return PackageBuild(
+        scheme=ref.scheme,
+        name=ref.name,
+        version=ref.version,
+        builder_image=builder,
+        runtime_image=runtime,
+        builder_id=_local_id(image_ids, builder),
+        runtime_id=_local_id(image_ids, runtime),
+        build_with=tuple(str(entry) for entry in config.get("build_with") or ()),
+        runtime_env=tuple(sorted((str(k), str(v)) for k, v in (config.get("runtime_env") or {}).items())),
+        index_url=(packages.get("index_urls") or {}).get(ref.scheme),
+        offline_dir=str(offline) if offline else None,
+        offline_digest=directory_digest(Path(str(offline))) if offline else None,
+    )
+
+
+def _local_id(image_ids: Mapping[str, str], ref: str) -> str | None:
+    return image_ids.get(ref) or (image_ids.get(f"{ref}:latest") if ":" not in ref.rsplit("/", 1)[-1] else None)
+
+
+def directory_digest(directory: Path) -> str | None:
+    """SHA-256 over the relative names and contents of the regular files under `directory` (None: not a
+    directory): a wheel added, removed or replaced in the offline directory is a different build."""
+    if not directory.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+# -- Dockerfile templates ------------------------------------------------------------------------------------------
+def _run(*argv: str) -> str:
+    """An exec-form RUN: a JSON array the builder executes without a shell."""
+    return "RUN " + json.dumps(list(argv))
+
+
+def _env(pairs: tuple[tuple[str, str], ...]) -> list[str]:
+    """runtime_env, whose values were checked to hold nothing ENV would interpret (quote, $, backslash)."""
+    return [f'ENV {key}="{value}"' for key, value in pairs]
+
+
+def _offline_copy(build: PackageBuild) -> list[str]:
+    return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.offline_dir else []
+
+
+def _uvx_dockerfile(build: PackageBuild) -> str:
+    """A venv in the builder, pip installs the package (and build_with) into it, the runtime gets the venv.
+
+    PYTHONPATH is emptied (CPython ignores an empty one) so the venv alone decides what is imported."""
+    sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.offline_dir else []
+    if build.index_url and not build.offline_dir:
+        sources = ["--index-url", build.index_url]
+    lines = [
+        f"FROM {build.builder_image} AS builder",
+        "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_NO_COLOR=1",
+        *_offline_copy(build),
+        _run("python3", "-m", "venv", "--without-pip", "/opt/mcp"),
+        _run(
+            "python3",
+            "-m",
+            "pip",
+            "--python",
+            "/opt/mcp/bin/python",
+            "install",
+            "--no-warn-script-location",
+            *sources,
+            "--",
+            build.ref.requirement,
+            *build.build_with,
+        ),
+        f"FROM {build.runtime_image}",
+        "COPY --from=builder /opt/mcp /opt/mcp",
+        "ENV PYTHONPATH= PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/mcp/bin:$PATH",
+        *_env(build.runtime_env),
+        f"USER {RUN_AS}",
+        "ENTRYPOINT " + json.dumps([f"/opt/mcp/bin/{build.ref.executable}"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _npx_dockerfile(build: PackageBuild) -> str:
+    """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
+
+    Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
+    `npm cache add PKG@VER`, the closure included)."""
+    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
+    if build.index_url and not build.offline_dir:
+        sources = ["--registry", build.index_url]
+    lines = [
+        f"FROM {build.builder_image} AS builder",
+        "ENV NODE_ENV=production NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false",
+        "WORKDIR /build",
+        *_offline_copy(build),
+        _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.ref.requirement),
+        f"FROM {build.runtime_image}",
+        "WORKDIR /app",
+        "COPY --from=builder /build/node_modules /app/node_modules",
+        "ENV NODE_ENV=production NODE_PATH=/app/node_modules npm_config_cache=/tmp/.npm",
+        "ENV PATH=/app/node_modules/.bin:$PATH",
+        *_env(build.runtime_env),
+        f"USER {RUN_AS}",
+        "ENTRYPOINT " + json.dumps(["npx", "--offline", build.name]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _go_dockerfile(build: PackageBuild) -> str:
+    """`go install MODULE@VERSION` into /app/bin (static, CGO off); the runtime gets the binary alone.
+
+    Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir and the checksum database (unreachable)
+    is off: the directory is the trusted source."""
+    env = ["env", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off"] if build.offline_dir else []
+    if build.index_url and not build.offline_dir:
+        env = ["env", f"GOPROXY={build.index_url}"]
+    lines = [
+        f"FROM {build.builder_image} AS builder",
+        "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
+        *_offline_copy(build),
+        _run(*env, "go", "install", "--", build.ref.requirement),
+        f"FROM {build.runtime_image}",
+        "COPY --from=builder /app/bin/ /app/bin/",
+        *_env(build.runtime_env),
+        f"USER {RUN_AS}",
+        "ENTRYPOINT " + json.dumps([f"/app/bin/{build.ref.executable}"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- building ------------------------------------------------------------------------------------------------------
+def build_context(build: PackageBuild) -> bytes:
+    """The Dockerfile and (offline) the offline directory's regular files, as a tar the engine reads."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        _add(archive, "Dockerfile", build.dockerfile().encode())
+        if build.offline_dir:
+            root = Path(build.offline_dir)
+            for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+                _add(archive, f"offline/{path.relative_to(root)}", path.read_bytes())
+            _add(archive, "offline/.keep", b"")
+    return buffer.getvalue()
+
+
+def _add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(content), 0o644, 0
+    archive.addfile(info, io.BytesIO(content))
+
+
+_SLOTS = threading.BoundedSemaphore(PARALLEL_BUILDS)
+_TAG_LOCKS: dict[str, threading.Lock] = {}
+_TAG_LOCKS_GUARD = threading.Lock()
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
+
+
+@contextlib.contextmanager
+def _exclusive(tag: str) -> Iterator[None]:
+    """One build per image at a time (two workloads of one package build it once), PARALLEL_BUILDS in all."""
+    with _TAG_LOCKS_GUARD:
+        lock = _TAG_LOCKS.setdefault(tag, threading.Lock())
+    with lock, _SLOTS:
+        yield
+
+
+def ensure_package_image(api: docker.APIClient, build: PackageBuild, progress: Any = None) -> str:
+    """The id of the image of `build`, built when the engine lacks it; PackageBuildError with the last lines."""
+    tag = build.tag
+    with _exclusive(tag):
+        found = _image_id(api, tag)
+        if found is not None:
+            return found
+        output: list[str] = []
+        made: list[str] = []
+        try:
+            problem = _stream_build(api, build, output, made, progress)
+        except docker.errors.APIError as error:
+            problem = str(getattr(error, "explanation", None) or error)
+        image = _image_id(api, tag) if problem is None else None
+        if image is None:
+            _cleanup(api, made)
+            raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
+        return image
+
+
+def _stream_build(
+    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any
+) -> str | None:
+    """Run the build, collecting its output's tail and the intermediate images it makes; the error text, if any."""
+    for chunk in api.build(
+        fileobj=io.BytesIO(build_context(build)),
+        custom_context=True,
+        tag=build.tag,
+        labels={LABEL_BUILD: build.digest, LABEL_PACKAGE: build.ref.text},
+        network_mode="none" if build.offline_dir else None,
+        pull=False,
+        rm=True,
+        forcerm=True,
+        decode=True,
+    ):
+        if "error" in chunk:
+            return str(chunk["error"])
+        for line in str(chunk.get("stream", "")).splitlines():
+            _note(line, output, made)
+            if progress is not None and line.startswith("Step "):
+                progress(line.strip())
+    return None
+
+
+def _note(line: str, output: list[str], made: list[str]) -> None:
+    """Keep the output's tail, and the ids of the intermediate images this build made: an id right after
+    "Removing intermediate container" is new (after a FROM step it is a base image, after "Using cache" a reused
+    one, and neither is ours to remove)."""
+    line = _CONTROL.sub("", _ANSI.sub("", line))  # a package manager's output is untrusted terminal text
+    match = _STEP_ID.match(line)
+    if match and output and output[-1].startswith("Removing intermediate container"):
+        made.append(match.group(1))
+    output.append(line)
+    del output[: -TAIL_LINES * 4]
+
+
+def _cleanup(api: docker.APIClient, images: list[str]) -> None:
+    """Remove the intermediate images of a failed build, newest first (each a child of the one before)."""
+    for image in reversed(images):
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_image(image, noprune=False)
+
+
+def _image_id(api: docker.APIClient, ref: str) -> str | None:
+    try:
+        return str(api.inspect_image(ref)["Id"])
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _failure(build: PackageBuild, reason: str, output: list[str]) -> str:
+    noise = ("Removing intermediate container", " ---> ")  # the builder's bookkeeping, not the tool's words
+    tail = "\n".join(line for line in output if line.strip() and not line.startswith(noise))
+    tail = "\n".join(tail.splitlines()[-TAIL_LINES:])
+    hint = ""
+    if "pull access" in reason or ("not found" in reason and build.builder_image in reason):
+        hint = " (the builder and runtime images must be on the Docker host: nothing is pulled)"
+    return f"building {build.ref.text} failed: {reason.strip()}{hint}" + (
+        f"\nlast build output:\n{tail}" if tail else ""
+    )

@@ -1,0 +1,67 @@
+"""Where a package image meets the workload spec: the spec's `package` entry, the image the container runs, and
+the build at apply time (from the spec alone, so a saved plan builds exactly what it showed).
+
+The spec keeps `image: uvx://NAME@VERSION` as the user wrote it (export and `export --as-manifest` print it back);
+`package.tag` is the built image the container is created from, and `package.hash` covers every input, so a new
+version, base image or offline wheel is a changed spec: a planned replace whose fields name what moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from toolhive_apply.errors import ProviderError
+from toolhive_apply.manifest.model import Settings, Workload
+from toolhive_apply.manifest.package_checks import build_input_problems
+from toolhive_apply.manifest.package_refs import is_package_image, parse_package_ref
+from toolhive_apply.providers.workload.package_images import (
+    PackageBuild,
+    PackageBuildError,
+    directory_digest,
+    ensure_package_image,
+    package_build,
+)
+
+
+def package_fields(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> dict[str, Any]:
+    """`{"package": {...}}` for a package image (merged into the workload's spec), `{}` for any other."""
+    if workload.url or not is_package_image(workload.image):
+        return {}
+    build = package_build(workload, settings, image_ids)
+    return {"package": {**build.as_spec(), "tag": build.tag}}
+
+
+def container_image(spec: Mapping[str, Any]) -> str:
+    """The image the workload's container is created from: the built one for a package, else `image`."""
+    package = spec.get("package")
+    if isinstance(package, Mapping):
+        return str(package["tag"])
+    return str(spec["image"])
+
+
+def build_package(
+    api: docker.APIClient, spec: Mapping[str, Any], address: str, action: str, progress: Callable[[str], None]
+) -> str:
+    """Build the spec's package image (or find it built); ProviderError with the build's last lines."""
+    data = dict(spec["package"])
+    tag = data.pop("tag")
+    build = PackageBuild.from_spec(data)
+    if build.tag != tag or build.digest != data.get("hash"):
+        raise ProviderError(address, action, "the package build in this plan does not match its recorded hash")
+    images = (build.builder_image, build.runtime_image)
+    problems = build_input_problems(build.ref.text, images, build.build_with, build.runtime_env, build.index_url)
+    if problems or parse_package_ref(build.ref.text) != build.ref:
+        raise ProviderError(address, action, "refusing to build: " + "; ".join(problems or ["not a canonical ref"]))
+    if build.offline_dir and directory_digest(Path(build.offline_dir)) != build.offline_digest:
+        raise ProviderError(
+            address, action, f"{build.offline_dir} changed since the plan was made", hint="plan again, then apply"
+        )
+    progress(f"building {build.ref.text} on {build.builder_image} (image {tag})")
+    try:
+        return ensure_package_image(api, build, progress)
+    except PackageBuildError as exc:
+        raise ProviderError(address, action, str(exc)) from None

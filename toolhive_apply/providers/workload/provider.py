@@ -1,0 +1,214 @@
+"""Workloads in Docker: observe with list calls only, decide what each change needs, and hand the containers to
+the unit builder (unit.py), which creates, starts, replaces and removes them.
+
+Observation reads labels from the list response (our hash and spec live there), so a no-change plan
+costs three API calls whatever the number of workloads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import docker.errors
+
+from toolhive_apply.engine.plan import Action, Change
+from toolhive_apply.engine.provider import Event, EventSink
+from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
+from toolhive_apply.errors import ProviderError, ToolhiveApplyError
+from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.providers.docker.client import CountingAPIClient, docker_errors
+from toolhive_apply.providers.docker.labels import (
+    LABEL_MANAGED_BY,
+    LABEL_STACK,
+    MANAGED_BY,
+    egress_name,
+    gate_name,
+    proxy_name,
+)
+from toolhive_apply.providers.docker.snapshot import StackContainers
+from toolhive_apply.providers.gateway import gateway_specs
+from toolhive_apply.providers.secret import SecretResolver
+from toolhive_apply.providers.workload.endpoint import endpoint_explain, proxy_secret_refs
+from toolhive_apply.providers.workload.errors import api_message
+from toolhive_apply.providers.workload.isolation import IsolationManager
+from toolhive_apply.providers.workload.observe import container_name, observe_units
+from toolhive_apply.providers.workload.package_specs import build_package, container_image, package_fields
+from toolhive_apply.providers.workload.proxy import ProxyManager
+from toolhive_apply.providers.workload.spec import (
+    split_image,
+    workload_spec,
+)
+from toolhive_apply.providers.workload.unit import STOP_TIMEOUT, WorkloadUnits
+
+
+class WorkloadProvider:
+    kind: ClassVar[Kind] = Kind.WORKLOAD
+
+    def __init__(
+        self, api: CountingAPIClient, stack: str, endpoint: str, secrets: SecretResolver | None = None
+    ) -> None:
+        self.api = api
+        self.stack = stack
+        self.endpoint = endpoint
+        self.secrets = secrets
+        self.snapshot = StackContainers(api, stack, endpoint)
+        self.proxies = ProxyManager(api, stack, endpoint)
+        self.isolation = IsolationManager(api, stack, self.proxies, self.snapshot)
+        self.units = WorkloadUnits(api, stack, self.snapshot, self.proxies, self.isolation, self._resolver)
+        self.warnings: tuple[str, ...] = ()
+        self._image_ids: dict[str, str] | None = None
+
+    # -- observing -------------------------------------------------------------------------------
+    def image_ids(self, refresh: bool = False) -> dict[str, str]:
+        """Tag -> image id for every local image: one call per plan."""
+        if self._image_ids is None or refresh:
+            with docker_errors(self.endpoint):
+                images = self.api.images()
+            mapping: dict[str, str] = {}
+            for image in images:
+                for tag in image.get("RepoTags") or ():
+                    mapping[tag] = image["Id"]
+            self._image_ids = mapping
+        return self._image_ids
+
+    def desired(self, manifest: Manifest) -> list[DesiredResource]:
+        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+        ids = self.image_ids(refresh=True) if any(w.image for w in manifest.workloads) else {}
+        result = []
+        warnings = []
+        for workload in manifest.workloads:
+            image_id = None
+            package = package_fields(workload, manifest.settings, ids)  # uvx://, npx://, go://: a built image
+            if package:
+                image_id = ids.get(package["package"]["tag"])
+            elif workload.image:
+                repo, tag = split_image(workload.image)
+                image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
+            spec = self._with_digests(workload_spec(workload, manifest, ports[workload.name], image_id) | package)
+            refs = [*spec["secrets"], *proxy_secret_refs(spec)]
+            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
+            rid = ResourceId(Kind.WORKLOAD, workload.name)
+            result.append(DesiredResource(rid, spec, workload.origin, uses, explain=endpoint_explain(spec)))
+            if spec["permission_profile"].get("privileged"):
+                warnings.append(
+                    f"workload {workload.name!r} runs PRIVILEGED: it has every capability and the host's devices "
+                    "(acknowledged by allow_privileged)"
+                )
+        self.warnings = tuple(warnings)
+        by_name = {d.id.name: d.spec for d in result}
+        for group, spec in gateway_specs(manifest, by_name):
+            backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in spec["vmcp"]["backends"])
+            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, spec["name"]), spec, group.origin, backends))
+        return result
+
+    def _resolver(self) -> SecretResolver:
+        if self.secrets is None:
+            raise ToolhiveApplyError("this workload uses secrets, but no secret store is configured")
+        return self.secrets
+
+    def _with_digests(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The one place `secret_digests` is set: keyed digests of the values a workload and its proxy use, so
+        rotating one replaces exactly its users. A workload without secrets has no such field (its hash stays)."""
+        refs = [*spec["secrets"], *proxy_secret_refs(spec)]
+        if refs:
+            resolver = self._resolver()
+            spec["secret_digests"] = {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
+        return spec
+
+    def observe(self, names: Sequence[str]) -> list[ObservedResource]:
+        observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
+        if names:
+            observed.update(self._foreign(names))
+        return list(observed.values())
+
+    def _foreign(self, names: Sequence[str]) -> dict[ResourceId, ObservedResource]:
+        """Containers we do not own that hold a name we want (the server's or a helper's): conflicts.
+
+        Matched here against the observation's one list of the engine's containers (see StackContainers.engine).
+        """
+        wanted = {helper(n): n for n in names for helper in (str, proxy_name, egress_name, gate_name)}
+        found = {}
+        for summary in self.snapshot.engine():
+            if container_name(summary) not in wanted:
+                continue
+            labels = summary.get("Labels") or {}
+            if labels.get(LABEL_STACK) == self.stack and labels.get(LABEL_MANAGED_BY) == MANAGED_BY:
+                continue
+            name = container_name(summary)
+            owner = labels.get(LABEL_STACK) if labels.get(LABEL_MANAGED_BY) == MANAGED_BY else None
+            rid = ResourceId(Kind.WORKLOAD, wanted[name])
+            state = str(summary.get("State", "unknown"))
+            found[rid] = ObservedResource(rid, f"container {name!r}", False, owner, None, None, state)
+        return found
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply(self, change: Change, emit: EventSink) -> str:
+        address = str(change.id)
+        try:
+            with docker_errors(self.endpoint):
+                return self._dispatch(change, emit)
+        except docker.errors.APIError as exc:
+            raise ProviderError(address, change.action.value, api_message(exc)) from None
+
+    def _dispatch(self, change: Change, emit: EventSink) -> str:
+        if change.action is Action.DELETE:
+            assert change.observed is not None
+            facts = change.observed.facts
+            self.units.remove_all(
+                change.observed.handle, facts.get("proxy_id"), facts.get("gate_id"), facts.get("egress_id")
+            )
+            if facts.get("network"):
+                self.isolation.drop_network(str(facts["network"]))
+            self.proxies.remove_network_if_unused()
+            return "deleted"
+        assert change.desired is not None
+        spec = self._with_image(change, emit)
+        self.proxies.ensure_network()
+        if change.action is Action.CREATE:
+            self.units.create_and_start(change, spec, emit)
+            return "created"
+        assert change.observed is not None
+        if change.action is Action.START:
+            self.units.start_pair(change, spec, emit)
+            return "started"
+        self.units.replace(change, spec, emit)
+        return "replaced"
+
+    def _with_image(self, change: Change, emit: EventSink) -> dict[str, Any]:
+        """Pull the image if it is not local; the spec recorded on the container gets its id."""
+        assert change.desired is not None
+        spec = dict(change.desired.spec)
+        if spec.get("remote"):
+            return self._with_digests(spec)
+        image = container_image(spec)
+        image_id = self.api.image_id(image)
+        if image_id is None and spec.get("package"):
+            say = lambda line: emit(Event(str(change.id), "progress", line))  # noqa: E731
+            image_id = build_package(self.api, spec, str(change.id), change.action.value, say)
+        if image_id is None:
+            emit(Event(str(change.id), "progress", f"pulling {image}"))
+            problem = self.units.pull(image, emit, str(change.id))
+            image_id = self.api.image_id(image)
+            if image_id is None:
+                raise ProviderError(
+                    str(change.id),
+                    change.action.value,
+                    f"image {image!r} is not on the Docker host and could not be pulled: {problem or 'not found'}",
+                    hint="build or load the image on the Docker host, or fix the image name",
+                )
+        spec["image_id"] = image_id
+        return self._with_digests(spec)  # what is injected now is what the label records
+
+    # -- bulk operations -------------------------------------------------------------------------
+    def restart(self, observed: ObservedResource) -> None:
+        with docker_errors(self.endpoint):
+            self.api.restart(observed.handle, timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.api.inspect_container(observed.handle)["State"].get("Running"):
+                return
+            time.sleep(0.2)
+        raise ProviderError(str(observed.id), "restart", "container did not come back within 30 s")

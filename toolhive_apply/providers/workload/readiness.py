@@ -1,0 +1,151 @@
+"""Waiting until a workload really serves: the container runs and, over HTTP, MCP `initialize` answers.
+
+Every wait has a deadline, and a failure carries the last lines of the container's log so the user
+sees why the server did not come up.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any
+
+import docker.errors
+
+from toolhive_apply.providers.docker.client import CountingAPIClient
+from toolhive_apply.providers.workload.spec import client_host
+from toolhive_apply.redact import redact
+
+POLL_SECONDS = 0.25
+LOG_LINES = 10
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "toolhive-apply", "version": "readiness"},
+    },
+}
+
+
+def _log_tail(api: CountingAPIClient, container_id: str) -> str:
+    """The last lines the container wrote, scrubbed as raw text BEFORE they are split and re-indented: a
+    multi-line secret (a PEM key, a JSON credentials file) printed by the server is only whole here."""
+    try:
+        raw = api.logs(container_id, stdout=True, stderr=True, tail=LOG_LINES)
+    except docker.errors.APIError:
+        return ""
+    text = redact(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    return "\n  last log lines:\n    " + "\n    ".join(text.splitlines()[-LOG_LINES:]) if text else ""
+
+
+def _state(api: CountingAPIClient, container_id: str) -> dict[str, Any]:
+    """The container's State, plus its RestartCount (which Docker keeps beside State, not in it)."""
+    inspected = api.inspect_container(container_id)
+    return {**inspected["State"], "RestartCount": int(inspected.get("RestartCount", 0)), "Name": inspected["Name"]}
+
+
+def _probe(connection: http.client.HTTPConnection, proxy_mode: str) -> int:
+    """The status of the MCP endpoint's answer. A streamable session the probe opened is ended again (DELETE, as
+    MCP clients end theirs), so readiness checks leave no session behind in the proxy or the server."""
+    if proxy_mode == "sse":
+        connection.request("GET", "/sse", headers={"Accept": "text/event-stream"})
+        return connection.getresponse().status  # the SSE session ends when the connection closes
+    connection.request(
+        "POST",
+        "/mcp",
+        body=json.dumps(INITIALIZE),
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
+    response = connection.getresponse()
+    response.read(65536)
+    session = response.getheader("Mcp-Session-Id")
+    if response.status == 200 and session:
+        _end_session(connection, session)
+    return response.status
+
+
+def _end_session(connection: http.client.HTTPConnection, session: str) -> None:
+    try:
+        connection.request("DELETE", "/mcp", headers={"Mcp-Session-Id": session})
+        connection.getresponse().read(65536)
+    except (OSError, http.client.HTTPException, ValueError):
+        pass  # best effort: the session expires with the proxy's session TTL anyway
+
+
+def http_answers(host: str, port: int, proxy_mode: str, timeout: float = 2.0, authenticated: bool = False) -> bool:
+    """True when the MCP endpoint answers: `initialize` on /mcp, or an event stream on /sse. An endpoint with OIDC
+    cannot be initialized without a token (and apply has none): there the proxy's own /health must say its server
+    is up, and MCP must answer with the 401 challenge."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        if authenticated:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read(65536)
+            if response.status != 200:
+                return False
+        status = _probe(connection, proxy_mode)
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return status == (401 if authenticated else 200)
+
+
+def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
+    """Exited, or brought back by the restart policy since we started waiting: either way it crashed."""
+    if state.get("Status") in ("exited", "dead"):
+        return True
+    return bool(state.get("Restarting")) or int(state.get("RestartCount", 0)) > restarts_before
+
+
+def wait_until_ready(
+    api: CountingAPIClient, containers: list[tuple[str, int]], spec: dict[str, Any], timeout: float
+) -> str | None:
+    """None when the workload answers MCP through its proxy; otherwise a reason with the log tail.
+
+    `containers` are (id, restart count before we started it) for the server and its proxy: a crash that the
+    restart policy hides between two polls still shows as a higher count.
+    """
+    deadline = time.monotonic() + timeout
+    host = client_host(spec)  # where clients connect: the same rule as their config files
+    while time.monotonic() < deadline:
+        running = True
+        for container_id, restarts_before in containers:
+            state = _state(api, container_id)
+            if _crashed(state, restarts_before):
+                if state.get("Status") in ("exited", "dead"):
+                    how = f"exited with code {state.get('ExitCode')}"
+                else:
+                    how = f"exited and was restarted by Docker {state['RestartCount'] - restarts_before} time(s)"
+                name = str(state.get("Name", "")).lstrip("/") or "container"
+                return f"{name} {how} before it was ready{_log_tail(api, container_id)}"
+            running = running and bool(state.get("Running"))
+        authenticated = (spec.get("endpoint") or {}).get("auth") == "oidc"
+        if running and http_answers(
+            host, int(spec["proxy_port"]), str(spec["proxy_mode"]), authenticated=authenticated
+        ):
+            return None
+        time.sleep(POLL_SECONDS)
+    server = containers[0][0]
+    return f"MCP endpoint on {host}:{spec['proxy_port']} not ready after {timeout:g} s{_log_tail(api, server)}"
+
+
+def wait_running(api: CountingAPIClient, containers: list[tuple[str, int]], timeout: float) -> str | None:
+    """None once every container runs (a unit with no published MCP port: served through a vMCP gateway only)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [(container_id, restarts, _state(api, container_id)) for container_id, restarts in containers]
+        for container_id, restarts, state in states:
+            if _crashed(state, restarts):
+                name = str(state.get("Name", "")).lstrip("/") or "container"
+                return f"{name} exited before it was ready{_log_tail(api, container_id)}"
+        if all(state.get("Running") for _, _, state in states):
+            return None
+        time.sleep(POLL_SECONDS)
+    return f"containers not running after {timeout:g} s"

@@ -1,0 +1,1 @@
+"""ToolHive-shaped views of live state (API, RunConfig, registry, client and manifest exports); no Docker calls."""
