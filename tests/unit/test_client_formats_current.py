@@ -17,8 +17,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from tests.support.client_entries import read_entries
 from tests.unit.test_client_provider import Stage, change_for, stage
-from toolhive_apply.clients import client_table, get_client, read_entries
+from toolhive_apply.clients import client_table, get_client
 from toolhive_apply.engine.plan import Action
 from toolhive_apply.manifest.schema import load_schema
 

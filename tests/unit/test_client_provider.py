@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from toolhive_apply.clients import ClientSpec, FileFormat, get_client, read_entries, write_entries
+from tests.support.client_entries import read_entries
+from toolhive_apply.clients import ClientSpec, FileFormat, get_client, write_entries
 from toolhive_apply.engine.diff import DiffOptions, make_plan
 from toolhive_apply.engine.executor import Recap, execute
 from toolhive_apply.engine.plan import Action, Change, Plan, fingerprint, load_plan, save_plan

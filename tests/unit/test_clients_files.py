@@ -19,6 +19,7 @@ from string import Template
 
 import pytest
 
+from tests.support.client_entries import entry_differences, read_entries
 from toolhive_apply.clients import (
     ClientFileLockedError,
     ClientFileMissingError,
@@ -29,9 +30,7 @@ from toolhive_apply.clients import (
     build_entry,
     client_table,
     config_path,
-    entry_differences,
     lock_path,
-    read_entries,
     same_entry,
     write_entries,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.client_entries import read_entries
 from tests.unit.test_client_provider import WORKLOADS, Stage
 from toolhive_apply.clients import (
     ClientFileTooLargeError,
@@ -20,7 +21,6 @@ from toolhive_apply.clients import (
     build_entry,
     get_client,
     observe,
-    read_entries,
     size_limit,
     write_entries,
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.client_entries import read_entries
 from tests.unit.test_client_provider import STACK, WORKLOADS, Stage
 from toolhive_apply.clients import (
     ClientConfigError,
@@ -24,7 +25,6 @@ from toolhive_apply.clients import (
     get_client,
     lock_path,
     observe,
-    read_entries,
     write_entries,
 )
 from toolhive_apply.clients import files as files_module

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.client_entries import entry_differences
 from toolhive_apply.clients import (
     ClientTableError,
     FileFormat,
@@ -20,7 +21,6 @@ from toolhive_apply.clients import (
     build_entry,
     client_table,
     config_path,
-    entry_differences,
     get_client,
     is_installed,
     same_entry,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.client_entries import read_entries
 from toolhive_apply.clients import (
     ClientConfigError,
     ClientFileLockedError,
@@ -20,7 +21,6 @@ from toolhive_apply.clients import (
     get_client,
     lock_path,
     observe,
-    read_entries,
     write_entries,
 )
 from toolhive_apply.clients import files as files_module

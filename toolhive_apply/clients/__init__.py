@@ -1,6 +1,6 @@
 """Client config files: keep each MCP client's file in step with the workloads, touching only our entries.
 
-The engine observes with `read_entries` (one read and parse per file), compares with `build_entry`, and
+The engine observes with `observe` (one read and parse per file), compares with `build_entry`, and
 applies each file's upserts and removals in one locked transaction with `write_entries`. Which entries are
 ours is the engine's knowledge (its state file): this layer edits exactly the names it is given.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from toolhive_apply.clients.confinement import Confinement
 from toolhive_apply.clients.discovery import config_path, is_installed
-from toolhive_apply.clients.entries import Entry, build_entry, entry_differences, entry_digest, same_entry
+from toolhive_apply.clients.entries import Entry, build_entry, entry_digest, same_entry
 from toolhive_apply.clients.errors import (
     ClientConfigError,
     ClientFileLinkError,
@@ -54,12 +54,10 @@ __all__ = [
     "build_entry",
     "client_table",
     "config_path",
-    "entry_differences",
     "get_client",
     "is_installed",
     "lock_path",
     "observe",
-    "read_entries",
     "same_entry",
     "size_limit",
     "write_entries",
@@ -85,11 +83,6 @@ def observe(client: ClientSpec, path: Path, confinement: Confinement | None = No
     if text is None:
         return ClientFile(path, exists=False, entries={})
     return ClientFile(path, exists=True, entries=parse_document(client, text, path).entries())
-
-
-def read_entries(client: ClientSpec, path: Path, confinement: Confinement | None = None) -> dict[str, object]:
-    """Every server entry in the file (ours and foreign), by name; empty for a missing file."""
-    return dict(observe(client, path, confinement).entries)
 
 
 def write_entries(

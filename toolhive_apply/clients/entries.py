@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 
 from toolhive_apply.clients.table import ClientSpec, Transport
 
@@ -43,23 +42,6 @@ def entry_digest(value: object) -> str:
     """A digest two values share exactly when `same_entry` holds for them, to compare without keeping one (the
     canonical JSON is ASCII: json.dumps escapes the rest)."""
     return hashlib.sha256(_canonical(value).encode("ascii")).hexdigest()
-
-
-def entry_differences(expected: Mapping[str, object], actual: object) -> tuple[str, ...]:
-    """The keys in which an observed entry differs from the expected one, sorted; empty when they are the same.
-
-    For wording drift in a plan ("url, type differ"); an entry that is not a mapping differs in every key.
-    """
-    if not isinstance(actual, Mapping):
-        return tuple(sorted(expected))
-    keys = set(expected) | {str(key) for key in actual}
-    return tuple(sorted(key for key in keys if not _same_field(key, expected, actual)))
-
-
-def _same_field(key: str, expected: Mapping[str, object], actual: Mapping[object, object]) -> bool:
-    if (key in expected) != (key in actual):
-        return False
-    return same_entry(expected.get(key), actual.get(key))
 
 
 def _canonical(value: object) -> str:
