@@ -15,7 +15,7 @@ from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest,
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
 from toolhive_apply.manifest.names import check_names
 from toolhive_apply.manifest.observability import manifest_problems as observe_problems
-from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.manifest.positions import positioned
 from toolhive_apply.manifest.vmcp_checks import check_vmcp, vmcp_warnings
 
@@ -160,7 +160,7 @@ def check_references(manifest: Manifest) -> Iterator[ManifestIssue]:
 def check_ports(manifest: Manifest, sources: Mapping[str, str] | None = None) -> Iterator[ManifestIssue]:
     """Two workloads may not publish the same host address and port. `sources` says where a workload's port came
     from when the manifest does not set it (a registry entry), so the message can say so."""
-    ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+    ports = manifest_ports(manifest)
     seen: dict[tuple[str, int], Workload] = {}
     names: set[str] = set()
     came = sources or {}

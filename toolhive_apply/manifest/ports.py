@@ -7,6 +7,11 @@ and probe linearly past ports another workload of the manifest already claims.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolhive_apply.manifest.model import Manifest
+
 import hashlib
 from collections.abc import Iterable
 
@@ -36,3 +41,8 @@ def assign_ports(stack: str, requested: Iterable[tuple[str, int | None]]) -> dic
             taken.add(port)
         result[name] = port
     return result
+
+
+def manifest_ports(manifest: Manifest) -> dict[str, int]:
+    """The one assignment of a manifest's host ports (checks, workload specs and client entries all read it)."""
+    return assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))

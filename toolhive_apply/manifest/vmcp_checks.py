@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_HOST, Group, Manifest, Workload
-from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.proxy.vmcp_aggregate import resolve_names
 from toolhive_apply.proxy.vmcp_config import TOOL_NAME, Strategy, parse_aggregation
@@ -172,7 +172,7 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
 
 def _port_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
     """A gateway's host port may be neither another gateway's nor a published workload's."""
-    published = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+    published = manifest_ports(manifest)
     default_host = manifest.settings.default_host or DEFAULT_HOST
     taken: dict[tuple[str, int], str] = {
         (w.host or default_host, published[w.name]): f"workload {w.name!r}"

@@ -37,8 +37,8 @@ from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.jsonrpc import INVALID_REQUEST, SERVER_UNAVAILABLE, MessageKind, classify, error_response
 from toolhive_apply.proxy.session_table import SessionTable
 from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, SseDecoder, encode_event
+from toolhive_apply.proxy.sse_stream import put_dropping_oldest, queued_events
 from toolhive_apply.proxy.streamable import (
-    KEEPALIVE_INTERVAL,
     SESSION_HEADER,
     SSE_HEADERS,
     is_json,
@@ -63,12 +63,7 @@ def _inner_headers(client: Headers, *extra: tuple[str, str]) -> Headers:
 
 
 def _put(queue: asyncio.Queue[str | None], item: str | None) -> None:
-    """Queue for a stream; the oldest message is dropped when a slow client lets the queue fill up."""
-    if queue.full():
-        with contextlib.suppress(asyncio.QueueEmpty):
-            queue.get_nowait()
-        _log.warning("bridged session: event queue full, dropped the oldest message")
-    queue.put_nowait(item)
+    put_dropping_oldest(queue, item, "bridged session")
 
 
 async def _events_of(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[ServerSentEvent, None]:
@@ -151,15 +146,8 @@ class SseOverStreamable:
     async def _events(self, session: _SseSession) -> AsyncGenerator[bytes, None]:
         try:
             yield encode_event(ServerSentEvent(f"{MESSAGES_PATH}?session_id={session.id}", event="endpoint"))
-            while True:
-                try:
-                    item = await asyncio.wait_for(session.queue.get(), KEEPALIVE_INTERVAL)
-                except TimeoutError:
-                    yield KEEPALIVE
-                    continue
-                if item is None:
-                    return
-                yield encode_event(ServerSentEvent(item))
+            async for chunk in queued_events(session.queue, str):
+                yield chunk
         finally:
             self._sessions.pop(session.id, None)
             for task in list(session.tasks):
@@ -430,15 +418,8 @@ class StreamableOverSse:
         session.listeners += 1
         try:
             yield KEEPALIVE
-            while not session.closed:
-                try:
-                    item = await asyncio.wait_for(session.outbox.get(), KEEPALIVE_INTERVAL)
-                except TimeoutError:
-                    yield KEEPALIVE
-                    continue
-                if item is None:
-                    return
-                yield encode_event(ServerSentEvent(item))
+            async for chunk in queued_events(session.outbox, str, lambda: session.closed):
+                yield chunk
         finally:
             session.listeners -= 1
             self.sessions.touch(session.id)

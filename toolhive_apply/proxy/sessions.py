@@ -36,6 +36,7 @@ from toolhive_apply.proxy.jsonrpc import (
 )
 from toolhive_apply.proxy.mux import DuplicateRequestError
 from toolhive_apply.proxy.session_table import SessionTable
+from toolhive_apply.proxy.sse_stream import put_dropping_oldest
 from toolhive_apply.proxy.stdio_backend import (
     BackendUnavailableError,
     RequestAbandonedError,
@@ -84,11 +85,7 @@ class ClientSession:
         """Queue a message for the session's stream; the oldest is dropped when a slow client lets it fill up."""
         if self.closed or (self.listeners == 0 and not force):
             return
-        if self.outbox.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.outbox.get_nowait()
-            _log.warning("session %s: event queue full, dropped the oldest message", self.id[:8])
-        self.outbox.put_nowait(message)
+        put_dropping_oldest(self.outbox, message, f"session {self.id[:8]}")
 
 
 @dataclass(frozen=True, slots=True)

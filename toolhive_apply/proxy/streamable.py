@@ -27,11 +27,11 @@ from toolhive_apply.proxy.jsonrpc import (
     method_of,
 )
 from toolhive_apply.proxy.sessions import ClientSession, Reply, SessionHub
-from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, encode_event
+from toolhive_apply.proxy.sse_codec import KEEPALIVE
+from toolhive_apply.proxy.sse_stream import queued_events
 
 SESSION_HEADER: Final = "Mcp-Session-Id"
 VERSION_HEADER: Final = "MCP-Protocol-Version"
-KEEPALIVE_INTERVAL: Final = 15.0
 SESSION_BOUND_PREFIXES: Final = ("tools/", "resources/", "prompts/", "completion/", "logging/")
 """Method families that only make sense inside an initialized session; sent without one they get 400."""
 SSE_HEADERS: Final = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
@@ -175,15 +175,12 @@ async def session_events(
     session.listeners += 1
     try:
         yield KEEPALIVE  # sends the response head at once, so the client knows the stream is open
-        while not session.closed:
-            try:
-                message = await asyncio.wait_for(session.outbox.get(), KEEPALIVE_INTERVAL)
-            except TimeoutError:
-                yield KEEPALIVE
-                continue
-            if message is None:
-                return
-            yield encode_event(ServerSentEvent(json.dumps(message, separators=(",", ":"))))
+        async for chunk in queued_events(session.outbox, _compact_json, lambda: session.closed):
+            yield chunk
     finally:
         session.listeners -= 1
         on_end()
+
+
+def _compact_json(message: object) -> str:
+    return json.dumps(message, separators=(",", ":"))

@@ -40,7 +40,7 @@ from toolhive_apply.engine.resource import (
 )
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Client, Manifest
-from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.manifest.vmcp_checks import vmcp_only
 from toolhive_apply.providers.client.state import ClientRecord, ClientState, ClientStateError, load_all
 from toolhive_apply.providers.fields import CLIENT_FIELDS
@@ -84,7 +84,7 @@ def workload_entries(
     the client's best transport, whatever the workload's own: the proxy serves streamable HTTP and SSE side by side.
     """
     if specs is None:
-        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+        ports = manifest_ports(manifest)
     entries: dict[str, Entry] = {}
     behind_gateway = gateway_groups(manifest, groups)
     for workload in manifest.workloads:

@@ -18,7 +18,7 @@ from toolhive_apply.engine.provider import Event, EventSink
 from toolhive_apply.engine.resource import DesiredResource, Kind, ObservedResource, ResourceId
 from toolhive_apply.errors import ProviderError, ToolhiveApplyError
 from toolhive_apply.manifest.model import Manifest
-from toolhive_apply.manifest.ports import assign_ports
+from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.providers.docker.client import CountingAPIClient, docker_errors
 from toolhive_apply.providers.docker.labels import (
     LABEL_MANAGED_BY,
@@ -75,7 +75,7 @@ class WorkloadProvider:
         return self._image_ids
 
     def desired(self, manifest: Manifest) -> list[DesiredResource]:
-        ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
+        ports = manifest_ports(manifest)
         ids = self.image_ids(refresh=True) if any(w.image for w in manifest.workloads) else {}
         result = []
         warnings = []
