@@ -332,3 +332,22 @@ def test_secret_canaries_of_oidc_and_telemetry_never_reach_rendered_output(tmp_p
     assert oidc["spec"]["inline"]["clientSecretRef"] == {"name": "idp", "key": "value"}
     kustomization = yaml.safe_load(texts["kustomization.yaml"])
     assert sorted(kustomization["resources"]) == sorted(n for n in texts if n != "kustomization.yaml")
+
+
+def test_with_vault_the_oidc_and_telemetry_secrets_are_still_kubernetes_secrets_and_say_so(tmp_path: Path) -> None:
+    """MCPOIDCConfig.clientSecretRef and sensitiveHeaders[].secretKeyRef name a Kubernetes Secret: the Vault
+    injector's files cannot feed them, so each is a warning naming the Secret to sync."""
+    assert crd_node("MCPOIDCConfig", "spec", "inline", "clientSecretRef")["required"] == ["key", "name"]
+    rendering = _render(tmp_path, {
+        "settings": {"secrets": {"provider": "vault", "vault": {"address": "https://vault.example.com:8200"}},
+                     "telemetry_config": {"endpoint": "otel:4318", "headers": {"X-Key": {"secret": "otel"}}}},
+        "secrets": [{"key": "idp", "present": True}, {"key": "otel", "present": True}],
+        "workloads": [{"name": "a", "image": "x:1", "oidc": {**OIDC, "introspection_url": "https://idp.example/i",
+                                                             "client_id": "a", "client_secret": "idp"}}],
+    })  # fmt: skip
+    docs = _docs(rendering)
+    assert docs[("MCPOIDCConfig", "a-oidc")]["spec"]["inline"]["clientSecretRef"] == {"name": "idp", "key": "value"}
+    warnings = _warnings(rendering)
+    for what, secret in (("oidc.client_secret", "(idp)"), ("telemetry_config.headers.X-Key", "(otel)")):
+        assert any("workload/a" in w and what in w and secret in w and "not from Vault" in w for w in warnings), (
+            what, warnings)  # fmt: skip
