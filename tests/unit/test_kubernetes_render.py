@@ -205,29 +205,3 @@ def test_two_workloads_that_fold_to_one_kubernetes_name_are_one_clear_error(run_
     assert result.code == 1
     assert "two MCPServer resources would both be named 'echo'" in result.stderr
     assert not (tmp_path / "out").exists()
-
-
-def test_this_waves_fields_not_rendered_yet_are_each_a_warning_never_dropped_silently(tmp_path: Path) -> None:
-    """oidc, audit/telemetry and a group's vMCP have operator equivalents not rendered yet: until they are, each one a
-    manifest sets is a warning naming its resource (the issue's rule: never silently dropped)."""
-    (tmp_path / "stack.yaml").write_text(
-        "apiVersion: toolhive-apply/v1\n"
-        "settings: {stack: k8s-pending}\n"
-        "groups:\n  - {name: research, vmcp: {port: 4483}}\n"
-        "workloads:\n"
-        "  - name: web\n    image: example/web:1.0\n    transport: streamable-http\n    group: research\n"
-        "    oidc: {issuer: 'https://idp.example/realms/x', audience: web, jwks_url: 'https://idp.example/certs'}\n"
-        "    audit_config: {enabled: true}\n"
-        "    telemetry_config: {enablePrometheusMetricsPath: true}\n"
-        "  - {name: plain, image: example/plain:1.0, transport: streamable-http}\n",
-        encoding="utf-8",
-    )
-    warnings = [str(w) for w in _render(tmp_path / "stack.yaml").warnings]
-    for resource, field in [
-        ("group/research", "vmcp"),
-        ("workload/web", "oidc"),
-        ("workload/web", "audit_config"),
-        ("workload/web", "telemetry_config"),
-    ]:
-        assert any(resource in w and field in w and "not rendered yet" in w for w in warnings), (resource, warnings)
-    assert not any("workload/plain" in w and "not rendered yet" in w for w in warnings), warnings

@@ -3,7 +3,7 @@ Kubernetes Secrets the documents reference (names and keys only: the renderer ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from toolhive_apply.interop.kubernetes_names import (
     dns_label,
     file_name,
 )
-from toolhive_apply.manifest.model import Manifest
+from toolhive_apply.manifest.model import Manifest, Workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,15 @@ class RenderContext:
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": dict(spec)}
         self.add_document(Document(kind, name, body))
 
+    def add_shared(self, kind: str, name: str, spec: Mapping[str, Any]) -> None:
+        """A config resource several workloads reference (the stack's OIDC or telemetry default): added once; a
+        different resource under the same name is the usual clash error."""
+        metadata = self.metadata(name)
+        body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": dict(spec)}
+        if any(d.kind == kind and d.name == name and d.body == body for d in self.documents):
+            return
+        self.add_document(Document(kind, name, body))
+
     def add_document(self, document: Document) -> None:
         clash = next((d for d in self.documents if d.filename == document.filename), None)
         if clash is not None:
@@ -105,3 +114,19 @@ class RenderContext:
     def done(self) -> Rendering:
         ordered = sorted(self.documents, key=lambda d: d.filename)
         return Rendering(tuple(ordered), tuple(self.warnings), tuple(self.needs.values()))
+
+
+@dataclass
+class WorkloadOut:
+    """The resource being built for one workload (mutable while its field functions run)."""
+
+    workload: Workload
+    name: str
+    resource: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    proxy_pod_annotations: dict[str, str] = field(default_factory=dict)
+
+
+FieldRenderer = Callable[[WorkloadOut, RenderContext], None]

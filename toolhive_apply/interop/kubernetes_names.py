@@ -35,6 +35,11 @@ def dns_label(text: str) -> str:
     return folded or "unnamed"
 
 
+def secret_name(key: str) -> str:
+    """The Kubernetes Secret a manifest secret is expected in (its value under SECRET_DATA_KEY)."""
+    return dns_label(key)
+
+
 def valid_label(key: str, value: str) -> bool:
     """A label Kubernetes accepts: optional DNS-subdomain prefix, a name of at most 63, a value of at most 63."""
     prefix, _, name = key.rpartition("/")

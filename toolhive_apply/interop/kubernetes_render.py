@@ -19,6 +19,7 @@ from toolhive_apply.fileio import replace_atomically
 from toolhive_apply.interop.crd_validate import SchemaProblem, validate_core, validate_document
 from toolhive_apply.interop.kubernetes_model import Document, RenderContext, RenderError, Rendering
 from toolhive_apply.interop.kubernetes_names import REGISTRY_DATA_DIR, RENDERED_HEADER, dns_label
+from toolhive_apply.interop.kubernetes_vmcp import render_vmcp
 from toolhive_apply.interop.kubernetes_workloads import render_workload
 from toolhive_apply.manifest.model import DEFAULT_GROUP, Manifest, Registry
 
@@ -37,8 +38,8 @@ def _groups(ctx: RenderContext) -> None:
         if name == DEFAULT_GROUP and not spec:
             spec = {"description": "Workloads of the manifest's default group"}
         ctx.add("MCPGroup", dns_label(name), spec)
-        if group is not None and group.vmcp is not None:
-            ctx.warn(f"group/{name}", "vmcp (VirtualMCPServer) is not rendered yet: add it by hand")
+        if group is not None:
+            render_vmcp(group, ctx)
 
 
 def _registries(ctx: RenderContext) -> None:
@@ -95,7 +96,7 @@ def _clients(ctx: RenderContext) -> None:
 
 
 SECTIONS: Final[tuple[SectionRenderer, ...]] = (_groups, _registries, _workloads, _clients)
-"""One function per manifest section; `groups[].vmcp` (VirtualMCPServer) is one more."""
+"""One function per manifest section (a group's vmcp, VirtualMCPServer, is rendered with its MCPGroup)."""
 
 
 def render_manifest(manifest: Manifest, namespace: str | None = None) -> Rendering:

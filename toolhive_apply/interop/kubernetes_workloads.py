@@ -3,17 +3,18 @@ and permission-profile ConfigMap it references.
 
 Each manifest field is carried by one small function of WORKLOAD_FIELDS (or REMOTE_FIELDS), each checked against
 the CRD's v1beta1 schema. A field with no operator equivalent is a warning naming the resource, never dropped
-silently. A new manifest field (oidc, authz_config, audit_config, telemetry_config...) is one more function here.
+silently. Endpoint security and observability (oidc, authz_config, audit_config, telemetry_config) are the
+functions of kubernetes_auth.AUTH_FIELDS, shared by both kinds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Final
 
-from toolhive_apply.interop.kubernetes_model import Document, RenderContext
+from toolhive_apply.interop.kubernetes_auth import AUTH_FIELDS
+from toolhive_apply.interop.kubernetes_model import Document, FieldRenderer, RenderContext, WorkloadOut
 from toolhive_apply.interop.kubernetes_names import (
     ANNOTATION_DESCRIPTION,
     ANNOTATION_SOURCE,
@@ -21,34 +22,15 @@ from toolhive_apply.interop.kubernetes_names import (
     PERMISSIONS_KEY,
     SECRET_DATA_KEY,
     dns_label,
+    secret_name,
     valid_label,
 )
 from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT, SecretRef, Workload
+from toolhive_apply.manifest.vmcp_checks import vmcp_only
 
 HTTP_TRANSPORTS: Final = ("sse", "streamable-http")
 BUILTIN_PROFILES: Final = {"none": "none", "stdio": "none", "network": "network"}
 PROTOCOL_SCHEMES: Final = ("uvx://", "npx://", "go://")
-
-
-@dataclass
-class WorkloadOut:
-    """The resource being built for one workload (mutable while its field functions run)."""
-
-    workload: Workload
-    name: str
-    resource: str
-    spec: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    proxy_pod_annotations: dict[str, str] = field(default_factory=dict)
-
-
-FieldRenderer = Callable[[WorkloadOut, RenderContext], None]
-
-
-def secret_name(key: str) -> str:
-    """The Kubernetes Secret a manifest secret is expected in."""
-    return dns_label(key)
 
 
 def _transport(w: Workload) -> str:
@@ -109,31 +91,19 @@ def _local_only(out: WorkloadOut, ctx: RenderContext) -> None:
         and "ready_timeout (the Deployment's probes decide readiness)",
         "prune": not w.prune and "prune: false (use your GitOps tool's prune setting, e.g. Argo CD Prune=false)",
         "allow_docker_gateway": w.allow_docker_gateway and "allow_docker_gateway (there is no Docker gateway)",
+        # the proxy runner's Origin check and protocol-version check have no MCPServer/MCPRemoteProxy field
+        "allowed_origins": w.allowed_origins is not None
+        and "allowed_origins (the proxy runner has no Origin allow-list field; filter at the Ingress)",
+        "strict_protocol_validation": w.strict_protocol_validation is not None
+        and "strict_protocol_validation (no MCPServer field)",
+        "runtime_config": w.runtime_config is not None
+        and "runtime_config (the operator runs a built image; build it with these settings and push it)",
+        "serve": vmcp_only(ctx.manifest, w)
+        and "serve: vmcp-only (every MCPServer keeps its own Service; restrict it with a NetworkPolicy)",
     }
     for text in notes.values():
         if text:
             ctx.warn(out.resource, f"{text} has no operator equivalent and is not rendered")
-
-
-def _not_rendered_yet(out: WorkloadOut, ctx: RenderContext) -> None:
-    """Fields of this wave that have operator equivalents (MCPOIDCConfig, authzConfig, audit, MCPTelemetryConfig)
-    not rendered yet: each is a warning naming the resource, never silently dropped."""
-    w = out.workload
-    settings = ctx.manifest.settings
-    pending = {
-        "oidc (MCPOIDCConfig)": w.oidc is not None or (settings.auth is not None and w.auth is None),
-        "authz_config (authzConfig)": w.authz_config is not None,
-        "allowed_origins": w.allowed_origins is not None,
-        "strict_protocol_validation": w.strict_protocol_validation is not None,
-        "audit_config (audit)": w.audit_config is not None or settings.audit_config is not None,
-        "telemetry_config (MCPTelemetryConfig)": w.telemetry_config is not None
-        or settings.telemetry_config is not None,
-        "runtime_config": w.runtime_config is not None,
-        "serve: vmcp-only": w.serve is not None,
-    }
-    for text, present in pending.items():
-        if present:
-            ctx.warn(out.resource, f"{text} is not rendered yet: add it to the rendered resources by hand")
 
 
 # --- MCPServer only ---------------------------------------------------------------------------------------------
@@ -362,7 +332,7 @@ def _headers(out: WorkloadOut, ctx: RenderContext) -> None:
 
 
 COMMON_FIELDS: Final[tuple[FieldRenderer, ...]] = (
-    _ports, _tools, _group, _trust_proxy_headers, _metadata, _local_only, _not_rendered_yet,
+    _ports, _tools, _group, _trust_proxy_headers, _metadata, _local_only, *AUTH_FIELDS,
 )  # fmt: skip
 WORKLOAD_FIELDS: Final[tuple[FieldRenderer, ...]] = (
     _image, _transport_fields, _args_env, _secrets, _permission_profile, _volumes, *COMMON_FIELDS,
