@@ -91,9 +91,9 @@ def measure(count: int, repeat: int, directory: Path) -> dict[str, Any]:
 
     noop, calls = [], 0
     for _ in range(repeat):
-        targets.api.reset_calls()
+        targets.docker.reset_calls()
         noop.append(timed(lambda: make_plan(load_manifest([path]), targets)))
-        calls = targets.api.total_calls
+        calls = targets.docker.total_calls
     floor_noop = [
         timed(lambda: api.containers(all=True, filters={"label": [f"bench-floor={stack}"]})) for _ in range(repeat)
     ]

@@ -63,7 +63,7 @@ def make_stack(tool: ToolhiveApply) -> int:
     manifest = load_manifest([tool.directory / "stack.yaml"])
     targets = open_targets(Connection(tool.stack, parallelism=8))
     provider = targets.providers[Kind.WORKLOAD]
-    api = targets.api
+    api = targets.docker
 
     def create(resource: Any) -> None:
         spec = resource.spec
@@ -110,7 +110,7 @@ def plan_cli(tool: ToolhiveApply) -> dict[str, Any]:
 def plan_calls(tool: ToolhiveApply) -> dict[str, Any]:
     """The same plan in-process with the counting client: Docker API calls, and the seconds each one took."""
     targets = open_targets(Connection(tool.stack, timeout=900, parallelism=8))
-    api = targets.api
+    api = targets.docker
     seconds: dict[str, float] = {}
     original = api.request
 

@@ -159,20 +159,20 @@ def engine_noop_plan(tool: ToolhiveApply, samples: int) -> dict[str, Any]:
     targets = open_targets(Connection(tool.stack, parallelism=8))
     times, calls, by_call = [], 0, {}
     for _ in range(samples):
-        targets.api.reset_calls()
+        targets.docker.reset_calls()
         started = time.perf_counter()
         plan = make_plan(load_manifest([path]), targets)
         times.append(time.perf_counter() - started)
-        calls, by_call = targets.api.total_calls, dict(targets.api.calls)
+        calls, by_call = targets.docker.total_calls, dict(targets.docker.calls)
         if plan.has_changes:
             raise NotConvergedError("toolhive-apply in-process no-op plan has changes")
     filters = {"label": [f"toolhive-apply.stack={tool.stack}"]}
     floor = []
     for _ in range(samples):
         started = time.perf_counter()
-        targets.api.containers(all=True, filters=filters)
+        targets.docker.containers(all=True, filters=filters)
         floor.append(time.perf_counter() - started)
-    targets.api.close()
+    targets.docker.close()
     return {"plan_s": times, "floor_list_s": floor, "calls": calls, "calls_by_kind": by_call}
 
 

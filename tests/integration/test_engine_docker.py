@@ -38,11 +38,11 @@ def test_observing_a_stack_costs_the_same_few_calls_for_10_and_100_workloads(
         first = make_plan(manifest, targets)
         result = apply_plan(first, targets, quiet, parallelism=8, manifest=manifest)
         assert result.ok, result.unconverged
-        targets.api.reset_calls()
+        targets.docker.reset_calls()
         again = make_plan(manifest, targets)
         assert again.changes == ()
         assert len(again.in_sync) == count
-        counts[count] = dict(targets.api.calls)
+        counts[count] = dict(targets.docker.calls)
     # one list of the engine's containers (the stack's own and conflicts by name), one of the stack's networks
     # (isolated workloads' own), one list of images: nothing per workload
     assert counts[10] == counts[100]
@@ -55,7 +55,7 @@ def test_a_second_apply_on_a_locked_stack_fails_naming_the_holder(
 ) -> None:
     path = write_manifest(tmp_path, stack, idle_workloads(stack, 1))
     targets = open_targets(Connection(stack))
-    with StackLock(targets.api, stack, targets.endpoint, "apply (test holder)"):
+    with StackLock(targets.docker, stack, targets.endpoint, "apply (test holder)"):
         result = run_cli("apply", str(path), "--yes", "--lock-timeout", "1")
         assert result.code == 1
         assert f"stack '{stack}' is locked by" in result.stderr and "apply (test holder)" in result.stderr
@@ -65,7 +65,7 @@ def test_a_second_apply_on_a_locked_stack_fails_naming_the_holder(
 
 def test_a_stale_lock_can_be_broken(docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]) -> None:
     targets = open_targets(Connection(stack))
-    lock = StackLock(targets.api, stack, targets.endpoint, "apply")
+    lock = StackLock(targets.docker, stack, targets.endpoint, "apply")
     lock.__enter__()  # a run that died without releasing
     unlocked = run_cli("unlock", "--stack", stack)
     assert unlocked.code == 0 and "Removed the lock held by" in unlocked.stdout

@@ -265,12 +265,12 @@ def test_plan_names_a_container_holding_the_port_at_no_extra_docker_call(
     assert "hint: stop what holds the port, or give the workload another proxy_port" in result.stderr
     targets = open_targets(Connection(stack))
     try:
-        targets.api.reset_calls()
+        targets.docker.reset_calls()
         with pytest.raises(PortTakenError):
             make_plan(load_manifest([path]), targets)
-        assert sum(targets.api.calls.values()) <= 3, targets.api.calls  # the container list plan already made
+        assert sum(targets.docker.calls.values()) <= 3, targets.docker.calls  # the container list plan already made
     finally:
-        targets.api.close()
+        targets.docker.close()
 
 
 def test_plan_names_a_host_process_holding_the_port(tmp_path: Path, stack: str, test_images: dict[str, str]) -> None:

@@ -179,7 +179,7 @@ def pending_changes(path: Path, env: dict[str, str]) -> list[str]:
         try:
             plan = make_plan(manifest, targets)
         finally:
-            targets.api.close()
+            targets.docker.close()
     return [f"{change.id}: {change.action.value} ({change.reason})" for change in plan.changes]
 
 

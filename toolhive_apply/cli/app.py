@@ -268,14 +268,14 @@ def _event_printer(painted: bool) -> Callable[[Event], None]:
 def _run_apply(the_plan: Plan, targets: Targets, manifest: Manifest | None, options: dict[str, Any]) -> int:
     from toolhive_apply.engine.render import render_plan, render_recap
     from toolhive_apply.operations import apply_plan
-    from toolhive_apply.providers.docker.lock import clear_stale_lock
+    from toolhive_apply.operations.maintenance import clear_stale_stack_lock
 
     json_mode = options["json"]
     if not json_mode:
         out(render_plan(the_plan, colour=colour(sys.stdout), destroy=options.get("destroy", False)))
     if not the_plan.has_changes:
         # Nothing to change means no lock is taken; a lock left by a killed run is still cleared (see the function).
-        clear_stale_lock(targets.api, targets.stack, targets.endpoint)
+        clear_stale_stack_lock(targets)
         if json_mode:
             print_json({"changed": False, "recap": None}, indent=None)
         return EXIT_OK

@@ -12,19 +12,6 @@ from toolhive_apply.cli.common import EXIT_OK, DockerHostOpt, err, load, print_j
 export_app = typer.Typer(help="Print live state as read-only JSON in ToolHive's API shapes.", no_args_is_help=False)
 
 
-def _toolhive_containers(docker_host: str | None, stack: str | None, auxiliary: bool = False) -> list[dict[str, Any]]:
-    from toolhive_apply.providers.docker.client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.docker.labels import LABEL_STACK, TH_AUXILIARY, TH_LABEL
-
-    api = connect(docker_host)
-    labels = [f"{TH_LABEL}=true"] + ([f"{LABEL_STACK}={stack}"] if stack else [])
-    with docker_errors(endpoint_of(docker_host)):
-        found: list[dict[str, Any]] = api.containers(all=True, filters={"label": labels})
-    if auxiliary:
-        return found
-    return [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
-
-
 @export_app.callback(invoke_without_command=True)
 def _export_root(
     ctx: typer.Context,
@@ -40,19 +27,20 @@ def _export_root(
     namespace: Annotated[str | None, typer.Option("--namespace", help="With --format kubernetes.")] = None,
 ) -> None:
     from toolhive_apply.errors import UsageError
+    from toolhive_apply.operations.export import stack_manifest
 
     if ctx.invoked_subcommand is not None:
         return
     if format_ is not None:
         if format_ != "kubernetes" or not stack or out_dir is None:
             raise UsageError("use --format kubernetes --stack NAME --out DIR")
-        _export_kubernetes(_stack_manifest(docker_host, stack), out_dir, namespace)
+        _export_kubernetes(stack_manifest(docker_host, stack), out_dir, namespace)
         raise typer.Exit(EXIT_OK)
     if not as_manifest:
         raise UsageError("say what to export: workloads, workload NAME, or --as-manifest --stack NAME")
     if not stack:
         raise UsageError("--as-manifest needs --stack: a manifest belongs to one stack")
-    print_json(_stack_manifest(docker_host, stack))
+    print_json(stack_manifest(docker_host, stack))
     raise typer.Exit(EXIT_OK)
 
 
@@ -72,37 +60,6 @@ def _export_kubernetes(manifest: dict[str, Any], out_dir: Path, namespace: str |
     out(f"Rendered {len(rendering.documents)} documents and kustomization.yaml into {out_dir}.\n")
 
 
-def _stack_manifest(docker_host: str | None, stack: str) -> dict[str, Any]:
-    """The stack's workloads, registry records and stack record from the Docker host, its clients from this machine."""
-    from toolhive_apply.providers.client.state import ClientState, default_state_dir
-    from toolhive_apply.providers.docker.client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.docker.labels import LABEL_STACK, TH_AUXILIARY, TH_LABEL
-    from toolhive_apply.providers.records import record_spec
-    from toolhive_apply.providers.registry import registry_records
-    from toolhive_apply.providers.stack_record import stack_records
-    from toolhive_apply.views.manifest import LiveStack, as_manifest
-    from toolhive_apply.views.workloads import managed_spec, with_proxy_endpoint
-
-    api = connect(docker_host)
-    try:
-        with docker_errors(endpoint_of(docker_host)):
-            found = api.containers(all=True, filters={"label": [f"{TH_LABEL}=true", f"{LABEL_STACK}={stack}"]})
-            registries = [spec for r in registry_records(api, stack) if (spec := record_spec(r)) is not None]
-            records = [spec for r in stack_records(api, stack) if (spec := record_spec(r)) is not None]
-    finally:
-        api.close()
-    servers = [c for c in found if (c.get("Labels") or {}).get(TH_AUXILIARY) != "true"]
-    live = LiveStack(
-        stack=stack,
-        workloads=[with_proxy_endpoint(managed_spec(c), c, found) for c in servers],
-        registries=registries,
-        record=records[0] if records else None,
-        clients=ClientState(stack, default_state_dir()).load(),
-        docker_host=docker_host,
-    )
-    return as_manifest(live)
-
-
 @export_app.command("workloads")
 def export_workloads(
     all_: Annotated[bool, typer.Option("--all", help="Include stopped workloads.")] = False,
@@ -111,9 +68,10 @@ def export_workloads(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """`{"workloads": [...]}` as ToolHive's API and `thv list --format json` print it."""
+    from toolhive_apply.operations.export import toolhive_containers
     from toolhive_apply.views.workloads import list_workloads
 
-    return print_json(list_workloads(_toolhive_containers(docker_host, stack, auxiliary=True), all_, group))
+    return print_json(list_workloads(toolhive_containers(docker_host, stack, auxiliary=True), all_, group))
 
 
 @export_app.command("workload")
@@ -124,59 +82,12 @@ def export_workload(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """One workload's details (ToolHive's create-request shape) or its RunConfig."""
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.providers.docker.labels import LABEL_STACK, TH_BASENAME
-    from toolhive_apply.views.workloads import managed_spec, with_proxy_endpoint, workload_details
+    from toolhive_apply.operations.export import workload_spec_named
     from toolhive_apply.views.workloads import runconfig as to_runconfig
+    from toolhive_apply.views.workloads import workload_details
 
-    every = _toolhive_containers(docker_host, stack, auxiliary=True)
-    found = [c for c in every if (c.get("Labels") or {}).get(TH_BASENAME) == name]
-    if not found:
-        raise UsageError(f"no workload named {name!r}")
-    spec = with_proxy_endpoint(managed_spec(found[0]), found[0], every)
-    owner = (found[0].get("Labels") or {}).get(LABEL_STACK, "")
+    spec, owner = workload_spec_named(docker_host, stack, name)
     return print_json(to_runconfig(spec, owner) if runconfig else workload_details(spec))
-
-
-def _registry_catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    from pathlib import Path as _Path
-
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.providers.registry import record_spec
-    from toolhive_apply.registry.formats import parse_catalogue
-    from toolhive_apply.registry.sources import FetchPolicy, load_file, load_remote
-    from toolhive_apply.urls import MASK
-
-    spec = record_spec(record) or {}
-    kind, source, name = spec.get("type", ""), spec.get("source", ""), spec.get("name", "")
-    if kind != "file" and MASK in source:
-        raise UsageError(
-            f"registry {name!r}: its source {source} had credentials or a query, which are never recorded,"
-            " so it cannot be read again from the Docker host",
-            hint="run `toolhive-apply plan` with the manifest to read it",
-        )
-    policy = FetchPolicy(bool(spec.get("allow_private_ip")), frozenset(spec.get("redirect_hosts") or ()))
-    if kind == "file":
-        fetched = load_file(_Path(source), name)
-    else:
-        fetched = load_remote(f"{kind}:{source}", name, ttl=3600, policy=policy)
-    if fetched.warning:
-        err(f"Warning: {fetched.warning}\n")
-    return spec, parse_catalogue(name, fetched.document)
-
-
-def _records(docker_host: str | None, stack: str | None, name: str | None = None) -> list[dict[str, Any]]:
-    from toolhive_apply.errors import UsageError
-    from toolhive_apply.providers.docker.client import connect, docker_errors, endpoint_of
-    from toolhive_apply.providers.registry import record_spec, registry_records
-
-    with docker_errors(endpoint_of(docker_host)):
-        found = registry_records(connect(docker_host), stack)
-    if name is not None:
-        found = [r for r in found if (record_spec(r) or {}).get("name") == name]
-        if not found:
-            raise UsageError(f"no registry named {name!r} has been applied" + (f" in stack {stack!r}" if stack else ""))
-    return found
 
 
 @export_app.command("registries")
@@ -185,11 +96,12 @@ def export_registries(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """`{"registries": [...]}`: each applied registry's source, version and server count."""
+    from toolhive_apply.operations.export import applied_registries
     from toolhive_apply.views.registry import registry_info
 
     rows = []
-    for record in _records(docker_host, stack):
-        spec, catalogue = _registry_catalogue(record)
+    for record in applied_registries(docker_host, stack):
+        spec, catalogue = _catalogue(record)
         rows.append(registry_info(spec["name"], spec["type"], spec["source"], catalogue))
     return print_json({"registries": sorted(rows, key=lambda r: r["name"])})
 
@@ -204,9 +116,10 @@ def export_registry(
 ) -> int:
     """One registry's details, its servers, or one server, in ToolHive's API shapes."""
     from toolhive_apply.errors import UsageError
+    from toolhive_apply.operations.export import applied_registries
     from toolhive_apply.views.registry import registry_details, server_view, servers_listing
 
-    spec, catalogue = _registry_catalogue(_records(docker_host, stack, name)[0])
+    spec, catalogue = _catalogue(applied_registries(docker_host, stack, name)[0])
     if what is None:
         return print_json(registry_details(spec["name"], spec["type"], spec["source"], catalogue))
     if what == "servers":
@@ -270,14 +183,18 @@ def export_group(
 ) -> int:
     """A group's vMCP gateway as ToolHive's `vmcp serve --config` reads it (JSON, which is YAML)."""
     from toolhive_apply.errors import UsageError
-    from toolhive_apply.providers.docker.labels import LABEL_GROUP
+    from toolhive_apply.operations.export import group_gateway_spec
     from toolhive_apply.views.vmcp import vmcp_config as to_vmcp_config
-    from toolhive_apply.views.workloads import managed_spec
 
     if not vmcp_config:
         raise UsageError("say what to export of the group: --vmcp-config")
-    found = [c for c in _toolhive_containers(docker_host, stack) if (c.get("Labels") or {}).get(LABEL_GROUP) == name]
-    specs = [spec for c in found if isinstance((spec := managed_spec(c)).get("vmcp"), dict)]
-    if not specs:
-        raise UsageError(f"group {name!r} has no vMCP gateway" + ("" if stack else " (on any stack; try --stack)"))
-    return print_json(to_vmcp_config(specs[0]))
+    return print_json(to_vmcp_config(group_gateway_spec(docker_host, stack, name)))
+
+
+def _catalogue(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    from toolhive_apply.operations.export import registry_catalogue
+
+    spec, catalogue, warning = registry_catalogue(record)
+    if warning:
+        err(f"Warning: {warning}\n")
+    return spec, catalogue

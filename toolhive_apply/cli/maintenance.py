@@ -17,7 +17,8 @@ def restart(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """Restart running workloads without changing their spec (ToolHive's bulk restart)."""
-    from toolhive_apply.operations import Connection, restart_workloads
+    from toolhive_apply.operations import Connection
+    from toolhive_apply.operations.maintenance import restart_workloads
 
     for restarted in restart_workloads(Connection(stack or _default_stack(), docker_host), names or [], group):
         out(f"{restarted}: restarted\n")
@@ -35,7 +36,7 @@ def unlock(
     docker_host: DockerHostOpt = None,
 ) -> int:
     """Break a stale stack lock left by an apply that died (Terraform's force-unlock)."""
-    from toolhive_apply.operations import break_stack_lock
+    from toolhive_apply.operations.maintenance import break_stack_lock
 
     holder = break_stack_lock(stack, docker_host)
     out(f"Removed the lock held by {holder}.\n" if holder else f"Stack {stack!r} was not locked.\n")

@@ -49,7 +49,7 @@ from toolhive_apply.stores.factory import default_settings
 class Targets:
     """Everything the run talks to, built in one place and passed down."""
 
-    api: CountingAPIClient
+    docker: CountingAPIClient
     endpoint: str
     stack: str
     providers: dict[Kind, Provider] = field(default_factory=dict)
@@ -303,34 +303,8 @@ def apply_plan(
     lock_wait: float = 10.0,
 ) -> ApplyResult:
     """Execute under the stack lock, then check that the live state now matches."""
-    with StackLock(targets.api, targets.stack, targets.endpoint, "apply", wait_seconds=lock_wait):
+    with StackLock(targets.docker, targets.stack, targets.endpoint, "apply", wait_seconds=lock_wait):
         plan = bind_observed(plan, check_not_stale(plan, targets))
         recap = execute(plan, targets.providers, parallelism, emit)
         leftovers = [] if recap.failed else unconverged(plan, targets, manifest)
     return ApplyResult(recap, tuple(leftovers))
-
-
-def restart_workloads(connection: Connection, names: Sequence[str], group: str | None) -> list[ResourceId]:
-    """Restart running workloads (by name, or every one of a group) without changing their spec."""
-    from toolhive_apply.errors import UsageError
-
-    if bool(names) == bool(group):
-        raise UsageError("name the workloads to restart, or give --group (not both)")
-    targets = open_targets(connection)
-    provider = targets.providers[Kind.WORKLOAD]
-    assert isinstance(provider, WorkloadProvider)
-    owned = [o for o in provider.observe(()) if o.managed]
-    chosen = [o for o in owned if (o.id.name in names or (o.spec or {}).get("group") == group)]
-    missing = sorted(set(names) - {o.id.name for o in chosen})
-    if missing or not chosen:
-        raise UsageError(f"no such workload in stack {targets.stack!r}: {', '.join(missing) or group}")
-    for observed in chosen:
-        provider.restart(observed)
-    return [o.id for o in chosen]
-
-
-def break_stack_lock(stack: str, docker_host: str | None) -> str | None:
-    """Break a stale stack lock (Terraform's force-unlock); the holder it named, or None if none was held."""
-    from toolhive_apply.providers.docker.lock import break_lock
-
-    return break_lock(connect(docker_host), stack, endpoint_of(docker_host))
