@@ -241,6 +241,8 @@ def test_audit_events_metrics_and_spans_follow_real_sdk_calls(tmp_path: Path) ->
             "customAttributes": {"team": "observability"},
             "enablePrometheusMetricsPath": True,
             "headers_env": {"Authorization": "COLLECTOR"},
+            "environmentVariables": ["DEPLOY_ENV", "UNSET_ONE", "LEAKY"],
+            "environment_values": {"DEPLOY_ENV": "staging", "LEAKY": f"was {SECRET}"},  # a slip the scrubber catches
         }
         environ = {
             "SERVER_SECRET": SECRET,
@@ -350,6 +352,15 @@ def check_spans(spans: list[Any], upstream_parents: list[str], parent: str) -> N
     attrs = attributes(echo[0].attributes)
     assert attrs["mcp.method.name"] == "tools/call" and attrs["gen_ai.tool.name"] == "echo"
     assert attrs["mcp.outcome"] == "success" and echo[0].status.code == 1
+    # ToolHive's environment.<NAME> on every span; an unset one is empty; a secret value never leaves
+    for _, span in spans:
+        environment = {k: v for k, v in attributes(span.attributes).items() if k.startswith("environment.")}
+        assert environment == {
+            "environment.DEPLOY_ENV": "staging",
+            "environment.UNSET_ONE": "",
+            "environment.LEAKY": "was (sensitive value)",
+        }
+    assert all(SECRET not in str(attributes(span.attributes)) for _, span in spans)
     hidden = by_name["tools/call hidden"][0]
     assert attributes(hidden.attributes)["mcp.outcome"] == "application_error" and hidden.status.code == 2
     # the client's traceparent is the parent; the proxy's span is the backend's parent

@@ -1,5 +1,6 @@
 """The manifest side of audit_config/telemetry_config: the stack default merged under a workload's keys, and the
-checks the schema cannot make (the audit directory judged as the bind mount it becomes, header secrets declared).
+checks the schema cannot make (the audit directory judged as the bind mount it becomes, header secrets declared,
+no secret's variable named in telemetry's environmentVariables).
 """
 
 from __future__ import annotations
@@ -51,7 +52,23 @@ def manifest_problems(workload: Workload, manifest: Manifest) -> Iterator[tuple[
             for _, message in mount_problems(workload.base_dir, None, [bind], workload.allow_host_paths):
                 yield where, f"its directory {source}: {message}"
     declared = {s.key for s in manifest.secrets}
-    headers = (telemetry_of(workload, manifest) or {}).get("headers") or {}
-    for header, value in headers.items():
+    telemetry = telemetry_of(workload, manifest) or {}
+    for header, value in (telemetry.get("headers") or {}).items():
         if isinstance(value, dict) and value.get("secret") not in declared:
             yield ("telemetry_config", "headers", header, "secret"), f"unknown secret {value.get('secret')!r}"
+    yield from _environment_problems(workload, telemetry)
+
+
+def _environment_problems(workload: Workload, telemetry: Mapping[str, Any]) -> Iterator[tuple[FieldPath, str]]:
+    """A span carries each named variable's value: a variable a secret is delivered to must never be one."""
+    own = "environmentVariables" in (workload.telemetry_config or {})
+    inherited = "" if own else " (from settings.telemetry_config)"
+    targets = {ref.target: ref.name for ref in workload.secrets}
+    for index, name in enumerate(telemetry.get("environmentVariables") or ()):
+        if name in targets:
+            where: FieldPath = ("telemetry_config", "environmentVariables", index) if own else ("telemetry_config",)
+            message = (
+                f"environmentVariables{inherited} names {name}, the target of secret {targets[name]!r}: "
+                "its value would be sent with every span; name only plain env_vars"
+            )
+            yield where, message

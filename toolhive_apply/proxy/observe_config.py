@@ -3,7 +3,9 @@
 ``audit`` is ToolHive's ``audit_config`` (enabled, component, eventTypes, excludeEventTypes, includeRequestData,
 includeResponseData, logFile, maxDataSize) plus ``scrub_env``: variables whose values (the workload's secrets) are
 scrubbed from recorded data. ``telemetry`` is ToolHive's ``telemetry_config`` plus ``headers_env`` ({header: env var})
-for collector headers that are secrets. Problems are appended to the caller's list, as config.py does.
+for collector headers that are secrets, ``environment_values`` (the values of ``environmentVariables``, resolved on
+the host from the workload's plain env_vars) and ``protocol`` (OTEL_EXPORTER_OTLP_PROTOCOL's http/protobuf or
+http/json). Problems are appended to the caller's list, as config.py does.
 """
 
 from __future__ import annotations
@@ -65,8 +67,18 @@ TELEMETRY_KEYS: Final = frozenset(
         "customAttributes",
         "headers",
         "headers_env",
+        "environmentVariables",
+        "environment_values",
+        "protocol",
     }
 )
+PROTOBUF: Final = "http/protobuf"
+JSON: Final = "http/json"
+PROTOCOLS: Final = (PROTOBUF, JSON)
+"""OTEL_EXPORTER_OTLP_PROTOCOL's names for the two OTLP/HTTP encodings; protobuf is the SDKs' (and ToolHive's)."""
+ENVIRONMENT_PREFIX: Final = "environment."
+"""ToolHive's span attribute for a listed environment variable: ``environment.<NAME>``."""
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
 
@@ -104,6 +116,9 @@ class TelemetryConfig:
     custom_attributes: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     metric_interval: float = DEFAULT_METRIC_INTERVAL
+    protocol: str = PROTOBUF
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Span attributes ``environment.<NAME>`` for each listed variable (empty when unset, as ToolHive does)."""
     secret_values: tuple[str, ...] = ()
     """Header values that came from secrets: never logged, and scrubbed from audit data too."""
 
@@ -217,6 +232,10 @@ def parse_telemetry(
     )
     headers, secrets = _collector_headers(section, environ)
     rate, attributes, interval = _rate(section), section.string_map("customAttributes"), _interval(environ, problems)
+    protocol = section.text("protocol") or PROTOBUF
+    if protocol not in PROTOCOLS:
+        problems.append(f"telemetry.protocol: must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    environment = _environment(section)
     if not (base and (tracing or metrics)) and not prometheus:
         return None
     return TelemetryConfig(
@@ -229,6 +248,8 @@ def parse_telemetry(
         custom_attributes=attributes,
         headers=headers,
         metric_interval=interval,
+        protocol=protocol if protocol in PROTOCOLS else PROTOBUF,
+        environment=environment,
         secret_values=tuple(secrets),
     )
 
@@ -261,6 +282,15 @@ def _collector_headers(section: _Section, environ: Mapping[str, str]) -> tuple[d
         if not _HEADER_NAME.match(header) or not _HEADER_VALUE.fullmatch(value):
             section.problems.append(f"telemetry.headers: {header!r} is not a header (or value) that can be sent")
     return headers, secrets
+
+
+def _environment(section: _Section) -> dict[str, str]:
+    names = section.strings("environmentVariables")
+    values = section.string_map("environment_values")
+    bad = [n for n in names if not _ENV_NAME.match(n)]
+    if bad:
+        section.problems.append(f"telemetry.environmentVariables: not environment variable names: {bad}")
+    return {f"{ENVIRONMENT_PREFIX}{n}": values.get(n, "") for n in names if _ENV_NAME.match(n)}
 
 
 def _rate(section: _Section) -> float:

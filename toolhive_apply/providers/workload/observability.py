@@ -20,6 +20,8 @@ from toolhive_apply.manifest.observability import AUDIT_DIR, audit_of, telemetry
 
 OTEL_HEADER_ENV: Final = "THV_OTEL_HEADER_{index}"
 SCRUB_ENV: Final = "THV_SCRUB_{index}"
+OWN_TELEMETRY_KEYS: Final = frozenset({"protocol"})
+"""telemetry_config keys of toolhive-apply's own, not in ToolHive's RunConfig (left out of export --runconfig)."""
 
 
 def spec_fields(workload: Workload, manifest: Manifest) -> dict[str, Any]:
@@ -85,8 +87,18 @@ def proxy_sections(spec: Spec) -> dict[str, Any]:
         section = {k: v for k, v in telemetry.items() if k != "header_secrets"}
         by_name = sorted(telemetry.get("header_secrets", {}).items())
         section["headers_env"] = {header: OTEL_HEADER_ENV.format(index=i) for i, (header, _) in enumerate(by_name)}
+        if telemetry.get("environmentVariables"):
+            section["environment_values"] = _environment_values(spec, telemetry["environmentVariables"])
         sections["telemetry"] = section
     return sections
+
+
+def _environment_values(spec: Spec, names: list[str]) -> dict[str, str]:
+    """ToolHive reads environmentVariables from the environment of the process that runs the proxy; here that is
+    the workload's declared env_vars (what the server runs with), so the values are planned, not whatever shell
+    ran apply. Secret targets were refused by the manifest checks, and secret values never reach env_vars."""
+    plain = spec.get("env_vars") or {}
+    return {name: str(plain[name]) for name in names if name in plain}
 
 
 def audit_bind(spec: Spec) -> str | None:
@@ -113,7 +125,9 @@ def runconfig_fields(spec: Spec) -> dict[str, Any]:
     if spec.get("audit"):
         fields["audit_config"] = dict(spec["audit"])
     if spec.get("telemetry"):
-        telemetry = {k: v for k, v in spec["telemetry"].items() if k != "header_secrets"}
+        telemetry = {
+            k: v for k, v in spec["telemetry"].items() if k != "header_secrets" and k not in OWN_TELEMETRY_KEYS
+        }
         if not telemetry.get("headers"):
             telemetry.pop("headers", None)
         fields["telemetry_config"] = telemetry
@@ -126,5 +140,6 @@ def manifest_fields(spec: Spec) -> dict[str, Any]:
     if spec.get("telemetry"):
         secret = {h: {"secret": n} for h, n in spec["telemetry"].get("header_secrets", {}).items()}
         headers = {**spec["telemetry"].get("headers", {}), **secret}
-        fields["telemetry_config"] = {**fields["telemetry_config"], **({"headers": headers} if headers else {})}
+        own = {k: v for k, v in spec["telemetry"].items() if k in OWN_TELEMETRY_KEYS}
+        fields["telemetry_config"] = {**fields["telemetry_config"], **own, **({"headers": headers} if headers else {})}
     return fields
