@@ -127,15 +127,26 @@ def content_type(config: TelemetryConfig) -> str:
     return CONTENT_TYPES.get(config.protocol, PROTOBUF_CONTENT_TYPE)
 
 
+def tls_context(config: TelemetryConfig) -> ssl.SSLContext:
+    """Verifies the collector: against the configured CA bundle when there is one, else the system store."""
+    return ssl.create_default_context(cadata=config.ca_pem) if config.ca_pem else ssl.create_default_context()
+
+
 def post(
-    url: str, headers: Mapping[str, str], body: bytes, timeout: float = SEND_TIMEOUT, kind: str = "application/json"
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    timeout: float = SEND_TIMEOUT,
+    kind: str = "application/json",
+    context: ssl.SSLContext | None = None,
 ) -> int:
     """One POST; the status, or raises OSError / http.client.HTTPException."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        context = context or ssl.create_default_context()
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -153,6 +164,7 @@ class Exporter:
     def __init__(self, config: TelemetryConfig, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
+        self._tls = tls_context(config)
         self._spans: queue.Queue[Span | None] = queue.Queue(QUEUE_SIZE)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send_spans, name="otlp-spans", daemon=True)]
@@ -179,7 +191,7 @@ class Exporter:
     def _send(self, url: str, body: Callable[[], bytes]) -> bool:
         """Encode and post; any failure (an encoding bug included) costs the batch, never the sender thread."""
         try:
-            status = post(url, self.config.headers, body(), kind=content_type(self.config))
+            status = post(url, self.config.headers, body(), kind=content_type(self.config), context=self._tls)
         except (OSError, http.client.HTTPException, ValueError) as error:
             _log.debug("OTLP export to %s failed: %s", url, type(error).__name__)
             return False
