@@ -119,6 +119,16 @@ def test_a_workload_can_switch_off_the_stack_default_and_specs_without_them_are_
         ({"audit_config": {"eventTypes": ["mcp_tool_calls"]}}, "audit_config.eventTypes", "mcp_tool_calls"),
         ({"audit_config": {"enable": True}}, "audit_config", "enable"),
         ({"telemetry_config": {"samplingRate": "2"}}, "telemetry_config.samplingRate", "2"),
+        (
+            {
+                "secrets": [{"name": "gh", "target": "GH_TOKEN"}],
+                "telemetry_config": {"environmentVariables": ["GH_TOKEN"]},
+            },
+            "telemetry_config.environmentVariables[0]",
+            "target of secret 'gh'",
+        ),
+        ({"telemetry_config": {"environmentVariables": ["a-b"]}}, "telemetry_config.environmentVariables", "a-b"),
+        ({"telemetry_config": {"protocol": "grpc"}}, "telemetry_config.protocol", "grpc"),
     ],
 )
 def test_bad_observability_settings_are_refused_at_their_field(
@@ -129,3 +139,29 @@ def test_bad_observability_settings_are_refused_at_their_field(
     text = str(caught.value)
     assert f"workloads[0].{field}" in text and message in text
     assert "stack.yaml:" in text
+
+
+def test_environment_variables_carry_the_workloads_plain_values_and_never_a_secrets(tmp_path: Path) -> None:
+    telemetry = {**TELEMETRY, "environmentVariables": ["DEPLOY_ENV", "UNSET_ONE"], "protocol": "http/json"}
+    workload = {"env_vars": {"DEPLOY_ENV": "staging", "OTHER": "x"}, "telemetry_config": telemetry}
+    spec = spec_of(manifest_at(tmp_path, workload))
+    assert spec["telemetry"]["environmentVariables"] == ["DEPLOY_ENV", "UNSET_ONE"]
+    written = proxy_config(spec)["telemetry"]
+    assert written["environment_values"] == {"DEPLOY_ENV": "staging"} and written["protocol"] == "http/json"
+    parsed = load_config(json.dumps(proxy_config(spec)), {"THV_OTEL_HEADER_0": "Bearer t0ken-value"}).telemetry
+    assert parsed is not None and parsed.protocol == "http/json"
+    assert parsed.environment == {"environment.DEPLOY_ENV": "staging", "environment.UNSET_ONE": ""}
+    exported = runconfig(spec, "s")["telemetry_config"]
+    assert exported["environmentVariables"] == ["DEPLOY_ENV", "UNSET_ONE"] and "protocol" not in exported
+    assert "environment_values" not in exported
+    assert _optional_fields(spec)["telemetry_config"]["protocol"] == "http/json"
+
+
+def test_a_stack_default_naming_a_workloads_secret_target_is_refused_at_that_workload(tmp_path: Path) -> None:
+    settings = {"telemetry_config": {"environmentVariables": ["DEPLOY_ENV", "GITHUB_TOKEN"]}}
+    workload = {"secrets": [{"name": "gh", "target": "GITHUB_TOKEN"}]}
+    with pytest.raises(ManifestError) as caught:
+        load_manifest([manifest_at(tmp_path, workload, settings)])
+    text = str(caught.value)
+    assert "workloads[0].telemetry_config" in text and "from settings.telemetry_config" in text
+    assert "GITHUB_TOKEN" in text and "DEPLOY_ENV" not in text and "stack.yaml:" in text

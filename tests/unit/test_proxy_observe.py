@@ -169,10 +169,20 @@ def hex_ids_to_base64(node: Any) -> Any:
     return node
 
 
-def decode_spans(bodies: list[bytes]) -> list[Any]:
+def decoded(headers: dict[str, str], body: bytes, message: Any) -> Any:
+    """As a collector does: by Content-Type, protobuf with the generated classes, JSON through their JSON mapping."""
+    if headers.get("content-type") == "application/x-protobuf":
+        return message.FromString(body)
+    assert headers.get("content-type") == "application/json"
+    return json_format.Parse(json.dumps(hex_ids_to_base64(json.loads(body))), message)
+
+
+def decode_spans(receiver: Receiver) -> list[Any]:
     spans = []
-    for body in bodies:
-        message = json_format.Parse(json.dumps(hex_ids_to_base64(json.loads(body))), ExportTraceServiceRequest())
+    for path, headers, body in list(receiver.posts):
+        if path != "/v1/traces":
+            continue
+        message = decoded(headers, body, ExportTraceServiceRequest())
         for resource_spans in message.resource_spans:
             for scope in resource_spans.scope_spans:
                 spans += [(resource_spans.resource, span) for span in scope.spans]
@@ -219,7 +229,8 @@ def base_config(port: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_audit_events_metrics_and_spans_follow_real_sdk_calls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [None, "http/json", "http/protobuf"])
+def test_audit_events_metrics_and_spans_follow_real_sdk_calls(tmp_path: Path, protocol: str | None) -> None:
     log = tmp_path / "audit.jsonl"
     audit = {
         "enabled": True,
@@ -241,6 +252,9 @@ def test_audit_events_metrics_and_spans_follow_real_sdk_calls(tmp_path: Path) ->
             "customAttributes": {"team": "observability"},
             "enablePrometheusMetricsPath": True,
             "headers_env": {"Authorization": "COLLECTOR"},
+            "environmentVariables": ["DEPLOY_ENV", "UNSET_ONE", "LEAKY"],
+            "environment_values": {"DEPLOY_ENV": "staging", "LEAKY": f"was {SECRET}"},  # a slip the scrubber catches
+            **({"protocol": protocol} if protocol else {}),
         }
         environ = {
             "SERVER_SECRET": SECRET,
@@ -272,15 +286,16 @@ def test_audit_events_metrics_and_spans_follow_real_sdk_calls(tmp_path: Path) ->
             assert status == 200
             bodies = receiver.wait_for("/v1/traces", lambda b: b"raw" in b or b"initialize" in b)
             receiver.wait_for("/v1/metrics", lambda b: b"tools/call" in b)
-            traces = receiver.wait_for("/v1/traces")
         events = [json.loads(line) for line in log.read_text().splitlines()]
 
     check_audit(events)
     check_prometheus(text)
-    check_spans(decode_spans(traces), upstream.traceparents, parent)
+    check_spans(decode_spans(receiver), upstream.traceparents, parent)
     check_otlp_metrics(receiver)
     assert bodies
     assert all(h.get("authorization") == f"Bearer {COLLECTOR_TOKEN}" for _, h, _ in receiver.posts)
+    wanted = "application/json" if protocol == "http/json" else "application/x-protobuf"  # OTel's default
+    assert {h.get("content-type") for _, h, _ in receiver.posts} == {wanted}
     assert COLLECTOR_TOKEN not in log.read_text()
 
 
@@ -350,6 +365,15 @@ def check_spans(spans: list[Any], upstream_parents: list[str], parent: str) -> N
     attrs = attributes(echo[0].attributes)
     assert attrs["mcp.method.name"] == "tools/call" and attrs["gen_ai.tool.name"] == "echo"
     assert attrs["mcp.outcome"] == "success" and echo[0].status.code == 1
+    # ToolHive's environment.<NAME> on every span; an unset one is empty; a secret value never leaves
+    for _, span in spans:
+        environment = {k: v for k, v in attributes(span.attributes).items() if k.startswith("environment.")}
+        assert environment == {
+            "environment.DEPLOY_ENV": "staging",
+            "environment.UNSET_ONE": "",
+            "environment.LEAKY": "was (sensitive value)",
+        }
+    assert all(SECRET not in str(attributes(span.attributes)) for _, span in spans)
     hidden = by_name["tools/call hidden"][0]
     assert attributes(hidden.attributes)["mcp.outcome"] == "application_error" and hidden.status.code == 2
     # the client's traceparent is the parent; the proxy's span is the backend's parent
@@ -362,8 +386,10 @@ def check_spans(spans: list[Any], upstream_parents: list[str], parent: str) -> N
 
 
 def check_otlp_metrics(receiver: Receiver) -> None:
-    body = receiver.wait_for("/v1/metrics", lambda b: b"tools/call" in b)[-1]
-    message = json_format.Parse(body.decode(), ExportMetricsServiceRequest())
+    receiver.wait_for("/v1/metrics", lambda b: b"tools/call" in b)
+    found = [(h, b) for p, h, b in list(receiver.posts) if p == "/v1/metrics" and b"tools/call" in b]
+    headers, body = found[-1]
+    message = decoded(headers, body, ExportMetricsServiceRequest())
     metrics = {m.name: m for m in message.resource_metrics[0].scope_metrics[0].metrics}
     points = {
         (attributes(p.attributes)["tool"], attributes(p.attributes)["outcome"]): p.as_int

@@ -1,13 +1,16 @@
 """The manifest side of audit_config/telemetry_config: the stack default merged under a workload's keys, and the
-checks the schema cannot make (the audit directory judged as the bind mount it becomes, header secrets declared).
+checks the schema cannot make (the audit directory judged as the bind mount it becomes, header secrets declared,
+no secret's variable named in telemetry's environmentVariables, a collector CA bundle the proxy can load).
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
+from toolhive_apply.manifest.collector_ca import read_collector_ca
 from toolhive_apply.manifest.host_paths import resolve_host_path
 from toolhive_apply.manifest.loader import FieldPath
 from toolhive_apply.manifest.model import Manifest, Workload
@@ -51,7 +54,47 @@ def manifest_problems(workload: Workload, manifest: Manifest) -> Iterator[tuple[
             for _, message in mount_problems(workload.base_dir, None, [bind], workload.allow_host_paths):
                 yield where, f"its directory {source}: {message}"
     declared = {s.key for s in manifest.secrets}
-    headers = (telemetry_of(workload, manifest) or {}).get("headers") or {}
-    for header, value in headers.items():
+    telemetry = telemetry_of(workload, manifest) or {}
+    for header, value in (telemetry.get("headers") or {}).items():
         if isinstance(value, dict) and value.get("secret") not in declared:
             yield ("telemetry_config", "headers", header, "secret"), f"unknown secret {value.get('secret')!r}"
+    yield from _environment_problems(workload, telemetry)
+    yield from _ca_problems(workload, telemetry)
+
+
+def collector_ca_path(workload: Workload, telemetry: Mapping[str, Any]) -> Path | None:
+    """The CA bundle file, relative to the workload's manifest file (as an audit logFile is), symlinks followed."""
+    text = telemetry.get("caCertPath")
+    return Path(resolve_host_path(str(text), workload.base_dir)) if text else None
+
+
+def _ca_problems(workload: Workload, telemetry: Mapping[str, Any]) -> Iterator[tuple[FieldPath, str]]:
+    path = collector_ca_path(workload, telemetry)
+    if path is None:
+        return
+    own = "caCertPath" in (workload.telemetry_config or {})
+    where: FieldPath = ("telemetry_config", "caCertPath") if own else ("telemetry_config",)
+    inherited = "" if own else "caCertPath (from settings.telemetry_config): "
+    endpoint = str(telemetry.get("endpoint") or "")
+    plain = endpoint.startswith("http://") or ("://" not in endpoint and telemetry.get("insecure"))
+    if not endpoint or plain:
+        yield where, f"{inherited}a CA bundle needs an https collector endpoint (not insecure, not http://)"
+        return
+    _, problem = read_collector_ca(path)
+    if problem is not None:
+        yield where, f"{inherited}{problem}"
+
+
+def _environment_problems(workload: Workload, telemetry: Mapping[str, Any]) -> Iterator[tuple[FieldPath, str]]:
+    """A span carries each named variable's value: a variable a secret is delivered to must never be one."""
+    own = "environmentVariables" in (workload.telemetry_config or {})
+    inherited = "" if own else " (from settings.telemetry_config)"
+    targets = {ref.target: ref.name for ref in workload.secrets}
+    for index, name in enumerate(telemetry.get("environmentVariables") or ()):
+        if name in targets:
+            where: FieldPath = ("telemetry_config", "environmentVariables", index) if own else ("telemetry_config",)
+            message = (
+                f"environmentVariables{inherited} names {name}, the target of secret {targets[name]!r}: "
+                "its value would be sent with every span; name only plain env_vars"
+            )
+            yield where, message

@@ -3,12 +3,16 @@
 ``audit`` is ToolHive's ``audit_config`` (enabled, component, eventTypes, excludeEventTypes, includeRequestData,
 includeResponseData, logFile, maxDataSize) plus ``scrub_env``: variables whose values (the workload's secrets) are
 scrubbed from recorded data. ``telemetry`` is ToolHive's ``telemetry_config`` plus ``headers_env`` ({header: env var})
-for collector headers that are secrets. Problems are appended to the caller's list, as config.py does.
+for collector headers that are secrets, ``environment_values`` (the values of ``environmentVariables``, resolved on
+the host from the workload's plain env_vars), ``ca_pem`` (the collector CA bundle's text: trusted instead of the
+system store) and ``protocol`` (OTEL_EXPORTER_OTLP_PROTOCOL's http/protobuf or
+http/json). Problems are appended to the caller's list, as config.py does.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -65,8 +69,19 @@ TELEMETRY_KEYS: Final = frozenset(
         "customAttributes",
         "headers",
         "headers_env",
+        "environmentVariables",
+        "environment_values",
+        "protocol",
+        "ca_pem",
     }
 )
+PROTOBUF: Final = "http/protobuf"
+JSON: Final = "http/json"
+PROTOCOLS: Final = (PROTOBUF, JSON)
+"""OTEL_EXPORTER_OTLP_PROTOCOL's names for the two OTLP/HTTP encodings; protobuf is the SDKs' (and ToolHive's)."""
+ENVIRONMENT_PREFIX: Final = "environment."
+"""ToolHive's span attribute for a listed environment variable: ``environment.<NAME>``."""
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
 
@@ -104,6 +119,11 @@ class TelemetryConfig:
     custom_attributes: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     metric_interval: float = DEFAULT_METRIC_INTERVAL
+    protocol: str = PROTOBUF
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Span attributes ``environment.<NAME>`` for each listed variable (empty when unset, as ToolHive does)."""
+    ca_pem: str | None = None
+    """The CA bundle an https collector is verified against, instead of the system trust store."""
     secret_values: tuple[str, ...] = ()
     """Header values that came from secrets: never logged, and scrubbed from audit data too."""
 
@@ -217,6 +237,11 @@ def parse_telemetry(
     )
     headers, secrets = _collector_headers(section, environ)
     rate, attributes, interval = _rate(section), section.string_map("customAttributes"), _interval(environ, problems)
+    protocol = section.text("protocol") or PROTOBUF
+    if protocol not in PROTOCOLS:
+        problems.append(f"telemetry.protocol: must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    environment = _environment(section)
+    ca_pem = _ca_pem(section, base)
     if not (base and (tracing or metrics)) and not prometheus:
         return None
     return TelemetryConfig(
@@ -229,6 +254,9 @@ def parse_telemetry(
         custom_attributes=attributes,
         headers=headers,
         metric_interval=interval,
+        protocol=protocol if protocol in PROTOCOLS else PROTOBUF,
+        environment=environment,
+        ca_pem=ca_pem,
         secret_values=tuple(secrets),
     )
 
@@ -261,6 +289,30 @@ def _collector_headers(section: _Section, environ: Mapping[str, str]) -> tuple[d
         if not _HEADER_NAME.match(header) or not _HEADER_VALUE.fullmatch(value):
             section.problems.append(f"telemetry.headers: {header!r} is not a header (or value) that can be sent")
     return headers, secrets
+
+
+def _ca_pem(section: _Section, base: str | None) -> str | None:
+    text = section.text("ca_pem")
+    if text is None:
+        return None
+    if base is not None and not base.startswith("https://"):
+        section.problems.append("telemetry.ca_pem: a CA bundle needs an https endpoint")
+        return None
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError):
+        section.problems.append("telemetry.ca_pem: not PEM CA certificates TLS can load")
+        return None
+    return text
+
+
+def _environment(section: _Section) -> dict[str, str]:
+    names = section.strings("environmentVariables")
+    values = section.string_map("environment_values")
+    bad = [n for n in names if not _ENV_NAME.match(n)]
+    if bad:
+        section.problems.append(f"telemetry.environmentVariables: not environment variable names: {bad}")
+    return {f"{ENVIRONMENT_PREFIX}{n}": values.get(n, "") for n in names if _ENV_NAME.match(n)}
 
 
 def _rate(section: _Section) -> float:

@@ -64,6 +64,7 @@ class Observer:
         self.audit = AuditLog(audit, self._scrubber, str(config.proxy_mode)) if audit else None
         tracing = telemetry is not None and telemetry.traces_url is not None
         self._tracer = Tracer(telemetry.sampling_rate) if telemetry and tracing else None
+        self._environment = dict(telemetry.environment) if telemetry else {}
         exporting = telemetry is not None and (telemetry.traces_url or telemetry.metrics_url)
         self.exporter: Exporter | None = None
         if telemetry is not None and exporting:
@@ -126,6 +127,7 @@ class Observer:
         span = self._tracer.start(
             span_name(operation.method, operation.name), parse_traceparent(request.headers.get(TRACEPARENT))
         )
+        span.attributes.update(self._environment)  # ToolHive's environment.<NAME>; scrubbed with the rest
         span.attributes.update({"mcp.method.name": operation.method or "unknown", "mcp.server.name": self._name})
         if operation.method == "tools/call" and operation.name is not None:
             span.attributes.update({"gen_ai.tool.name": operation.name, "gen_ai.operation.name": "execute_tool"})

@@ -1,4 +1,4 @@
-"""OTLP/HTTP export with the JSON encoding (no protobuf library in a standard-library image), off the event loop.
+"""OTLP/HTTP export, protobuf (written by otlp_proto, the image has no protobuf library) or JSON, off the event loop.
 
 Spans go into a bounded queue that a daemon thread drains in batches; a full queue drops the span and counts it, a
 collector that is down or slow costs the sender thread its timeout and the batch, never a tool call its time.
@@ -15,18 +15,22 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from toolhive_apply.proxy import otlp_proto
 from toolhive_apply.proxy.metrics import BUCKETS, Metrics, Snapshot
-from toolhive_apply.proxy.observe_config import TelemetryConfig
+from toolhive_apply.proxy.observe_config import JSON, TelemetryConfig
 from toolhive_apply.proxy.tracing import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_OK, Span
 
 QUEUE_SIZE: Final = 2048
 BATCH_SIZE: Final = 256
 SEND_TIMEOUT: Final = 5.0
 SCOPE: Final = {"name": "toolhive-apply-proxy"}
+CONTENT_TYPES: Final = {JSON: "application/json"}
+PROTOBUF_CONTENT_TYPE: Final = "application/x-protobuf"
 _log = logging.getLogger(__name__)
 
 
@@ -69,7 +73,7 @@ def encode_spans(config: TelemetryConfig, spans: list[Span]) -> bytes:
             {"resource": resource(config), "scopeSpans": [{"scope": SCOPE, "spans": [one(s) for s in spans]}]}
         ]
     }
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _encoded(config, "ExportTraceServiceRequest", payload)
 
 
 def encode_metrics(config: TelemetryConfig, snapshot: Snapshot, now_ns: int) -> bytes:
@@ -109,20 +113,44 @@ def encode_metrics(config: TelemetryConfig, snapshot: Snapshot, now_ns: int) -> 
         metrics.append({"name": name, "unit": "s", "histogram": {"dataPoints": data, "aggregationTemporality": 2}})
     scope = {"scope": SCOPE, "metrics": metrics}
     payload = {"resourceMetrics": [{"resource": resource(config), "scopeMetrics": [scope]}]}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _encoded(config, "ExportMetricsServiceRequest", payload)
 
 
-def post(url: str, headers: Mapping[str, str], body: bytes, timeout: float = SEND_TIMEOUT) -> int:
+def _encoded(config: TelemetryConfig, message: str, payload: dict[str, Any]) -> bytes:
+    """One payload, two encodings: OTLP/JSON as built, or the same message in protobuf."""
+    if config.protocol == JSON:
+        return json.dumps(payload, separators=(",", ":")).encode()
+    return otlp_proto.encode(message, payload)
+
+
+def content_type(config: TelemetryConfig) -> str:
+    return CONTENT_TYPES.get(config.protocol, PROTOBUF_CONTENT_TYPE)
+
+
+def tls_context(config: TelemetryConfig) -> ssl.SSLContext:
+    """Verifies the collector: against the configured CA bundle when there is one, else the system store."""
+    return ssl.create_default_context(cadata=config.ca_pem) if config.ca_pem else ssl.create_default_context()
+
+
+def post(
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    timeout: float = SEND_TIMEOUT,
+    kind: str = "application/json",
+    context: ssl.SSLContext | None = None,
+) -> int:
     """One POST; the status, or raises OSError / http.client.HTTPException."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        context = context or ssl.create_default_context()
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("POST", parts.path or "/", body, {**headers, "Content-Type": "application/json"})
+        connection.request("POST", parts.path or "/", body, {**headers, "Content-Type": kind})
         response = connection.getresponse()
         response.read(64 * 1024)
         return response.status
@@ -136,6 +164,7 @@ class Exporter:
     def __init__(self, config: TelemetryConfig, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
+        self._tls = tls_context(config)
         self._spans: queue.Queue[Span | None] = queue.Queue(QUEUE_SIZE)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send_spans, name="otlp-spans", daemon=True)]
@@ -159,10 +188,11 @@ class Exporter:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _send(self, url: str, body: bytes) -> bool:
+    def _send(self, url: str, body: Callable[[], bytes]) -> bool:
+        """Encode and post; any failure (an encoding bug included) costs the batch, never the sender thread."""
         try:
-            status = post(url, self.config.headers, body)
-        except (OSError, http.client.HTTPException) as error:
+            status = post(url, self.config.headers, body(), kind=content_type(self.config), context=self._tls)
+        except (OSError, http.client.HTTPException, ValueError) as error:
             _log.debug("OTLP export to %s failed: %s", url, type(error).__name__)
             return False
         return 200 <= status < 300
@@ -183,7 +213,7 @@ class Exporter:
             if (
                 batch
                 and self.config.traces_url
-                and not self._send(self.config.traces_url, encode_spans(self.config, batch))
+                and not self._send(self.config.traces_url, partial(encode_spans, self.config, batch))
             ):
                 self.metrics.dropped("spans", len(batch))
             if first is None and self._stop.is_set():
@@ -193,7 +223,7 @@ class Exporter:
         assert self.config.metrics_url is not None
         while True:
             stopping = self._stop.wait(self.config.metric_interval)
-            body = encode_metrics(self.config, self.metrics.snapshot(), time.time_ns())
+            body = partial(encode_metrics, self.config, self.metrics.snapshot(), time.time_ns())
             if not self._send(self.config.metrics_url, body):
                 self.metrics.dropped("metrics")
             if stopping:

@@ -14,12 +14,22 @@ from pathlib import Path
 from typing import Any, Final
 
 from toolhive_apply.engine.resource import Spec
+from toolhive_apply.errors import ManifestError
+from toolhive_apply.manifest.collector_ca import bundle_digest, read_collector_ca
 from toolhive_apply.manifest.host_paths import resolve_host_path
+from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
-from toolhive_apply.manifest.observability import AUDIT_DIR, audit_of, telemetry_of
+from toolhive_apply.manifest.observability import AUDIT_DIR, audit_of, collector_ca_path, telemetry_of
+from toolhive_apply.providers.workload.endpoint import DOCUMENTS_KEY
 
 OTEL_HEADER_ENV: Final = "THV_OTEL_HEADER_{index}"
 SCRUB_ENV: Final = "THV_SCRUB_{index}"
+OWN_TELEMETRY_KEYS: Final = frozenset({"protocol", "caCertPath"})
+"""telemetry_config keys of toolhive-apply's own, not in ToolHive's RunConfig (left out of export --runconfig)."""
+CA_DIGEST: Final = "caCertSha256"
+"""The spec's digest of the collector CA bundle (hashed: a new bundle replaces the proxy); the text itself goes in
+the soft ``endpoint_documents`` (``otlp_ca``), so no container label carries it."""
+CA_DOCUMENT: Final = "otlp_ca"
 
 
 def spec_fields(workload: Workload, manifest: Manifest) -> dict[str, Any]:
@@ -40,11 +50,27 @@ def spec_fields(workload: Workload, manifest: Manifest) -> dict[str, Any]:
         rest = {k: v for k, v in telemetry.items() if k != "headers"}
         if "samplingRate" in rest:
             rest["samplingRate"] = _rate_text(rest["samplingRate"])
+        ca = _collector_ca(workload, telemetry)
+        if ca is not None:
+            rest.update({"caCertPath": ca[0], CA_DIGEST: bundle_digest(ca[1])})
+            fields[DOCUMENTS_KEY] = {CA_DOCUMENT: ca[1]}
         fields["telemetry"] = dict(sorted({**rest, "headers": plain, "header_secrets": secret}.items()))
     secrets = _proxy_secrets(fields, workload)
     if secrets:
         fields["proxy_secrets"] = secrets
     return fields
+
+
+def _collector_ca(workload: Workload, telemetry: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(absolute path, PEM text) of the collector CA bundle, read through the same check validate made."""
+    path = collector_ca_path(workload, telemetry)
+    if path is None:
+        return None
+    text, problem = read_collector_ca(path)
+    if text is None:
+        field = format_path(("workloads", workload.index, "telemetry_config", "caCertPath"))
+        raise ManifestError.single(workload.origin, field, str(problem))
+    return str(path), text
 
 
 def _rate_text(rate: object) -> str:
@@ -82,11 +108,23 @@ def proxy_sections(spec: Spec) -> dict[str, Any]:
         sections["audit"] = section
     telemetry = spec.get("telemetry")
     if telemetry:
-        section = {k: v for k, v in telemetry.items() if k != "header_secrets"}
+        section = {k: v for k, v in telemetry.items() if k not in ("header_secrets", "caCertPath", CA_DIGEST)}
+        if telemetry.get(CA_DIGEST):
+            section["ca_pem"] = (spec.get(DOCUMENTS_KEY) or {})[CA_DOCUMENT]
         by_name = sorted(telemetry.get("header_secrets", {}).items())
         section["headers_env"] = {header: OTEL_HEADER_ENV.format(index=i) for i, (header, _) in enumerate(by_name)}
+        if telemetry.get("environmentVariables"):
+            section["environment_values"] = _environment_values(spec, telemetry["environmentVariables"])
         sections["telemetry"] = section
     return sections
+
+
+def _environment_values(spec: Spec, names: list[str]) -> dict[str, str]:
+    """ToolHive reads environmentVariables from the environment of the process that runs the proxy; here that is
+    the workload's declared env_vars (what the server runs with), so the values are planned, not whatever shell
+    ran apply. Secret targets were refused by the manifest checks, and secret values never reach env_vars."""
+    plain = spec.get("env_vars") or {}
+    return {name: str(plain[name]) for name in names if name in plain}
 
 
 def audit_bind(spec: Spec) -> str | None:
@@ -113,7 +151,11 @@ def runconfig_fields(spec: Spec) -> dict[str, Any]:
     if spec.get("audit"):
         fields["audit_config"] = dict(spec["audit"])
     if spec.get("telemetry"):
-        telemetry = {k: v for k, v in spec["telemetry"].items() if k != "header_secrets"}
+        telemetry = {
+            k: v
+            for k, v in spec["telemetry"].items()
+            if k not in ("header_secrets", CA_DIGEST) and k not in OWN_TELEMETRY_KEYS
+        }
         if not telemetry.get("headers"):
             telemetry.pop("headers", None)
         fields["telemetry_config"] = telemetry
@@ -126,5 +168,6 @@ def manifest_fields(spec: Spec) -> dict[str, Any]:
     if spec.get("telemetry"):
         secret = {h: {"secret": n} for h, n in spec["telemetry"].get("header_secrets", {}).items()}
         headers = {**spec["telemetry"].get("headers", {}), **secret}
-        fields["telemetry_config"] = {**fields["telemetry_config"], **({"headers": headers} if headers else {})}
+        own = {k: v for k, v in spec["telemetry"].items() if k in OWN_TELEMETRY_KEYS}
+        fields["telemetry_config"] = {**fields["telemetry_config"], **own, **({"headers": headers} if headers else {})}
     return fields

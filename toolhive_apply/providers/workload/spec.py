@@ -19,7 +19,7 @@ from toolhive_apply.providers.docker.labels import (
     isolation_network,
     proxy_name,
 )
-from toolhive_apply.providers.workload.endpoint import endpoint_spec
+from toolhive_apply.providers.workload.endpoint import DOCUMENTS_KEY, endpoint_spec
 from toolhive_apply.providers.workload.observability import spec_fields as observe_spec_fields
 
 EGRESS_PORT: Final = 3128
@@ -146,7 +146,10 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
         spec["gateway_hosts"] = hosts
     if served_by_gateway_only(manifest, workload):
         spec["serve"] = VMCP_ONLY
-    spec.update(endpoint_spec(workload, manifest))  # only when the workload has endpoint settings
+    endpoint = endpoint_spec(workload, manifest)  # only when the workload has endpoint settings
+    if DOCUMENTS_KEY in spec and DOCUMENTS_KEY in endpoint:  # the collector CA bundle beside a JWKS
+        endpoint[DOCUMENTS_KEY] = {**spec[DOCUMENTS_KEY], **endpoint[DOCUMENTS_KEY]}
+    spec.update(endpoint)
     spec["parts"] = unit_parts(spec, manifest.settings.stack)
     return spec
 
