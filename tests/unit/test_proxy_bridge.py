@@ -12,7 +12,8 @@ import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from http import HTTPStatus
 
-from toolhive_apply.proxy.bridge import DualFrontend, SseOverStreamable, StreamableOverSse
+from toolhive_apply.proxy.bridge import DualFrontend, SseOverStreamable
+from toolhive_apply.proxy.bridge_streamable import StreamableOverSse
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response
 from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.sse_codec import ServerSentEvent, SseDecoder, encode_event

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from toolhive_apply.proxy.bridge import DualFrontend, SseOverStreamable, StreamableOverSse
+from toolhive_apply.proxy.bridge import DualFrontend, SseOverStreamable
+from toolhive_apply.proxy.bridge_streamable import StreamableOverSse
 from toolhive_apply.proxy.config import Mode, ProxyConfig, SessionMode, Transport
 from toolhive_apply.proxy.conformance import served_versions, strict_refusal
 from toolhive_apply.proxy.endpoint_auth import EndpointAuth
