@@ -5,6 +5,11 @@ labelled, hashed, drift-repaired, restarted by Docker's policy, published on its
 code as every workload. Its resource name is its client entry name (``vmcp.name`` or the group's), which validate
 keeps apart from workload names. Backends are the group's workloads as the gateway reaches them on the stack
 network: each workload's proxy, or (``serve: vmcp-only``) the HTTP server's own port.
+
+A stdio server served ``vmcp-only`` keeps its proxy and docker gate, but the proxy publishes no host port: the
+gateway reaches it on the stack network like any proxy. Why not the gate directly: only the gate may hold the Docker
+socket, and it has no network; the gateway would have to mount each stdio backend's gate volume, which ties the
+gateway's mounts (not updatable in place) to the backend set and to each backend's own replaces.
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ def gateway_name(group: Group) -> str:
     return group.vmcp.name or group.name
 
 
-def backend_url(spec: Mapping[str, Any], direct: bool) -> str:
-    """Where the gateway reaches a workload on the stack network: its server's own port when served vmcp-only,
-    its proxy otherwise (a remote workload's proxy carries the workload's name)."""
-    if direct:
+def backend_url(spec: Mapping[str, Any]) -> str:
+    """Where the gateway reaches a workload on the stack network: an HTTP server's own port when served vmcp-only,
+    its proxy otherwise (a remote workload's proxy carries the workload's name; a stdio one's has no host port)."""
+    if not has_proxy(spec):
         return f"http://{spec['name']}:{spec['target_port']}/mcp"
     host = spec["name"] if spec.get("remote") else proxy_name(str(spec["name"]))
     return f"http://{host}:{PROXY_LISTEN_PORT}/mcp"
@@ -43,7 +48,7 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
     assert group.vmcp is not None
     name = gateway_name(group)
     backends = [
-        {"name": w.name, "url": backend_url(workload_specs[w.name], served_by_gateway_only(manifest, w))}
+        {"name": w.name, "url": backend_url(workload_specs[w.name])}
         for w in members(manifest, group.name)
         if w.name in workload_specs
     ]
@@ -119,12 +124,18 @@ def gateway_specs(manifest: Manifest, workload_specs: Mapping[str, Spec]) -> lis
 
 
 def served_by_gateway_only(manifest: Manifest, workload: Workload) -> bool:
-    """``serve: vmcp-only`` in effect: an HTTP container of a group with a gateway (validate refuses the rest)."""
-    return vmcp_only(manifest, workload) and not workload.url and workload.transport in ("streamable-http", "sse")
+    """``serve: vmcp-only`` in effect: a container of a group with a gateway (validate refuses the rest)."""
+    return vmcp_only(manifest, workload) and not workload.url
 
 
 def has_proxy(spec: Mapping[str, Any]) -> bool:
-    """Whether a (non-remote) workload unit has a proxy container: all but those served through the gateway only."""
+    """Whether a (non-remote) workload unit has a proxy container: all but HTTP servers served through the gateway
+    only (a stdio server is reached through its proxy and gate, whatever it serves)."""
+    return spec.get("serve") != VMCP_ONLY or spec.get("transport") == "stdio"
+
+
+def publishes_port(spec: Mapping[str, Any]) -> bool:
+    """Whether a workload's proxy publishes its host port: not when it is served through the gateway only."""
     return spec.get("serve") != VMCP_ONLY
 
 
@@ -135,6 +146,8 @@ def backend_hosts(manifest: Manifest, workload: str) -> list[str]:
     if entry is None:
         return []
     group = next((g for g in manifest.groups if g.name == entry.group), None)
-    if group is None or group.vmcp is None or served_by_gateway_only(manifest, entry):
+    if group is None or group.vmcp is None:
         return []
+    if served_by_gateway_only(manifest, entry):  # an HTTP server is reached directly; a stdio one by its proxy
+        return [proxy_name(entry.name)] if entry.transport in (None, "stdio") else []
     return [entry.name if entry.url else proxy_name(entry.name)]
