@@ -10,6 +10,11 @@ A stdio server served ``vmcp-only`` keeps its proxy and docker gate, but the pro
 gateway reaches it on the stack network like any proxy. Why not the gate directly: only the gate may hold the Docker
 socket, and it has no network; the gateway would have to mount each stdio backend's gate volume, which ties the
 gateway's mounts (not updatable in place) to the backend set and to each backend's own replaces.
+
+A change of the backend list (a workload joins or leaves the group) replaces the gateway: its configuration is in
+its environment and the spec it was made from in its labels, and Docker changes neither on a running container. An
+in-place update would need a second, mutable record of the applied spec (observed with more than list calls) and a
+configuration the gateway re-reads; the replace costs the gateway's clients one reconnect, and no backend changes.
 """
 
 from __future__ import annotations
