@@ -15,6 +15,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_HOST, Group, Manifest, Workload
 from toolhive_apply.manifest.ports import assign_ports
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
+from toolhive_apply.manifest.vmcp_auth import gateway_auth_issues
 from toolhive_apply.proxy.vmcp_aggregate import resolve_names
 from toolhive_apply.proxy.vmcp_config import TOOL_NAME, Strategy, parse_aggregation
 
@@ -63,6 +64,7 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
         if name not in names:
             path = (*where, "conflict_resolution_config", "priority_order", p_index)
             yield _issue(group, path, f"{name!r} is not a workload of the group")
+    yield from gateway_auth_issues(manifest, index, group)
     yield from _name_rule_issues(group, where, workloads)
     yield from _collisions(group, where, workloads)
     entry = group.vmcp.name or group.name

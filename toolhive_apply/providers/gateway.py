@@ -25,8 +25,10 @@ from typing import Any, Final
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.manifest.model import Group, Manifest, Workload
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
+from toolhive_apply.manifest.vmcp_auth import gateway_endpoint
 from toolhive_apply.manifest.vmcp_checks import members, vmcp_only
 from toolhive_apply.providers.docker.labels import proxy_name
+from toolhive_apply.providers.workload.endpoint import endpoint_proxy_config, endpoint_spec
 from toolhive_apply.providers.workload.spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT
 
 GATEWAY_DESCRIPTION: Final = "vMCP gateway of group {group}"
@@ -58,7 +60,7 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
         if w.name in workload_specs
     ]
     settings = manifest.settings
-    return {
+    spec: dict[str, Any] = {
         "name": name,
         "description": GATEWAY_DESCRIPTION.format(group=group.name),
         "image": None,
@@ -94,6 +96,9 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
         },
         "parts": [f"container {name} (vMCP gateway: {', '.join(b['name'] for b in backends) or 'no workloads'})"],
     }
+    # incoming_auth (or settings.auth) as a workload's endpoint: only when set, so other gateways' hashes stay
+    spec.update(endpoint_spec(gateway_endpoint(manifest, group), manifest))
+    return spec
 
 
 def is_gateway(spec: Mapping[str, Any]) -> bool:
@@ -116,6 +121,7 @@ def gateway_proxy_config(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
     if spec["host"] not in LOOPBACK_HOSTS:
         config["allowed_hosts"] = [spec["host"]]
+    config.update(endpoint_proxy_config(spec))  # authentication, Cedar and origins, as a workload proxy's
     return config
 
 
