@@ -59,4 +59,12 @@ def test_the_gateway_enforces_oidc_and_cedar_on_aggregated_tool_names(
     exported = json.loads(run_cli("export", "group", "lab", "--vmcp-config", "--stack", stack).stdout)
     assert exported["incomingAuth"]["type"] == "oidc" and exported["incomingAuth"]["oidc"]["audience"] == AUDIENCE
     assert admin not in applied.output
+    verified = run_cli(
+        "verify", str(path), "--token-env", "VERIFY_TOKEN", "--output", "json", env={"VERIFY_TOKEN": admin}
+    )
+    assert verified.code == 0, verified
+    checks = json.loads(verified.stdout)["checks"]
+    ours = {c["check"]: c["status"] for c in checks if c["workload"] == gateway}
+    assert ours and set(ours.values()) == {"pass"}, checks  # the gateway is probed as an endpoint of its own
+    assert admin not in verified.output
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0

@@ -12,6 +12,7 @@ from tests.unit.test_vmcp_export import HTTP, specs_of
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.providers.gateway import has_proxy, publishes_port
 from toolhive_apply.providers.workload.create_args import proxy_config, proxy_host_config_args
+from toolhive_apply.verify import verify_specs
 
 
 def _manifest(directory: Path) -> Path:
@@ -48,3 +49,10 @@ def test_a_stdio_backend_served_vmcp_only_keeps_an_unpublished_proxy_the_gateway
         "pipe": "http://pipe-proxy:8099/mcp",
         "plain": "http://plain-proxy:8099/mcp",
     }
+
+
+def test_verify_skips_workloads_served_through_the_gateway_only(tmp_path: Path) -> None:
+    specs = specs_of(load_manifest([_manifest(tmp_path)]))
+    checks = verify_specs([specs["web"], specs["pipe"]])  # no published port to probe: nothing is contacted
+    assert [(c.workload, c.status) for c in checks] == [("pipe", "skip"), ("web", "skip")]
+    assert all("vMCP gateway" in c.detail for c in checks)
