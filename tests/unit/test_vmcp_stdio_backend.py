@@ -11,8 +11,9 @@ import yaml
 from tests.unit.test_vmcp_export import HTTP, specs_of
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.providers.gateway import has_proxy, publishes_port
-from toolhive_apply.providers.workload.create_args import proxy_config, proxy_host_config_args
+from toolhive_apply.providers.workload.create_args import container_labels, proxy_config, proxy_host_config_args
 from toolhive_apply.verify import verify_specs
+from toolhive_apply.views.workloads import workload_entry
 
 
 def _manifest(directory: Path) -> Path:
@@ -56,3 +57,14 @@ def test_verify_skips_workloads_served_through_the_gateway_only(tmp_path: Path) 
     checks = verify_specs([specs["web"], specs["pipe"]])  # no published port to probe: nothing is contacted
     assert [(c.workload, c.status) for c in checks] == [("pipe", "skip"), ("web", "skip")]
     assert all("vMCP gateway" in c.detail for c in checks)
+
+
+def test_export_lists_no_url_for_a_workload_served_through_the_gateway_only(tmp_path: Path) -> None:
+    specs = specs_of(load_manifest([_manifest(tmp_path)]))
+    entries = {}
+    for name in ("pipe", "web", "plain"):
+        summary = {"Labels": container_labels(specs[name], "gw"), "Names": [f"/{name}"], "State": "running"}
+        entries[name] = workload_entry(summary, {"State": "running", "Status": "Up"})
+    assert (entries["pipe"]["url"], entries["pipe"]["port"]) == ("", 0)
+    assert (entries["web"]["url"], entries["web"]["port"]) == ("", 0)
+    assert entries["plain"]["url"].startswith("http://127.0.0.1:") and entries["plain"]["port"]
