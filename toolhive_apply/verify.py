@@ -334,6 +334,9 @@ def verify_specs(specs: list[Spec], token: str | None = None) -> list[Check]:
     """Every check of every workload (sorted by name); remote workloads are probed like any other endpoint."""
     checks: list[Check] = []
     for spec in sorted(specs, key=lambda s: str(s["name"])):
+        if spec.get("serve"):  # no published port: its group's gateway is its endpoint, and is probed itself
+            checks.append(Check(str(spec["name"]), "reachable", "skip", "served through its group's vMCP gateway only"))
+            continue
         checks.extend(probe(spec, token))
     return checks
 

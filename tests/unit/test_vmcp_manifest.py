@@ -88,7 +88,7 @@ def test_names_outside_the_tool_name_rule_and_unknown_workloads_are_refused(tmp_
     assert "'gamma' is not a workload of the group" in found
 
 
-def test_vmcp_only_is_refused_for_stdio_and_without_a_gateway_and_ports_may_not_clash(tmp_path: Path) -> None:
+def test_vmcp_only_is_refused_without_a_gateway_and_ports_may_not_clash(tmp_path: Path) -> None:
     groups = """groups:
   - {name: research, vmcp: {port: 20001}}
   - {name: other, serve: vmcp-only}
@@ -100,7 +100,7 @@ def test_vmcp_only_is_refused_for_stdio_and_without_a_gateway_and_ports_may_not_
 """
     found = "\n".join(problems(write(tmp_path, groups, extra)))
     assert "serve: vmcp-only needs a vmcp gateway on the group" in found
-    assert "not supported for stdio servers yet" in found
+    assert not any("gamma" in line or "workloads[2]" in line for line in found.splitlines())  # stdio: accepted
     assert "port 20001 on 127.0.0.1 is already used by workload 'delta'" in found
     assert "workloads[4].tools: served vmcp-only, the workload has no proxy to apply it" in found
     assert "workload 'eps' serves sse; the gateway reaches streamable-http backends only" in found

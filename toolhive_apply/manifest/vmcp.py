@@ -23,6 +23,8 @@ class Vmcp:
     aggregation: Aggregation = field(default_factory=Aggregation)
     raw_aggregation: Mapping[str, Any] = field(default_factory=dict)
     """The aggregation block as written, for the gateway's configuration document and exports."""
+    incoming_auth: Mapping[str, Any] | None = None
+    """ToolHive vMCP's incomingAuth as written: a workload's endpoint blocks (manifest/vmcp_auth.py reads them)."""
 
 
 def vmcp_of(raw: Mapping[str, Any] | None) -> Vmcp | None:
@@ -31,4 +33,4 @@ def vmcp_of(raw: Mapping[str, Any] | None) -> Vmcp | None:
         return None
     block = dict(raw.get("aggregation") or {})
     aggregation = parse_aggregation(block, [], "aggregation") or Aggregation()
-    return Vmcp(int(raw["port"]), raw.get("host"), raw.get("name"), aggregation, block)
+    return Vmcp(int(raw["port"]), raw.get("host"), raw.get("name"), aggregation, block, raw.get("incoming_auth"))

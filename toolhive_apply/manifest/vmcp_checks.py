@@ -15,6 +15,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_HOST, Group, Manifest, Workload
 from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
+from toolhive_apply.manifest.vmcp_auth import gateway_auth_issues
 from toolhive_apply.proxy.vmcp_aggregate import resolve_names
 from toolhive_apply.proxy.vmcp_config import TOOL_NAME, Strategy, parse_aggregation
 
@@ -63,6 +64,7 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
         if name not in names:
             path = (*where, "conflict_resolution_config", "priority_order", p_index)
             yield _issue(group, path, f"{name!r} is not a workload of the group")
+    yield from gateway_auth_issues(manifest, index, group)
     yield from _name_rule_issues(group, where, workloads)
     yield from _collisions(group, where, workloads)
     entry = group.vmcp.name or group.name
@@ -78,9 +80,9 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
 
 
 def _serves_sse(manifest: Manifest, workload: Workload) -> bool:
-    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, else its transport), or the
-    server itself when served vmcp-only."""
-    if workload.transport in (None, "stdio") and not workload.url and not vmcp_only(manifest, workload):
+    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, also when served vmcp-only,
+    else its transport), or an HTTP server itself when served vmcp-only."""
+    if workload.transport in (None, "stdio") and not workload.url:
         return workload.proxy_mode == "sse"
     return workload.transport == "sse"
 
@@ -150,6 +152,8 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
+        elif w.transport in (None, "stdio"):
+            continue  # kept behind its proxy (no host port): tools, overrides and isolation apply as ever
         elif w.tools or w.tools_override:
             # the workload's proxy applies those; with no proxy they would silently not apply
             field = "tools" if w.tools else "tools_override"
@@ -161,13 +165,6 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             )
         elif w.network_isolation:
             yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
-        elif w.transport in (None, "stdio"):
-            yield _issue(
-                w,
-                path,
-                "serve: vmcp-only is not supported for stdio servers yet (the gateway reaches HTTP servers over the "
-                "stack network); set transport: streamable-http or sse, or leave serve unset",
-            )
 
 
 def _port_issues(manifest: Manifest) -> Iterator[ManifestIssue]:

@@ -5,6 +5,16 @@ labelled, hashed, drift-repaired, restarted by Docker's policy, published on its
 code as every workload. Its resource name is its client entry name (``vmcp.name`` or the group's), which validate
 keeps apart from workload names. Backends are the group's workloads as the gateway reaches them on the stack
 network: each workload's proxy, or (``serve: vmcp-only``) the HTTP server's own port.
+
+A stdio server served ``vmcp-only`` keeps its proxy and docker gate, but the proxy publishes no host port: the
+gateway reaches it on the stack network like any proxy. Why not the gate directly: only the gate may hold the Docker
+socket, and it has no network; the gateway would have to mount each stdio backend's gate volume, which ties the
+gateway's mounts (not updatable in place) to the backend set and to each backend's own replaces.
+
+A change of the backend list (a workload joins or leaves the group) replaces the gateway: its configuration is in
+its environment and the spec it was made from in its labels, and Docker changes neither on a running container. An
+in-place update would need a second, mutable record of the applied spec (observed with more than list calls) and a
+configuration the gateway re-reads; the replace costs the gateway's clients one reconnect, and no backend changes.
 """
 
 from __future__ import annotations
@@ -15,8 +25,10 @@ from typing import Any, Final
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.manifest.model import Group, Manifest, Workload
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
+from toolhive_apply.manifest.vmcp_auth import gateway_endpoint
 from toolhive_apply.manifest.vmcp_checks import members, vmcp_only
 from toolhive_apply.providers.docker.labels import proxy_name
+from toolhive_apply.providers.workload.endpoint import endpoint_proxy_config, endpoint_spec
 from toolhive_apply.providers.workload.spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT
 
 GATEWAY_DESCRIPTION: Final = "vMCP gateway of group {group}"
@@ -29,10 +41,10 @@ def gateway_name(group: Group) -> str:
     return group.vmcp.name or group.name
 
 
-def backend_url(spec: Mapping[str, Any], direct: bool) -> str:
-    """Where the gateway reaches a workload on the stack network: its server's own port when served vmcp-only,
-    its proxy otherwise (a remote workload's proxy carries the workload's name)."""
-    if direct:
+def backend_url(spec: Mapping[str, Any]) -> str:
+    """Where the gateway reaches a workload on the stack network: an HTTP server's own port when served vmcp-only,
+    its proxy otherwise (a remote workload's proxy carries the workload's name; a stdio one's has no host port)."""
+    if not has_proxy(spec):
         return f"http://{spec['name']}:{spec['target_port']}/mcp"
     host = spec["name"] if spec.get("remote") else proxy_name(str(spec["name"]))
     return f"http://{host}:{PROXY_LISTEN_PORT}/mcp"
@@ -43,12 +55,12 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
     assert group.vmcp is not None
     name = gateway_name(group)
     backends = [
-        {"name": w.name, "url": backend_url(workload_specs[w.name], served_by_gateway_only(manifest, w))}
+        {"name": w.name, "url": backend_url(workload_specs[w.name])}
         for w in members(manifest, group.name)
         if w.name in workload_specs
     ]
     settings = manifest.settings
-    return {
+    spec: dict[str, Any] = {
         "name": name,
         "description": GATEWAY_DESCRIPTION.format(group=group.name),
         "image": None,
@@ -84,6 +96,9 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
         },
         "parts": [f"container {name} (vMCP gateway: {', '.join(b['name'] for b in backends) or 'no workloads'})"],
     }
+    # incoming_auth (or settings.auth) as a workload's endpoint: only when set, so other gateways' hashes stay
+    spec.update(endpoint_spec(gateway_endpoint(manifest, group), manifest))
+    return spec
 
 
 def is_gateway(spec: Mapping[str, Any]) -> bool:
@@ -106,6 +121,7 @@ def gateway_proxy_config(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
     if spec["host"] not in LOOPBACK_HOSTS:
         config["allowed_hosts"] = [spec["host"]]
+    config.update(endpoint_proxy_config(spec))  # authentication, Cedar and origins, as a workload proxy's
     return config
 
 
@@ -119,12 +135,18 @@ def gateway_specs(manifest: Manifest, workload_specs: Mapping[str, Spec]) -> lis
 
 
 def served_by_gateway_only(manifest: Manifest, workload: Workload) -> bool:
-    """``serve: vmcp-only`` in effect: an HTTP container of a group with a gateway (validate refuses the rest)."""
-    return vmcp_only(manifest, workload) and not workload.url and workload.transport in ("streamable-http", "sse")
+    """``serve: vmcp-only`` in effect: a container of a group with a gateway (validate refuses the rest)."""
+    return vmcp_only(manifest, workload) and not workload.url
 
 
 def has_proxy(spec: Mapping[str, Any]) -> bool:
-    """Whether a (non-remote) workload unit has a proxy container: all but those served through the gateway only."""
+    """Whether a (non-remote) workload unit has a proxy container: all but HTTP servers served through the gateway
+    only (a stdio server is reached through its proxy and gate, whatever it serves)."""
+    return spec.get("serve") != VMCP_ONLY or spec.get("transport") == "stdio"
+
+
+def publishes_port(spec: Mapping[str, Any]) -> bool:
+    """Whether a workload's proxy publishes its host port: not when it is served through the gateway only."""
     return spec.get("serve") != VMCP_ONLY
 
 
@@ -135,6 +157,8 @@ def backend_hosts(manifest: Manifest, workload: str) -> list[str]:
     if entry is None:
         return []
     group = next((g for g in manifest.groups if g.name == entry.group), None)
-    if group is None or group.vmcp is None or served_by_gateway_only(manifest, entry):
+    if group is None or group.vmcp is None:
         return []
+    if served_by_gateway_only(manifest, entry):  # an HTTP server is reached directly; a stdio one by its proxy
+        return [proxy_name(entry.name)] if entry.transport in (None, "stdio") else []
     return [entry.name if entry.url else proxy_name(entry.name)]

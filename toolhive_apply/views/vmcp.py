@@ -2,13 +2,21 @@
 
 The shape is ToolHive's ``pkg/vmcp/config.Config`` as ``vmcp serve --config`` reads it (camelCase keys: ``name``,
 ``groupRef``, static ``backends`` with ``outgoingAuth.source: inline``, ``incomingAuth``, ``aggregation``). JSON is
-printed, which is YAML too. Nothing secret is in a gateway's spec, so nothing needs scrubbing beyond the usual.
+printed, which is YAML too. Nothing secret is in a gateway's spec (an OIDC client secret is a secret's name there,
+and an environment variable's name here), so nothing needs scrubbing beyond the usual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from toolhive_apply.providers.workload.endpoint import (
+    CLIENT_SECRET_ENV,
+    ENDPOINT_KEY,
+    endpoint_manifest,
+    resource_url,
+)
 
 
 def _aggregation(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,6 +43,31 @@ def _aggregation(raw: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _incoming_auth(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """ToolHive vMCP's incomingAuth of the gateway's endpoint: oidc (with Cedar authz) or anonymous. A local JWKS
+    file has no field there (ToolHive fetches keys by URL): its path stands in ``jwksUrl`` for a human to fix."""
+    endpoint = spec.get(ENDPOINT_KEY) or {}
+    if endpoint.get("auth") != "oidc":
+        return {"type": "anonymous"}
+    oidc = endpoint["oidc"]
+    block: dict[str, Any] = {"issuer": oidc["issuer"]}
+    names = (("client_id", "clientId"), ("audience", "audience"), ("introspection_url", "introspectionUrl"))
+    for ours, theirs in names:
+        if oidc.get(ours):
+            block[theirs] = oidc[ours]
+    if oidc.get("jwks_url") or oidc.get("jwks_file"):
+        block["jwksUrl"] = oidc.get("jwks_url") or oidc.get("jwks_file")
+    if oidc.get("client_secret"):
+        block["clientSecretEnv"] = CLIENT_SECRET_ENV  # the variable's name; the value stays in the secret store
+    if oidc.get("scopes"):
+        block["scopes"] = list(oidc["scopes"])
+    block["resource"] = resource_url(spec)
+    result: dict[str, Any] = {"type": "oidc", "oidc": block}
+    if endpoint.get("authz"):
+        result["authz"] = {"type": "cedar", "policies": list(endpoint["authz"]["policies"])}
+    return result
+
+
 def vmcp_config(spec: Mapping[str, Any]) -> dict[str, Any]:
     """ToolHive's vMCP configuration of the gateway whose spec is ``spec`` (see gateways.gateway_spec)."""
     vmcp = spec["vmcp"]
@@ -42,7 +75,7 @@ def vmcp_config(spec: Mapping[str, Any]) -> dict[str, Any]:
         "name": str(spec["name"]),
         "groupRef": str(spec["group"]),
         "backends": [{"name": b["name"], "url": b["url"], "transport": "streamable-http"} for b in vmcp["backends"]],
-        "incomingAuth": {"type": "anonymous"},
+        "incomingAuth": _incoming_auth(spec),
         "outgoingAuth": {"source": "inline", "default": {"type": "unauthenticated"}},
         "aggregation": _aggregation(vmcp.get("aggregation") or {}),
     }
@@ -56,6 +89,9 @@ def group_vmcp_entry(spec: Mapping[str, Any]) -> dict[str, Any]:
         entry["name"] = vmcp["name"]
     if vmcp.get("aggregation"):
         entry["aggregation"] = dict(vmcp["aggregation"])
+    incoming = {k: v for k, v in endpoint_manifest(spec).items() if k != "strict_protocol_validation"}
+    if incoming:
+        entry["incoming_auth"] = incoming
     return entry
 
 

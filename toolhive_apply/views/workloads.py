@@ -83,6 +83,8 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
     name = labels.get(TH_BASENAME) or container_name(summary)
     transport = labels.get(TH_TRANSPORT, spec.get("transport", "stdio"))
     port = int(labels.get(TH_PORT, spec.get("proxy_port", 0)) or 0)
+    if spec.get("serve"):  # served through its group's gateway only: no published port, no URL of its own
+        port = 0
     proxy_mode = spec.get("proxy_mode") or ("streamable-http" if transport == "stdio" else transport)
     url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode, "host": spec.get("host")}
     return {

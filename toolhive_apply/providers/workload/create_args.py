@@ -253,7 +253,8 @@ def proxy_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     listens in (the gate takes it with volumes_from, the only way around: volumes_from copies binds too, and the
     gate's include the socket)."""
     args = helper_host_config_args(network)
-    args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
+    if not spec.get("serve"):  # served through a group's gateway only: reached on the stack network, no host port
+        args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
     if uses_gate(spec):
         args["mounts"] = [gate_volume()]
     if audit_bind(spec):

@@ -55,7 +55,7 @@ def wanted_ports(desired: Iterable[DesiredResource], index_of: Mapping[str, int]
             d.id.name, str(d.spec["host"]), int(d.spec["proxy_port"]), f"workloads[{index_of[d.id.name]}].proxy_port"
         )
         for d in desired
-        if d.id.kind is Kind.WORKLOAD and d.spec.get("proxy_port") and d.id.name in index_of
+        if d.id.kind is Kind.WORKLOAD and d.spec.get("proxy_port") and d.id.name in index_of and not d.spec.get("serve")
     ]
 
 

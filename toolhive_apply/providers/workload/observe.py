@@ -29,6 +29,7 @@ from toolhive_apply.providers.docker.labels import (
     proxy_name,
     stack_network,
 )
+from toolhive_apply.providers.gateway import has_proxy
 from toolhive_apply.providers.workload.create_args import isolation_network_sound
 from toolhive_apply.providers.workload.endpoint import merge_endpoint
 from toolhive_apply.providers.workload.spec import egress_rules, isolated, stdio_server_network, uses_gate
@@ -166,7 +167,7 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
     """`running` only when every part of the unit runs; otherwise which part is not (planned as a start)."""
     if state != "running" or spec is None or spec.get("remote"):
         return state
-    if facts["proxy_state"] != "running" and spec.get("serve") != "vmcp-only":  # (no proxy: gateways.has_proxy)
+    if facts["proxy_state"] != "running" and has_proxy(spec):
         return f"proxy {facts['proxy_state']}"
     is_isolated, needs_egress = _isolation_of(spec)
     if is_isolated and facts["network"] is None:

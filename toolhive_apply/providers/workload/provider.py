@@ -100,8 +100,11 @@ class WorkloadProvider:
         self.warnings = tuple(warnings)
         by_name = {d.id.name: d.spec for d in result}
         for group, spec in gateway_specs(manifest, by_name):
+            spec = self._with_digests(spec)  # an incoming_auth client secret, as a workload proxy's
             backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in spec["vmcp"]["backends"])
-            result.append(DesiredResource(ResourceId(Kind.WORKLOAD, spec["name"]), spec, group.origin, backends))
+            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in proxy_secret_refs(spec))
+            rid = ResourceId(Kind.WORKLOAD, spec["name"])
+            result.append(DesiredResource(rid, spec, group.origin, backends | uses, explain=endpoint_explain(spec)))
         return result
 
     def _resolver(self) -> SecretResolver:

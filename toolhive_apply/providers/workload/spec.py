@@ -158,9 +158,12 @@ def unit_parts(spec: Spec, stack: str) -> list[str]:
     """The Docker objects this workload is made of, as a plan names them."""
     if spec.get("remote"):
         return [f"container {spec['name']} (proxy to {spec['url']})"]
-    if spec.get("serve"):
+    if spec.get("serve") and spec["transport"] != "stdio":
         return [f"container {spec['name']} (no proxy, no port: served through its group's vMCP gateway only)"]
-    parts = [f"container {spec['name']}", f"container {proxy_name(spec['name'])}"]
+    proxy = f"container {proxy_name(spec['name'])}"
+    if spec.get("serve"):
+        proxy += " (no port: served through its group's vMCP gateway only)"
+    parts = [f"container {spec['name']}", proxy]
     if uses_gate(spec):
         parts.append(f"container {gate_name(spec['name'])} (docker gate, no network)")
     if egress_rules(spec) is not None:

@@ -33,7 +33,7 @@ from toolhive_apply.providers.docker.labels import (
 )
 from toolhive_apply.providers.docker.snapshot import StackContainers
 from toolhive_apply.providers.fields import WORKLOAD_FIELDS
-from toolhive_apply.providers.gateway import has_proxy
+from toolhive_apply.providers.gateway import has_proxy, publishes_port
 from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.workload.create_args import container_env, container_labels, host_config_args
 from toolhive_apply.providers.workload.endpoint import endpoint_only, proxy_secret_refs
@@ -295,7 +295,7 @@ class WorkloadUnits:
     def _wait(self, change: Change, spec: dict[str, Any], containers: list[tuple[str, int]], emit: EventSink) -> None:
         emit(Event(str(change.id), "progress", "waiting until it answers MCP through its proxy"))
         timeout = float(spec.get("ready_timeout") or 60)
-        if not has_proxy(spec):  # no port to ask MCP on: the gateway finds out, on its own backoff
+        if not publishes_port(spec):  # no port to ask MCP on: the gateway finds out, on its own backoff
             problem = wait_running(self.api, containers, timeout)
         else:
             problem = wait_until_ready(self.api, containers, spec, timeout)
