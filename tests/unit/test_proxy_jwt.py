@@ -108,7 +108,7 @@ class _Idp:
         self.issuer = issuer
         self.jwks_fetches = 0
         self.introspections: list[tuple[str, dict[str, list[str]]]] = []
-        self.active: dict[str, dict[str, Any]] = {}
+        self.active: dict[str, dict[str, Any] | bytes] = {}
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -116,7 +116,7 @@ class _Idp:
                 pass
 
             def _answer(self, payload: object) -> None:
-                body = json.dumps(payload).encode()
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -193,3 +193,40 @@ def test_opaque_tokens_through_introspection(idp: _Idp) -> None:
     basic = idp.introspections[0][0]
     assert base64.b64decode(basic.removeprefix("Basic ")).decode() == "proxy:s3cret%3Ax"
     assert idp.introspections[0][1]["token"] == ["good"]
+
+
+def test_introspection_counts_only_active_exactly_true(idp: _Idp) -> None:
+    """``active`` must be the JSON ``true``: not a string, a number, or the last of two ``active`` keys."""
+    auth = Authenticator(OidcConfig(ISSUER, AUDIENCE, introspection_url=idp.url + "/introspect", client_id="p"))
+    now = int(time.time())
+    base = {"sub": "bob", "aud": AUDIENCE, "exp": now + 300}
+    idp.active["real"] = {"active": True, **base}
+    for name, active in (("string", "true"), ("one", 1), ("list", [True]), ("absent", None)):
+        idp.active[name] = {**base, **({"active": active} if active is not None else {})}
+    idp.active["duplicate"] = b'{"active": false, "sub": "bob", "aud": "mcp-team", "exp": 9999999999, "active": true}'
+    idp.active["bound"] = {"active": True, **base, "cnf": {"x5t#S256": "abc"}}
+    idp.active["empty-sub"] = {"active": True, **base, "sub": ""}
+
+    async def scenario() -> None:
+        assert (await auth.verify("real")).subject == "bob"
+        for token in ("string", "one", "list", "absent", "duplicate", "bound", "empty-sub"):
+            with pytest.raises(TokenError):
+                await auth.verify(token)
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_of_unknown_kids_costs_one_jwks_fetch(idp: _Idp) -> None:
+    auth = Authenticator(OidcConfig(ISSUER, AUDIENCE, jwks_url=idp.url + "/jwks"))
+
+    async def scenario() -> None:
+        assert (await auth.verify(idp.issuer.token())).subject == "alice"
+        assert auth.keys is not None
+        auth.keys._last_attempt = -1000.0
+        strangers = [idp.issuer.token(rsa_key(f"made-up-{i}")) for i in range(3)]
+        for token in strangers * 10:
+            with pytest.raises(UnknownKeyError):
+                await auth.verify(token)
+        assert idp.jwks_fetches == 2  # the first fetch, then one refresh for all thirty
+
+    asyncio.run(scenario())
