@@ -147,6 +147,26 @@ def test_without_a_valid_token_401_points_to_the_metadata(stack: Stack) -> None:
     assert not [m for _, m in stack.upstream.received if m == PING]  # nothing unauthenticated got through
 
 
+def test_a_token_without_the_required_scopes_gets_403_and_the_step_up_challenge(stack: Stack) -> None:
+    """MCP authorization 2025-11-25 step-up: 403, ``error="insufficient_scope"``, the scopes to ask for, and the
+    metadata URL; nothing reaches the server. ``scope`` (space-separated) and ``scp`` (a list) both count."""
+    before = len(stack.upstream.received)
+    for claims in ({"scope": "mcp"}, {"scope": None}, {"scope": "mcpx openid"}, {"scope": ["mcp", "openid"]}):
+        token = stack.issuer.token(sub="bob", **claims)
+        status, headers, body = http(stack, "POST", "/mcp", PING, {"Authorization": f"Bearer {token}"})
+        assert status == 403, claims
+        challenge = headers["www-authenticate"]
+        assert challenge.startswith("Bearer ") and 'error="insufficient_scope"' in challenge
+        assert 'scope="mcp openid"' in challenge
+        assert 'resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"' in challenge
+        assert body["error"]["code"] == -32003 and "scope" in body["error"]["message"]
+    assert len(stack.upstream.received) == before
+    for claims in ({"scope": "openid mcp extra"}, {"scope": None, "scp": ["mcp", "openid"]}):
+        token = stack.issuer.token(sub="bob", **claims)
+        status, _, _ = http(stack, "POST", "/mcp", PING, {"Authorization": f"Bearer {token}"})
+        assert status == 200, claims
+
+
 def run_session(stack: Stack, token: str, calls: Calls) -> tuple[list[str], list[str]]:
     return bearer_session(stack.url, token, calls)
 

@@ -4,7 +4,8 @@ A token is checked locally when it is a JWT and a key set is configured, else by
 ``introspection_url`` is configured; anything else is refused. Only the ``Authorization: Bearer`` header carries
 tokens (no query parameter, no form field: RFC 6750 §2.1 only, as MCP requires). Whatever the outcome, the
 client's ``Authorization`` and ``Cookie`` headers never reach the server (no token passthrough): the request passed
-down carries the ``Principal`` instead.
+down carries the ``Principal`` instead. When ``scopes`` are configured, a valid token must grant every one of them,
+else 403 with ``error="insufficient_scope"`` and the scopes to ask for (MCP's step-up authorization).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Final
 
@@ -23,7 +24,7 @@ from toolhive_apply.proxy.auth_config import OidcConfig
 from toolhive_apply.proxy.httpserver import Request, Response, json_response
 from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.introspection import Introspector
-from toolhive_apply.proxy.jsonrpc import error_response
+from toolhive_apply.proxy.jsonrpc import FORBIDDEN, UNAUTHORIZED, error_response
 from toolhive_apply.proxy.jwks import KeySet, key_set_from
 from toolhive_apply.proxy.jwt_verify import TokenError, UnknownKeyError, looks_like_jwt, verify_jwt
 from toolhive_apply.proxy.principal import PRINCIPAL, Principal
@@ -36,8 +37,21 @@ CACHE_SECONDS: Final = 60.0
 per token and minute instead of one per request."""
 CACHE_ENTRIES: Final = 4096
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
-UNAUTHORIZED_CODE: Final = -32001
 _log = logging.getLogger(__name__)
+
+
+def granted_scopes(claims: Mapping[str, object]) -> frozenset[str]:
+    """The scopes a verified token grants: ``scope``, space-separated (RFC 9068 §2.2.3, RFC 7662), else ``scp`` as
+    a list or string (how Okta and Entra ID write it). Anything else grants nothing."""
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return frozenset(scope.split())
+    scp = claims.get("scp")
+    if isinstance(scp, str):
+        return frozenset(scp.split())
+    if isinstance(scp, list):
+        return frozenset(s for s in scp if isinstance(s, str))
+    return frozenset()
 
 
 def without_credentials(request: Request) -> Request:
@@ -119,8 +133,19 @@ class Authenticator:
             _log.info("token refused: %s", error)
             return self._unauthorized(request, "invalid_token", f"Unauthorized: {error}")
         request.context[PRINCIPAL] = principal  # for the observer outside, which holds the original request
+        missing = [s for s in self.oidc.scopes if s not in granted_scopes(principal.claims)]
+        if missing:
+            _log.info("token of %s lacks scopes %s", principal.subject, missing)
+            return self._insufficient_scope(request, missing)
         return dataclasses.replace(without_credentials(request), principal=principal)
+
+    def _insufficient_scope(self, request: Request, missing: list[str]) -> Response:
+        """403 and the step-up challenge (MCP authorization 2025-11-25, RFC 6750 §3.1): ``scope`` names every scope
+        the endpoint requires, so the client asks for all of them at once."""
+        header = ("WWW-Authenticate", challenge(self.oidc, request, "insufficient_scope"))
+        message = f"Forbidden: the token lacks the scope(s) {' '.join(missing)}"
+        return json_response(HTTPStatus.FORBIDDEN, error_response(None, FORBIDDEN, message), [header])
 
     def _unauthorized(self, request: Request, error: str | None, message: str) -> Response:
         header = ("WWW-Authenticate", challenge(self.oidc, request, error))
-        return json_response(HTTPStatus.UNAUTHORIZED, error_response(None, UNAUTHORIZED_CODE, message), [header])
+        return json_response(HTTPStatus.UNAUTHORIZED, error_response(None, UNAUTHORIZED, message), [header])
