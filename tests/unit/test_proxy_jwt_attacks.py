@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from tests.support.oidc_issuer import AUDIENCE, ISSUER, Issuer, b64, ec_key, rsa_key, sign_raw
+from toolhive_apply.proxy.jose_crypto import CURVES, _multiply_add, on_curve
 from toolhive_apply.proxy.jwt_verify import MAX_TOKEN_BYTES, TokenError, UnknownKeyError, verify_jwt
 
 RSA = rsa_key("rsa-1")
@@ -263,3 +264,18 @@ def test_typ() -> None:
     assert verify(raw(RSA, {"alg": "RS256", "kid": RSA.kid}, claims))["sub"] == "alice"
     for bad in ("JOSE", "dpop+jwt", "logout+jwt", "secevent+jwt", "", 1, None, ["JWT"]):
         refused(raw(RSA, {"alg": "RS256", "kid": RSA.kid, "typ": bad}, claims), "typ")
+
+
+@pytest.mark.parametrize("name", ["P-256", "P-384", "P-521"])
+def test_curve_constants_and_point_arithmetic(name: str) -> None:
+    """The base point is on its curve and has order n; doubling, addition and inverses agree (the group law in
+    Jacobian coordinates). A wrong constant or formula fails here before it fails as a mystery signature."""
+    curve = CURVES[name]
+    assert on_curve(curve, *curve.g)
+    assert _multiply_add(curve, curve.n, 0, curve.g) is None
+    assert _multiply_add(curve, 1, 1, curve.g) == _multiply_add(curve, 2, 0, curve.g)
+    assert _multiply_add(curve, 0, 1, curve.g) == curve.g
+    assert _multiply_add(curve, 5, curve.n - 5, curve.g) is None
+    point = _multiply_add(curve, 0xC0FFEE, 0, curve.g)
+    assert point is not None and on_curve(curve, *point)
+    assert not on_curve(curve, curve.g[0], curve.g[1] + 1)

@@ -10,7 +10,9 @@ else 403 with ``error="insufficient_scope"`` and the scopes to ask for (MCP's st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
@@ -18,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from toolhive_apply.proxy.auth_config import OidcConfig
 from toolhive_apply.proxy.httpserver import Request, Response, json_response
@@ -109,15 +111,22 @@ class Authenticator:
             raise TokenError("token without a subject")
         return Principal.of(subject, claims)
 
-    async def _verify_jwt(self, token: str) -> dict[str, object]:
+    async def _verify_jwt(self, token: str) -> dict[str, Any]:
         assert self.keys is not None
-        check = {"issuer": self.oidc.issuer, "audience": self.oidc.audience}
         try:
-            return verify_jwt(token, await self.keys.current(), now=self._clock(), **check)
+            return await self._verify_off_loop(token, await self.keys.current())
         except UnknownKeyError:
             if not await self.keys.refresh():
                 raise
-            return verify_jwt(token, self.keys.keys, now=self._clock(), **check)
+            return await self._verify_off_loop(token, self.keys.keys)
+
+    async def _verify_off_loop(self, token: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
+        """A signature check is pure-Python arithmetic (milliseconds for ECDSA) on a token anyone may send: in a
+        worker thread, the event loop keeps serving other requests (the GIL is handed back every few ms)."""
+        verify = functools.partial(
+            verify_jwt, token, keys, issuer=self.oidc.issuer, audience=self.oidc.audience, now=self._clock()
+        )
+        return await asyncio.to_thread(verify)
 
     async def authenticate(self, request: Request) -> Request | Response:
         """The request (credentials removed, principal set) or the 401 to send."""

@@ -173,36 +173,74 @@ def on_curve(curve: Curve, x: int, y: int) -> bool:
     return (y * y - (x * x * x + curve.a * x + curve.b)) % curve.p == 0
 
 
-def _add(curve: Curve, p1: Point, p2: Point) -> Point:
-    if p1 is None:
+Jacobian = tuple[int, int, int]
+"""``(X, Y, Z)`` standing for the affine point ``(X/Z², Y/Z³)``; ``Z == 0`` is the point at infinity. Jacobian
+coordinates need no modular inversion per step (one at the end), which keeps a verification cheap: the proxy checks
+signatures of requests anyone may send, so their cost bounds what a flood of forged tokens can do to it."""
+_INFINITY: Final = (1, 1, 0)
+
+
+def _double(curve: Curve, point: Jacobian) -> Jacobian:
+    """dbl-2001-b (for ``a = -3``, which every curve here has)."""
+    x1, y1, z1 = point
+    p = curve.p
+    if z1 == 0 or y1 == 0:
+        return _INFINITY
+    delta = z1 * z1 % p
+    gamma = y1 * y1 % p
+    beta = x1 * gamma % p
+    alpha = 3 * (x1 - delta) * (x1 + delta) % p
+    x3 = (alpha * alpha - 8 * beta) % p
+    z3 = ((y1 + z1) * (y1 + z1) - gamma - delta) % p
+    y3 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
+    return x3, y3, z3
+
+
+def _add(curve: Curve, p1: Jacobian, p2: Jacobian) -> Jacobian:
+    """add-2007-bl, with the doubling and inverse cases handled."""
+    x1, y1, z1 = p1
+    x2, y2, z2 = p2
+    if z1 == 0:
         return p2
-    if p2 is None:
+    if z2 == 0:
         return p1
-    (x1, y1), (x2, y2), p = p1, p2, curve.p
-    if x1 == x2:
-        if (y1 + y2) % p == 0:
-            return None
-        slope = (3 * x1 * x1 + curve.a) * pow(2 * y1, -1, p) % p
-    else:
-        slope = (y2 - y1) * pow(x2 - x1, -1, p) % p
-    x3 = (slope * slope - x1 - x2) % p
-    return x3, (slope * (x1 - x3) - y1) % p
+    p = curve.p
+    z1z1, z2z2 = z1 * z1 % p, z2 * z2 % p
+    u1, u2 = x1 * z2z2 % p, x2 * z1z1 % p
+    s1, s2 = y1 * z2 * z2z2 % p, y2 * z1 * z1z1 % p
+    h, r = (u2 - u1) % p, 2 * (s2 - s1) % p
+    if h == 0:
+        return _double(curve, p1) if r == 0 else _INFINITY
+    i = 4 * h * h % p
+    j = h * i % p
+    v = u1 * i % p
+    x3 = (r * r - j - 2 * v) % p
+    y3 = (r * (v - x3) - 2 * s1 * j) % p
+    z3 = ((z1 + z2) * (z1 + z2) - z1z1 - z2z2) * h % p
+    return x3, y3, z3
 
 
 def _multiply_add(curve: Curve, u1: int, u2: int, q: tuple[int, int]) -> Point:
     """``u1·G + u2·Q`` by Shamir's trick (one pass over the bits; only public values, so timing leaks nothing)."""
-    both = _add(curve, curve.g, q)
-    result: Point = None
+    g: Jacobian = (*curve.g, 1)
+    q_j: Jacobian = (*q, 1)
+    both = _add(curve, g, q_j)
+    result: Jacobian = _INFINITY
     for bit in range(max(u1.bit_length(), u2.bit_length()) - 1, -1, -1):
-        result = _add(curve, result, result)
+        result = _double(curve, result)
         pick = ((u1 >> bit) & 1, (u2 >> bit) & 1)
         if pick == (1, 1):
             result = _add(curve, result, both)
         elif pick == (1, 0):
-            result = _add(curve, result, curve.g)
+            result = _add(curve, result, g)
         elif pick == (0, 1):
-            result = _add(curve, result, q)
-    return result
+            result = _add(curve, result, q_j)
+    x, y, z = result
+    if z == 0:
+        return None
+    z_inv = pow(z, -1, curve.p)
+    z_inv2 = z_inv * z_inv % curve.p
+    return x * z_inv2 % curve.p, y * z_inv2 * z_inv % curve.p
 
 
 def ecdsa_verify(curve: Curve, x: int, y: int, message: bytes, signature: bytes) -> bool:
