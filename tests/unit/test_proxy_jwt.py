@@ -196,7 +196,8 @@ def test_opaque_tokens_through_introspection(idp: _Idp) -> None:
 
 
 def test_introspection_counts_only_active_exactly_true(idp: _Idp) -> None:
-    """``active`` must be the JSON ``true``: not a string, a number, or the last of two ``active`` keys."""
+    """``active`` must be the JSON ``true``: not a string, a number, or the last of two ``active`` keys; a token
+    without ``sub`` is refused even with a ``client_id`` (another namespace), and so is a refresh token."""
     auth = Authenticator(OidcConfig(ISSUER, AUDIENCE, introspection_url=idp.url + "/introspect", client_id="p"))
     now = int(time.time())
     base = {"sub": "bob", "aud": AUDIENCE, "exp": now + 300}
@@ -206,10 +207,12 @@ def test_introspection_counts_only_active_exactly_true(idp: _Idp) -> None:
     idp.active["duplicate"] = b'{"active": false, "sub": "bob", "aud": "mcp-team", "exp": 9999999999, "active": true}'
     idp.active["bound"] = {"active": True, **base, "cnf": {"x5t#S256": "abc"}}
     idp.active["empty-sub"] = {"active": True, **base, "sub": ""}
+    idp.active["client-only"] = {"active": True, **{k: v for k, v in base.items() if k != "sub"}, "client_id": "bob"}
+    idp.active["refresh"] = {"active": True, **base, "token_type": "refresh_token"}
 
     async def scenario() -> None:
         assert (await auth.verify("real")).subject == "bob"
-        for token in ("string", "one", "list", "absent", "duplicate", "bound", "empty-sub"):
+        for token in ("string", "one", "list", "absent", "duplicate", "bound", "empty-sub", "client-only", "refresh"):
             with pytest.raises(TokenError):
                 await auth.verify(token)
 

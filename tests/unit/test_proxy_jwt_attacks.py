@@ -223,6 +223,10 @@ def test_duplicate_json_keys_are_refused() -> None:
         ({"sub": 42}, "sub"),
         ({"sub": ["alice"]}, "sub"),
         ({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, "cnf"),
+        ({"typ": "ID", "nonce": "n"}, "not an access token"),
+        ({"typ": "Refresh"}, "not an access token"),
+        ({"token_use": "id"}, "not an access token"),
+        ({"token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, "not an access token"),
     ],
 )
 def test_claims_of_the_wrong_type_or_value_are_refused(claims: dict[str, Any], reason: str) -> None:
@@ -236,6 +240,7 @@ def test_claims_a_strict_reader_accepts() -> None:
         {"exp": now + 30.5, "iat": now - 0.5, "nbf": now + 30},  # floats, nbf within the leeway
         {"aud": ["https://other.example/mcp", AUDIENCE]},
         {"exp": 10**299},  # far future, still a float64
+        {"typ": "Bearer", "token_use": "access"},  # Keycloak's and Cognito's marks of an access token
     ):
         token = raw(RSA, {"alg": "RS256", "kid": RSA.kid}, {**ISS.claims(), **overrides})
         assert verify(token)["sub"] == "alice"

@@ -106,9 +106,10 @@ class Authenticator:
             claims = await self._introspector.claims(token)
         else:
             raise TokenError("not a JWT")
-        subject = claims.get("sub") or claims.get("client_id")
+        subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
-            raise TokenError("token without a subject")
+            # no fallback to client_id: a client registered under a user's name would get that user's policies
+            raise TokenError("token without a subject (sub)")
         return Principal.of(subject, claims)
 
     async def _verify_jwt(self, token: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ What is refused, whatever the token says about itself:
   (RFC 8707: a token for another resource); ``exp`` missing; ``exp``/``nbf``/``iat`` that are not numbers (a JSON
   ``true`` is no number, though Python's bool is an int); ``exp`` past, ``nbf`` or ``iat`` future, beyond ``LEEWAY``;
   ``sub`` that is not a non-empty string; a ``cnf`` claim (a sender-constrained token, RFC 7800/8705/9449: the
-  proxy cannot check the binding, and accepting it as a bearer token would undo what the binding protects).
+  proxy cannot check the binding, and accepting it as a bearer token would undo what the binding protects); an ID
+  or refresh token marked as such in its claims (``typ``, ``token_use``, ``token_type``).
 
 Error messages name the reason, never the token.
 """
@@ -220,6 +221,24 @@ def check_claims(
         raise TokenError("sub must be a non-empty string")
     if "cnf" in claims:
         raise TokenError("sender-constrained token (cnf): proof of possession is not supported here")
+    kind = _token_kind(claims)
+    if kind is not None:
+        raise TokenError(f"not an access token ({kind})")
+
+
+_NOT_ACCESS: Final = ("id", "refresh", "offline", "logout", "id_token", "refresh_token")
+
+
+def _token_kind(claims: Mapping[str, Any]) -> str | None:
+    """Why the claims belong to another kind of token than an access token, or None. Issuers mark it in the
+    payload: Keycloak's ``typ`` (``ID``, ``Refresh``, ``Offline``, ``Logout``), Cognito's ``token_use`` (``id``), and
+    introspection's ``token_type`` (RFC 7662; RFC 8693 ``urn:...:token-type:refresh_token``/``id_token``). An ID
+    token or a refresh token presented as a bearer token is refused even when its audience fits."""
+    for name in ("typ", "token_use", "token_type"):
+        value = claims.get(name)
+        if isinstance(value, str) and value.lower().rsplit(":", 1)[-1] in _NOT_ACCESS:
+            return f"{name} says {value.lower().rsplit(':', 1)[-1]}"
+    return None
 
 
 def verify_jwt(
