@@ -233,3 +233,30 @@ def test_a_burst_of_unknown_kids_costs_one_jwks_fetch(idp: _Idp) -> None:
         assert idp.jwks_fetches == 2  # the first fetch, then one refresh for all thirty
 
     asyncio.run(scenario())
+
+
+def test_a_refused_token_is_refused_from_memory_but_a_transient_refusal_is_not(idp: _Idp) -> None:
+    """A replayed refused token costs no second introspection (or signature check) for ``REFUSAL_SECONDS``; an
+    introspection that failed because the IdP was unreachable is asked again."""
+    clock = [1000.0]
+    oidc = OidcConfig(ISSUER, AUDIENCE, introspection_url=idp.url + "/introspect", client_id="p")
+    auth = Authenticator(oidc, clock=lambda: clock[0])
+    unreachable = Authenticator(
+        OidcConfig(ISSUER, AUDIENCE, introspection_url="http://127.0.0.1:9/introspect"), clock=lambda: clock[0]
+    )
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(TokenError, match="not active"):
+                await auth.verify("forged")
+        assert len(idp.introspections) == 1
+        clock[0] += 11.0
+        with pytest.raises(TokenError):
+            await auth.verify("forged")
+        assert len(idp.introspections) == 2  # remembered only for a while
+        for _ in range(2):
+            with pytest.raises(TokenError, match="introspection failed"):
+                await unreachable.verify("any")
+        assert len(unreachable._refused) == 0
+
+    asyncio.run(scenario())

@@ -28,7 +28,13 @@ from toolhive_apply.proxy.httpwire import Headers
 from toolhive_apply.proxy.introspection import Introspector
 from toolhive_apply.proxy.jsonrpc import FORBIDDEN, UNAUTHORIZED, error_response
 from toolhive_apply.proxy.jwks import KeySet, key_set_from
-from toolhive_apply.proxy.jwt_verify import TokenError, UnknownKeyError, looks_like_jwt, verify_jwt
+from toolhive_apply.proxy.jwt_verify import (
+    TokenError,
+    TransientTokenError,
+    UnknownKeyError,
+    looks_like_jwt,
+    verify_jwt,
+)
 from toolhive_apply.proxy.principal import PRINCIPAL, Principal
 from toolhive_apply.proxy.resource_metadata import challenge
 
@@ -38,6 +44,9 @@ CACHE_SECONDS: Final = 60.0
 """A verified token is remembered (by its SHA-256) this long at most, never past its ``exp``: one signature check
 per token and minute instead of one per request."""
 CACHE_ENTRIES: Final = 4096
+REFUSAL_SECONDS: Final = 10.0
+"""A refused token is refused again from memory this long (a replayed forgery costs no signature check and no
+introspection), unless the refusal may not last (``TransientTokenError``: unknown key, not yet valid, IdP down)."""
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 _log = logging.getLogger(__name__)
 
@@ -68,6 +77,7 @@ class Authenticator:
         self._clock = clock
         self.keys: KeySet | None = None
         self._verified: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._refused: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
         if oidc.jwks is not None or oidc.jwks_url is not None:
             self.keys = key_set_from({"jwks": oidc.jwks, "jwks_url": oidc.jwks_url})
         self._introspector = (
@@ -90,7 +100,18 @@ class Authenticator:
         cached = self._verified.get(key)
         if cached is not None and now < cached[0]:
             return cached[1]
-        principal = await self._verify_uncached(token)
+        refused = self._refused.get(key)
+        if refused is not None and now < refused[0]:
+            raise TokenError(refused[1])
+        try:
+            principal = await self._verify_uncached(token)
+        except TransientTokenError:
+            raise
+        except TokenError as error:
+            self._refused[key] = (now + REFUSAL_SECONDS, str(error))
+            while len(self._refused) > CACHE_ENTRIES:
+                self._refused.popitem(last=False)
+            raise
         exp = principal.claims.get("exp")
         until = min(now + CACHE_SECONDS, float(exp)) if isinstance(exp, int | float) else now
         if until > now:

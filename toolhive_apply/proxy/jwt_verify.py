@@ -57,7 +57,12 @@ class TokenError(ValueError):
     """The token is refused; the message is safe to log and to send (it never contains the token)."""
 
 
-class UnknownKeyError(TokenError):
+class TransientTokenError(TokenError):
+    """Refused now, but the same token may pass later (its key not fetched yet, not yet valid, the IdP unreachable):
+    never remembered as refused."""
+
+
+class UnknownKeyError(TransientTokenError):
     """No key in the set has the token's ``kid``: the caller may refresh the key set once and retry."""
 
 
@@ -213,10 +218,10 @@ def check_claims(
         raise TokenError("token expired")
     nbf = _number(claims, "nbf")
     if nbf is not None and now + LEEWAY < nbf:
-        raise TokenError("token not yet valid (nbf)")
+        raise TransientTokenError("token not yet valid (nbf)")
     iat = _number(claims, "iat")
     if iat is not None and now + LEEWAY < iat:
-        raise TokenError("token issued in the future (iat)")
+        raise TransientTokenError("token issued in the future (iat)")
     if "sub" in claims and (not isinstance(claims["sub"], str) or not claims["sub"]):
         raise TokenError("sub must be a non-empty string")
     if "cnf" in claims:
