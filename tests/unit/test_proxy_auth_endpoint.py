@@ -258,3 +258,45 @@ def test_denied_and_unauthenticated_calls_are_audited_as_denied_with_who_asked(s
     anonymous = [e for e in events if e["subjects"] == {"user": "anonymous"} and e["outcome"] == "denied"]
     assert anonymous, events
     assert "eyJ" not in audit_log.read_text()  # no bearer token (a JWT's base64 header) in any audit line
+
+
+def _raw_post(stack: Stack, header_lines: list[str], path: str = "/mcp") -> int:
+    """A POST written by hand, for what urllib cannot send (the same header twice)."""
+    import socket
+
+    body = json.dumps(PING).encode()
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{stack.proxy}",
+        "Content-Type: application/json",
+        "Accept: application/json, text/event-stream",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *header_lines,
+    ]
+    with socket.create_connection(("127.0.0.1", stack.proxy), timeout=10) as conn:
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_the_token_counts_only_as_one_bearer_authorization_header(stack: Stack) -> None:
+    """RFC 6750 §2.1 only, as MCP requires: no query parameter, no cookie, no second header, no other scheme."""
+    good = stack.issuer.token(sub="bob")
+    before = len(stack.upstream.received)
+    assert _raw_post(stack, [f"Authorization: bearer {good}"]) == 200  # the scheme is case-insensitive
+    # the same header twice is refused as a malformed request (400) before authentication
+    assert _raw_post(stack, [f"Authorization: Bearer {good}", f"Authorization: Bearer {good}"]) == 400
+    refused = [
+        [f"Authorization: Bearer {good}, Bearer {good}"],
+        [f"Authorization: Basic {good}"],
+        ["Authorization: Bearer"],
+        [f"Cookie: access_token={good}"],
+        [f"X-Forwarded-Authorization: Bearer {good}"],
+    ]
+    for lines in refused:
+        assert _raw_post(stack, lines) == 401, lines
+    assert _raw_post(stack, [], f"/mcp?access_token={good}") == 401
+    assert len(stack.upstream.received) == before + 1  # only the one good request got through
