@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 ISSUER = "https://idp.test/realms/team"
 AUDIENCE = "mcp-team"
@@ -30,6 +30,9 @@ class SigningKey:
     private: Any
 
     def jwk(self) -> dict[str, Any]:
+        if self.alg == "EdDSA":
+            raw = self.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return {"kty": "OKP", "kid": self.kid, "alg": "EdDSA", "crv": "Ed25519", "x": b64(raw)}
         public = self.private.public_key().public_numbers()
         if self.alg[:2] in ("RS", "PS"):
             return {
@@ -66,6 +69,10 @@ EC_CURVES: dict[str, tuple[str, Any, int]] = {
 def rsa_key(kid: str = "rsa-1", alg: str = "RS256") -> SigningKey:
     """An RSA key for RS256/384/512 or PS256/384/512."""
     return SigningKey(alg, kid, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def ed25519_key(kid: str = "ed-1") -> SigningKey:
+    return SigningKey("EdDSA", kid, ed25519.Ed25519PrivateKey.generate())
 
 
 def ec_key(kid: str = "ec-1", alg: str = "ES256") -> SigningKey:

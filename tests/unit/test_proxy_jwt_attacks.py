@@ -5,6 +5,7 @@ the accepted variants are asserted too, so a check that refuses everything fails
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -19,8 +20,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from tests.support.oidc_issuer import AUDIENCE, ISSUER, Issuer, b64, ec_key, rsa_key, sign_raw
+from tests.support.oidc_issuer import AUDIENCE, ISSUER, Issuer, b64, ec_key, ed25519_key, rsa_key, sign_raw
 from toolhive_apply.proxy.jose_crypto import CURVES, _multiply_add, on_curve
+from toolhive_apply.proxy.jose_ed25519 import L as ED25519_L
+from toolhive_apply.proxy.jose_ed25519 import _decode as ed25519_decode
 from toolhive_apply.proxy.jwt_verify import MAX_TOKEN_BYTES, TokenError, UnknownKeyError, verify_jwt
 
 RSA = rsa_key("rsa-1")
@@ -35,6 +38,7 @@ ALL_KEYS = [
     rsa_key("ps512", "PS512"),
     ec_key("es384", "ES384"),
     ec_key("es512", "ES512"),
+    ed25519_key("ed25519"),
 ]
 ISS = Issuer(keys=ALL_KEYS)
 
@@ -72,7 +76,7 @@ def test_alg_confusion_is_refused() -> None:
         name = "sha" + alg[2:]
         mac = hmac.new(secret, f"{header}.{body}".encode(), getattr(hashlib, name)).digest()
         refused(f"{header}.{body}.{b64(mac)}", "not accepted")
-    for alg in ("none", "None", "NONE", "nOnE", "", "EdDSA", "RSA-OAEP"):
+    for alg in ("none", "None", "NONE", "nOnE", "", "Ed448", "ES256K", "RSA-OAEP", "eddsa"):
         refused(raw(RSA, {"alg": alg, "kid": RSA.kid}, claims).rsplit(".", 1)[0] + ".", "not accepted")
     refused(raw(RSA, {"kid": RSA.kid}, claims), "not accepted")  # no alg at all
     refused(raw(RSA, {"alg": ["RS256"], "kid": RSA.kid}, claims), "not accepted")
@@ -284,3 +288,22 @@ def test_curve_constants_and_point_arithmetic(name: str) -> None:
     point = _multiply_add(curve, 0xC0FFEE, 0, curve.g)
     assert point is not None and on_curve(curve, *point)
     assert not on_curve(curve, curve.g[0], curve.g[1] + 1)
+
+
+def test_eddsa_is_ed25519_only_and_strict() -> None:
+    """RFC 8037/8032: an Ed448 key never fits; S >= L (the malleable twin of a signature) and a non-canonical
+    point encoding are refused; EdDSA under an EC or RSA key is refused."""
+    ed = next(k for k in ALL_KEYS if k.alg == "EdDSA")
+    token = ISS.token(ed)
+    assert verify(token)["sub"] == "alice"
+    refused(token, "no key", [{**ed.jwk(), "crv": "Ed448"}])
+    refused(token, "no key", [{**EC.jwk(), "kid": ed.kid, "alg": "EdDSA"}])
+    head, payload, signature = token.split(".")
+    raw_sig = base64.urlsafe_b64decode(signature + "==")
+    s = int.from_bytes(raw_sig[32:], "little") + ED25519_L
+    twin = raw_sig[:32] + s.to_bytes(32, "little")
+    refused(f"{head}.{payload}.{b64(twin)}", "bad signature")
+    p = 2**255 - 19
+    assert ed25519_decode((1).to_bytes(32, "little")) is not None  # y = 1, the neutral point
+    assert ed25519_decode((p + 1).to_bytes(32, "little")) is None  # the same y spelt as p + 1
+    assert ed25519_decode((1 | 1 << 255).to_bytes(32, "little")) is None  # x = 0 with the sign bit set

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from toolhive_apply.proxy import strictjson
 from toolhive_apply.proxy.jose_crypto import CURVES, ecdsa_verify, rsa_pkcs1v15_verify, rsa_pss_verify
+from toolhive_apply.proxy.jose_ed25519 import ed25519_verify
 
 LEEWAY: Final = 60.0
 """Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
@@ -45,7 +46,9 @@ ALGORITHMS_RSA: Final = {
     "PS512": (rsa_pss_verify, "sha512"),
 }
 ALGORITHMS_EC: Final = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-SUPPORTED_ALGORITHMS: Final = (*ALGORITHMS_RSA, *ALGORITHMS_EC)
+ALGORITHMS_OKP: Final = {"EdDSA": "Ed25519"}
+"""RFC 8037: ``EdDSA`` with an OKP key; only Ed25519 (an Ed448 key never fits)."""
+SUPPORTED_ALGORITHMS: Final = (*ALGORITHMS_RSA, *ALGORITHMS_EC, *ALGORITHMS_OKP)
 ACCEPTED_TYPES: Final = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 KEY_HEADERS: Final = ("jwk", "jku", "x5c", "x5u")
 """Header parameters that carry or point to a key; never used, and a token with one is refused."""
@@ -157,6 +160,8 @@ def _key_fits(alg: str, jwk: Mapping[str, Any]) -> bool:
         return False
     if alg in ALGORITHMS_RSA:
         return jwk.get("kty") == "RSA"
+    if alg in ALGORITHMS_OKP:
+        return jwk.get("kty") == "OKP" and jwk.get("crv") == ALGORITHMS_OKP[alg]
     return jwk.get("kty") == "EC" and jwk.get("crv") == ALGORITHMS_EC[alg]
 
 
@@ -177,6 +182,8 @@ def _verify_with(alg: str, jwk: Mapping[str, Any], token: Token) -> bool:
             scheme, hash_name = ALGORITHMS_RSA[alg]
             n, e = _b64_int(jwk, "n"), _b64_int(jwk, "e")
             return scheme(n, e, token.signing_input, token.signature, hash_name)
+        if alg in ALGORITHMS_OKP:
+            return ed25519_verify(b64url_decode(str(jwk.get("x", ""))), token.signing_input, token.signature)
         curve = CURVES[ALGORITHMS_EC[alg]]
         x_bytes = b64url_decode(str(jwk.get("x", "")))
         y_bytes = b64url_decode(str(jwk.get("y", "")))
