@@ -11,13 +11,13 @@ What is refused, whatever the token says about itself:
 * a ``typ`` other than absent, ``JWT`` or ``at+jwt`` (RFC 9068; case-insensitive, ``application/`` optional);
 * a ``kid`` that is present but not a string; duplicate keys in header or payload; base64url that is padded,
   non-canonical (stray low bits) or of another alphabet; a token over ``MAX_TOKEN_BYTES``;
-* ``iss`` not exactly the configured issuer; an ``aud`` that is not a string or a list of strings, or
-  without the configured audience
-  (RFC 8707: a token for another resource); ``exp`` missing; ``exp``/``nbf``/``iat`` that are not numbers (a JSON
-  ``true`` is no number, though Python's bool is an int); ``exp`` past, ``nbf`` or ``iat`` future, beyond ``LEEWAY``;
-  ``sub`` that is not a non-empty string; a ``cnf`` claim (a sender-constrained token, RFC 7800/8705/9449: the
-  proxy cannot check the binding, and accepting it as a bearer token would undo what the binding protects); an ID
-  or refresh token marked as such in its claims (``typ``, ``token_use``, ``token_type``).
+* ``iss`` not exactly the configured issuer; an ``aud`` that is not a string or a list of strings, or without the
+  configured audience (RFC 8707: a token for another resource); ``exp`` missing; ``exp``/``nbf``/``iat`` that are not
+  numbers (a JSON ``true`` is no number, though Python's bool is an int); ``exp`` past, ``nbf`` or ``iat`` future,
+  beyond ``LEEWAY``; ``sub`` missing (the authenticator requires it) or not a non-empty string; a ``cnf`` claim (a
+  sender-constrained token, RFC 7800/8705/9449: the proxy cannot check the binding, and accepting it as a bearer token
+  would undo what the binding protects); an ID or refresh token marked as such in its claims (``typ``, ``token_use``,
+  ``token_type``).
 
 Error messages name the reason, never the token.
 """
