@@ -1,10 +1,11 @@
 """`toolhive-apply verify`: prove, from the outside, that each published endpoint enforces what its spec says.
 
-Each workload is probed through its published address only (never another host: a metadata URL pointing elsewhere is
-a failed check, not a request), one check per line: MCP initialize; a foreign Origin and a bad Host refused (403);
-with OIDC, no token refused with an RFC 9728 challenge, a token for another audience refused (verify signs one with
-a key of its own: whatever the proxy does, it must not accept it), the protected-resource metadata naming the issuer;
-with strict protocol validation, a bogus MCP-Protocol-Version refused (400); an unknown session refused (404).
+Each workload is probed through its published address only (never another host: a metadata URL pointing elsewhere is a
+failed check, not a request), one check per line: MCP initialize; a foreign Origin and a bad Host refused (403); with
+OIDC, no token refused with an RFC 9728 challenge, a token for another audience refused (verify signs one with a key of
+its own: whatever the proxy does, it must not accept it), the protected-resource metadata naming the issuer, with
+`scopes` the challenge's `scope` and the metadata's `scopes_supported` naming every required scope; with strict protocol
+validation, a bogus MCP-Protocol-Version refused (400); an unknown session refused (404).
 Checks that need a real token are skipped unless one is given (`--token-env`).
 """
 
@@ -75,6 +76,7 @@ class Endpoint:
     issuer: str | None
     strict: bool
     token: str | None
+    scopes: tuple[str, ...] = ()
     session: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -158,6 +160,7 @@ def endpoint_of(spec: Spec, token: str | None) -> Endpoint:
         issuer=str(oidc["issuer"]) if oidc else None,
         strict=bool(endpoint.get("strict_protocol_validation")),
         token=token if oidc else None,
+        scopes=tuple(str(s) for s in (oidc.get("scopes") or ())) if oidc else (),
     )
 
 
@@ -189,6 +192,8 @@ def _checks(endpoint: Endpoint) -> Iterator[tuple[str, Status, str]]:
         yield _check_no_token(endpoint)
         yield _check_other_audience(endpoint)
         yield _check_metadata(endpoint)
+        if endpoint.scopes:
+            yield _check_scopes(endpoint)
     if endpoint.strict:
         yield _check_protocol_version(endpoint)
     if not endpoint.sse:
@@ -280,6 +285,35 @@ def _check_metadata(endpoint: Endpoint) -> tuple[str, Status, str]:
             return name, "pass", f"{path}: authorization_servers {servers}"
         return name, "fail", f"{path}: authorization_servers {servers!r} does not list {endpoint.issuer}"
     return name, "fail", "no metadata document: " + "; ".join(seen)
+
+
+def _challenge_scopes(challenge: str) -> set[str]:
+    start = challenge.find('scope="')
+    return set(challenge[start + len('scope="') :].split('"', 1)[0].split()) if start >= 0 else set()
+
+
+def _check_scopes(endpoint: Endpoint) -> tuple[str, Status, str]:
+    """The scopes a token must grant are announced where clients look for them (MCP step-up): the 401 challenge's
+    ``scope`` and the metadata's ``scopes_supported``; otherwise a client cannot know what to ask the IdP for."""
+    name = "required scopes advertised"
+    wanted = set(endpoint.scopes)
+    challenged = set().union(*(_challenge_scopes(n) for n in endpoint.notes)) if endpoint.notes else set()
+    if not wanted <= challenged:
+        return name, "fail", f"the 401 challenge lacks scope(s) {sorted(wanted - challenged)}"
+    for path in _metadata_paths(endpoint):
+        reply = endpoint.request("GET", path, None, {"Accept": "application/json"})
+        if reply.status != 200:
+            continue
+        try:
+            document = json.loads(reply.body)
+        except ValueError:
+            return name, "fail", f"{path}: not JSON"
+        listed = document.get("scopes_supported") if isinstance(document, dict) else None
+        supported = {str(s) for s in listed} if isinstance(listed, list) else set()
+        if not wanted <= supported:
+            return name, "fail", f"{path}: scopes_supported lacks {sorted(wanted - supported)}"
+        return name, "pass", f"challenge and {path} name {sorted(wanted)}"
+    return name, "fail", "no metadata document"
 
 
 def _check_protocol_version(endpoint: Endpoint) -> tuple[str, Status, str]:

@@ -147,6 +147,26 @@ def test_without_a_valid_token_401_points_to_the_metadata(stack: Stack) -> None:
     assert not [m for _, m in stack.upstream.received if m == PING]  # nothing unauthenticated got through
 
 
+def test_a_token_without_the_required_scopes_gets_403_and_the_step_up_challenge(stack: Stack) -> None:
+    """MCP authorization 2025-11-25 step-up: 403, ``error="insufficient_scope"``, the scopes to ask for, and the
+    metadata URL; nothing reaches the server. ``scope`` (space-separated) and ``scp`` (a list) both count."""
+    before = len(stack.upstream.received)
+    for claims in ({"scope": "mcp"}, {"scope": None}, {"scope": "mcpx openid"}, {"scope": ["mcp", "openid"]}):
+        token = stack.issuer.token(sub="bob", **claims)
+        status, headers, body = http(stack, "POST", "/mcp", PING, {"Authorization": f"Bearer {token}"})
+        assert status == 403, claims
+        challenge = headers["www-authenticate"]
+        assert challenge.startswith("Bearer ") and 'error="insufficient_scope"' in challenge
+        assert 'scope="mcp openid"' in challenge
+        assert 'resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"' in challenge
+        assert body["error"]["code"] == -32003 and "scope" in body["error"]["message"]
+    assert len(stack.upstream.received) == before
+    for claims in ({"scope": "openid mcp extra"}, {"scope": None, "scp": ["mcp", "openid"]}):
+        token = stack.issuer.token(sub="bob", **claims)
+        status, _, _ = http(stack, "POST", "/mcp", PING, {"Authorization": f"Bearer {token}"})
+        assert status == 200, claims
+
+
 def run_session(stack: Stack, token: str, calls: Calls) -> tuple[list[str], list[str]]:
     return bearer_session(stack.url, token, calls)
 
@@ -238,3 +258,45 @@ def test_denied_and_unauthenticated_calls_are_audited_as_denied_with_who_asked(s
     anonymous = [e for e in events if e["subjects"] == {"user": "anonymous"} and e["outcome"] == "denied"]
     assert anonymous, events
     assert "eyJ" not in audit_log.read_text()  # no bearer token (a JWT's base64 header) in any audit line
+
+
+def _raw_post(stack: Stack, header_lines: list[str], path: str = "/mcp") -> int:
+    """A POST written by hand, for what urllib cannot send (the same header twice)."""
+    import socket
+
+    body = json.dumps(PING).encode()
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{stack.proxy}",
+        "Content-Type: application/json",
+        "Accept: application/json, text/event-stream",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *header_lines,
+    ]
+    with socket.create_connection(("127.0.0.1", stack.proxy), timeout=10) as conn:
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_the_token_counts_only_as_one_bearer_authorization_header(stack: Stack) -> None:
+    """RFC 6750 §2.1 only, as MCP requires: no query parameter, no cookie, no second header, no other scheme."""
+    good = stack.issuer.token(sub="bob")
+    before = len(stack.upstream.received)
+    assert _raw_post(stack, [f"Authorization: bearer {good}"]) == 200  # the scheme is case-insensitive
+    # the same header twice is refused as a malformed request (400) before authentication
+    assert _raw_post(stack, [f"Authorization: Bearer {good}", f"Authorization: Bearer {good}"]) == 400
+    refused = [
+        [f"Authorization: Bearer {good}, Bearer {good}"],
+        [f"Authorization: Basic {good}"],
+        ["Authorization: Bearer"],
+        [f"Cookie: access_token={good}"],
+        [f"X-Forwarded-Authorization: Bearer {good}"],
+    ]
+    for lines in refused:
+        assert _raw_post(stack, lines) == 401, lines
+    assert _raw_post(stack, [], f"/mcp?access_token={good}") == 401
+    assert len(stack.upstream.received) == before + 1  # only the one good request got through

@@ -108,7 +108,7 @@ class _Idp:
         self.issuer = issuer
         self.jwks_fetches = 0
         self.introspections: list[tuple[str, dict[str, list[str]]]] = []
-        self.active: dict[str, dict[str, Any]] = {}
+        self.active: dict[str, dict[str, Any] | bytes] = {}
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -116,7 +116,7 @@ class _Idp:
                 pass
 
             def _answer(self, payload: object) -> None:
-                body = json.dumps(payload).encode()
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -193,3 +193,70 @@ def test_opaque_tokens_through_introspection(idp: _Idp) -> None:
     basic = idp.introspections[0][0]
     assert base64.b64decode(basic.removeprefix("Basic ")).decode() == "proxy:s3cret%3Ax"
     assert idp.introspections[0][1]["token"] == ["good"]
+
+
+def test_introspection_counts_only_active_exactly_true(idp: _Idp) -> None:
+    """``active`` must be the JSON ``true``: not a string, a number, or the last of two ``active`` keys; a token
+    without ``sub`` is refused even with a ``client_id`` (another namespace), and so is a refresh token."""
+    auth = Authenticator(OidcConfig(ISSUER, AUDIENCE, introspection_url=idp.url + "/introspect", client_id="p"))
+    now = int(time.time())
+    base = {"sub": "bob", "aud": AUDIENCE, "exp": now + 300}
+    idp.active["real"] = {"active": True, **base}
+    for name, active in (("string", "true"), ("one", 1), ("list", [True]), ("absent", None)):
+        idp.active[name] = {**base, **({"active": active} if active is not None else {})}
+    idp.active["duplicate"] = b'{"active": false, "sub": "bob", "aud": "mcp-team", "exp": 9999999999, "active": true}'
+    idp.active["bound"] = {"active": True, **base, "cnf": {"x5t#S256": "abc"}}
+    idp.active["empty-sub"] = {"active": True, **base, "sub": ""}
+    idp.active["client-only"] = {"active": True, **{k: v for k, v in base.items() if k != "sub"}, "client_id": "bob"}
+    idp.active["refresh"] = {"active": True, **base, "token_type": "refresh_token"}
+
+    async def scenario() -> None:
+        assert (await auth.verify("real")).subject == "bob"
+        for token in ("string", "one", "list", "absent", "duplicate", "bound", "empty-sub", "client-only", "refresh"):
+            with pytest.raises(TokenError):
+                await auth.verify(token)
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_of_unknown_kids_costs_one_jwks_fetch(idp: _Idp) -> None:
+    auth = Authenticator(OidcConfig(ISSUER, AUDIENCE, jwks_url=idp.url + "/jwks"))
+
+    async def scenario() -> None:
+        assert (await auth.verify(idp.issuer.token())).subject == "alice"
+        assert auth.keys is not None
+        auth.keys._last_attempt = -1000.0
+        strangers = [idp.issuer.token(rsa_key(f"made-up-{i}")) for i in range(3)]
+        for token in strangers * 10:
+            with pytest.raises(UnknownKeyError):
+                await auth.verify(token)
+        assert idp.jwks_fetches == 2  # the first fetch, then one refresh for all thirty
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_token_is_refused_from_memory_but_a_transient_refusal_is_not(idp: _Idp) -> None:
+    """A replayed refused token costs no second introspection (or signature check) for ``REFUSAL_SECONDS``; an
+    introspection that failed because the IdP was unreachable is asked again."""
+    clock = [1000.0]
+    oidc = OidcConfig(ISSUER, AUDIENCE, introspection_url=idp.url + "/introspect", client_id="p")
+    auth = Authenticator(oidc, clock=lambda: clock[0])
+    unreachable = Authenticator(
+        OidcConfig(ISSUER, AUDIENCE, introspection_url="http://127.0.0.1:9/introspect"), clock=lambda: clock[0]
+    )
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(TokenError, match="not active"):
+                await auth.verify("forged")
+        assert len(idp.introspections) == 1
+        clock[0] += 11.0
+        with pytest.raises(TokenError):
+            await auth.verify("forged")
+        assert len(idp.introspections) == 2  # remembered only for a while
+        for _ in range(2):
+            with pytest.raises(TokenError, match="introspection failed"):
+                await unreachable.verify("any")
+        assert len(unreachable._refused) == 0
+
+    asyncio.run(scenario())

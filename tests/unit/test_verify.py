@@ -99,9 +99,11 @@ def _spec(tmp_path: Path, issuer: Issuer, **workload: Any) -> dict[str, Any]:
     return workload_spec(manifest.workloads[0], manifest, 20000, None)
 
 
-def _verify(spec: dict[str, Any], upstream: int, token: str | None) -> dict[str, str]:
+def _verify(spec: dict[str, Any], upstream: int, token: str | None, *, proxy_scopes: bool = True) -> dict[str, str]:
     config = proxy_config(spec)
     config.update({"upstream_url": f"http://127.0.0.1:{upstream}/mcp", "listen_host": "127.0.0.1"})
+    if not proxy_scopes:  # a proxy that forgot the scopes: it neither asks for them nor announces them
+        config["auth"]["oidc"]["scopes"] = []
     running = _Running(json.dumps(config))
     try:
         spec = {**spec, "proxy_port": running.server.port}
@@ -120,6 +122,7 @@ def test_verify_passes_every_check_on_a_sound_endpoint(tmp_path: Path, upstream:
         "no token refused",
         "token for another audience refused",
         "protected-resource metadata lists the issuer",
+        "required scopes advertised",
         "bogus MCP-Protocol-Version refused",
         "unknown session refused",
     ]
@@ -147,3 +150,11 @@ def test_the_foreign_token_is_well_formed_and_for_the_other_audience() -> None:
 
     decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
     assert decoded["aud"] == "elsewhere" and decoded["iss"] == "https://idp.test" and signature
+
+
+def test_verify_fails_when_the_required_scopes_are_not_advertised(tmp_path: Path, upstream: int) -> None:
+    issuer = Issuer()
+    results = _verify(_spec(tmp_path, issuer), upstream, issuer.token(), proxy_scopes=False)
+    failed = {name for name, r in results.items() if r.startswith("fail")}
+    assert failed == {"required scopes advertised"}, results
+    assert "lacks scope(s) ['mcp']" in results["required scopes advertised"]

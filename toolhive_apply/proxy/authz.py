@@ -34,6 +34,7 @@ from toolhive_apply.proxy.cedar import Entity, EntityStore, PolicySet, Uid, pars
 from toolhive_apply.proxy.cedar import Request as CedarRequest
 from toolhive_apply.proxy.httpserver import Request, Response, StreamResponse, json_response, rpc_error
 from toolhive_apply.proxy.jsonrpc import (
+    FORBIDDEN,
     INVALID_REQUEST,
     PARSE_ERROR,
     JsonObject,
@@ -48,7 +49,6 @@ from toolhive_apply.proxy.principal import Principal
 from toolhive_apply.proxy.sse_codec import KEEPALIVE, ServerSentEvent, SseDecoder, encode_event
 from toolhive_apply.proxy.strictjson import go_fold
 
-FORBIDDEN_CODE: Final = -32003
 ANONYMOUS: Final = "anonymous"
 ALWAYS_ALLOWED: Final = frozenset({"initialize", "ping", "logging/setLevel", "server/discover"})
 """Methods that touch no tool, prompt or resource (ToolHive lets them through too)."""
@@ -240,4 +240,4 @@ class Authorizer:
 
 
 def _forbidden(message: JsonObject, text: str) -> Response:
-    return json_response(HTTPStatus.FORBIDDEN, error_response(message.get("id"), FORBIDDEN_CODE, text))
+    return json_response(HTTPStatus.FORBIDDEN, error_response(message.get("id"), FORBIDDEN, text))

@@ -20,6 +20,10 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 SERVER_UNAVAILABLE: Final = -32000
+UNAUTHORIZED: Final = -32001
+"""No valid bearer token (sent with HTTP 401)."""
+FORBIDDEN: Final = -32003
+"""Refused by policy or for want of a scope (sent with HTTP 403), as ToolHive answers."""
 """Implementation-defined code: the MCP server behind the proxy cannot be reached right now."""
 
 HANDSHAKE_VERSIONS: Final = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

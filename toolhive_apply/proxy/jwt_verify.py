@@ -1,10 +1,24 @@
-"""JWT (JWS compact) access-token validation for the endpoint: signature, then issuer, audience and lifetime.
+"""JWT (JWS compact) access-token validation for the endpoint: header, signature, then issuer, audience, lifetime.
 
-What is refused, whatever the token says about itself: ``alg: none``, every HMAC algorithm (the proxy holds only
-public keys, so an HS256 token "signed" with the public key must never verify), an ``alg`` the proxy does not
-implement, an ``alg`` the chosen JWK does not declare (when it declares one), and a JWK whose key type or curve does
-not fit the ``alg``. ``iss`` must match exactly; ``aud`` (string or list) must contain the configured audience
-(RFC 8707: a token for another resource is refused); ``exp`` is required; ``exp``/``nbf`` get ``LEEWAY`` seconds.
+What is refused, whatever the token says about itself:
+
+* ``alg: none``, every HMAC algorithm (the proxy holds only public keys, so an HS256 token "signed" with the public
+  key must never verify), an ``alg`` the proxy does not implement, an ``alg`` the chosen JWK does not declare (when
+  it declares one), and a JWK whose key type or curve does not fit the ``alg``;
+* a ``crit`` header (the proxy understands no extension, RFC 7515 §4.1.11), and the headers that carry or point to
+  keys (``jwk``, ``jku``, ``x5c``, ``x5u``): keys come from the configured key set only, so a token naming its own
+  key is either confused or an attack;
+* a ``typ`` other than absent, ``JWT`` or ``at+jwt`` (RFC 9068; case-insensitive, ``application/`` optional);
+* a ``kid`` that is present but not a string; duplicate keys in header or payload; base64url that is padded,
+  non-canonical (stray low bits) or of another alphabet; a token over ``MAX_TOKEN_BYTES``;
+* ``iss`` not exactly the configured issuer; an ``aud`` that is not a string or a list of strings, or without the
+  configured audience (RFC 8707: a token for another resource); ``exp`` missing; ``exp``/``nbf``/``iat`` that are not
+  numbers (a JSON ``true`` is no number, though Python's bool is an int); ``exp`` past, ``nbf`` or ``iat`` future,
+  beyond ``LEEWAY``; ``sub`` missing (the authenticator requires it) or not a non-empty string; a ``cnf`` claim (a
+  sender-constrained token, RFC 7800/8705/9449: the proxy cannot check the binding, and accepting it as a bearer token
+  would undo what the binding protects); an ID or refresh token marked as such in its claims (``typ``, ``token_use``,
+  ``token_type``).
+
 Error messages name the reason, never the token.
 """
 
@@ -12,20 +26,32 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from toolhive_apply.proxy import strictjson
-from toolhive_apply.proxy.jose_crypto import ecdsa_p256_verify, rsa_pkcs1v15_verify
+from toolhive_apply.proxy.jose_crypto import CURVES, ecdsa_verify, rsa_pkcs1v15_verify, rsa_pss_verify
+from toolhive_apply.proxy.jose_ed25519 import ed25519_verify
 
 LEEWAY: Final = 60.0
-"""Seconds of clock skew tolerated on ``exp`` and ``nbf``."""
-ALGORITHMS: Final = {"RS256": ("RSA", "sha256"), "RS384": ("RSA", "sha384"), "RS512": ("RSA", "sha512")}
-ALGORITHMS_EC: Final = {"ES256": ("EC", "P-256")}
-SUPPORTED_ALGORITHMS: Final = (*ALGORITHMS, *ALGORITHMS_EC)
+"""Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+ALGORITHMS_RSA: Final = {
+    "RS256": (rsa_pkcs1v15_verify, "sha256"),
+    "RS384": (rsa_pkcs1v15_verify, "sha384"),
+    "RS512": (rsa_pkcs1v15_verify, "sha512"),
+    "PS256": (rsa_pss_verify, "sha256"),
+    "PS384": (rsa_pss_verify, "sha384"),
+    "PS512": (rsa_pss_verify, "sha512"),
+}
+ALGORITHMS_EC: Final = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+ALGORITHMS_OKP: Final = {"EdDSA": "Ed25519"}
+"""RFC 8037: ``EdDSA`` with an OKP key; only Ed25519 (an Ed448 key never fits)."""
+SUPPORTED_ALGORITHMS: Final = (*ALGORITHMS_RSA, *ALGORITHMS_EC, *ALGORITHMS_OKP)
+ACCEPTED_TYPES: Final = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+KEY_HEADERS: Final = ("jwk", "jku", "x5c", "x5u")
+"""Header parameters that carry or point to a key; never used, and a token with one is refused."""
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 MAX_TOKEN_BYTES: Final = 16 * 1024
 
@@ -34,18 +60,27 @@ class TokenError(ValueError):
     """The token is refused; the message is safe to log and to send (it never contains the token)."""
 
 
-class UnknownKeyError(TokenError):
+class TransientTokenError(TokenError):
+    """Refused now, but the same token may pass later (its key not fetched yet, not yet valid, the IdP unreachable):
+    never remembered as refused."""
+
+
+class UnknownKeyError(TransientTokenError):
     """No key in the set has the token's ``kid``: the caller may refresh the key set once and retry."""
 
 
 def b64url_decode(text: str) -> bytes:
-    """Unpadded base64url, strictly (RFC 7515 §2): no padding, no other alphabet, no impossible length."""
+    """Unpadded base64url, strictly (RFC 7515 §2): no padding, no other alphabet, no impossible length, and
+    canonical (the unused low bits of the last character zero), so one value has one spelling."""
     if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise TokenError("malformed base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise TokenError("malformed base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
+        raise TokenError("non-canonical base64url")
+    return raw
 
 
 def _b64_int(jwk: Mapping[str, Any], name: str) -> int:
@@ -85,11 +120,28 @@ def split_token(token: str) -> Token:
     return Token(header, claims, signing_input, b64url_decode(parts[2]))
 
 
+def check_header(header: Mapping[str, Any]) -> str:
+    """The header's ``alg`` once everything else in the header is acceptable (see the module docstring)."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
+        shown = alg if isinstance(alg, str) and len(alg) <= 16 and alg.isprintable() else "?"
+        raise TokenError(f"algorithm {shown!r} is not accepted; accepted: {', '.join(SUPPORTED_ALGORITHMS)}")
+    if "crit" in header:
+        raise TokenError("critical header extensions are not supported")
+    carried = [name for name in KEY_HEADERS if name in header]
+    if carried:
+        raise TokenError(f"header {carried[0]!r} is refused: keys come only from the configured key set")
+    typ = header.get("typ")
+    if "typ" in header and (not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES):
+        raise TokenError("token typ is not JWT or at+jwt")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise TokenError("kid must be a string")
+    return alg
+
+
 def _candidates(token: Token, keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     kid = token.header.get("kid")
     if kid is not None:
-        if not isinstance(kid, str):
-            raise TokenError("kid must be a string")
         chosen = [k for k in keys if k.get("kid") == kid]
         if not chosen:
             raise UnknownKeyError("no key with the token's kid")
@@ -106,19 +158,15 @@ def _key_fits(alg: str, jwk: Mapping[str, Any]) -> bool:
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         return False
-    if alg in ALGORITHMS:
+    if alg in ALGORITHMS_RSA:
         return jwk.get("kty") == "RSA"
-    return jwk.get("kty") == "EC" and jwk.get("crv") == ALGORITHMS_EC[alg][1]
+    if alg in ALGORITHMS_OKP:
+        return jwk.get("kty") == "OKP" and jwk.get("crv") == ALGORITHMS_OKP[alg]
+    return jwk.get("kty") == "EC" and jwk.get("crv") == ALGORITHMS_EC[alg]
 
 
 def verify_signature(token: Token, keys: Sequence[Mapping[str, Any]]) -> None:
-    alg = token.header.get("alg")
-    if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
-        shown = alg if isinstance(alg, str) and len(alg) <= 16 else "?"
-        raise TokenError(f"algorithm {shown!r} is not accepted; accepted: {', '.join(SUPPORTED_ALGORITHMS)}")
-    crit = token.header.get("crit")
-    if crit is not None:
-        raise TokenError("critical header extensions are not supported")
+    alg = check_header(token.header)
     fitting = [k for k in _candidates(token, keys) if _key_fits(alg, k)]
     if not fitting:
         raise TokenError(f"no key in the key set may verify {alg}")
@@ -130,23 +178,27 @@ def verify_signature(token: Token, keys: Sequence[Mapping[str, Any]]) -> None:
 
 def _verify_with(alg: str, jwk: Mapping[str, Any], token: Token) -> bool:
     try:
-        if alg in ALGORITHMS:
+        if alg in ALGORITHMS_RSA:
+            scheme, hash_name = ALGORITHMS_RSA[alg]
             n, e = _b64_int(jwk, "n"), _b64_int(jwk, "e")
-            return rsa_pkcs1v15_verify(n, e, token.signing_input, token.signature, ALGORITHMS[alg][1])
+            return scheme(n, e, token.signing_input, token.signature, hash_name)
+        if alg in ALGORITHMS_OKP:
+            return ed25519_verify(b64url_decode(str(jwk.get("x", ""))), token.signing_input, token.signature)
+        curve = CURVES[ALGORITHMS_EC[alg]]
         x_bytes = b64url_decode(str(jwk.get("x", "")))
         y_bytes = b64url_decode(str(jwk.get("y", "")))
-        if len(x_bytes) != 32 or len(y_bytes) != 32:
+        if len(x_bytes) != curve.size or len(y_bytes) != curve.size:
             return False
         x, y = int.from_bytes(x_bytes, "big"), int.from_bytes(y_bytes, "big")
-        return ecdsa_p256_verify(x, y, token.signing_input, token.signature)
+        return ecdsa_verify(curve, x, y, token.signing_input, token.signature)
     except TokenError:
         return False
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
+    if name not in claims:
         return None
+    value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenError(f"{name} must be a number")
     return float(value)
@@ -156,11 +208,14 @@ def check_claims(
     claims: Mapping[str, Any], *, issuer: str, audience: str, now: float, require_exp: bool = True
 ) -> None:
     """RFC 7519 §4.1 as an access token for this resource must satisfy them (shared with introspection)."""
-    if claims.get("iss") != issuer:
+    iss = claims.get("iss")
+    if not isinstance(iss, str) or iss != issuer:
         raise TokenError("wrong issuer")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if audience not in [a for a in audiences if isinstance(a, str)]:
+    if not all(isinstance(a, str) for a in audiences):
+        raise TokenError("aud must be a string or a list of strings")
+    if audience not in audiences:
         raise TokenError("token is not for this resource (aud)")
     exp = _number(claims, "exp")
     if exp is None:
@@ -170,10 +225,32 @@ def check_claims(
         raise TokenError("token expired")
     nbf = _number(claims, "nbf")
     if nbf is not None and now + LEEWAY < nbf:
-        raise TokenError("token not yet valid (nbf)")
-    sub = claims.get("sub")
-    if sub is not None and not isinstance(sub, str):
-        raise TokenError("sub must be a string")
+        raise TransientTokenError("token not yet valid (nbf)")
+    iat = _number(claims, "iat")
+    if iat is not None and now + LEEWAY < iat:
+        raise TransientTokenError("token issued in the future (iat)")
+    if "sub" in claims and (not isinstance(claims["sub"], str) or not claims["sub"]):
+        raise TokenError("sub must be a non-empty string")
+    if "cnf" in claims:
+        raise TokenError("sender-constrained token (cnf): proof of possession is not supported here")
+    kind = _token_kind(claims)
+    if kind is not None:
+        raise TokenError(f"not an access token ({kind})")
+
+
+_NOT_ACCESS: Final = ("id", "refresh", "offline", "logout", "id_token", "refresh_token")
+
+
+def _token_kind(claims: Mapping[str, Any]) -> str | None:
+    """Why the claims belong to another kind of token than an access token, or None. Issuers mark it in the
+    payload: Keycloak's ``typ`` (``ID``, ``Refresh``, ``Offline``, ``Logout``), Cognito's ``token_use`` (``id``), and
+    introspection's ``token_type`` (RFC 7662; RFC 8693 ``urn:...:token-type:refresh_token``/``id_token``). An ID
+    token or a refresh token presented as a bearer token is refused even when its audience fits."""
+    for name in ("typ", "token_use", "token_type"):
+        value = claims.get(name)
+        if isinstance(value, str) and value.lower().rsplit(":", 1)[-1] in _NOT_ACCESS:
+            return f"{name} says {value.lower().rsplit(':', 1)[-1]}"
+    return None
 
 
 def verify_jwt(
@@ -187,12 +264,13 @@ def verify_jwt(
 
 
 def parse_jwks(document: object) -> list[dict[str, Any]]:
-    """The keys of a JWKS document (``{"keys": [...]}``); entries that are not objects are skipped."""
+    """The keys of a JWKS document (``{"keys": [...]}``, strict JSON when given as text); entries that are not
+    objects are skipped."""
     if isinstance(document, str | bytes):
         try:
-            document = json.loads(document)
-        except ValueError:
-            raise TokenError("the JWKS is not JSON") from None
+            document = strictjson.loads(document)
+        except strictjson.StrictJsonError:
+            raise TokenError("the JWKS is not strict JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise TokenError('the JWKS is not an object with a "keys" list')
     return [k for k in document["keys"] if isinstance(k, dict)]

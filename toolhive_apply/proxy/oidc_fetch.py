@@ -2,17 +2,19 @@
 
 Blocking ``urllib`` run in a worker thread (the proxy is asyncio and standard-library only). Redirects are not
 followed (a key set or an introspection answer comes from the configured URL or not at all), answers are size
-limited, and errors never carry the request body (it may hold a token or the client secret).
+limited and must be strict JSON (no duplicate keys: a second ``"active"`` must not win), and errors never carry the
+request body (it may hold a token or the client secret).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any, Final
+
+from toolhive_apply.proxy import strictjson
 
 TIMEOUT: Final = 5.0
 MAX_ANSWER: Final = 1024 * 1024
@@ -46,9 +48,9 @@ def _fetch_json(url: str, data: bytes | None, headers: Mapping[str, str]) -> Any
     if len(body) > MAX_ANSWER:
         raise FetchError("answer too large")
     try:
-        return json.loads(body)
-    except ValueError:
-        raise FetchError("answer is not JSON") from None
+        return strictjson.loads(body)  # a duplicate "active" or "keys" must not be read the lenient way
+    except strictjson.StrictJsonError:
+        raise FetchError("answer is not strict JSON") from None
 
 
 async def fetch_json(url: str, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> Any:

@@ -23,7 +23,8 @@ ANONYMOUS: Final = "anonymous"  # ToolHive's subjects.user for a request without
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The verified caller: ``subject`` is the token's ``sub`` (``client_id`` when an introspected token has none)."""
+    """The verified caller: ``subject`` is the token's ``sub`` (required: never ``client_id``, which lives in
+    another namespace, so a client named like a user must not become that user)."""
 
     subject: str
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
