@@ -22,6 +22,7 @@ from tests.support.mcp_bearer import run_session as bearer_session
 from tests.support.oidc_issuer import AUDIENCE, ISSUER, Issuer
 from toolhive_apply.proxy.app import build_server
 from toolhive_apply.proxy.config import load_config
+from toolhive_apply.proxy.observer import close_observers
 
 POLICIES = [
     # weather for the weather role, only for two cities; everything for admins; secret_env for nobody
@@ -103,6 +104,7 @@ def stack(audit_log: Path) -> Iterator[Stack]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(20)
     loop.close()
+    close_observers()  # the audit file the proxy opened
 
 
 def http(
