@@ -82,6 +82,38 @@ def create_exclusively(path: Path, data: bytes) -> bool:
     return True
 
 
+class InputFileError(OSError):
+    """A file a manifest names cannot be read as one: missing, not a regular file, or larger than allowed."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.reason = reason
+
+
+def read_input(path: Path, limit: int) -> bytes:
+    """A file a manifest names (manifests, JWKS, policies, CA bundles, secret files, registries), read as its
+    consumer would: a regular file (links followed, as every reader of it follows them), at most `limit` bytes.
+
+    Opened without blocking, so a FIFO or a device named by a manifest is refused instead of hanging or streaming
+    forever; the size is judged on what was read, not on a stat that could change in between.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputFileError(path, exc.strerror or str(exc)) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InputFileError(path, "not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InputFileError(path, f"larger than {_size_text(limit)}")
+    return data
+
+
+def _size_text(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+
+
 def read_private(path: Path) -> bytes | None:
     """The content of a file only we may read (a key), or None when it does not exist.
 

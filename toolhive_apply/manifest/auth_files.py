@@ -19,6 +19,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from toolhive_apply.errors import ManifestIssue, Origin
+from toolhive_apply.fileio import InputFileError, read_input
 from toolhive_apply.manifest.loader import Positions, format_path, load_file
 
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
@@ -70,13 +71,9 @@ def url_problem(text: str, what: str) -> str | None:
 
 def _read_bounded(path: Path) -> tuple[bytes | None, str | None]:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_DOCUMENT_BYTES + 1)
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror}"
-    if len(data) > MAX_DOCUMENT_BYTES:
-        return None, f"{path} is larger than {MAX_DOCUMENT_BYTES // 1024} KiB"
-    return data, None
+        return read_input(path, MAX_DOCUMENT_BYTES), None
+    except InputFileError as exc:
+        return None, str(exc)
 
 
 def read_jwks(path: Path) -> tuple[dict[str, Any] | None, str | None]:

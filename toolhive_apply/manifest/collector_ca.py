@@ -13,6 +13,8 @@ import ssl
 from pathlib import Path
 from typing import Final
 
+from toolhive_apply.fileio import InputFileError, read_input
+
 MAX_BUNDLE_BYTES: Final = 512 * 1024
 _CERTIFICATE: Final = "-----BEGIN CERTIFICATE-----"
 _PRIVATE: Final = "PRIVATE KEY-----"
@@ -21,12 +23,9 @@ _PRIVATE: Final = "PRIVATE KEY-----"
 def read_collector_ca(path: Path) -> tuple[str | None, str | None]:
     """(the PEM text, None) or (None, why the proxy could not trust it)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror}"
-    if len(data) > MAX_BUNDLE_BYTES:
-        return None, f"{path} is larger than {MAX_BUNDLE_BYTES // 1024} KiB"
+        data = read_input(path, MAX_BUNDLE_BYTES)
+    except InputFileError as exc:
+        return None, str(exc)
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

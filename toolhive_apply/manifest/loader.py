@@ -16,6 +16,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from toolhive_apply.errors import ManifestError, ManifestIssue, Origin
+from toolhive_apply.fileio import InputFileError, read_input
 
 API_VERSION = "toolhive-apply/v1"
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -179,9 +180,9 @@ def _decode(file: Path, raw: bytes) -> str:
 def load_file(file: Path, positions: Positions, issues: list[ManifestIssue]) -> dict[str, Any] | None:
     """Parse one file; returns its mapping, or None after recording why it cannot be used."""
     try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        issues.append(ManifestIssue(Origin(file, 1, 1), "", f"cannot read file: {exc.strerror}"))
+        raw = read_input(file, MAX_FILE_BYTES)
+    except InputFileError as exc:
+        issues.append(ManifestIssue(Origin(file, 1, 1), "", f"cannot read file: {exc.reason}"))
         return None
     text = _decode(file, raw)
     try:

@@ -29,6 +29,7 @@ from toolhive_apply.engine.resource import (
     Status,
 )
 from toolhive_apply.errors import ConflictError, ManifestError, ManifestIssue, ProviderError, ToolhiveApplyError
+from toolhive_apply.fileio import InputFileError, read_input
 from toolhive_apply.manifest.model import Manifest, Secret
 from toolhive_apply.ownership import MANAGED_BY
 from toolhive_apply.providers.fields import SECRET_FIELDS
@@ -76,7 +77,9 @@ def _source_value(secret: Secret, environ: Mapping[str, str], inline: SecretValu
             return SecretValue(read_secret_file(path)), "from.file"
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError.single(
-                secret.origin, f"secrets[{secret.key}].from.file", f"cannot read {path}: {exc}"
+                secret.origin,
+                f"secrets[{secret.key}].from.file",
+                str(exc) if isinstance(exc, InputFileError) else f"cannot read {path}: {exc}",
             ) from None
     if inline is not None:
         return inline, "value"
@@ -84,9 +87,13 @@ def _source_value(secret: Secret, environ: Mapping[str, str], inline: SecretValu
     raise ToolhiveApplyError(msg)
 
 
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+"""A secret file is a token, a key or a certificate chain: a megabyte is ample, and a larger one is a mistake."""
+
+
 def read_secret_file(path: Path) -> str:
     """A `from: {file}` value: the file's text without its final newline (what an editor adds)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_input(path, MAX_SECRET_FILE_BYTES).decode("utf-8")
     return text[:-1] if text.endswith("\n") else text
 
 
@@ -310,7 +317,8 @@ class SecretProvider:
             try:
                 value = SecretValue(read_secret_file(Path(where)))
             except (OSError, UnicodeDecodeError) as exc:
-                raise ProviderError(str(change.id), "write", f"cannot read {where}: {exc}") from None
+                detail = str(exc) if isinstance(exc, InputFileError) else f"cannot read {where}: {exc}"
+                raise ProviderError(str(change.id), "write", detail) from None
         else:
             raise ProviderError(str(change.id), "write", f"the value's source ({source}) cannot be read at apply time")
         if not self.resolver.key_is_new and self.resolver.digest(value) != change.desired.spec.get("digest"):

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from toolhive_apply.fileio import UnsafePathError, private_dir, read_owned, replace_atomically
+from toolhive_apply.fileio import (
+    InputFileError,
+    UnsafePathError,
+    private_dir,
+    read_input,
+    read_owned,
+    replace_atomically,
+)
 from toolhive_apply.registry import transport
 from toolhive_apply.registry.formats import RegistryError
 from toolhive_apply.registry.transport import TIMEOUT_SECONDS, Deadline, FetchPolicy
@@ -82,11 +89,12 @@ def _describe(url: str, registry: str) -> str:
 def load_file(path: Path, registry: str) -> Fetched:
     what = f"registry {registry!r} ({path})"
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise RegistryError(f"{what}: the document is larger than {transport.size_text(MAX_BYTES)}")
-        return Fetched(_parse_json(path.read_bytes(), what))
-    except OSError as exc:
-        raise RegistryError(f"{what}: cannot read ({exc.strerror})") from None
+        data = read_input(path, MAX_BYTES)
+    except InputFileError as exc:
+        if exc.reason.startswith("larger than"):
+            raise RegistryError(f"{what}: the document is larger than {transport.size_text(MAX_BYTES)}") from None
+        raise RegistryError(f"{what}: cannot read ({exc.reason})") from None
+    return Fetched(_parse_json(data, what))
 
 
 def _get(url: str, what: str, headers: dict[str, str], fetch: _Fetch) -> transport.Response:
