@@ -11,9 +11,9 @@ import pytest
 
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.fileio import InputFileError, read_input
+from toolhive_apply.manifest import load_manifest
 from toolhive_apply.manifest.auth_files import read_jwks
 from toolhive_apply.manifest.collector_ca import read_collector_ca
-from toolhive_apply.manifest import load_manifest
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
