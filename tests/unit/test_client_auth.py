@@ -29,10 +29,12 @@ from toolhive_apply.manifest.model import Manifest
 from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.providers.client.bearer import REDACTED_HEADER
 from toolhive_apply.providers.client.provider import ClientProvider
+from toolhive_apply.providers.client.state import ClientStateError
 from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.stack_key import KEY_ENV
 from toolhive_apply.providers.workload.spec import workload_spec
 from toolhive_apply.stores.environment import PREFIX, EnvironmentStore
+from toolhive_apply.views.client_auth import with_client_auth
 from toolhive_apply.views.manifest import LiveStack, as_manifest
 
 STACK = "unit"
@@ -256,3 +258,20 @@ def test_the_export_names_the_secret_on_the_workload(stage: Stage) -> None:
     assert by_name["web"]["client_auth"] == {"bearer_secret": SECRET} and "client_auth" not in by_name["plain"]
     assert {"key": SECRET, "present": True} in exported["secrets"]
     assert CANARY not in json.dumps(exported)
+
+
+def test_a_damaged_bearer_record_stops_the_plan_naming_the_state_file(stage: Stage) -> None:
+    manifest = stage.manifest(["cursor"])
+    stage.converge(manifest)
+    state = stage.state_dir / f"{STACK}.json"
+    data = json.loads(state.read_text(encoding="utf-8"))
+    data["clients"]["cursor"]["bearer"] = ["web"]
+    state.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ClientStateError, match=str(state)):
+        stage.plan(manifest)
+
+
+def test_the_export_puts_a_gateways_secret_on_its_groups_vmcp_block() -> None:
+    groups = [{"name": "team", "vmcp": {"port": 4483}}, {"name": "other"}]
+    _, out = with_client_auth([], groups, {"team": SECRET})
+    assert out == [{"name": "team", "vmcp": {"port": 4483, "client_auth": {"bearer_secret": SECRET}}}, groups[1]]
