@@ -94,6 +94,7 @@ def write_entries(
     create: bool = False,
     lock_timeout: float = LOCK_TIMEOUT,
     confinement: Confinement | None = None,
+    private: bool = False,
 ) -> bool:
     """Make the file hold `upserts` and not hold `removals`, in one transaction; True when the file changed.
 
@@ -101,7 +102,8 @@ def write_entries(
     error unless `create` (then it starts as ToolHive creates it); with nothing to add it is left missing.
     ToolHive creates files only for installed clients, so callers normally pass `create=is_installed(...)`.
     The file is re-read under the lock, so changes made since `observe` are kept, not overwritten. Where the
-    file may be is `confinement` (default: `path` itself, through no symbolic link).
+    file may be is `confinement` (default: `path` itself, through no symbolic link). `private`: an upsert holds a
+    credential, so the file (and its backup) is written 0600 at most.
     """
     gone = tuple(dict.fromkeys(removals))
     if overlap := set(upserts) & set(gone):
@@ -112,7 +114,7 @@ def write_entries(
     limit, kind = size_limit(client), format_name(client)
     return rewrite(
         path,
-        FileEdit(edit.change, edit.validate, empty_text(client), limit, kind),
+        FileEdit(edit.change, edit.validate, empty_text(client), limit, kind, private),
         create=create,
         lock_timeout=lock_timeout,
         confinement=confinement,

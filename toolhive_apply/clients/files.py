@@ -47,6 +47,8 @@ class FileEdit:
     initial: str  # the text a missing file starts from
     limit: int = DEFAULT_LIMIT
     kind: str = "client"
+    private: bool = False
+    """The new text holds a credential (a bearer token): the file and its backup are written 0600 at most."""
 
 
 def lock_path(path: Path) -> Path:
@@ -224,16 +226,21 @@ def _rewrite_locked(place: Place, directory: Directory, edit: FileEdit, *, creat
     if len(data) > edit.limit:  # it could not be read back next time
         raise ClientFileTooLargeError(place.path, len(data), edit.limit, edit.kind, edited=True)
     edit.validate(new)
-    _replace(target, data, None if old is None else old.encode("utf-8"), info)
+    _replace(target, data, None if old is None else old.encode("utf-8"), info, private=edit.private)
     return True
 
 
-def _replace(target: _Target, data: bytes, old: bytes | None, info: os.stat_result | None) -> None:
-    """Back up, write atomically with the old mode and owner, verify; on failure put the old bytes back."""
+def _replace(
+    target: _Target, data: bytes, old: bytes | None, info: os.stat_result | None, *, private: bool = False
+) -> None:
+    """Back up, write atomically with the old mode and owner, verify; on failure put the old bytes back.
+
+    `private`: the new text holds a credential, so neither it nor the backup (which may hold the one it replaces)
+    is readable by anyone but the owner, whatever the old mode was."""
     try:
         if old is not None:
-            _atomic_write(target, target.name + ".bak", old, info)
-        _atomic_write(target, target.name, data, info)
+            _atomic_write(target, target.name + ".bak", old, info, private=private)
+        _atomic_write(target, target.name, data, info, private=private)
         _verify(target, data)
     except BaseException as exc:  # an interrupt must not leave a half-done transaction either
         problem = _restore(target, old, info)
@@ -267,12 +274,16 @@ def _restore(target: _Target, old: bytes | None, info: os.stat_result | None) ->
     return "; the previous version was kept"
 
 
-def _atomic_write(target: _Target, name: str, data: bytes, like: os.stat_result | None) -> None:
+def _atomic_write(
+    target: _Target, name: str, data: bytes, like: os.stat_result | None, *, private: bool = False
+) -> None:
     """`data` as `name` beside the target, with the permissions (and owner, when allowed) of `like`.
 
     Only the permission bits: a settings file never needs setuid, setgid or sticky, and copying them onto new
     content (a file hard-linked to a setuid program, replaced by root) would hand them to that content.
     """
     mode = stat.S_IMODE(like.st_mode) & 0o777 if like is not None else FILE_MODE
+    if private:
+        mode &= FILE_MODE
     owner = (like.st_uid, like.st_gid) if like is not None else None
     target.directory.write_atomically(name, data, mode, owner)

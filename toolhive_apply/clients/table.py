@@ -99,6 +99,8 @@ class ClientSpec:
     """What a file the tool creates starts as, when the client rejects an empty one (Continue: name, version)."""
     endpoint_auth: str = "unverified"
     """"oauth": the client follows the MCP authorization flow from an endpoint's 401; else "unverified"."""
+    headers_key: str | None = None
+    """The entry key of the client's static HTTP headers (`headers`, Codex `http_headers`); None: none is known."""
 
     def __str__(self) -> str:
         return self.name
@@ -151,6 +153,7 @@ _KEYS: Final = frozenset(
         "connects",
         "new_file",
         "endpoint_auth",
+        "headers_key",
     }
 )
 _TRANSPORT_KEYS: Final = {"stdio": "stdio", "sse": "sse", "streamable-http": "streamable_http"}
@@ -259,6 +262,7 @@ def _parse_client(index: int, raw: Mapping[str, object], problems: list[str]) ->
         connects=fields.connects(),
         new_file=fields.optional_text("new_file"),
         endpoint_auth=fields.text("endpoint_auth", "unverified"),
+        headers_key=fields.optional_text("headers_key"),
     )
     if spec.endpoint_auth not in ("oauth", "unverified"):
         fields.problem("endpoint_auth", "must be oauth or unverified")

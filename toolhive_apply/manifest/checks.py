@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.auth_checks import auth_warnings, check_auth
+from toolhive_apply.manifest.client_auth import check_client_auth
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import DEFAULT_GROUP, DEFAULT_HOST, Manifest, Workload
 from toolhive_apply.manifest.mounts import allow_host_path_problems, mount_problems
@@ -199,6 +200,7 @@ CHECKS: tuple[Callable[[Manifest], Iterator[ManifestIssue]], ...] = (
     check_ports,
     check_vmcp,
     check_auth,
+    check_client_auth,
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from toolhive_apply.errors import ManifestIssue, Origin
 from toolhive_apply.manifest.auth import OidcConfig, StackAuth, parse_oidc, parse_stack_auth
+from toolhive_apply.manifest.client_auth import ClientAuth, parse_client_auth
 from toolhive_apply.manifest.header_forward import forwarded_headers
 from toolhive_apply.manifest.loader import LoadedManifest, Positions
 from toolhive_apply.manifest.vmcp import Vmcp, vmcp_of
@@ -143,6 +144,8 @@ class Workload:
     """How a uvx://, npx:// or go:// image is built (ToolHive's templates.RuntimeConfig keys)."""
     header_forward: Mapping[str, Any] | None = None
     """ToolHive's header_forward as written; its headers are already in `headers` (manifest/header_forward.py)."""
+    client_auth: ClientAuth | None = None
+    """What the stack's client files send to this endpoint (manifest/client_auth.py); not part of the workload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,7 @@ def _workload(index: int, item: Mapping[str, Any], positions: Positions) -> Work
         auth=item.get("auth"),
         runtime_config=item.get("runtime_config"),
         header_forward=item.get("header_forward"),
+        client_auth=parse_client_auth(item.get("client_auth")),
     )
 
 

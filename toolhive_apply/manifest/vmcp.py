@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from toolhive_apply.manifest.client_auth import ClientAuth, parse_client_auth
 from toolhive_apply.proxy.vmcp_config import Aggregation, parse_aggregation
 
 VMCP_ONLY: Final = "vmcp-only"
@@ -25,6 +26,8 @@ class Vmcp:
     """The aggregation block as written, for the gateway's configuration document and exports."""
     incoming_auth: Mapping[str, Any] | None = None
     """ToolHive vMCP's incomingAuth as written: a workload's endpoint blocks (manifest/vmcp_auth.py reads them)."""
+    client_auth: ClientAuth | None = None
+    """What the stack's client files send to the gateway, as a workload's `client_auth`."""
 
 
 def vmcp_of(raw: Mapping[str, Any] | None) -> Vmcp | None:
@@ -33,4 +36,12 @@ def vmcp_of(raw: Mapping[str, Any] | None) -> Vmcp | None:
         return None
     block = dict(raw.get("aggregation") or {})
     aggregation = parse_aggregation(block, [], "aggregation") or Aggregation()
-    return Vmcp(int(raw["port"]), raw.get("host"), raw.get("name"), aggregation, block, raw.get("incoming_auth"))
+    return Vmcp(
+        int(raw["port"]),
+        raw.get("host"),
+        raw.get("name"),
+        aggregation,
+        block,
+        raw.get("incoming_auth"),
+        parse_client_auth(raw.get("client_auth")),
+    )

@@ -94,7 +94,7 @@ def open_targets(connection: Connection) -> Targets:
     targets.snapshot = workloads.snapshot
     targets.providers[Kind.REGISTRY] = RegistryProvider(api, stack, workloads.snapshot)
     targets.providers[Kind.WORKLOAD] = workloads
-    targets.providers[Kind.CLIENT] = ClientProvider(stack)
+    targets.providers[Kind.CLIENT] = ClientProvider(stack, secrets=resolver)
     targets.providers[Kind.STACK] = StackRecordProvider(api, stack, workloads.snapshot, connection.secrets)
     return targets
 

@@ -73,7 +73,15 @@ REGISTRY_FIELDS: Final = FieldTable(
 
 CLIENT_FIELDS: Final = FieldTable(
     Kind.CLIENT,
-    {"groups": SOFT, "source": SOFT, "path": HEADLINE},
+    {
+        "groups": SOFT,
+        "source": SOFT,
+        "path": HEADLINE,
+        "bearer": SOFT,  # which secret each entry's token is: the placeholder in the entry already says so
+        # keyed digests of the tokens' secrets (client_auth): rotating one updates exactly the files holding it
+        "secret_digests": FieldRule(sensitive=Sensitive.MARKED),
+        "secret_digests.*": FieldRule(sensitive=Sensitive.NAMED),
+    },
     update=Update.IN_PLACE,
 )
 

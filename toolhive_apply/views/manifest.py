@@ -22,6 +22,7 @@ from toolhive_apply.providers.gateway import is_gateway
 from toolhive_apply.providers.workload.endpoint import endpoint_manifest
 from toolhive_apply.providers.workload.observability import manifest_fields as observe_manifest_fields
 from toolhive_apply.providers.workload.spec import REMOTE_BEARER_ENV
+from toolhive_apply.views.client_auth import bearer_secrets, with_client_auth
 from toolhive_apply.views.vmcp import with_gateways
 
 
@@ -47,14 +48,18 @@ def as_manifest(live: LiveStack) -> dict[str, Any]:
     manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": _settings(live, specs, record)}
     clients = [_client_entry(name, rec, live.home) for name, rec in _in_table_order(live.clients)]
     used = [str(s["group"]) for s in specs] + [g for c in clients for g in c["groups"]]
+    tokens = bearer_secrets(live.clients)  # client_auth: the secrets' names, from the client records
+    workloads, groups = with_client_auth(
+        [_workload_entry(s) for s in specs], with_gateways(_groups(record, [*used, *gateways]), gateways), tokens
+    )
     sections = {
-        "groups": with_gateways(_groups(record, [*used, *gateways]), gateways),
+        "groups": groups,
         "registries": [_registry_entry(r) for r in sorted(live.registries, key=lambda r: str(r["name"]))],
-        "secrets": _secrets(record, specs),
+        "secrets": _secrets(record, specs, tokens.values()),
         "clients": clients,
     }
     manifest.update({key: value for key, value in sections.items() if value})
-    manifest["workloads"] = [_workload_entry(s) for s in specs]
+    manifest["workloads"] = workloads
     return manifest
 
 
@@ -83,7 +88,7 @@ def _groups(record: Spec, used: Iterable[str]) -> list[dict[str, Any]]:
     return [{"name": name, **({"description": text} if text else {})} for name, text in sorted(groups.items())]
 
 
-def _secrets(record: Spec, specs: Sequence[Spec]) -> list[dict[str, Any]]:
+def _secrets(record: Spec, specs: Sequence[Spec], tokens: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Every declared secret, and every secret a workload uses, as a reference to what the store holds."""
     declared = record.get("declared_secrets")
     secrets: dict[str, str] = {}
@@ -92,6 +97,8 @@ def _secrets(record: Spec, specs: Sequence[Spec]) -> list[dict[str, Any]]:
     for spec in specs:
         for ref in spec.get("secrets") or ():
             secrets.setdefault(str(ref["name"]), "")
+    for name in tokens:
+        secrets.setdefault(name, "")
     return [
         {"key": key, **({"description": text} if text else {}), "present": True}
         for key, text in sorted(secrets.items())

@@ -39,13 +39,17 @@ from toolhive_apply.engine.resource import (
     Status,
 )
 from toolhive_apply.errors import ManifestError, ProviderError, ToolhiveApplyError
+from toolhive_apply.manifest.client_auth import endpoint_client_auth
 from toolhive_apply.manifest.model import Client, Manifest
 from toolhive_apply.manifest.ports import manifest_ports
 from toolhive_apply.manifest.vmcp_checks import vmcp_only
+from toolhive_apply.providers.client.bearer import no_headers_warning, redact_observed, reveal, with_placeholder
 from toolhive_apply.providers.client.state import ClientRecord, ClientState, ClientStateError, load_all
 from toolhive_apply.providers.fields import CLIENT_FIELDS
 from toolhive_apply.providers.gateway import gateway_groups, gateway_spec
+from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.workload.spec import workload_spec, workload_url
+from toolhive_apply.redact import SecretValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ def in_client_order(client: ClientSpec, entry: Mapping[str, object]) -> Entry:
     order = [client.name_key, client.url_keys.stdio, client.url_keys.sse, client.url_keys.streamable_http]
     order += [client.type_key, *(key for key, _ in client.defaults)]
     rank = {key: index for index, key in reversed(list(enumerate(order))) if key is not None}
-    return {key: entry[key] for key in sorted(entry, key=lambda key: (rank.get(key, len(rank)), key))}
+    return {key: entry[key] for key in sorted(entry, key=lambda key: (rank.get(key, len(order)), key))}
 
 
 def manifest_dir(manifest: Manifest, declared: Client | None = None) -> Path:
@@ -135,10 +139,18 @@ class ClientProvider:
 
     kind: ClassVar[Kind] = Kind.CLIENT
 
-    def __init__(self, stack: str, home: Path | None = None, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        stack: str,
+        home: Path | None = None,
+        state_dir: Path | None = None,
+        secrets: SecretResolver | None = None,
+    ) -> None:
         self.stack = stack
         self.home = home
         self.state = ClientState(stack, state_dir)
+        self.secrets = secrets
+        """Values and keyed digests of the secrets `client_auth` names (the run's one resolver)."""
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------------------------------ desired
@@ -198,9 +210,33 @@ class ClientProvider:
                 "entries": entries,
                 "source": target.source,
             }
+            bearer = self._bearer(target.client, manifest, entries)
+            if bearer:
+                spec |= self._tokens(bearer)
             needs = frozenset(ResourceId(Kind.WORKLOAD, name) for name in entries)
+            needs |= frozenset(ResourceId(Kind.SECRET, secret) for secret in bearer.values())
             result.append(DesiredResource(rid, spec, declared.origin, needs))
         return result
+
+    def _bearer(self, client: ClientSpec, manifest: Manifest, entries: dict[str, Entry]) -> dict[str, str]:
+        """Entry -> secret for the entries whose endpoint declares `client_auth`; their placeholders are put in
+        `entries`. A client without a headers key gets a warning naming it instead (no header, no token)."""
+        auth = endpoint_client_auth(manifest)
+        bearer = {name: auth[name].bearer_secret for name in sorted(entries) if name in auth}
+        if bearer and client.headers_key is None:
+            self.warnings.append(no_headers_warning(client, list(bearer)))
+            return {}
+        for name, secret in bearer.items():
+            entries[name] = with_placeholder(client, entries[name], secret)
+        return bearer
+
+    def _tokens(self, bearer: Mapping[str, str]) -> dict[str, Any]:
+        """The spec fields of the tokens: which secret each entry carries (soft) and the secrets' keyed digests."""
+        if self.secrets is None:
+            raise ToolhiveApplyError("client_auth names a secret, but no secret store is configured")
+        resolver = self.secrets
+        digests = {secret: resolver.digest(resolver.value(secret)) for secret in sorted(set(bearer.values()))}
+        return {"bearer": dict(bearer), "secret_digests": digests}
 
     def _foreign(
         self, rid: ResourceId, target: Target, record: ClientRecord | None, wanted: Mapping[str, Entry]
@@ -249,7 +285,13 @@ class ClientProvider:
             problem = {"error": exc.message}
             return ObservedResource(rid, handle, True, self.stack, None, HASH_VERSION, Status.INVALID, None, problem)
         entries = {entry: found.entries[entry] for entry in record.entries if entry in found.entries}
+        # the file holds tokens in clear: nothing leaves this method before they are placeholders and digests
+        bearer = record.bearer_secrets
+        digest = self.secrets.digest if self.secrets is not None and bearer else None
+        entries, digests = redact_observed(get_client(name), entries, bearer, digest)
         spec: dict[str, Any] = {"name": name, "path": handle, "entries": entries}
+        if digests:
+            spec |= {"bearer": {e: s for e, s in bearer.items() if e in entries}, "secret_digests": digests}
         facts = {"exists": found.exists, "groups": list(record.groups)}
         return ObservedResource(
             rid, handle, True, self.stack, CLIENT_FIELDS.hash(spec), HASH_VERSION, Status.PRESENT, spec, facts
@@ -282,16 +324,29 @@ class ClientProvider:
             emit(Event(str(change.id), "progress", _conflict_note(str(change.id), entry, path, [])))
         # Sorted names and ToolHive's key order: a saved plan (JSON, sorted keys) then writes the very same bytes.
         upserts = {entry: in_client_order(client, wanted[entry]) for entry in sorted(wanted) if entry not in foreign}
+        bearer = {entry: str(secret) for entry, secret in (spec.get("bearer") or {}).items() if entry in upserts}
+        for entry, secret in bearer.items():
+            upserts[entry] = reveal(client, upserts[entry], self._value(change, secret))
         groups = list(spec.get("groups", ()))
         # Record first what the file may hold after the write, so a crash in between never leaves an entry of ours
         # looking hand-written (it would then be left alone forever); a name recorded but absent is simply re-added.
-        self.state.set(name, ClientRecord.of(path, groups, ours | set(upserts), confinement))
+        self.state.set(name, ClientRecord.of(path, groups, ours | set(upserts), confinement, bearer))
         # A desired client exists only if it is installed or declared with create: true, so the file may be created.
         removals = sorted(ours - set(wanted))
-        changed = write_entries(client, path, upserts, removals, create=True, confinement=confinement)
-        self.state.set(name, ClientRecord.of(path, groups, set(upserts), confinement))
+        private = bool(bearer)  # a token in the file: 0600, whatever mode the file had
+        changed = write_entries(client, path, upserts, removals, create=True, confinement=confinement, private=private)
+        self.state.set(name, ClientRecord.of(path, groups, set(upserts), confinement, bearer))
         note = "written" if changed else "already up to date"
         return note + (f" (left {len(foreign)} hand-written entry alone)" if foreign else "")
+
+    def _value(self, change: Change, secret: str) -> SecretValue:
+        """The token, read now (the store or the declared source, as a workload's secret is at apply time)."""
+        if self.secrets is None:
+            raise ProviderError(str(change.id), change.action.value, f"no secret store to read {secret!r} from")
+        try:
+            return self.secrets.value(secret)
+        except ToolhiveApplyError as exc:
+            raise ProviderError(str(change.id), change.action.value, exc.message, hint=exc.hint) from None
 
     def _confinement(self, spec: Mapping[str, Any], path: Path) -> Confinement:
         """Where the planned file may be: as planned (`source`), or for a plan saved before it was carried, the

@@ -53,6 +53,9 @@ class ClientRecord:
     entries: tuple[str, ...]
     home: Path | None = None
     named: bool = False
+    bearer: tuple[tuple[str, str], ...] = ()
+    """(entry, secret name) for each of our entries that carries a bearer token: names only, never a value or a
+    digest, so observing the file can redact the token and say which secret it should be (client_auth.py)."""
 
     @classmethod
     def of(
@@ -61,10 +64,17 @@ class ClientRecord:
         groups: tuple[str, ...] | list[str],
         entries: set[str] | list[str],
         confinement: Confinement | None = None,
+        bearer: Mapping[str, str] | None = None,
     ) -> ClientRecord:
         home = confinement.home if confinement is not None else None
         named = confinement is not None and confinement.named is not None
-        return cls(path, tuple(groups), tuple(sorted(set(entries))), home, named)
+        kept = set(entries)
+        tokens = tuple(sorted((entry, secret) for entry, secret in (bearer or {}).items() if entry in kept))
+        return cls(path, tuple(groups), tuple(sorted(kept)), home, named, tokens)
+
+    @property
+    def bearer_secrets(self) -> dict[str, str]:
+        return dict(self.bearer)
 
     def confinement(self, home: Path) -> Confinement:
         """Where the recorded file may be. A record without a home (older ones) allows its own path, as recorded,
@@ -78,6 +88,8 @@ class ClientRecord:
         data: dict[str, Any] = {"path": str(self.path), "groups": list(self.groups), "entries": list(self.entries)}
         if self.home is not None:
             data.update(home=str(self.home), named=self.named)
+        if self.bearer:
+            data["bearer"] = dict(self.bearer)
         return data
 
 
@@ -90,16 +102,18 @@ def _record(client: str, raw: object, where: Path) -> ClientRecord:
     if not isinstance(raw, dict):
         raise ClientStateError(f"{where}: clients.{client} must be an object")
     path, groups, entries = raw.get("path"), raw.get("groups", []), raw.get("entries", [])
-    home, named = raw.get("home"), raw.get("named", False)
+    home, named, bearer = raw.get("home"), raw.get("named", False), raw.get("bearer", {})
     valid = isinstance(path, str) and Path(path).is_absolute() and isinstance(named, bool)
+    valid = valid and isinstance(bearer, dict) and all(isinstance(v, str) for v in bearer.values())
     valid = valid and (home is None or (isinstance(home, str) and Path(home).is_absolute()))
     if not valid or not _strings(groups) or not _strings(entries):
         raise ClientStateError(
             f"{where}: clients.{client} needs an absolute path and lists of names for groups and entries",
             hint=_FORGET_HINT,
         )
-    record = ClientRecord.of(Path(str(path)), list(groups), list(entries))
-    return ClientRecord(record.path, record.groups, record.entries, None if home is None else Path(home), named)
+    record = ClientRecord.of(Path(str(path)), list(groups), list(entries), bearer=bearer)
+    where_home = None if home is None else Path(home)
+    return ClientRecord(record.path, record.groups, record.entries, where_home, named, record.bearer)
 
 
 def _strings(value: object) -> bool:
