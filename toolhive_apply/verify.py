@@ -6,7 +6,8 @@ OIDC, no token refused with an RFC 9728 challenge, a token for another audience 
 its own: whatever the proxy does, it must not accept it), the protected-resource metadata naming the issuer, with
 `scopes` the challenge's `scope` and the metadata's `scopes_supported` naming every required scope; with strict protocol
 validation, a bogus MCP-Protocol-Version refused (400); an unknown session refused (404).
-Checks that need a real token are skipped unless one is given (`--token-env`).
+Checks that need a real token are skipped unless one is given (`--token-env`); `--other-audience-token-env` gives a
+token the issuer signed for another resource, so the audience check is proven on a signature the proxy accepts.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class Endpoint:
     strict: bool
     token: str | None
     scopes: tuple[str, ...] = ()
+    other_audience_token: str | None = None
+    """A token the issuer itself signed for another resource: with it, the audience check is proven on a
+    signature the proxy accepts; without it, a token signed by verify's own key stands in (refused either way)."""
     session: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -147,7 +151,7 @@ def _initialize(ident: int = 1) -> bytes:
 MCP_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-def endpoint_of(spec: Spec, token: str | None) -> Endpoint:
+def endpoint_of(spec: Spec, token: str | None, other_audience_token: str | None = None) -> Endpoint:
     endpoint = spec.get(ENDPOINT_KEY) or {}
     oidc = endpoint.get("oidc") if endpoint.get("auth") == "oidc" else None
     sse = spec.get("proxy_mode") == "sse"
@@ -160,6 +164,7 @@ def endpoint_of(spec: Spec, token: str | None) -> Endpoint:
         issuer=str(oidc["issuer"]) if oidc else None,
         strict=bool(endpoint.get("strict_protocol_validation")),
         token=token if oidc else None,
+        other_audience_token=other_audience_token if oidc else None,
         scopes=tuple(str(s) for s in (oidc.get("scopes") or ())) if oidc else (),
     )
 
@@ -168,9 +173,9 @@ def _auth(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
 
 
-def probe(spec: Spec, token: str | None = None) -> list[Check]:
+def probe(spec: Spec, token: str | None = None, other_audience_token: str | None = None) -> list[Check]:
     """Every check of one workload, in order; an endpoint that does not answer at all fails once, clearly."""
-    endpoint = endpoint_of(spec, token)
+    endpoint = endpoint_of(spec, token, other_audience_token)
     checks: list[Check] = []
     try:
         for name, status, detail in _checks(endpoint):
@@ -246,10 +251,22 @@ def _check_no_token(endpoint: Endpoint) -> tuple[str, Status, str]:
 
 def _check_other_audience(endpoint: Endpoint) -> tuple[str, Status, str]:
     name = "token for another audience refused"
+    if endpoint.other_audience_token:
+        reply = _open(endpoint, {"Authorization": f"Bearer {endpoint.other_audience_token}"})
+        if reply.status == 401:
+            return name, "pass", "a token the issuer signed for another audience -> HTTP 401"
+        return name, "fail", f"a token the issuer signed for another audience got HTTP {reply.status}, expected 401"
     token = foreign_token(str(endpoint.issuer), OTHER_AUDIENCE)
     reply = _open(endpoint, {"Authorization": f"Bearer {token}"})
     if reply.status == 401:
-        return name, "pass", f"aud {OTHER_AUDIENCE!r}, signed by a key of verify's own -> HTTP 401"
+        return (
+            name,
+            "pass",
+            (
+                f"aud {OTHER_AUDIENCE!r}, signed by a key of verify's own -> HTTP 401 (give --other-audience-token-env "
+                "with a token the issuer signed for another resource to prove the audience check itself)"
+            ),
+        )
     return name, "fail", f"a token for audience {OTHER_AUDIENCE!r} got HTTP {reply.status}, expected 401"
 
 
@@ -364,14 +381,14 @@ def foreign_token(issuer: str, audience: str) -> str:
     return f"{signing_input}.{_b64url(signature)}"
 
 
-def verify_specs(specs: list[Spec], token: str | None = None) -> list[Check]:
+def verify_specs(specs: list[Spec], token: str | None = None, other_audience_token: str | None = None) -> list[Check]:
     """Every check of every workload (sorted by name); remote workloads are probed like any other endpoint."""
     checks: list[Check] = []
     for spec in sorted(specs, key=lambda s: str(s["name"])):
         if spec.get("serve"):  # no published port: its group's gateway is its endpoint, and is probed itself
             checks.append(Check(str(spec["name"]), "reachable", "skip", "served through its group's vMCP gateway only"))
             continue
-        checks.extend(probe(spec, token))
+        checks.extend(probe(spec, token, other_audience_token))
     return checks
 
 

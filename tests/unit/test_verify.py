@@ -99,15 +99,25 @@ def _spec(tmp_path: Path, issuer: Issuer, **workload: Any) -> dict[str, Any]:
     return workload_spec(manifest.workloads[0], manifest, 20000, None)
 
 
-def _verify(spec: dict[str, Any], upstream: int, token: str | None, *, proxy_scopes: bool = True) -> dict[str, str]:
+def _verify(
+    spec: dict[str, Any],
+    upstream: int,
+    token: str | None,
+    *,
+    proxy_scopes: bool = True,
+    other_audience_token: str | None = None,
+    proxy_audience: str | None = None,
+) -> dict[str, str]:
     config = proxy_config(spec)
     config.update({"upstream_url": f"http://127.0.0.1:{upstream}/mcp", "listen_host": "127.0.0.1"})
     if not proxy_scopes:  # a proxy that forgot the scopes: it neither asks for them nor announces them
         config["auth"]["oidc"]["scopes"] = []
+    if proxy_audience is not None:  # a proxy configured for another resource than the spec says
+        config["auth"]["oidc"]["audience"] = proxy_audience
     running = _Running(json.dumps(config))
     try:
         spec = {**spec, "proxy_port": running.server.port}
-        return {c.name: f"{c.status}: {c.detail}" for c in verify_specs([spec], token)}
+        return {c.name: f"{c.status}: {c.detail}" for c in verify_specs([spec], token, other_audience_token)}
     finally:
         running.close()
 
@@ -158,3 +168,22 @@ def test_verify_fails_when_the_required_scopes_are_not_advertised(tmp_path: Path
     failed = {name for name, r in results.items() if r.startswith("fail")}
     assert failed == {"required scopes advertised"}, results
     assert "lacks scope(s) ['mcp']" in results["required scopes advertised"]
+
+
+def test_an_issuer_signed_token_for_another_audience_proves_the_audience_check(tmp_path: Path, upstream: int) -> None:
+    issuer = Issuer()
+    other = issuer.token(aud="another-resource")  # the issuer's own key: only the audience can refuse it
+    results = _verify(_spec(tmp_path, issuer), upstream, issuer.token(), other_audience_token=other)
+    assert results["token for another audience refused"] == (
+        "pass: a token the issuer signed for another audience -> HTTP 401"
+    )
+
+
+def test_an_endpoint_that_accepts_the_other_audience_fails_the_check(tmp_path: Path, upstream: int) -> None:
+    issuer = Issuer()
+    other = issuer.token(aud="another-resource")
+    # the proxy wrongly accepts both audiences' tokens: here, by being configured for the other one
+    results = _verify(
+        _spec(tmp_path, issuer), upstream, other, other_audience_token=other, proxy_audience="another-resource"
+    )
+    assert results["token for another audience refused"].startswith("fail: a token the issuer signed"), results

@@ -1,4 +1,5 @@
-"""Operations on live state without a manifest: restart workloads, break or clear a stack's lock."""
+"""Operations on live state without a manifest: restart workloads, verify their endpoints, break or clear a
+stack's lock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from toolhive_apply.operations import Connection, Targets, open_targets
 from toolhive_apply.providers.docker.client import connect, endpoint_of
 from toolhive_apply.providers.docker.lock import break_lock, clear_stale_lock
 from toolhive_apply.providers.workload.provider import WorkloadProvider
+from toolhive_apply.verify import Check, verify_specs
 
 
 def restart_workloads(connection: Connection, names: Sequence[str], group: str | None) -> list[ResourceId]:
@@ -38,3 +40,16 @@ def break_stack_lock(stack: str, docker_host: str | None) -> str | None:
 def clear_stale_stack_lock(targets: Targets) -> None:
     """A run with nothing to change takes no lock, but still clears one a killed run left (see clear_stale_lock)."""
     clear_stale_lock(targets.docker, targets.stack, targets.endpoint)
+
+
+def verify_stack(connection: Connection, token: str | None, other_audience_token: str | None) -> list[Check]:
+    """Probe every managed workload of the stack through its published endpoint (see verify.py)."""
+    from toolhive_apply.errors import UsageError
+
+    targets = open_targets(connection)
+    provider = targets.providers[Kind.WORKLOAD]
+    assert isinstance(provider, WorkloadProvider)
+    specs = [o.spec for o in provider.observe(()) if o.managed and o.spec is not None and o.status != "orphaned"]
+    if not specs:
+        raise UsageError(f"stack {connection.stack!r} has no workloads to verify", hint="apply the stack first")
+    return verify_specs(specs, token, other_audience_token)
