@@ -37,7 +37,8 @@ import docker.errors
 
 from toolhive_apply.manifest.model import Settings, Workload
 from toolhive_apply.manifest.package_refs import PackageRef, Scheme, parse_package_ref
-from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE
+from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE, LABEL_RESOLVED
+from toolhive_apply.providers.workload.package_resolve import offline_version
 
 TEMPLATE_VERSION: Final = "1"
 """Part of every build's hash: changing the Dockerfile templates below rebuilds every package image."""
@@ -84,17 +85,27 @@ class PackageBuild:
     offline_digest: str | None = None
     template: str = TEMPLATE_VERSION
     extra: Mapping[str, str] = field(default_factory=dict)
+    resolved: str | None = None
+    """What an unpinned ref resolves to in the offline source (package_resolve.py), installed exactly; None when
+    pinned or when nothing local can tell (a network index). Left out of the hash and spec when None, so builds
+    recorded before this field existed keep their hash."""
 
     @property
     def ref(self) -> PackageRef:
         return PackageRef(self.scheme, self.name, self.version)
+
+    @property
+    def install_ref(self) -> PackageRef:
+        """The ref the package manager is given: the resolved version when there is one."""
+        return PackageRef(self.scheme, self.name, self.resolved or self.version)
 
     def dockerfile(self) -> str:
         return {"uvx": _uvx_dockerfile, "npx": _npx_dockerfile, "go": _go_dockerfile}[self.scheme](self)
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps({**asdict(self), "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
+        fields = {k: v for k, v in asdict(self).items() if k != "resolved" or v is not None}
+        canonical = json.dumps({**fields, "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
@@ -105,6 +116,8 @@ class PackageBuild:
         """The workload spec's `package` entry: enough to build again from a saved plan, and what plan diffs."""
         data = asdict(self)
         data.pop("extra")
+        if self.resolved is None:
+            data.pop("resolved")
         data["build_with"] = list(self.build_with)
         data["runtime_env"] = dict(self.runtime_env)
         data["ref"] = self.ref.text
@@ -132,6 +145,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
     )
     runtime = str((packages.get("runtime_images") or {}).get(ref.scheme) or DEFAULT_RUNTIMES[ref.scheme])
     offline = packages.get("offline_dir")
+    resolved = offline_version(ref, Path(str(offline))) if offline and not ref.pinned else None
     return PackageBuild(
         scheme=ref.scheme,
         name=ref.name,
@@ -145,6 +159,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
         index_url=(packages.get("index_urls") or {}).get(ref.scheme),
         offline_dir=str(offline) if offline else None,
         offline_digest=directory_digest(Path(str(offline))) if offline else None,
+        resolved=resolved,
     )
 
 
@@ -202,7 +217,7 @@ def _uvx_dockerfile(build: PackageBuild) -> str:
             "--no-warn-script-location",
             *sources,
             "--",
-            build.ref.requirement,
+            build.install_ref.requirement,
             *build.build_with,
         ),
         f"FROM {build.runtime_image}",
@@ -219,7 +234,7 @@ def _npx_dockerfile(build: PackageBuild) -> str:
     """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
 
     Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
-    `npm cache add PKG@VER`, the closure included)."""
+    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure)."""
     sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
     if build.index_url and not build.offline_dir:
         sources = ["--registry", build.index_url]
@@ -228,7 +243,7 @@ def _npx_dockerfile(build: PackageBuild) -> str:
         "ENV NODE_ENV=production NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false",
         "WORKDIR /build",
         *_offline_copy(build),
-        _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.ref.requirement),
+        _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.install_ref.requirement),
         f"FROM {build.runtime_image}",
         "WORKDIR /app",
         "COPY --from=builder /build/node_modules /app/node_modules",
@@ -253,7 +268,7 @@ def _go_dockerfile(build: PackageBuild) -> str:
         f"FROM {build.builder_image} AS builder",
         "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
         *_offline_copy(build),
-        _run(*env, "go", "install", "--", build.ref.requirement),
+        _run(*env, "go", "install", "--", build.install_ref.requirement),
         f"FROM {build.runtime_image}",
         "COPY --from=builder /app/bin/ /app/bin/",
         *_env(build.runtime_env),
@@ -320,6 +335,14 @@ def ensure_package_image(api: docker.APIClient, build: PackageBuild, progress: A
         return image
 
 
+def build_labels(build: PackageBuild) -> dict[str, str]:
+    """The built image's labels: its hash, the ref as written, and (unpinned) the version it installed."""
+    labels = {LABEL_BUILD: build.digest, LABEL_PACKAGE: build.ref.text}
+    if build.resolved is not None:
+        labels[LABEL_RESOLVED] = build.resolved
+    return labels
+
+
 def _stream_build(
     api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any
 ) -> str | None:
@@ -328,7 +351,7 @@ def _stream_build(
         fileobj=io.BytesIO(build_context(build)),
         custom_context=True,
         tag=build.tag,
-        labels={LABEL_BUILD: build.digest, LABEL_PACKAGE: build.ref.text},
+        labels=build_labels(build),
         network_mode="none" if build.offline_dir else None,
         pull=False,
         rm=True,

@@ -54,7 +54,8 @@ def build_package(
         raise ProviderError(address, action, "the package build in this plan does not match its recorded hash")
     images = (build.builder_image, build.runtime_image)
     problems = build_input_problems(build.ref.text, images, build.build_with, build.runtime_env, build.index_url)
-    if problems or parse_package_ref(build.ref.text) != build.ref:
+    canonical = all(parse_package_ref(ref.text) == ref for ref in (build.ref, build.install_ref))
+    if problems or not canonical:
         raise ProviderError(address, action, "refusing to build: " + "; ".join(problems or ["not a canonical ref"]))
     if build.offline_dir and directory_digest(Path(build.offline_dir)) != build.offline_digest:
         raise ProviderError(
