@@ -10,9 +10,9 @@ by json.dumps, never a shell), so no user text meets a shell; package names and 
 manager were parsed by manifest/package_refs.py and follow `--`, so none is an option; the only user text outside
 a JSON array is a runtime_env value, checked to hold no quote, `$`, backslash or control character, and the
 base image references, checked against Docker's grammar. Nothing secret is ever an input: Docker 20.10's classic
-builder has no build secrets, and every ARG/ENV/RUN argument is stored in the image's history, so credentialed
-indexes are refused at validation (see manifest/package_checks.py) and a private index is served through
-offline_dir instead.
+builder has no build secrets (docker-py's build has no `secrets` parameter, nor the gRPC session BuildKit needs),
+and every ARG/ENV/RUN argument is stored in the image's history, so credentialed indexes are refused at validation
+(see manifest/package_checks.py) and a private index is served through offline_dir instead.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two

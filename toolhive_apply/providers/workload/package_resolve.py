@@ -13,6 +13,7 @@ The rules follow each package manager's choice of "newest" in such a source:
 - go with `GOPROXY=file://DIR/goproxy`: the highest release in `MODULE/@v/list` (pre-releases only when nothing
   else), the module path case-escaped as the proxy protocol spells it.
 None when the source does not hold the package (the build then fails, clearly, with the package manager's words).
+Wheel tags are not judged here: a newest wheel the builder's Python cannot install fails its build, naming it.
 Against a network index nothing is resolved here: the host does not query indexes on its own.
 """
 
