@@ -34,8 +34,9 @@ from tests.images.build_images import _LDD_PATH, _import_rootfs, _replicate_host
 NODE_TAG = "toolhive-apply-test/node:latest"
 RECIPE_LABEL = "toolhive-apply-test.node-recipe"
 NPM_SERVER = "@modelcontextprotocol/server-sequential-thinking"
-NPM_SERVER_VERSION = "2026.8.31"
-"""A real stdio MCP server from the npm registry, pure JavaScript (no install scripts), tool `sequentialthinking`."""
+NPM_SERVER_VERSIONS = ("2026.8.31", "2026.7.4")
+"""Two releases of a real stdio MCP server from the npm registry, pure JavaScript (no install scripts), tool
+`sequentialthinking`: the first is the one run, the second the version change."""
 CHANGES = (
     "ENV PATH=/usr/local/bin:/usr/bin:/bin",
     "ENV LANG=C.UTF-8",
@@ -128,9 +129,9 @@ def ensure_node_image() -> str:
         client.close()
 
 
-def ensure_npm_offline(name: str = NPM_SERVER, version: str = NPM_SERVER_VERSION) -> Path:
-    """An offline_dir whose `npm-cache/` holds `name@version` and its closure, filled from the registry once."""
-    key = hashlib.sha256(f"{name}@{version}|{(_npm_root() / 'package.json').read_bytes()!r}".encode()).hexdigest()
+def ensure_npm_offline(name: str = NPM_SERVER, versions: tuple[str, ...] = NPM_SERVER_VERSIONS) -> Path:
+    """An offline_dir whose `npm-cache/` holds `name@version` of each version and its closure, filled once."""
+    key = hashlib.sha256(f"{name}@{versions}|{(_npm_root() / 'package.json').read_bytes()!r}".encode()).hexdigest()
     target = cache_dir() / f"npm-offline-{key[:16]}"
     if target.is_dir():
         return target
@@ -139,11 +140,12 @@ def ensure_npm_offline(name: str = NPM_SERVER, version: str = NPM_SERVER_VERSION
             return target
         staging = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="npm-offline-"))
         try:
-            command = [
-                "npm", "install", "--prefix", str(staging / "install"), "--cache", str(staging / "out" / "npm-cache"),
-                "--omit=dev", "--no-audit", "--no-fund", "--no-save", "--ignore-scripts", f"{name}@{version}",
-            ]  # fmt: skip
-            subprocess.run(command, check=True, capture_output=True, timeout=600)
+            for version in versions:  # one install each: the releases' closures differ
+                command = [
+                    "npm", "install", "--prefix", str(staging / version), "--cache", str(staging / "out" / "npm-cache"),
+                    "--omit=dev", "--no-audit", "--no-fund", "--no-save", "--ignore-scripts", f"{name}@{version}",
+                ]  # fmt: skip
+                subprocess.run(command, check=True, capture_output=True, timeout=600)
             shutil.rmtree(staging / "out" / "npm-cache" / "_logs", ignore_errors=True)
             (staging / "out").rename(target)
         finally:
