@@ -38,10 +38,9 @@ import docker.errors
 from toolhive_apply.manifest.model import Settings, Workload
 from toolhive_apply.manifest.package_refs import PackageRef, Scheme, parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE, LABEL_RESOLVED
+from toolhive_apply.providers.workload.package_dockerfiles import TEMPLATE_VERSION, render
 from toolhive_apply.providers.workload.package_resolve import offline_version
 
-TEMPLATE_VERSION: Final = "1"
-"""Part of every build's hash: changing the Dockerfile templates below rebuilds every package image."""
 REPOSITORY: Final = "toolhive-apply/pkg"
 DEFAULT_BUILDERS: Final[Mapping[Scheme, str]] = {
     "uvx": "python:3.14-slim",
@@ -56,10 +55,7 @@ DEFAULT_RUNTIMES: Final[Mapping[Scheme, str]] = {
 }
 """ToolHive's runtime stages: the builder's image for Python and Node (the venv and node_modules need the same
 interpreter), a bare Alpine for Go's static binary."""
-RUN_AS: Final = "65534:65534"
-"""nobody, by number: every base image can run it, whatever its /etc/passwd holds."""
 PARALLEL_BUILDS: Final = 2
-OFFLINE_IN_BUILD: Final = "/offline"
 TAIL_LINES: Final = 15
 
 
@@ -100,7 +96,7 @@ class PackageBuild:
         return PackageRef(self.scheme, self.name, self.resolved or self.version)
 
     def dockerfile(self) -> str:
-        return {"uvx": _uvx_dockerfile, "npx": _npx_dockerfile, "go": _go_dockerfile}[self.scheme](self)
+        return render(self)
 
     @property
     def digest(self) -> str:
@@ -178,104 +174,6 @@ def directory_digest(directory: Path) -> str | None:
         with path.open("rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
-
-
-# -- Dockerfile templates ------------------------------------------------------------------------------------------
-def _run(*argv: str) -> str:
-    """An exec-form RUN: a JSON array the builder executes without a shell."""
-    return "RUN " + json.dumps(list(argv))
-
-
-def _env(pairs: tuple[tuple[str, str], ...]) -> list[str]:
-    """runtime_env, whose values were checked to hold nothing ENV would interpret (quote, $, backslash)."""
-    return [f'ENV {key}="{value}"' for key, value in pairs]
-
-
-def _offline_copy(build: PackageBuild) -> list[str]:
-    return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.offline_dir else []
-
-
-def _uvx_dockerfile(build: PackageBuild) -> str:
-    """A venv in the builder, pip installs the package (and build_with) into it, the runtime gets the venv.
-
-    PYTHONPATH is emptied (CPython ignores an empty one) so the venv alone decides what is imported."""
-    sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--index-url", build.index_url]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_NO_COLOR=1",
-        *_offline_copy(build),
-        _run("python3", "-m", "venv", "--without-pip", "/opt/mcp"),
-        _run(
-            "python3",
-            "-m",
-            "pip",
-            "--python",
-            "/opt/mcp/bin/python",
-            "install",
-            "--no-warn-script-location",
-            *sources,
-            "--",
-            build.install_ref.requirement,
-            *build.build_with,
-        ),
-        f"FROM {build.runtime_image}",
-        "COPY --from=builder /opt/mcp /opt/mcp",
-        "ENV PYTHONPATH= PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/mcp/bin:$PATH",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps([f"/opt/mcp/bin/{build.ref.executable}"]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _npx_dockerfile(build: PackageBuild) -> str:
-    """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
-
-    Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
-    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure)."""
-    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--registry", build.index_url]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV NODE_ENV=production NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false",
-        "WORKDIR /build",
-        *_offline_copy(build),
-        _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.install_ref.requirement),
-        f"FROM {build.runtime_image}",
-        "WORKDIR /app",
-        "COPY --from=builder /build/node_modules /app/node_modules",
-        "ENV NODE_ENV=production NODE_PATH=/app/node_modules npm_config_cache=/tmp/.npm",
-        "ENV PATH=/app/node_modules/.bin:$PATH",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps(["npx", "--offline", build.name]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _go_dockerfile(build: PackageBuild) -> str:
-    """`go install MODULE@VERSION` into /app/bin (static, CGO off); the runtime gets the binary alone.
-
-    Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir and the checksum database (unreachable)
-    is off: the directory is the trusted source."""
-    env = ["env", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        env = ["env", f"GOPROXY={build.index_url}"]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
-        *_offline_copy(build),
-        _run(*env, "go", "install", "--", build.install_ref.requirement),
-        f"FROM {build.runtime_image}",
-        "COPY --from=builder /app/bin/ /app/bin/",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps([f"/app/bin/{build.ref.executable}"]),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 # -- building ------------------------------------------------------------------------------------------------------
