@@ -1,21 +1,31 @@
 """Unpinned packages resolve, at plan time, to the version the offline source offers; the build installs exactly it,
-the image is labelled with it, and a newer release in the source is a planned change naming both versions (#19)."""
+the image is labelled with it, and a newer release in the source is a planned change naming both versions. Against a
+network index the build reports what it installed, the image is labelled with that, and the plan says so (#19)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import docker.errors
 
 from toolhive_apply.engine.diff import field_changes
 from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.manifest.package_refs import parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_RESOLVED
-from toolhive_apply.providers.workload.package_images import PackageBuild, build_labels, package_build
+from toolhive_apply.providers.workload.package_dockerfiles import INSTALLED_MARKER, installed_version
+from toolhive_apply.providers.workload.package_images import (
+    PackageBuild,
+    build_labels,
+    ensure_package_image,
+    package_build,
+)
 from toolhive_apply.providers.workload.package_resolve import offline_version
-from toolhive_apply.providers.workload.package_specs import package_fields
+from toolhive_apply.providers.workload.package_specs import installed_note, package_fields
 
 
 def _wheel(directory: Path, name: str, version: str) -> None:
@@ -111,3 +121,72 @@ def test_pinned_builds_carry_no_resolved_field_so_their_hash_is_unchanged(tmp_pa
     assert build.resolved is None and "resolved" not in build.as_spec()
     assert LABEL_RESOLVED not in build_labels(build)
     assert build.install_ref == build.ref
+
+
+def _index_build(image: str) -> PackageBuild:
+    """A build against a network index (no offline_dir): nothing on the host resolves an unpinned version."""
+    ref = parse_package_ref(image)
+    return PackageBuild(ref.scheme, ref.name, ref.version, "b:1", "r:1", index_url="https://pypi.example/simple")
+
+
+def test_unresolved_builds_report_what_they_installed_with_names_as_arguments() -> None:
+    for image, program in (
+        ("uvx://mcp-server-time", "/opt/mcp/bin/python"),
+        ("npx://@scope/server", "node"),
+        ("go://github.com/acme/server", "go"),
+    ):
+        build = _index_build(image)
+        runs = [json.loads(line[4:]) for line in build.dockerfile().splitlines() if line.startswith("RUN ")]
+        assert runs[-1][0] == program, image
+        assert build.ref.executable in runs[-1][-1], image  # the name is an argument, not part of the code
+        assert not any(build.name in arg for arg in runs[-1][:-1]), image
+    assert "installed-version" not in _index_build("uvx://mcp-server-time@1.0").dockerfile()
+    uvx, go = _index_build("uvx://mcp-server-time"), _index_build("go://github.com/acme/server")
+    assert installed_version(uvx, f"{INSTALLED_MARKER}1.4.0") == "1.4.0"
+    assert installed_version(uvx, "Successfully installed mcp-server-time-1.4.0") is None
+    assert installed_version(go, "\tmod\tgithub.com/acme/server\tv1.4.0\th1:abc=") == "v1.4.0"
+
+
+class _FakeEngine:
+    """Enough of docker.APIClient for ensure_package_image: builds print `lines`, then the tag exists."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.builds: list[dict[str, Any]] = []
+        self.images: dict[str, dict[str, Any]] = {}
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        if ref not in self.images:
+            raise docker.errors.ImageNotFound(ref)
+        return self.images[ref]
+
+    def build(self, **kwargs: Any) -> Any:
+        self.builds.append(kwargs)
+        with tarfile.open(fileobj=kwargs["fileobj"]) as context:
+            dockerfile = context.extractfile("Dockerfile")
+            kwargs["dockerfile_text"] = dockerfile.read().decode() if dockerfile else ""
+        image_id = f"sha256:{len(self.builds)}"
+        self.images[kwargs["tag"]] = {"Id": image_id, "Config": {"Labels": kwargs["labels"]}}
+        yield from ({"stream": line + "\n"} for line in (self.lines if len(self.builds) == 1 else ["Step 1/1"]))
+
+
+def test_the_installed_version_becomes_a_label_the_plan_reads_back() -> None:
+    build = _index_build("uvx://mcp-server-time")
+    engine = _FakeEngine(["Step 9/9 : RUN [...]", f" {INSTALLED_MARKER}1.4.0 "])
+    image = ensure_package_image(cast(Any, engine), build)
+    assert image == "sha256:2" and len(engine.builds) == 2
+    relabel = engine.builds[1]
+    assert relabel["dockerfile_text"] == f"FROM {build.tag}\n" and relabel["tag"] == build.tag
+    assert relabel["labels"][LABEL_RESOLVED] == "1.4.0" and relabel["network_mode"] == "none"
+    spec = package_fields_for(build)
+    note = installed_note(cast(Any, engine), "time", spec)
+    assert note is not None and "installed 1.4.0" in note and "uvx://mcp-server-time" in note
+    assert installed_note(cast(Any, _FakeEngine([])), "time", spec) is None  # no image yet: nothing to say
+
+    forged = _FakeEngine([f"{INSTALLED_MARKER}1.4.0 && rm -rf /"])  # not a version: ignored, no second build
+    assert ensure_package_image(cast(Any, forged), _index_build("uvx://other-server")) == "sha256:1"
+    assert len(forged.builds) == 1
+
+
+def package_fields_for(build: PackageBuild) -> dict[str, Any]:
+    return {"package": {**build.as_spec(), "tag": build.tag}}

@@ -7,6 +7,7 @@ reaches these lines is in package_images.py, whose PackageBuild hashes what rend
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -17,6 +18,9 @@ TEMPLATE_VERSION: Final = "1"
 RUN_AS: Final = "65534:65534"
 """nobody, by number: every base image can run it, whatever its /etc/passwd holds."""
 OFFLINE_IN_BUILD: Final = "/offline"
+INSTALLED_MARKER: Final = "toolhive-apply-installed-version:"
+"""Printed by the builder before the version it installed, when nothing on the host could resolve it."""
+_GO_MOD_LINE: Final = re.compile(r"^\s*mod\s+\S+\s+(v\S+)")
 
 
 def render(build: PackageBuild) -> str:
@@ -32,6 +36,33 @@ def _run(*argv: str) -> str:
 def _env(pairs: tuple[tuple[str, str], ...]) -> list[str]:
     """runtime_env, whose values were checked to hold nothing ENV would interpret (quote, $, backslash)."""
     return [f'ENV {key}="{value}"' for key, value in pairs]
+
+
+def reports_installed(build: PackageBuild) -> bool:
+    """Unpinned and not resolved on the host (a network index): the build says what it installed."""
+    return not build.ref.pinned and build.resolved is None
+
+
+def _report(build: PackageBuild) -> list[str]:
+    """The builder's last step for such a build: print the installed version (names as arguments, never code)."""
+    if not reports_installed(build):
+        return []
+    if build.scheme == "uvx":
+        code = "import importlib.metadata as m, sys; print(sys.argv[1] + m.version(sys.argv[2]))"
+        return [_run("/opt/mcp/bin/python", "-c", code, INSTALLED_MARKER, build.name)]
+    if build.scheme == "npx":
+        code = "const [mark, manifest] = process.argv.slice(1); console.log(mark + require(manifest).version)"
+        return [_run("node", "-e", code, INSTALLED_MARKER, f"/build/node_modules/{build.name}/package.json")]
+    return [_run("go", "version", "-m", f"/app/bin/{build.ref.executable}")]
+
+
+def installed_version(build: PackageBuild, line: str) -> str | None:
+    """The version a build line reports (see _report), else None."""
+    if build.scheme == "go":
+        match = _GO_MOD_LINE.match(line)
+        return match.group(1) if match else None
+    text = line.strip()
+    return text.removeprefix(INSTALLED_MARKER).strip() or None if text.startswith(INSTALLED_MARKER) else None
 
 
 def _offline_copy(build: PackageBuild) -> list[str]:
@@ -63,6 +94,7 @@ def _uvx_dockerfile(build: PackageBuild) -> str:
             build.install_ref.requirement,
             *build.build_with,
         ),
+        *_report(build),
         f"FROM {build.runtime_image}",
         "COPY --from=builder /opt/mcp /opt/mcp",
         "ENV PYTHONPATH= PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/mcp/bin:$PATH",
@@ -87,6 +119,7 @@ def _npx_dockerfile(build: PackageBuild) -> str:
         "WORKDIR /build",
         *_offline_copy(build),
         _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.install_ref.requirement),
+        *_report(build),
         f"FROM {build.runtime_image}",
         "WORKDIR /app",
         "COPY --from=builder /build/node_modules /app/node_modules",
@@ -112,6 +145,7 @@ def _go_dockerfile(build: PackageBuild) -> str:
         "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
         *_offline_copy(build),
         _run(*env, "go", "install", "--", build.install_ref.requirement),
+        *_report(build),
         f"FROM {build.runtime_image}",
         "COPY --from=builder /app/bin/ /app/bin/",
         *_env(build.runtime_env),

@@ -36,9 +36,14 @@ from typing import Any, Final
 import docker.errors
 
 from toolhive_apply.manifest.model import Settings, Workload
-from toolhive_apply.manifest.package_refs import PackageRef, Scheme, parse_package_ref
+from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, Scheme, parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE, LABEL_RESOLVED
-from toolhive_apply.providers.workload.package_dockerfiles import TEMPLATE_VERSION, render
+from toolhive_apply.providers.workload.package_dockerfiles import (
+    TEMPLATE_VERSION,
+    installed_version,
+    render,
+    reports_installed,
+)
 from toolhive_apply.providers.workload.package_resolve import offline_version
 
 REPOSITORY: Final = "toolhive-apply/pkg"
@@ -222,15 +227,54 @@ def ensure_package_image(api: docker.APIClient, build: PackageBuild, progress: A
             return found
         output: list[str] = []
         made: list[str] = []
+        installed: list[str] = []
         try:
-            problem = _stream_build(api, build, output, made, progress)
+            problem = _stream_build(api, build, output, made, progress, installed)
         except docker.errors.APIError as error:
             problem = str(getattr(error, "explanation", None) or error)
         image = _image_id(api, tag) if problem is None else None
         if image is None:
             _cleanup(api, made)
             raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
+        version = next((v for line in reversed(installed) if (v := _exact_version(build, line))), None)
+        if version is not None:
+            image = _label_installed(api, build, version) or image
         return image
+
+
+def _exact_version(build: PackageBuild, reported: str) -> str | None:
+    """A reported version, used only if it parses by the ecosystem's rule as one exact version (normalised)."""
+    try:
+        ref = parse_package_ref(PackageRef(build.scheme, build.name, reported).text)
+    except PackageRefError:
+        return None
+    return ref.version if ref.pinned and ref.name == build.name else None
+
+
+def _label_installed(api: docker.APIClient, build: PackageBuild, version: str) -> str | None:
+    """Re-tag the built image with the version it installed (a metadata-only child: no layer, no network); None
+    when that fails, which leaves the image as built (a missing label only means the plan cannot name it)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        _add(archive, "Dockerfile", f"FROM {build.tag}\n".encode())
+    labels = {**build_labels(build), LABEL_RESOLVED: version}
+    try:
+        for chunk in api.build(
+            fileobj=io.BytesIO(buffer.getvalue()),
+            custom_context=True,
+            tag=build.tag,
+            labels=labels,
+            network_mode="none",
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            if "error" in chunk:
+                return None
+    except docker.errors.APIError:
+        return None
+    return _image_id(api, build.tag)
 
 
 def build_labels(build: PackageBuild) -> dict[str, str]:
@@ -242,9 +286,11 @@ def build_labels(build: PackageBuild) -> dict[str, str]:
 
 
 def _stream_build(
-    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any
+    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any, installed: list[str]
 ) -> str | None:
-    """Run the build, collecting its output's tail and the intermediate images it makes; the error text, if any."""
+    """Run the build, collecting its output's tail, the intermediate images it makes and the versions it reports
+    installing (package_dockerfiles._report); the error text, if any."""
+    reporting = reports_installed(build)
     for chunk in api.build(
         fileobj=io.BytesIO(build_context(build)),
         custom_context=True,
@@ -260,6 +306,8 @@ def _stream_build(
             return str(chunk["error"])
         for line in str(chunk.get("stream", "")).splitlines():
             _note(line, output, made)
+            if reporting and (version := installed_version(build, line)):
+                installed.append(version)
             if progress is not None and line.startswith("Step "):
                 progress(line.strip())
     return None
