@@ -1,6 +1,6 @@
 """uvx:// workloads against the real engine: built offline from host-downloaded wheels, answering the real MCP SDK
 client through their proxy; a no-op second plan; a version change replacing exactly that workload; a failed build
-failing one workload, clearly, and leaving nothing behind.
+failing one workload, clearly, and leaving nothing behind; unpinned, the plan names the version it resolves to.
 
 One test, one stack: each build costs a minute on a loaded machine, so every check rides on the same two builds.
 Builds run with no network at all (network_mode none, as an offline_dir build always does): the wheels come from
@@ -109,3 +109,11 @@ def test_uvx_workloads_build_offline_answer_mcp_and_converge(
     assert docker_api.inspect_image(server["Image"])["Config"]["Labels"][LABEL_PACKAGE].endswith(f"@{OLD}")
     assert {"get_current_time"} <= set(list_tools(url))
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0
+
+    # 5. unpinned, the plan names the version the offline directory resolves to (the build would install it)
+    workloads[0]["image"] = "uvx://mcp-server-time"
+    write_manifest(tmp_path, stack, workloads, settings=settings)
+    unpinned = run_cli("plan", str(path), "--detailed-exitcode")
+    assert unpinned.code == 2, unpinned
+    assert f'+ package.resolved: "{NEW}"' in unpinned.stdout, unpinned.stdout
+    assert "is not pinned to a version" in unpinned.output

@@ -24,6 +24,7 @@ ROLE_REMOTE: Final = "remote"  # the proxy that is all of a remote workload
 LABEL_LOCK: Final = "toolhive-apply.lock"
 LABEL_BUILD: Final = "toolhive-apply.package-build"
 LABEL_PACKAGE: Final = "toolhive-apply.package"
+LABEL_RESOLVED: Final = "toolhive-apply.package-resolved"  # the version an unpinned package image installed
 LABEL_ENDPOINT: Final = "toolhive-apply.endpoint"
 INPUTS_LABEL: Final = "toolhive-apply.proxy.inputs"
 """Image label holding ``proxy_image_inputs_hash``; an image whose label matches is up to date."""

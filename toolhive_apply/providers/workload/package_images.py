@@ -10,9 +10,9 @@ by json.dumps, never a shell), so no user text meets a shell; package names and 
 manager were parsed by manifest/package_refs.py and follow `--`, so none is an option; the only user text outside
 a JSON array is a runtime_env value, checked to hold no quote, `$`, backslash or control character, and the
 base image references, checked against Docker's grammar. Nothing secret is ever an input: Docker 20.10's classic
-builder has no build secrets, and every ARG/ENV/RUN argument is stored in the image's history, so credentialed
-indexes are refused at validation (see manifest/package_checks.py) and a private index is served through
-offline_dir instead.
+builder has no build secrets (docker-py's build has no `secrets` parameter, nor the gRPC session BuildKit needs),
+and every ARG/ENV/RUN argument is stored in the image's history, so credentialed indexes are refused at validation
+(see manifest/package_checks.py) and a private index is served through offline_dir instead.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
@@ -36,11 +36,16 @@ from typing import Any, Final
 import docker.errors
 
 from toolhive_apply.manifest.model import Settings, Workload
-from toolhive_apply.manifest.package_refs import PackageRef, Scheme, parse_package_ref
-from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE
+from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, Scheme, parse_package_ref
+from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE, LABEL_RESOLVED
+from toolhive_apply.providers.workload.package_dockerfiles import (
+    TEMPLATE_VERSION,
+    installed_version,
+    render,
+    reports_installed,
+)
+from toolhive_apply.providers.workload.package_resolve import offline_version
 
-TEMPLATE_VERSION: Final = "1"
-"""Part of every build's hash: changing the Dockerfile templates below rebuilds every package image."""
 REPOSITORY: Final = "toolhive-apply/pkg"
 DEFAULT_BUILDERS: Final[Mapping[Scheme, str]] = {
     "uvx": "python:3.14-slim",
@@ -55,10 +60,7 @@ DEFAULT_RUNTIMES: Final[Mapping[Scheme, str]] = {
 }
 """ToolHive's runtime stages: the builder's image for Python and Node (the venv and node_modules need the same
 interpreter), a bare Alpine for Go's static binary."""
-RUN_AS: Final = "65534:65534"
-"""nobody, by number: every base image can run it, whatever its /etc/passwd holds."""
 PARALLEL_BUILDS: Final = 2
-OFFLINE_IN_BUILD: Final = "/offline"
 TAIL_LINES: Final = 15
 
 
@@ -84,17 +86,27 @@ class PackageBuild:
     offline_digest: str | None = None
     template: str = TEMPLATE_VERSION
     extra: Mapping[str, str] = field(default_factory=dict)
+    resolved: str | None = None
+    """What an unpinned ref resolves to in the offline source (package_resolve.py), installed exactly; None when
+    pinned or when nothing local can tell (a network index). Left out of the hash and spec when None, so builds
+    recorded before this field existed keep their hash."""
 
     @property
     def ref(self) -> PackageRef:
         return PackageRef(self.scheme, self.name, self.version)
 
+    @property
+    def install_ref(self) -> PackageRef:
+        """The ref the package manager is given: the resolved version when there is one."""
+        return PackageRef(self.scheme, self.name, self.resolved or self.version)
+
     def dockerfile(self) -> str:
-        return {"uvx": _uvx_dockerfile, "npx": _npx_dockerfile, "go": _go_dockerfile}[self.scheme](self)
+        return render(self)
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps({**asdict(self), "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
+        fields = {k: v for k, v in asdict(self).items() if k != "resolved" or v is not None}
+        canonical = json.dumps({**fields, "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
@@ -105,6 +117,8 @@ class PackageBuild:
         """The workload spec's `package` entry: enough to build again from a saved plan, and what plan diffs."""
         data = asdict(self)
         data.pop("extra")
+        if self.resolved is None:
+            data.pop("resolved")
         data["build_with"] = list(self.build_with)
         data["runtime_env"] = dict(self.runtime_env)
         data["ref"] = self.ref.text
@@ -132,6 +146,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
     )
     runtime = str((packages.get("runtime_images") or {}).get(ref.scheme) or DEFAULT_RUNTIMES[ref.scheme])
     offline = packages.get("offline_dir")
+    resolved = offline_version(ref, Path(str(offline))) if offline and not ref.pinned else None
     return PackageBuild(
         scheme=ref.scheme,
         name=ref.name,
@@ -145,6 +160,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
         index_url=(packages.get("index_urls") or {}).get(ref.scheme),
         offline_dir=str(offline) if offline else None,
         offline_digest=directory_digest(Path(str(offline))) if offline else None,
+        resolved=resolved,
     )
 
 
@@ -163,104 +179,6 @@ def directory_digest(directory: Path) -> str | None:
         with path.open("rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
-
-
-# -- Dockerfile templates ------------------------------------------------------------------------------------------
-def _run(*argv: str) -> str:
-    """An exec-form RUN: a JSON array the builder executes without a shell."""
-    return "RUN " + json.dumps(list(argv))
-
-
-def _env(pairs: tuple[tuple[str, str], ...]) -> list[str]:
-    """runtime_env, whose values were checked to hold nothing ENV would interpret (quote, $, backslash)."""
-    return [f'ENV {key}="{value}"' for key, value in pairs]
-
-
-def _offline_copy(build: PackageBuild) -> list[str]:
-    return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.offline_dir else []
-
-
-def _uvx_dockerfile(build: PackageBuild) -> str:
-    """A venv in the builder, pip installs the package (and build_with) into it, the runtime gets the venv.
-
-    PYTHONPATH is emptied (CPython ignores an empty one) so the venv alone decides what is imported."""
-    sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--index-url", build.index_url]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_NO_COLOR=1",
-        *_offline_copy(build),
-        _run("python3", "-m", "venv", "--without-pip", "/opt/mcp"),
-        _run(
-            "python3",
-            "-m",
-            "pip",
-            "--python",
-            "/opt/mcp/bin/python",
-            "install",
-            "--no-warn-script-location",
-            *sources,
-            "--",
-            build.ref.requirement,
-            *build.build_with,
-        ),
-        f"FROM {build.runtime_image}",
-        "COPY --from=builder /opt/mcp /opt/mcp",
-        "ENV PYTHONPATH= PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/mcp/bin:$PATH",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps([f"/opt/mcp/bin/{build.ref.executable}"]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _npx_dockerfile(build: PackageBuild) -> str:
-    """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
-
-    Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
-    `npm cache add PKG@VER`, the closure included)."""
-    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--registry", build.index_url]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV NODE_ENV=production NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false",
-        "WORKDIR /build",
-        *_offline_copy(build),
-        _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.ref.requirement),
-        f"FROM {build.runtime_image}",
-        "WORKDIR /app",
-        "COPY --from=builder /build/node_modules /app/node_modules",
-        "ENV NODE_ENV=production NODE_PATH=/app/node_modules npm_config_cache=/tmp/.npm",
-        "ENV PATH=/app/node_modules/.bin:$PATH",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps(["npx", "--offline", build.name]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _go_dockerfile(build: PackageBuild) -> str:
-    """`go install MODULE@VERSION` into /app/bin (static, CGO off); the runtime gets the binary alone.
-
-    Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir and the checksum database (unreachable)
-    is off: the directory is the trusted source."""
-    env = ["env", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        env = ["env", f"GOPROXY={build.index_url}"]
-    lines = [
-        f"FROM {build.builder_image} AS builder",
-        "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
-        *_offline_copy(build),
-        _run(*env, "go", "install", "--", build.ref.requirement),
-        f"FROM {build.runtime_image}",
-        "COPY --from=builder /app/bin/ /app/bin/",
-        *_env(build.runtime_env),
-        f"USER {RUN_AS}",
-        "ENTRYPOINT " + json.dumps([f"/app/bin/{build.ref.executable}"]),
-    ]
-    return "\n".join(lines) + "\n"
 
 
 # -- building ------------------------------------------------------------------------------------------------------
@@ -309,26 +227,75 @@ def ensure_package_image(api: docker.APIClient, build: PackageBuild, progress: A
             return found
         output: list[str] = []
         made: list[str] = []
+        installed: list[str] = []
         try:
-            problem = _stream_build(api, build, output, made, progress)
+            problem = _stream_build(api, build, output, made, progress, installed)
         except docker.errors.APIError as error:
             problem = str(getattr(error, "explanation", None) or error)
         image = _image_id(api, tag) if problem is None else None
         if image is None:
             _cleanup(api, made)
             raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
+        version = next((v for line in reversed(installed) if (v := _exact_version(build, line))), None)
+        if version is not None:
+            image = _label_installed(api, build, version) or image
         return image
 
 
+def _exact_version(build: PackageBuild, reported: str) -> str | None:
+    """A reported version, used only if it parses by the ecosystem's rule as one exact version (normalised)."""
+    try:
+        ref = parse_package_ref(PackageRef(build.scheme, build.name, reported).text)
+    except PackageRefError:
+        return None
+    return ref.version if ref.pinned and ref.name == build.name else None
+
+
+def _label_installed(api: docker.APIClient, build: PackageBuild, version: str) -> str | None:
+    """Re-tag the built image with the version it installed (a metadata-only child: no layer, no network); None
+    when that fails, which leaves the image as built (a missing label only means the plan cannot name it)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        _add(archive, "Dockerfile", f"FROM {build.tag}\n".encode())
+    labels = {**build_labels(build), LABEL_RESOLVED: version}
+    try:
+        for chunk in api.build(
+            fileobj=io.BytesIO(buffer.getvalue()),
+            custom_context=True,
+            tag=build.tag,
+            labels=labels,
+            network_mode="none",
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            if "error" in chunk:
+                return None
+    except docker.errors.APIError:
+        return None
+    return _image_id(api, build.tag)
+
+
+def build_labels(build: PackageBuild) -> dict[str, str]:
+    """The built image's labels: its hash, the ref as written, and (unpinned) the version it installed."""
+    labels = {LABEL_BUILD: build.digest, LABEL_PACKAGE: build.ref.text}
+    if build.resolved is not None:
+        labels[LABEL_RESOLVED] = build.resolved
+    return labels
+
+
 def _stream_build(
-    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any
+    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any, installed: list[str]
 ) -> str | None:
-    """Run the build, collecting its output's tail and the intermediate images it makes; the error text, if any."""
+    """Run the build, collecting its output's tail, the intermediate images it makes and the versions it reports
+    installing (package_dockerfiles._report); the error text, if any."""
+    reporting = reports_installed(build)
     for chunk in api.build(
         fileobj=io.BytesIO(build_context(build)),
         custom_context=True,
         tag=build.tag,
-        labels={LABEL_BUILD: build.digest, LABEL_PACKAGE: build.ref.text},
+        labels=build_labels(build),
         network_mode="none" if build.offline_dir else None,
         pull=False,
         rm=True,
@@ -339,6 +306,8 @@ def _stream_build(
             return str(chunk["error"])
         for line in str(chunk.get("stream", "")).splitlines():
             _note(line, output, made)
+            if reporting and (version := installed_version(build, line)):
+                installed.append(version)
             if progress is not None and line.startswith("Step "):
                 progress(line.strip())
     return None

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 
 from toolhive_apply.errors import ProviderError
 from toolhive_apply.manifest.model import Settings, Workload
 from toolhive_apply.manifest.package_checks import build_input_problems
 from toolhive_apply.manifest.package_refs import is_package_image, parse_package_ref
+from toolhive_apply.providers.docker.labels import LABEL_RESOLVED
 from toolhive_apply.providers.workload.package_images import (
     PackageBuild,
     PackageBuildError,
@@ -33,6 +35,25 @@ def package_fields(workload: Workload, settings: Settings, image_ids: Mapping[st
         return {}
     build = package_build(workload, settings, image_ids)
     return {"package": {**build.as_spec(), "tag": build.tag}}
+
+
+def installed_note(api: docker.APIClient, name: str, spec: Mapping[str, Any]) -> str | None:
+    """For an unpinned package nothing on the host resolves (a network index): the version its current image
+    installed, from the image's label, so the plan says what runs and that a newer release waits for a rebuild."""
+    package = spec.get("package")
+    if not isinstance(package, Mapping) or package.get("resolved") or parse_package_ref(str(package["ref"])).pinned:
+        return None
+    try:
+        labels = (api.inspect_image(str(package["tag"])).get("Config") or {}).get("Labels") or {}
+    except docker.errors.ImageNotFound:
+        return None
+    version = labels.get(LABEL_RESOLVED)
+    if not version:
+        return None
+    return (
+        f"workload {name!r}: {package['ref']} is unpinned and its image installed {version} when it was built; "
+        "a newer release on the index is taken only when the image is rebuilt (add @VERSION to choose)"
+    )
 
 
 def container_image(spec: Mapping[str, Any]) -> str:
@@ -54,7 +75,8 @@ def build_package(
         raise ProviderError(address, action, "the package build in this plan does not match its recorded hash")
     images = (build.builder_image, build.runtime_image)
     problems = build_input_problems(build.ref.text, images, build.build_with, build.runtime_env, build.index_url)
-    if problems or parse_package_ref(build.ref.text) != build.ref:
+    canonical = all(parse_package_ref(ref.text) == ref for ref in (build.ref, build.install_ref))
+    if problems or not canonical:
         raise ProviderError(address, action, "refusing to build: " + "; ".join(problems or ["not a canonical ref"]))
     if build.offline_dir and directory_digest(Path(build.offline_dir)) != build.offline_digest:
         raise ProviderError(

@@ -35,7 +35,12 @@ from toolhive_apply.providers.workload.endpoint import endpoint_explain, proxy_s
 from toolhive_apply.providers.workload.errors import api_message
 from toolhive_apply.providers.workload.isolation import IsolationManager
 from toolhive_apply.providers.workload.observe import container_name, observe_units
-from toolhive_apply.providers.workload.package_specs import build_package, container_image, package_fields
+from toolhive_apply.providers.workload.package_specs import (
+    build_package,
+    container_image,
+    installed_note,
+    package_fields,
+)
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.spec import (
     split_image,
@@ -92,6 +97,8 @@ class WorkloadProvider:
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
             rid = ResourceId(Kind.WORKLOAD, workload.name)
             result.append(DesiredResource(rid, spec, workload.origin, uses, explain=endpoint_explain(spec)))
+            if package and (note := installed_note(self.api, workload.name, spec)):
+                warnings.append(note)
             if spec["permission_profile"].get("privileged"):
                 warnings.append(
                     f"workload {workload.name!r} runs PRIVILEGED: it has every capability and the host's devices "
