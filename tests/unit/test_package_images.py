@@ -196,6 +196,27 @@ def test_every_instruction_is_exec_form_or_checked_literal(tmp_path: Path) -> No
         assert all(json.loads(line[4:]) for line in text.splitlines() if line.startswith("RUN ")), scheme
 
 
+def test_go_builds_need_nothing_but_go_in_the_builder(tmp_path: Path) -> None:
+    """No `env` (or any tool but go) runs in the builder: a builder image of the Go distribution alone builds."""
+    offline = _build(tmp_path, "go://github.com/a/b@v1.0.0").dockerfile()
+    runs = [json.loads(line[4:]) for line in offline.splitlines() if line.startswith("RUN ")]
+    assert {run[0] for run in runs} == {"go"}, runs
+    assert runs[0] == ["go", "env", "-w", "GOPROXY=file:///offline/goproxy", "GOSUMDB=off"]
+    assert runs[1] == ["go", "install", "--", "github.com/a/b@v1.0.0"]
+    assert offline.index("COPY offline/") < offline.index('RUN ["go", "env"')
+    networked = PackageBuild(
+        scheme="go",
+        name="github.com/a/b",
+        version="v1.0.0",
+        builder_image="golang:1",
+        runtime_image="alpine:3",
+        index_url="https://goproxy.example/$x",
+    ).dockerfile()
+    assert 'RUN ["go", "env", "-w", "GOPROXY=https://goproxy.example/$x"]' in networked  # in the array, literal
+    assert "$x" not in networked.replace('"GOPROXY=https://goproxy.example/$x"', "")
+    assert "GOSUMDB" not in networked and "/offline" not in networked
+
+
 def test_the_hash_moves_with_every_input_and_names_the_image(tmp_path: Path) -> None:
     base = _build(tmp_path, "uvx://mcp-server-time@1.0")
     assert base.tag.startswith("toolhive-apply/pkg-uvx-mcp-server-time:") and base.tag.endswith(base.digest[:16])

@@ -136,15 +136,19 @@ def _go_dockerfile(build: PackageBuild) -> str:
     """`go install MODULE@VERSION` into /app/bin (static, CGO off); the runtime gets the binary alone.
 
     Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir and the checksum database (unreachable)
-    is off: the directory is the trusted source."""
-    env = ["env", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        env = ["env", f"GOPROXY={build.index_url}"]
+    is off: the directory is the trusted source. The source is set by Go itself (`go env -w`, written to the
+    builder's go env file), not by `env` in the RUN: a builder needs nothing but Go (no coreutils), and the index
+    URL stays inside an exec-form array (an ENV line would interpret its `$`). The builder stage never reaches
+    the runtime image."""
+    source = [_run("go", "env", "-w", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off")]
+    if not build.offline_dir:
+        source = [_run("go", "env", "-w", f"GOPROXY={build.index_url}")] if build.index_url else []
     lines = [
         f"FROM {build.builder_image} AS builder",
         "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
         *_offline_copy(build),
-        _run(*env, "go", "install", "--", build.install_ref.requirement),
+        *source,
+        _run("go", "install", "--", build.install_ref.requirement),
         *_report(build),
         f"FROM {build.runtime_image}",
         "COPY --from=builder /app/bin/ /app/bin/",

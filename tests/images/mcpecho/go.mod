@@ -1,0 +1,3 @@
+module example.test/mcpecho
+
+go 1.21
