@@ -9,6 +9,7 @@ clearly, and the token (a canary) appears in no message, image history, label, p
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.conftest import PYTHON_IMAGE, run_cli, write_manifest
+from tests.conftest import PYTHON_IMAGE, remove_stack, run_cli, write_manifest
 from tests.images.package_builders import PIP_BUILDER_TAG, TIME_VERSIONS, ensure_pip_builder, ensure_wheels
 from tests.support.mcp_client import list_tools
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE
@@ -73,6 +75,18 @@ class _Index(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
+    """Images this test built (their tag names the index's random port, so each run builds one, mostly from the
+    layer cache): removed after the stack's containers, which use them."""
+    made: list[str] = []
+    yield made
+    remove_stack(docker_api, stack)
+    for image in made:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_image(image)
+
+
+@pytest.fixture
 def index() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
     """The private index's URL (loopback only) and the requests it saw (path, authorised)."""
     seen: list[tuple[str, bool]] = []
@@ -99,13 +113,26 @@ def _env(tmp_path: Path, token: str) -> dict[str, str]:
     }
 
 
+def _every_image(api: Any) -> str:
+    """Every local image's history (as `docker history --no-trunc`), config and labels, as one text to search."""
+    return "\n".join(
+        json.dumps([api.history(image["Id"]), api.inspect_image(image["Id"]).get("ContainerConfig")])
+        for image in api.images(all=True)
+    )
+
+
 def _no_canary(text: str) -> None:
     for canary in (TOKEN, WRONG, ROTATED):
         assert canary not in text
 
 
 def test_uvx_from_a_private_index_keeps_the_credential_on_the_host(
-    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str], index: tuple[str, list[Any]]
+    docker_api: Any,
+    tmp_path: Path,
+    stack: str,
+    test_images: dict[str, str],
+    index: tuple[str, list[Any]],
+    own_images: list[str],
 ) -> None:
     url, seen = index
     ensure_pip_builder()
@@ -140,10 +167,12 @@ def test_uvx_from_a_private_index_keeps_the_credential_on_the_host(
     assert any(ok and p.startswith("/files/mcp_server_time-") for p, ok in seen), seen
     server = docker_api.inspect_container(name)
     image = docker_api.inspect_image(server["Image"])
+    own_images.extend(image.get("RepoTags") or ())
     assert image["Config"]["Labels"][LABEL_PACKAGE] == f"uvx://mcp-server-time@{NEW}"
     history = json.dumps(docker_api.history(server["Image"]))  # docker history --no-trunc
-    assert "--no-index" in history and url not in history
-    _no_canary(history + json.dumps(image) + json.dumps(server))
+    every = _every_image(docker_api)  # the builder stage's images too: they hold the pip install step
+    assert url not in history and url not in every
+    _no_canary(history + every + json.dumps(image) + json.dumps(server))
     exported = run_cli("export", "workloads", "--stack", stack, env=env)
     _no_canary(exported.output)
     workload_url = {w["name"]: w["url"] for w in json.loads(exported.stdout)["workloads"]}[name]
