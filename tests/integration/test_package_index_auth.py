@@ -153,6 +153,7 @@ def test_uvx_from_a_private_index_keeps_the_credential_on_the_host(
     wrong = run_cli("apply", str(path), "--yes", env=_env(tmp_path, WRONG), timeout=900)
     assert wrong.code == 1, wrong
     assert f"downloading uvx://mcp-server-time@{NEW} from {url} (settings.packages.index_auth) failed" in wrong.output
+    assert "check the package name, or the username and index-token's value" in wrong.output
     assert seen and not any(ok for _path, ok in seen)
     _no_canary(wrong.output)
     assert name not in json.dumps([c["Names"] for c in docker_api.containers(all=True)])

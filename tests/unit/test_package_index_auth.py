@@ -78,7 +78,7 @@ def test_the_fetch_passes_the_credential_by_environment_and_scrubs_what_pip_prin
     class Done:
         returncode = 1
         stdout = f"Looking in indexes: https://reader:{token.reveal()}@pypi.internal.example/simple/\n"
-        stderr = "ERROR: 401 for https://reader:s3cr%2Ft%3Atok%40n@pypi.internal.example/simple/mcp-server-time/\n"
+        stderr = "(from versions: none)\nERROR: 401 for https://reader:s3cr%2Ft%3Atok%40n@pypi.internal.example/simple/mcp-server-time/\n"
 
     def run(command: list[str], env: dict[str, str], **_: Any) -> Done:
         seen.update(command=command, env=env)
@@ -91,7 +91,7 @@ def test_the_fetch_passes_the_credential_by_environment_and_scrubs_what_pip_prin
         package_fetch.fetch_closure(build, token, tmp_path)
     except package_fetch.PackageFetchError as error:
         message = str(error)
-    assert "failed: pip download exited 1" in message and "pip output:" in message
+    assert "failed: pip download exited 1" in message and "pip output:" in message and "t's value" in message
     assert "s3cr" not in message and "tok" not in message
     assert all("s3cr" not in part for part in seen["command"])
     assert seen["env"]["PIP_INDEX_URL"] == "https://:s3cr%2Ft%3Atok%40n@pypi.internal.example/simple/"

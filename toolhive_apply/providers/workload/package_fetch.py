@@ -105,4 +105,7 @@ def _message(build: PackageBuild, reason: str, output: str) -> str:
     lines = [line for line in scrub_output(output).splitlines() if line.strip()][-TAIL_LINES:]
     where = mask_url(build.index_url or "")
     text = f"downloading {build.ref.text} from {where} (settings.packages.index_auth) failed: {reason}"
+    if "from versions: none" in output:  # pip reports a refused login (401) as an index with nothing on it
+        text += f" (the index listed no versions: check the package name, or the username and {build.index_secret}"
+        text += "'s value, which pip does not report as refused)"
     return text + ("\npip output:\n" + "\n".join(lines) if lines else "")

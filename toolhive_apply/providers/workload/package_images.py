@@ -101,8 +101,7 @@ class PackageBuild:
     recorded before this field existed keep their hash."""
     index_user: str | None = None
     index_secret: str | None = None
-    """settings.packages.index_auth: the username (plain) and the NAME of the secret holding the password. Left
-    out of the hash and spec when None, as `resolved` is."""
+    """settings.packages.index_auth: the username (plain) and the NAME of the password's secret; as `resolved`."""
 
     @property
     def installs_offline(self) -> bool:
@@ -152,8 +151,7 @@ class PackageBuild:
         return cls(**keep)
 
 
-_OPTIONAL: Final = ("resolved", "index_user", "index_secret")
-"""Fields absent from hash and spec while None, so builds recorded before they existed keep their hash."""
+_OPTIONAL: Final = ("resolved", "index_user", "index_secret")  # absent from hash and spec while None
 
 
 def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> PackageBuild:
@@ -270,7 +268,6 @@ def ensure_package_image(
 
 def _build_new(api: docker.APIClient, build: PackageBuild, progress: Any, fetched: Path | None) -> str:
     """Build `build` (its tag is not on the engine); clean up and raise PackageBuildError when that fails."""
-    tag = build.tag
     output: list[str] = []
     made: list[str] = []
     installed: list[str] = []
@@ -278,7 +275,7 @@ def _build_new(api: docker.APIClient, build: PackageBuild, progress: Any, fetche
         problem = _stream_build(api, build, output, made, progress, installed, fetched)
     except docker.errors.APIError as error:
         problem = str(getattr(error, "explanation", None) or error)
-    image = _image_id(api, tag) if problem is None else None
+    image = _image_id(api, build.tag) if problem is None else None
     if image is None:
         _cleanup(api, made)
         raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
