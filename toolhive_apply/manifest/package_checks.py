@@ -85,7 +85,7 @@ def index_url_problem(url: str) -> str | None:
     if parts.username is not None or parts.password is not None:
         return (
             "credentials in an index URL would end up in the image's build history (Docker 20.10's builder has "
-            "no build secrets): mirror the packages into settings.packages.offline_dir instead"
+            "no build secrets): give the password as a secret in settings.packages.index_auth instead"
         )
     return None
 
@@ -168,10 +168,55 @@ def _settings_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
     for scheme, url in (packages.get("index_urls") or {}).items():
         if problem := index_url_problem(str(url)):
             yield ManifestIssue(origin, format_path(("settings", "packages", "index_urls", scheme)), problem)
+    yield from _index_auth_issues(manifest, origin)
     offline = packages.get("offline_dir")
     if offline is not None and not Path(str(offline)).is_dir():
         where = format_path(("settings", "packages", "offline_dir"))
         yield ManifestIssue(origin, where, f"{offline} is not a directory on this machine")
+
+
+_USERNAME: Final = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def index_auth_problem(scheme: str, index_url: str | None, offline_dir: str | None) -> str | None:
+    """index_auth is fetched on the host by pip (package_fetch.py): uvx only, from an index URL, and not beside an
+    offline_dir (one offline source per build, so what is installed has one origin)."""
+    if scheme != "uvx":
+        return (
+            f"index_auth is supported for uvx:// only (the host fetches the wheels with pip); for {scheme}:// "
+            "mirror the packages into settings.packages.offline_dir"
+        )
+    if not index_url:
+        return "index_auth.uvx needs settings.packages.index_urls.uvx (the private index it logs in to)"
+    if offline_dir:
+        return "index_auth and offline_dir are two sources for one build: use one of them"
+    return None
+
+
+def _index_auth_issues(manifest: Manifest, origin: Any) -> Iterator[ManifestIssue]:
+    """settings.packages.index_auth: `{uvx: {username: NAME, password_secret: SECRET}}`, the secret declared."""
+    packages = manifest.settings.packages
+    declared = {s.key for s in manifest.secrets}
+    for scheme, auth in (packages.get("index_auth") or {}).items():
+        where = ("settings", "packages", "index_auth", scheme)
+        problem = index_auth_problem(
+            scheme, (packages.get("index_urls") or {}).get(scheme), packages.get("offline_dir")
+        )
+        if problem:
+            yield ManifestIssue(manifest.positions.find(where) or origin, format_path(where), problem)
+            continue
+        username = auth.get("username")
+        if username is not None and not _USERNAME.fullmatch(str(username)):
+            yield ManifestIssue(origin, format_path((*where, "username")), "a username is printable ASCII, no spaces")
+        secret = str(auth.get("password_secret"))
+        if secret not in declared:
+            known = f" (declared: {', '.join(sorted(declared))})" if declared else ""
+            found = manifest.positions.find((*where, "password_secret")) or origin
+            yield ManifestIssue(
+                found,
+                format_path((*where, "password_secret")),
+                f"unknown secret {secret!r}: declare it under secrets{known}",
+            )
 
 
 def package_findings(manifest: Manifest, explain: Mapping[str, Mapping[str, str]]) -> PackageFindings:
@@ -198,6 +243,8 @@ def build_input_problems(
     build_with: tuple[str, ...],
     runtime_env: tuple[tuple[str, str], ...],
     index_url: str | None,
+    index_secret: str | None = None,
+    offline_dir: str | None = None,
 ) -> list[str]:
     """The same rules once more on what a build is about to use (a saved plan's spec, a registry's entry): the
     Dockerfile is generated from these values, so they are judged where they are consumed, too."""
@@ -214,5 +261,7 @@ def build_input_problems(
         if not _ENV_KEY.fullmatch(key) or key in RESERVED_ENV or not _ENV_VALUE.fullmatch(value):
             problems.append(f"runtime_env {key!r} is not a name and value the image may carry")
     if index_url is not None and (problem := index_url_problem(index_url)):
+        problems.append(problem)
+    if index_secret is not None and (problem := index_auth_problem(ref.scheme, index_url, offline_dir)):
         problems.append(problem)
     return problems

@@ -66,15 +66,16 @@ def installed_version(build: PackageBuild, line: str) -> str | None:
 
 
 def _offline_copy(build: PackageBuild) -> list[str]:
-    return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.offline_dir else []
+    return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.installs_offline else []
 
 
 def _uvx_dockerfile(build: PackageBuild) -> str:
     """A venv in the builder, pip installs the package (and build_with) into it, the runtime gets the venv.
 
-    PYTHONPATH is emptied (CPython ignores an empty one) so the venv alone decides what is imported."""
-    sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
+    PYTHONPATH is emptied (CPython ignores an empty one) so the venv alone decides what is imported. A private
+    index (index_auth) was fetched on the host into the context: the Dockerfile names neither it nor its URL."""
+    sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.installs_offline else []
+    if build.index_url and not build.installs_offline:
         sources = ["--index-url", build.index_url]
     lines = [
         f"FROM {build.builder_image} AS builder",

@@ -11,8 +11,12 @@ manager were parsed by manifest/package_refs.py and follow `--`, so none is an o
 a JSON array is a runtime_env value, checked to hold no quote, `$`, backslash or control character, and the
 base image references, checked against Docker's grammar. Nothing secret is ever an input: Docker 20.10's classic
 builder has no build secrets (docker-py's build has no `secrets` parameter, nor the gRPC session BuildKit needs),
-and every ARG/ENV/RUN argument is stored in the image's history, so credentialed indexes are refused at validation
-(see manifest/package_checks.py) and a private index is served through offline_dir instead.
+and every ARG/ENV/RUN argument is stored in the image's history, so credentialed index URLs are refused at
+validation (see manifest/package_checks.py). A private index is reached from the HOST instead: with
+`settings.packages.index_auth` the host downloads the closure with the credential (package_fetch.py) into a temporary
+directory, and the build installs from it as from offline_dir, with no network. The build records the secret's
+NAME and the username, never the value nor a digest of it: the credential decides whether the download is allowed,
+not what it contains (the ref, index URL and template do), so rotating a token rebuilds nothing.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
@@ -27,8 +31,9 @@ import io
 import json
 import re
 import tarfile
+import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -44,7 +49,11 @@ from toolhive_apply.providers.workload.package_dockerfiles import (
     render,
     reports_installed,
 )
+from toolhive_apply.providers.workload.package_fetch import PackageFetchError, fetch_closure
 from toolhive_apply.providers.workload.package_resolve import offline_version
+from toolhive_apply.redact import SecretValue
+
+SecretLookup = Callable[[str], SecretValue]
 
 REPOSITORY: Final = "toolhive-apply/pkg"
 DEFAULT_BUILDERS: Final[Mapping[Scheme, str]] = {
@@ -90,6 +99,14 @@ class PackageBuild:
     """What an unpinned ref resolves to in the offline source (package_resolve.py), installed exactly; None when
     pinned or when nothing local can tell (a network index). Left out of the hash and spec when None, so builds
     recorded before this field existed keep their hash."""
+    index_user: str | None = None
+    index_secret: str | None = None
+    """settings.packages.index_auth: the username (plain) and the NAME of the password's secret; as `resolved`."""
+
+    @property
+    def installs_offline(self) -> bool:
+        """Installed from files in the context, with no network: offline_dir, or a host-fetched private index."""
+        return bool(self.offline_dir or self.index_secret)
 
     @property
     def ref(self) -> PackageRef:
@@ -105,7 +122,7 @@ class PackageBuild:
 
     @property
     def digest(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if k != "resolved" or v is not None}
+        fields = {k: v for k, v in asdict(self).items() if k not in _OPTIONAL or v is not None}
         canonical = json.dumps({**fields, "dockerfile": self.dockerfile()}, sort_keys=True, default=list)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -117,8 +134,9 @@ class PackageBuild:
         """The workload spec's `package` entry: enough to build again from a saved plan, and what plan diffs."""
         data = asdict(self)
         data.pop("extra")
-        if self.resolved is None:
-            data.pop("resolved")
+        for name in _OPTIONAL:
+            if data[name] is None:
+                data.pop(name)
         data["build_with"] = list(self.build_with)
         data["runtime_env"] = dict(self.runtime_env)
         data["ref"] = self.ref.text
@@ -131,6 +149,9 @@ class PackageBuild:
         keep["build_with"] = tuple(keep.get("build_with") or ())
         keep["runtime_env"] = tuple(sorted((keep.get("runtime_env") or {}).items()))
         return cls(**keep)
+
+
+_OPTIONAL: Final = ("resolved", "index_user", "index_secret")  # absent from hash and spec while None
 
 
 def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> PackageBuild:
@@ -146,6 +167,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
     )
     runtime = str((packages.get("runtime_images") or {}).get(ref.scheme) or DEFAULT_RUNTIMES[ref.scheme])
     offline = packages.get("offline_dir")
+    auth: Mapping[str, Any] = (packages.get("index_auth") or {}).get(ref.scheme) or {}
     resolved = offline_version(ref, Path(str(offline))) if offline and not ref.pinned else None
     return PackageBuild(
         scheme=ref.scheme,
@@ -161,6 +183,8 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
         offline_dir=str(offline) if offline else None,
         offline_digest=directory_digest(Path(str(offline))) if offline else None,
         resolved=resolved,
+        index_user=str(auth["username"]) if auth.get("username") is not None else None,
+        index_secret=str(auth["password_secret"]) if auth.get("password_secret") else None,
     )
 
 
@@ -182,13 +206,15 @@ def directory_digest(directory: Path) -> str | None:
 
 
 # -- building ------------------------------------------------------------------------------------------------------
-def build_context(build: PackageBuild) -> bytes:
-    """The Dockerfile and (offline) the offline directory's regular files, as a tar the engine reads."""
+def build_context(build: PackageBuild, fetched: Path | None = None) -> bytes:
+    """The Dockerfile and (offline) the regular files of the offline directory, or of `fetched` (the host's
+    download from a private index), as a tar the engine reads."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         _add(archive, "Dockerfile", build.dockerfile().encode())
-        if build.offline_dir:
-            root = Path(build.offline_dir)
+        source = fetched or (Path(build.offline_dir) if build.offline_dir else None)
+        if source is not None:
+            root = source
             for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
                 _add(archive, f"offline/{path.relative_to(root)}", path.read_bytes())
             _add(archive, "offline/.keep", b"")
@@ -218,28 +244,45 @@ def _exclusive(tag: str) -> Iterator[None]:
         yield
 
 
-def ensure_package_image(api: docker.APIClient, build: PackageBuild, progress: Any = None) -> str:
-    """The id of the image of `build`, built when the engine lacks it; PackageBuildError with the last lines."""
+def ensure_package_image(
+    api: docker.APIClient, build: PackageBuild, progress: Any = None, secret: SecretLookup | None = None
+) -> str:
+    """The id of the image of `build`, built when the engine lacks it; PackageBuildError with the last lines.
+    `secret` reads a secret's value by name (for index_auth: the password, used on the host only)."""
     tag = build.tag
     with _exclusive(tag):
         found = _image_id(api, tag)
         if found is not None:
             return found
-        output: list[str] = []
-        made: list[str] = []
-        installed: list[str] = []
-        try:
-            problem = _stream_build(api, build, output, made, progress, installed)
-        except docker.errors.APIError as error:
-            problem = str(getattr(error, "explanation", None) or error)
-        image = _image_id(api, tag) if problem is None else None
-        if image is None:
-            _cleanup(api, made)
-            raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
-        version = next((v for line in reversed(installed) if (v := _exact_version(build, line))), None)
-        if version is not None:
-            image = _label_installed(api, build, version) or image
-        return image
+        if build.index_secret is None:
+            return _build_new(api, build, progress, None)
+        if secret is None:
+            raise PackageBuildError(f"building {build.ref.text} needs the secret {build.index_secret!r}: no store")
+        with tempfile.TemporaryDirectory(prefix="toolhive-apply-index-") as fetched:  # 0700, removed after
+            try:
+                fetch_closure(build, secret(build.index_secret), Path(fetched))
+            except PackageFetchError as exc:
+                raise PackageBuildError(str(exc)) from None
+            return _build_new(api, build, progress, Path(fetched))
+
+
+def _build_new(api: docker.APIClient, build: PackageBuild, progress: Any, fetched: Path | None) -> str:
+    """Build `build` (its tag is not on the engine); clean up and raise PackageBuildError when that fails."""
+    output: list[str] = []
+    made: list[str] = []
+    installed: list[str] = []
+    try:
+        problem = _stream_build(api, build, output, made, progress, installed, fetched)
+    except docker.errors.APIError as error:
+        problem = str(getattr(error, "explanation", None) or error)
+    image = _image_id(api, build.tag) if problem is None else None
+    if image is None:
+        _cleanup(api, made)
+        raise PackageBuildError(_failure(build, problem or "the build ended without producing the image", output))
+    version = next((v for line in reversed(installed) if (v := _exact_version(build, line))), None)
+    if version is not None:
+        image = _label_installed(api, build, version) or image
+    return image
 
 
 def _exact_version(build: PackageBuild, reported: str) -> str | None:
@@ -286,17 +329,23 @@ def build_labels(build: PackageBuild) -> dict[str, str]:
 
 
 def _stream_build(
-    api: docker.APIClient, build: PackageBuild, output: list[str], made: list[str], progress: Any, installed: list[str]
+    api: docker.APIClient,
+    build: PackageBuild,
+    output: list[str],
+    made: list[str],
+    progress: Any,
+    installed: list[str],
+    fetched: Path | None = None,
 ) -> str | None:
     """Run the build, collecting its output's tail, the intermediate images it makes and the versions it reports
     installing (package_dockerfiles._report); the error text, if any."""
     reporting = reports_installed(build)
     for chunk in api.build(
-        fileobj=io.BytesIO(build_context(build)),
+        fileobj=io.BytesIO(build_context(build, fetched)),
         custom_context=True,
         tag=build.tag,
         labels=build_labels(build),
-        network_mode="none" if build.offline_dir else None,
+        network_mode="none" if build.installs_offline else None,
         pull=False,
         rm=True,
         forcerm=True,

@@ -23,6 +23,7 @@ from toolhive_apply.providers.docker.labels import LABEL_RESOLVED
 from toolhive_apply.providers.workload.package_images import (
     PackageBuild,
     PackageBuildError,
+    SecretLookup,
     directory_digest,
     ensure_package_image,
     package_build,
@@ -56,6 +57,12 @@ def installed_note(api: docker.APIClient, name: str, spec: Mapping[str, Any]) ->
     )
 
 
+def package_secret(spec: Mapping[str, Any]) -> str | None:
+    """The secret a package build reads (index_auth's password), so the workload is ordered after it."""
+    package = spec.get("package")
+    return str(package["index_secret"]) if isinstance(package, Mapping) and package.get("index_secret") else None
+
+
 def container_image(spec: Mapping[str, Any]) -> str:
     """The image the workload's container is created from: the built one for a package, else `image`."""
     package = spec.get("package")
@@ -65,16 +72,30 @@ def container_image(spec: Mapping[str, Any]) -> str:
 
 
 def build_package(
-    api: docker.APIClient, spec: Mapping[str, Any], address: str, action: str, progress: Callable[[str], None]
+    api: docker.APIClient,
+    spec: Mapping[str, Any],
+    address: str,
+    action: str,
+    progress: Callable[[str], None],
+    secret: SecretLookup | None = None,
 ) -> str:
-    """Build the spec's package image (or find it built); ProviderError with the build's last lines."""
+    """Build the spec's package image (or find it built); ProviderError with the build's last lines. `secret`
+    reads a secret by name: index_auth's password, used on the host only (package_fetch.py)."""
     data = dict(spec["package"])
     tag = data.pop("tag")
     build = PackageBuild.from_spec(data)
     if build.tag != tag or build.digest != data.get("hash"):
         raise ProviderError(address, action, "the package build in this plan does not match its recorded hash")
     images = (build.builder_image, build.runtime_image)
-    problems = build_input_problems(build.ref.text, images, build.build_with, build.runtime_env, build.index_url)
+    problems = build_input_problems(
+        build.ref.text,
+        images,
+        build.build_with,
+        build.runtime_env,
+        build.index_url,
+        build.index_secret,
+        build.offline_dir,
+    )
     canonical = all(parse_package_ref(ref.text) == ref for ref in (build.ref, build.install_ref))
     if problems or not canonical:
         raise ProviderError(address, action, "refusing to build: " + "; ".join(problems or ["not a canonical ref"]))
@@ -84,6 +105,6 @@ def build_package(
         )
     progress(f"building {build.ref.text} on {build.builder_image} (image {tag})")
     try:
-        return ensure_package_image(api, build, progress)
+        return ensure_package_image(api, build, progress, secret)
     except PackageBuildError as exc:
         raise ProviderError(address, action, str(exc)) from None

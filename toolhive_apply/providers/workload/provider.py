@@ -40,6 +40,7 @@ from toolhive_apply.providers.workload.package_specs import (
     container_image,
     installed_note,
     package_fields,
+    package_secret,
 )
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.spec import (
@@ -95,6 +96,8 @@ class WorkloadProvider:
             spec = self._with_digests(workload_spec(workload, manifest, ports[workload.name], image_id) | package)
             refs = [*spec["secrets"], *proxy_secret_refs(spec)]
             uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
+            if index_secret := package_secret(spec):  # a private index's password, read by the build
+                uses |= {ResourceId(Kind.SECRET, index_secret)}
             rid = ResourceId(Kind.WORKLOAD, workload.name)
             result.append(DesiredResource(rid, spec, workload.origin, uses, explain=endpoint_explain(spec)))
             if package and (note := installed_note(self.api, workload.name, spec)):
@@ -197,7 +200,8 @@ class WorkloadProvider:
         image_id = self.api.image_id(image)
         if image_id is None and spec.get("package"):
             say = lambda line: emit(Event(str(change.id), "progress", line))  # noqa: E731
-            image_id = build_package(self.api, spec, str(change.id), change.action.value, say)
+            secret = lambda name: self._resolver().value(name)  # noqa: E731
+            image_id = build_package(self.api, spec, str(change.id), change.action.value, say, secret)
         if image_id is None:
             emit(Event(str(change.id), "progress", f"pulling {image}"))
             problem = self.units.pull(image, emit, str(change.id))
