@@ -40,6 +40,7 @@ from toolhive_apply.providers.workload.endpoint import endpoint_only, proxy_secr
 from toolhive_apply.providers.workload.errors import api_message
 from toolhive_apply.providers.workload.isolation import IsolationManager
 from toolhive_apply.providers.workload.observe import container_name
+from toolhive_apply.providers.workload.overlap import started_meanwhile
 from toolhive_apply.providers.workload.package_specs import container_image
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.readiness import wait_running, wait_until_ready
@@ -96,10 +97,11 @@ class WorkloadUnits:
             if egress:
                 self.api.start(egress)
             server = self._create(change, spec, change.id.name)
-            self.api.start(server)
-            if has_proxy(spec):
-                proxy = self.proxies.create(spec, address, self._proxy_env(spec))
-                gate = self.proxies.create_gate(spec, address, server, proxy)
+            with started_meanwhile(self.api, server):  # the helpers are created while the server starts
+                if has_proxy(spec):
+                    proxy = self.proxies.create(spec, address, self._proxy_env(spec))
+                    gate = self.proxies.create_gate(spec, address, server, proxy)
+            if proxy:
                 if gate:
                     self.api.start(gate)
                 self.isolation.connect_proxy(spec, proxy)
