@@ -2,8 +2,9 @@
 
 Why: `start` is the slow call of a unit (about 2 s each on a loaded 2-core host, measured for issue #20), and a
 unit's proxy and docker gate need only the server's *id*, not a running server, to be created. So the server's start
-runs in a thread while they are created; the gate and the proxy are still started after it, in the old order (the
-gate attaches to a running server, the proxy talks to its gate).
+runs in a thread while they are created. Then the gate and the proxy start together: the gate serves on demand, and
+the proxy, if it asks before the gate listens, retries (stdio_backend.BACKOFF_MIN, 0.25 s). Both start only once the
+server runs, so the proxy's first look finds it up.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from toolhive_apply.providers.docker.client import CountingAPIClient
 
 
 @contextmanager
-def started_meanwhile(api: CountingAPIClient, container: str) -> Iterator[None]:
-    """Start `container` in a thread during the block; on leaving it, wait for the start and raise what it raised
-    (an error of the block itself wins: the start is still waited for, so nothing races the caller's clean-up)."""
+def started_meanwhile(api: CountingAPIClient, container: str | None) -> Iterator[None]:
+    """Start `container` (if any) in a thread during the block; on leaving it, wait for the start and raise what it
+    raised (an error of the block itself wins: the start is still waited for, so nothing races the caller's
+    clean-up)."""
+    if container is None:
+        yield
+        return
     failure: list[BaseException] = []
 
     def start() -> None:

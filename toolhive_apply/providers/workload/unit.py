@@ -102,10 +102,9 @@ class WorkloadUnits:
                     proxy = self.proxies.create(spec, address, self._proxy_env(spec))
                     gate = self.proxies.create_gate(spec, address, server, proxy)
             if proxy:
-                if gate:
-                    self.api.start(gate)
                 self.isolation.connect_proxy(spec, proxy)
-                self.api.start(proxy)
+                with started_meanwhile(self.api, gate):  # the proxy retries its gate with a short backoff
+                    self.api.start(proxy)
             self._wait(change, spec, [(c, 0) for c in (server, proxy, gate, egress) if c], emit)
             if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
                 self.isolation.drop_network(isolation_network(self.stack, change.id.name))
