@@ -113,7 +113,7 @@ class Tool:
 class ToolhiveApply(Tool):
     key = "tha"
     title = "toolhive-apply"
-    containers_per_workload = 2  # server + proxy
+    containers_per_workload = 3  # server + proxy + the stdio server's docker gate
     docker_timeout: float | None = None  # settings.docker.timeout; None = toolhive-apply's default (60 s)
 
     @property

@@ -105,7 +105,7 @@ def check_changed(
 ) -> None:
     """Exactly the changed workload's containers were replaced, and the server runs with the new env."""
     moved = {n for n in before.keys() | after.keys() if before.get(n, ("",))[0] != after.get(n, ("",))[0]}
-    allowed = {changed, f"{changed}-proxy"}
+    allowed = {changed, f"{changed}-proxy", f"{changed}-gate"}
     if not moved or not moved <= allowed or changed not in moved:
         raise NotConvergedError(f"{tool.title} one-changed replaced {sorted(moved)[:4]}, expected {changed}")
     env = api.inspect_container(changed)["Config"]["Env"] or []

@@ -85,7 +85,9 @@ def resolver_for(connection: Connection) -> SecretResolver:
 
 def open_targets(connection: Connection) -> Targets:
     endpoint = endpoint_of(connection.docker_host)
-    api = connect(connection.docker_host, timeout=connection.timeout, pool_size=connection.parallelism + 4)
+    api = connect(
+        connection.docker_host, timeout=connection.timeout, pool_size=2 * connection.parallelism + 4
+    )  # + a readiness event stream per worker
     stack = connection.stack
     targets = Targets(api, endpoint, stack)
     resolver = resolver_for(connection)

@@ -7,6 +7,7 @@ costs three API calls whatever the number of workloads.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -66,6 +67,8 @@ class WorkloadProvider:
         self.units = WorkloadUnits(api, stack, self.snapshot, self.proxies, self.isolation, self._resolver)
         self.warnings: tuple[str, ...] = ()
         self._image_ids: dict[str, str] | None = None
+        self._removed: set[str] = set()  # containers this run deleted (destroy's stack-network check)
+        self._removed_lock = threading.Lock()
 
     # -- observing -------------------------------------------------------------------------------
     def image_ids(self, refresh: bool = False) -> dict[str, str]:
@@ -170,12 +173,12 @@ class WorkloadProvider:
         if change.action is Action.DELETE:
             assert change.observed is not None
             facts = change.observed.facts
-            self.units.remove_all(
-                change.observed.handle, facts.get("proxy_id"), facts.get("gate_id"), facts.get("egress_id")
-            )
+            unit = [change.observed.handle, facts.get("proxy_id"), facts.get("gate_id"), facts.get("egress_id")]
+            self.units.remove_all(*unit)
             if facts.get("network"):
                 self.isolation.drop_network(str(facts["network"]))
-            self.proxies.remove_network_if_unused()
+            if not self._stack_network_still_used({str(c) for c in unit if c}):
+                self.proxies.remove_network_if_unused()
             return "deleted"
         assert change.desired is not None
         spec = self._with_image(change, emit)
@@ -189,6 +192,20 @@ class WorkloadProvider:
             return "started"
         self.units.replace(change, spec, emit)
         return "replaced"
+
+    def _stack_network_still_used(self, removed: set[str]) -> bool:
+        """True while a container the observation saw on the stack network has not been deleted by this run: the
+        network is in use, no inspect needed. Why: a destroy used to inspect the network under one lock after every
+        workload (the benchmark's destroy); now only the deletes that may have emptied it ask the engine."""
+        network = self.proxies.network
+        attached = {
+            str(c["Id"])
+            for c in self.snapshot.engine()
+            if network in ((c.get("NetworkSettings") or {}).get("Networks") or {})
+        }
+        with self._removed_lock:
+            self._removed |= removed
+            return bool(attached - self._removed)
 
     def _with_image(self, change: Change, emit: EventSink) -> dict[str, Any]:
         """Pull the image if it is not local; the spec recorded on the container gets its id."""

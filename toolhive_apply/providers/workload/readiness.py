@@ -14,6 +14,7 @@ from typing import Any
 import docker.errors
 
 from toolhive_apply.providers.docker.client import CountingAPIClient
+from toolhive_apply.providers.workload.death_watch import DeathWatch
 from toolhive_apply.providers.workload.spec import client_host
 from toolhive_apply.redact import redact
 
@@ -104,34 +105,68 @@ def _crashed(state: dict[str, Any], restarts_before: int) -> bool:
     return bool(state.get("Restarting")) or int(state.get("RestartCount", 0)) > restarts_before
 
 
+def _died(state: dict[str, Any], restarts_before: int) -> str:
+    if state.get("Status") in ("exited", "dead"):
+        return f"exited with code {state.get('ExitCode')}"
+    times = max(1, int(state.get("RestartCount", 0)) - restarts_before)
+    return f"exited and was restarted by Docker {times} time(s)"
+
+
+class _Unit:
+    """The containers of one wait and what is known of them: inspected once at the start, then again only when the
+    event stream says one died (or on every poll while the stream is broken, or while one is not running yet)."""
+
+    def __init__(self, api: CountingAPIClient, containers: list[tuple[str, int]]) -> None:
+        self.api = api
+        self.containers = containers
+        self.watch = DeathWatch(api, [c for c, _ in containers])
+        self.running: dict[str, bool] = {}
+
+    def _reported_dead(self, container_id: str, dead: list[str]) -> bool:
+        return any(d == container_id or d.startswith(container_id) for d in dead)
+
+    def problem(self) -> str | None:
+        """Why the unit cannot become ready (a container crashed), or None; updates `running`."""
+        dead = self.watch.dead()
+        for container_id, restarts_before in self.containers:
+            died = self._reported_dead(container_id, dead)
+            if container_id in self.running and self.running[container_id] and not died and not self.watch.broken:
+                continue  # known running, and the stream has not said otherwise: no inspect
+            state = _state(self.api, container_id)
+            if died or _crashed(state, restarts_before):
+                name = str(state.get("Name", "")).lstrip("/") or "container"
+                return f"{name} {_died(state, restarts_before)} before it was ready{_log_tail(self.api, container_id)}"
+            self.running[container_id] = bool(state.get("Running"))
+        return None
+
+    def all_running(self) -> bool:
+        return all(self.running.get(c, False) for c, _ in self.containers)
+
+
 def wait_until_ready(
     api: CountingAPIClient, containers: list[tuple[str, int]], spec: dict[str, Any], timeout: float
 ) -> str | None:
     """None when the workload answers MCP through its proxy; otherwise a reason with the log tail.
 
     `containers` are (id, restart count before we started it) for the server and its proxy: a crash that the
-    restart policy hides between two polls still shows as a higher count.
+    restart policy hides is still seen, as a die event or as a higher count.
     """
     deadline = time.monotonic() + timeout
     host = client_host(spec)  # where clients connect: the same rule as their config files
-    while time.monotonic() < deadline:
-        running = True
-        for container_id, restarts_before in containers:
-            state = _state(api, container_id)
-            if _crashed(state, restarts_before):
-                if state.get("Status") in ("exited", "dead"):
-                    how = f"exited with code {state.get('ExitCode')}"
-                else:
-                    how = f"exited and was restarted by Docker {state['RestartCount'] - restarts_before} time(s)"
-                name = str(state.get("Name", "")).lstrip("/") or "container"
-                return f"{name} {how} before it was ready{_log_tail(api, container_id)}"
-            running = running and bool(state.get("Running"))
-        authenticated = (spec.get("endpoint") or {}).get("auth") == "oidc"
-        if running and http_answers(
-            host, int(spec["proxy_port"]), str(spec["proxy_mode"]), authenticated=authenticated
-        ):
-            return None
-        time.sleep(POLL_SECONDS)
+    authenticated = (spec.get("endpoint") or {}).get("auth") == "oidc"
+    unit = _Unit(api, containers)
+    try:
+        while time.monotonic() < deadline:
+            problem = unit.problem()
+            if problem is not None:
+                return problem
+            if unit.all_running() and http_answers(
+                host, int(spec["proxy_port"]), str(spec["proxy_mode"]), authenticated=authenticated
+            ):
+                return None
+            time.sleep(POLL_SECONDS)
+    finally:
+        unit.watch.close()
     server = containers[0][0]
     return f"MCP endpoint on {host}:{spec['proxy_port']} not ready after {timeout:g} s{_log_tail(api, server)}"
 
@@ -139,13 +174,15 @@ def wait_until_ready(
 def wait_running(api: CountingAPIClient, containers: list[tuple[str, int]], timeout: float) -> str | None:
     """None once every container runs (a unit with no published MCP port: served through a vMCP gateway only)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = [(container_id, restarts, _state(api, container_id)) for container_id, restarts in containers]
-        for container_id, restarts, state in states:
-            if _crashed(state, restarts):
-                name = str(state.get("Name", "")).lstrip("/") or "container"
-                return f"{name} exited before it was ready{_log_tail(api, container_id)}"
-        if all(state.get("Running") for _, _, state in states):
-            return None
-        time.sleep(POLL_SECONDS)
+    unit = _Unit(api, containers)
+    try:
+        while time.monotonic() < deadline:
+            problem = unit.problem()
+            if problem is not None:
+                return problem
+            if unit.all_running():
+                return None
+            time.sleep(POLL_SECONDS)
+    finally:
+        unit.watch.close()
     return f"containers not running after {timeout:g} s"

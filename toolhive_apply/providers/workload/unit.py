@@ -40,6 +40,7 @@ from toolhive_apply.providers.workload.endpoint import endpoint_only, proxy_secr
 from toolhive_apply.providers.workload.errors import api_message
 from toolhive_apply.providers.workload.isolation import IsolationManager
 from toolhive_apply.providers.workload.observe import container_name
+from toolhive_apply.providers.workload.overlap import started_meanwhile
 from toolhive_apply.providers.workload.package_specs import container_image
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.readiness import wait_running, wait_until_ready
@@ -96,14 +97,14 @@ class WorkloadUnits:
             if egress:
                 self.api.start(egress)
             server = self._create(change, spec, change.id.name)
-            self.api.start(server)
-            if has_proxy(spec):
-                proxy = self.proxies.create(spec, address, self._proxy_env(spec))
-                gate = self.proxies.create_gate(spec, address, server, proxy)
-                if gate:
-                    self.api.start(gate)
+            with started_meanwhile(self.api, server):  # the helpers are created while the server starts
+                if has_proxy(spec):
+                    proxy = self.proxies.create(spec, address, self._proxy_env(spec))
+                    gate = self.proxies.create_gate(spec, address, server, proxy)
+            if proxy:
                 self.isolation.connect_proxy(spec, proxy)
-                self.api.start(proxy)
+                with started_meanwhile(self.api, gate):  # the proxy retries its gate with a short backoff
+                    self.api.start(proxy)
             self._wait(change, spec, [(c, 0) for c in (server, proxy, gate, egress) if c], emit)
             if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
                 self.isolation.drop_network(isolation_network(self.stack, change.id.name))
