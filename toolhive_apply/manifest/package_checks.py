@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 
 from toolhive_apply.errors import ManifestIssue
+from toolhive_apply.manifest.collector_ca import read_collector_ca
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
 from toolhive_apply.manifest.package_refs import SCHEMES, PackageRefError, is_package_image, parse_package_ref
@@ -168,6 +169,11 @@ def _settings_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
     for scheme, url in (packages.get("index_urls") or {}).items():
         if problem := index_url_problem(str(url)):
             yield ManifestIssue(origin, format_path(("settings", "packages", "index_urls", scheme)), problem)
+    for scheme, bundle in (packages.get("ca_bundles") or {}).items():
+        at: tuple[str | int, ...] = ("settings", "packages", "ca_bundles", scheme)
+        _, problem = read_collector_ca(Path(str(bundle)))
+        if problem is not None:
+            yield ManifestIssue(manifest.positions.find(at) or origin, format_path(at), problem)
     yield from _index_auth_issues(manifest, origin)
     offline = packages.get("offline_dir")
     if offline is not None and not Path(str(offline)).is_dir():
