@@ -126,10 +126,11 @@ def _npx_dockerfile(build: PackageBuild) -> str:
     """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
 
     Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
-    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure)."""
-    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--registry", build.index_url]
+    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure), or
+    the cache the host filled from a private registry (index_auth, package_fetch_npm.py)."""
+    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.installs_offline else []
+    if build.index_url and not build.offline_dir:  # index_auth's cache, made on the host, is keyed by this URL
+        sources += ["--registry", build.index_url]
     if uses_ca(build):  # npm's cafile replaces its trusted CAs for this install's registry connections only
         sources += ["--cafile", CA_IN_BUILD]
     lines = [
