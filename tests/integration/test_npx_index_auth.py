@@ -68,8 +68,9 @@ def _tarball() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+@contextlib.contextmanager
+def private_registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+    """The registry's URL (loopback only) and the requests it saw (path, authorised)."""
     tgz = _tarball()
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
     seen: list[tuple[str, bool]] = []
@@ -102,6 +103,12 @@ def registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
     with serving(routes) as server:
         port["n"] = server.port
         yield server.url("/npm/"), seen
+
+
+@pytest.fixture
+def registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+    with private_registry() as found:
+        yield found
 
 
 @pytest.fixture
