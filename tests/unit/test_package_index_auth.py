@@ -42,8 +42,10 @@ def _issues(path: Path) -> list[str]:
 def test_index_auth_is_checked_at_its_fields(tmp_path: Path) -> None:
     assert _issues(_path(tmp_path, {"index_urls": {"uvx": URL}, "index_auth": AUTH})) == []
     npx = {"index_urls": {"npx": URL}, "index_auth": {"npx": AUTH["uvx"]}}
-    (only_uvx,) = _issues(_path(tmp_path, npx))
-    assert "settings.packages.index_auth.npx" in only_uvx and "uvx:// only" in only_uvx
+    assert _issues(_path(tmp_path, npx)) == []
+    go = {"index_urls": {"go": URL}, "index_auth": {"go": AUTH["uvx"]}}
+    (not_go,) = _issues(_path(tmp_path, go))
+    assert "settings.packages.index_auth.go" in not_go and "uvx:// and npx:// only" in not_go
     (no_url,) = _issues(_path(tmp_path, {"index_auth": AUTH}))
     assert "needs settings.packages.index_urls.uvx" in no_url
     (unknown,) = _issues(_path(tmp_path, {"index_urls": {"uvx": URL}, "index_auth": AUTH}, secrets=[]))

@@ -223,11 +223,14 @@ def _settings(data: Mapping[str, Any], files: tuple[Path, ...]) -> Settings:
 
 
 def _packages(packages: Mapping[str, Any], files: tuple[Path, ...]) -> dict[str, Any]:
-    """settings.packages with offline_dir resolved against the (first) manifest file's directory."""
+    """settings.packages with offline_dir and ca_bundles resolved against the (first) manifest file's directory."""
     result = dict(packages)
     if "offline_dir" in result:
         base = files[0].resolve().parent if files else Path.cwd()
         result["offline_dir"] = str((base / str(result["offline_dir"])).resolve())
+    if isinstance(result.get("ca_bundles"), Mapping):  # relative to the manifest, as offline_dir
+        base = files[0].resolve().parent if files else Path.cwd()
+        result["ca_bundles"] = {k: str((base / str(v)).resolve()) for k, v in result["ca_bundles"].items()}
     return result
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 
 from toolhive_apply.errors import ManifestIssue
+from toolhive_apply.manifest.collector_ca import read_collector_ca
 from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
 from toolhive_apply.manifest.package_refs import SCHEMES, PackageRefError, is_package_image, parse_package_ref
@@ -168,6 +169,11 @@ def _settings_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
     for scheme, url in (packages.get("index_urls") or {}).items():
         if problem := index_url_problem(str(url)):
             yield ManifestIssue(origin, format_path(("settings", "packages", "index_urls", scheme)), problem)
+    for scheme, bundle in (packages.get("ca_bundles") or {}).items():
+        at: tuple[str | int, ...] = ("settings", "packages", "ca_bundles", scheme)
+        _, problem = read_collector_ca(Path(str(bundle)))
+        if problem is not None:
+            yield ManifestIssue(manifest.positions.find(at) or origin, format_path(at), problem)
     yield from _index_auth_issues(manifest, origin)
     offline = packages.get("offline_dir")
     if offline is not None and not Path(str(offline)).is_dir():
@@ -179,15 +185,16 @@ _USERNAME: Final = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 def index_auth_problem(scheme: str, index_url: str | None, offline_dir: str | None) -> str | None:
-    """index_auth is fetched on the host by pip (package_fetch.py): uvx only, from an index URL, and not beside an
-    offline_dir (one offline source per build, so what is installed has one origin)."""
-    if scheme != "uvx":
+    """index_auth is fetched on the host by pip or npm (package_fetch.py, package_fetch_npm.py): uvx and npx, from
+    an index URL, and not beside an offline_dir (one offline source per build, so what is installed has one
+    origin)."""
+    if scheme not in ("uvx", "npx"):
         return (
-            f"index_auth is supported for uvx:// only (the host fetches the wheels with pip); for {scheme}:// "
+            f"index_auth is supported for uvx:// and npx:// only (the host fetches with pip or npm); for {scheme}:// "
             "mirror the packages into settings.packages.offline_dir"
         )
     if not index_url:
-        return "index_auth.uvx needs settings.packages.index_urls.uvx (the private index it logs in to)"
+        return f"index_auth.{scheme} needs settings.packages.index_urls.{scheme} (the private index it logs in to)"
     if offline_dir:
         return "index_auth and offline_dir are two sources for one build: use one of them"
     return None

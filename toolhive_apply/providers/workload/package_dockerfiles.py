@@ -21,6 +21,10 @@ OFFLINE_IN_BUILD: Final = "/offline"
 INSTALLED_MARKER: Final = "toolhive-apply-installed-version:"
 """Printed by the builder before the version it installed, when nothing on the host could resolve it."""
 _GO_MOD_LINE: Final = re.compile(r"^\s*mod\s+\S+\s+(v\S+)")
+CA_IN_CONTEXT: Final = "index-ca.pem"
+CA_IN_BUILD: Final = "/toolhive-apply/index-ca.pem"
+"""settings.packages.ca_bundles' file, in the builder stage only: no runtime stage copies it, so the image that runs
+holds nothing of it (the builder's layers are not part of the tagged image)."""
 
 
 def render(build: PackageBuild) -> str:
@@ -69,6 +73,15 @@ def _offline_copy(build: PackageBuild) -> list[str]:
     return [f"COPY offline/ {OFFLINE_IN_BUILD}/"] if build.installs_offline else []
 
 
+def uses_ca(build: PackageBuild) -> bool:
+    """The build's installer reaches an index and has a CA bundle for it (an offline build reaches nothing)."""
+    return build.ca_bundle is not None and not build.installs_offline
+
+
+def _ca_copy(build: PackageBuild) -> list[str]:
+    return [f"COPY {CA_IN_CONTEXT} {CA_IN_BUILD}"] if uses_ca(build) else []
+
+
 def _uvx_dockerfile(build: PackageBuild) -> str:
     """A venv in the builder, pip installs the package (and build_with) into it, the runtime gets the venv.
 
@@ -77,10 +90,13 @@ def _uvx_dockerfile(build: PackageBuild) -> str:
     sources = ["--no-index", "--find-links", OFFLINE_IN_BUILD] if build.installs_offline else []
     if build.index_url and not build.installs_offline:
         sources = ["--index-url", build.index_url]
+    if uses_ca(build):
+        sources += ["--cert", CA_IN_BUILD]
     lines = [
         f"FROM {build.builder_image} AS builder",
         "ENV PYTHONPATH= PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_NO_COLOR=1",
         *_offline_copy(build),
+        *_ca_copy(build),
         _run("python3", "-m", "venv", "--without-pip", "/opt/mcp"),
         _run(
             "python3",
@@ -110,15 +126,19 @@ def _npx_dockerfile(build: PackageBuild) -> str:
     """npm installs the package into /build/node_modules; the runtime runs it with npx, as ToolHive's template.
 
     Offline, npm reads only the cache directory `npm-cache/` of offline_dir (filled on a connected machine with
-    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure)."""
-    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.offline_dir else []
-    if build.index_url and not build.offline_dir:
-        sources = ["--registry", build.index_url]
+    `npm install --cache DIR/npm-cache PKG@VER`, which stores the packuments and tarballs of the whole closure), or
+    the cache the host filled from a private registry (index_auth, package_fetch_npm.py)."""
+    sources = ["--offline", "--cache", f"{OFFLINE_IN_BUILD}/npm-cache"] if build.installs_offline else []
+    if build.index_url and not build.offline_dir:  # index_auth's cache, made on the host, is keyed by this URL
+        sources += ["--registry", build.index_url]
+    if uses_ca(build):  # npm's cafile replaces its trusted CAs for this install's registry connections only
+        sources += ["--cafile", CA_IN_BUILD]
     lines = [
         f"FROM {build.builder_image} AS builder",
         "ENV NODE_ENV=production NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false NPM_CONFIG_UPDATE_NOTIFIER=false",
         "WORKDIR /build",
         *_offline_copy(build),
+        *_ca_copy(build),
         _run("npm", "install", "--omit=dev", "--no-save", *sources, "--", build.install_ref.requirement),
         *_report(build),
         f"FROM {build.runtime_image}",
@@ -140,7 +160,10 @@ def _go_dockerfile(build: PackageBuild) -> str:
     is off: the directory is the trusted source. The source is set by Go itself (`go env -w`, written to the
     builder's go env file), not by `env` in the RUN: a builder needs nothing but Go (no coreutils), and the index
     URL stays inside an exec-form array (an ENV line would interpret its `$`). The builder stage never reaches
-    the runtime image."""
+    the runtime image. A CA bundle is SSL_CERT_FILE in the builder stage only (the go command is the only
+    program there that connects; Go then trusts that file instead of the system's CA file, so a proxy that also
+    serves the checksum database, as Go asks it to first, or GOSUMDB/GONOSUMDB set by the proxy's operator, is
+    what a private GOPROXY needs)."""
     source = [_run("go", "env", "-w", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off")]
     if not build.offline_dir:
         source = [_run("go", "env", "-w", f"GOPROXY={build.index_url}")] if build.index_url else []
@@ -148,6 +171,8 @@ def _go_dockerfile(build: PackageBuild) -> str:
         f"FROM {build.builder_image} AS builder",
         "ENV CGO_ENABLED=0 GOOS=linux GO111MODULE=on GOBIN=/app/bin GOFLAGS=-trimpath",
         *_offline_copy(build),
+        *_ca_copy(build),
+        *([f"ENV SSL_CERT_FILE={CA_IN_BUILD}"] if uses_ca(build) else []),
         *source,
         _run("go", "install", "--", build.install_ref.requirement),
         *_report(build),

@@ -82,6 +82,8 @@ def fetch_closure(build: PackageBuild, password: SecretValue, dest: Path) -> Non
     assert build.index_url is not None
     requirements = [build.install_ref.requirement, *build.build_with]
     command = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(dest)]
+    if build.ca_bundle is not None:  # settings.packages.ca_bundles.uvx: the private index's CA (a path, no secret)
+        command += ["--cert", build.ca_bundle]
     env = _child_env(credentialed_url(build.index_url, build.index_user, password))
     try:
         done = subprocess.run(

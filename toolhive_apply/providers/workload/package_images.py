@@ -13,10 +13,11 @@ base image references, checked against Docker's grammar. Nothing secret is ever 
 builder has no build secrets (docker-py's build has no `secrets` parameter, nor the gRPC session BuildKit needs),
 and every ARG/ENV/RUN argument is stored in the image's history, so credentialed index URLs are refused at
 validation (see manifest/package_checks.py). A private index is reached from the HOST instead: with
-`settings.packages.index_auth` the host downloads the closure with the credential (package_fetch.py) into a temporary
-directory, and the build installs from it as from offline_dir, with no network. The build records the secret's
-NAME and the username, never the value nor a digest of it: the credential decides whether the download is allowed,
-not what it contains (the ref, index URL and template do), so rotating a token rebuilds nothing.
+`settings.packages.index_auth` the host downloads the closure with the credential (package_fetch.py for pip,
+package_fetch_npm.py for npm) into a temporary directory, and the build installs from it as from offline_dir,
+with no network. The build records the secret's NAME and the username, never the value nor a digest of it: the
+credential decides whether the download is allowed, not what it contains (the ref, index URL and template do), so
+rotating a token rebuilds nothing.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
@@ -43,6 +44,13 @@ import docker.errors
 from toolhive_apply.manifest.model import Settings, Workload
 from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, Scheme, parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_BUILD, LABEL_PACKAGE, LABEL_RESOLVED
+from toolhive_apply.providers.workload.package_context import (
+    ContextError,
+    add_file,
+    build_context,
+    ca_digest,
+    planned_ca,
+)
 from toolhive_apply.providers.workload.package_dockerfiles import (
     TEMPLATE_VERSION,
     installed_version,
@@ -50,6 +58,7 @@ from toolhive_apply.providers.workload.package_dockerfiles import (
     reports_installed,
 )
 from toolhive_apply.providers.workload.package_fetch import PackageFetchError, fetch_closure
+from toolhive_apply.providers.workload.package_fetch_npm import fetch_npm_closure
 from toolhive_apply.providers.workload.package_resolve import offline_version
 from toolhive_apply.redact import SecretValue
 
@@ -102,6 +111,9 @@ class PackageBuild:
     index_user: str | None = None
     index_secret: str | None = None
     """settings.packages.index_auth: the username (plain) and the NAME of the password's secret; as `resolved`."""
+    ca_bundle: str | None = None
+    ca_digest: str | None = None
+    """settings.packages.ca_bundles: the bundle's absolute path and SHA-256 (a new bundle rebuilds); as `resolved`."""
 
     @property
     def installs_offline(self) -> bool:
@@ -151,7 +163,8 @@ class PackageBuild:
         return cls(**keep)
 
 
-_OPTIONAL: Final = ("resolved", "index_user", "index_secret")  # absent from hash and spec while None
+# absent from hash and spec while None:
+_OPTIONAL: Final = ("resolved", "index_user", "index_secret", "ca_bundle", "ca_digest")
 
 
 def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> PackageBuild:
@@ -169,6 +182,7 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
     offline = packages.get("offline_dir")
     auth: Mapping[str, Any] = (packages.get("index_auth") or {}).get(ref.scheme) or {}
     resolved = offline_version(ref, Path(str(offline))) if offline and not ref.pinned else None
+    ca = None if offline else (packages.get("ca_bundles") or {}).get(ref.scheme)  # offline: no connection to verify
     return PackageBuild(
         scheme=ref.scheme,
         name=ref.name,
@@ -185,6 +199,8 @@ def package_build(workload: Workload, settings: Settings, image_ids: Mapping[str
         resolved=resolved,
         index_user=str(auth["username"]) if auth.get("username") is not None else None,
         index_secret=str(auth["password_secret"]) if auth.get("password_secret") else None,
+        ca_bundle=str(ca) if ca else None,
+        ca_digest=ca_digest(str(ca)) if ca else None,
     )
 
 
@@ -206,27 +222,6 @@ def directory_digest(directory: Path) -> str | None:
 
 
 # -- building ------------------------------------------------------------------------------------------------------
-def build_context(build: PackageBuild, fetched: Path | None = None) -> bytes:
-    """The Dockerfile and (offline) the regular files of the offline directory, or of `fetched` (the host's
-    download from a private index), as a tar the engine reads."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        _add(archive, "Dockerfile", build.dockerfile().encode())
-        source = fetched or (Path(build.offline_dir) if build.offline_dir else None)
-        if source is not None:
-            root = source
-            for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-                _add(archive, f"offline/{path.relative_to(root)}", path.read_bytes())
-            _add(archive, "offline/.keep", b"")
-    return buffer.getvalue()
-
-
-def _add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(content), 0o644, 0
-    archive.addfile(info, io.BytesIO(content))
-
-
 _SLOTS = threading.BoundedSemaphore(PARALLEL_BUILDS)
 _TAG_LOCKS: dict[str, threading.Lock] = {}
 _TAG_LOCKS_GUARD = threading.Lock()
@@ -260,8 +255,10 @@ def ensure_package_image(
             raise PackageBuildError(f"building {build.ref.text} needs the secret {build.index_secret!r}: no store")
         with tempfile.TemporaryDirectory(prefix="toolhive-apply-index-") as fetched:  # 0700, removed after
             try:
-                fetch_closure(build, secret(build.index_secret), Path(fetched))
-            except PackageFetchError as exc:
+                planned_ca(build)  # pip --cert reads the bundle the plan hashed, or nothing is fetched
+                fetch = fetch_npm_closure if build.scheme == "npx" else fetch_closure
+                fetch(build, secret(build.index_secret), Path(fetched))
+            except (PackageFetchError, ContextError) as exc:
                 raise PackageBuildError(str(exc)) from None
             return _build_new(api, build, progress, Path(fetched))
 
@@ -275,6 +272,8 @@ def _build_new(api: docker.APIClient, build: PackageBuild, progress: Any, fetche
         problem = _stream_build(api, build, output, made, progress, installed, fetched)
     except docker.errors.APIError as error:
         problem = str(getattr(error, "explanation", None) or error)
+    except ContextError as error:
+        problem = str(error)
     image = _image_id(api, build.tag) if problem is None else None
     if image is None:
         _cleanup(api, made)
@@ -299,7 +298,7 @@ def _label_installed(api: docker.APIClient, build: PackageBuild, version: str) -
     when that fails, which leaves the image as built (a missing label only means the plan cannot name it)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        _add(archive, "Dockerfile", f"FROM {build.tag}\n".encode())
+        add_file(archive, "Dockerfile", f"FROM {build.tag}\n".encode())
     labels = {**build_labels(build), LABEL_RESOLVED: version}
     try:
         for chunk in api.build(
