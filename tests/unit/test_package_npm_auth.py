@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.loopback import Handler, make_tls, serving
-from toolhive_apply.providers.workload import package_fetch_npm
+from toolhive_apply.providers.workload import package_fetch, package_fetch_npm
 from toolhive_apply.providers.workload.package_fetch import PackageFetchError
 from toolhive_apply.providers.workload.package_fetch_npm import fetch_npm_closure, nerf_dart, user_config
 from toolhive_apply.providers.workload.package_images import PackageBuild
@@ -73,13 +73,13 @@ def test_the_host_fills_the_cache_with_the_token_in_the_environment_only(tmp_pat
     routes = {"/npm/demo-mcp": packument, "/npm/demo-mcp/-/demo-mcp-1.0.0.tgz": tarball}
     monkeypatch.setenv("npm_config_registry", "https://elsewhere.invalid/")  # the user's npm settings are dropped
     seen: list[list[str]] = []
-    real_run = package_fetch_npm.subprocess.run
+    real_run = package_fetch.subprocess.run  # the fetchers share package_fetch.run_fetcher
 
     def run(command: list[str], **kwargs: Any) -> Any:
         seen.append(command)
         return real_run(command, **kwargs)
 
-    monkeypatch.setattr(package_fetch_npm.subprocess, "run", run)
+    monkeypatch.setattr(package_fetch.subprocess, "run", run)
     with serving(routes, tls) as registry:
         port["n"] = registry.port
         url = registry.url("/npm/")

@@ -29,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -85,10 +86,19 @@ def fetch_closure(build: PackageBuild, password: SecretValue, dest: Path) -> Non
     if build.ca_bundle is not None:  # settings.packages.ca_bundles.uvx: the private index's CA (a path, no secret)
         command += ["--cert", build.ca_bundle]
     env = _child_env(credentialed_url(build.index_url, build.index_user, password))
+    run_fetcher([*command, "--", *requirements], env, "pip download", lambda why, out: _message(build, why, out))
+
+
+def run_fetcher(
+    argv: list[str], env: dict[str, str], what: str, message: Callable[[str, str], str], cwd: Path | None = None
+) -> None:
+    """Run a host-side package fetcher (pip, npm) with the credential in `env` only: no stdin, bounded in time; a
+    failure raises PackageFetchError with `message(reason, output)`, which scrubs the fetcher's output."""
     try:
         done = subprocess.run(
-            [*command, "--", *requirements],
+            argv,
             env=env,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=FETCH_TIMEOUT,
@@ -96,11 +106,11 @@ def fetch_closure(build: PackageBuild, password: SecretValue, dest: Path) -> Non
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise PackageFetchError(_message(build, f"pip download took longer than {FETCH_TIMEOUT}s", "")) from None
+        raise PackageFetchError(message(f"{what} took longer than {FETCH_TIMEOUT}s", "")) from None
     except OSError as exc:
-        raise PackageFetchError(_message(build, f"could not run pip: {exc.strerror}", "")) from None
+        raise PackageFetchError(message(f"could not run {what.split()[0]}: {exc.strerror}", "")) from None
     if done.returncode != 0:
-        raise PackageFetchError(_message(build, f"pip download exited {done.returncode}", done.stdout + done.stderr))
+        raise PackageFetchError(message(f"{what} exited {done.returncode}", done.stdout + done.stderr))
 
 
 def _message(build: PackageBuild, reason: str, output: str) -> str:

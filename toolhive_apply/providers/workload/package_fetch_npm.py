@@ -22,13 +22,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin, urlsplit
 
-from toolhive_apply.providers.workload.package_fetch import FETCH_TIMEOUT, TAIL_LINES, PackageFetchError, scrub_output
+from toolhive_apply.providers.workload.package_fetch import TAIL_LINES, PackageFetchError, run_fetcher, scrub_output
 from toolhive_apply.redact import SecretValue, register
 from toolhive_apply.urls import mask_url
 
@@ -87,23 +86,9 @@ def fetch_npm_closure(build: PackageBuild, password: SecretValue, dest: Path) ->
         command += ["--logs-max", "0"]  # no npm log file in the cache, which becomes the build context
         if build.ca_bundle is not None:
             command += ["--cafile", build.ca_bundle]
-        try:
-            done = subprocess.run(
-                [*command, "--", build.install_ref.requirement],
-                env=_child_env(credential),
-                cwd=home,
-                capture_output=True,
-                text=True,
-                timeout=FETCH_TIMEOUT,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise PackageFetchError(_message(build, f"npm install took longer than {FETCH_TIMEOUT}s", "")) from None
-        except OSError as exc:
-            raise PackageFetchError(_message(build, f"could not run npm: {exc.strerror}", "")) from None
-    if done.returncode != 0:
-        raise PackageFetchError(_message(build, f"npm install exited {done.returncode}", done.stdout + done.stderr))
+        argv = [*command, "--", build.install_ref.requirement]
+        message = lambda why, out: _message(build, why, out)  # noqa: E731
+        run_fetcher(argv, _child_env(credential), "npm install", message, cwd=Path(home))
 
 
 def _message(build: PackageBuild, reason: str, output: str) -> str:
