@@ -25,6 +25,7 @@ from toolhive_apply.manifest.model import DEFAULT_GROUP, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
 from toolhive_apply.providers.workload.endpoint import proxy_secret_refs
 from toolhive_apply.providers.workload.observability import manifest_fields as observe_manifest_fields
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 _WORKLOAD_FIELD = re.compile(r"^workloads\[(\d+)\]\.?(.*)$")
 # Spec fields copied as they are: they have the same name and meaning in a manifest workload.
@@ -85,7 +86,9 @@ def manifest_entry(spec: Spec) -> dict[str, Any]:
         entry["proxy_mode"] = spec["proxy_mode"]
     elif not spec.get("remote") and spec.get("target_port"):
         entry["target_port"] = spec["target_port"]
-    entry.update(observe_manifest_fields(spec))  # the audit directory is judged again as the mount it becomes
+    entry.update(
+        observe_manifest_fields(WorkloadSpec.from_document(spec))
+    )  # the audit directory is judged again as the mount it becomes
     return entry
 
 
@@ -94,7 +97,7 @@ def _document(stack: str, workloads: Sequence[DesiredResource]) -> dict[str, Any
     groups = sorted({str(e.get("group", DEFAULT_GROUP)) for e in entries} - {DEFAULT_GROUP})
     secrets = sorted(
         {s["name"] for e in entries for s in e["secrets"]}
-        | {s["name"] for w in workloads for s in proxy_secret_refs(w.spec)}
+        | {s.name for w in workloads for s in proxy_secret_refs(WorkloadSpec.from_document(w.spec))}
     )
     return {
         "apiVersion": API_VERSION,

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from toolhive_apply.engine.resource import Spec
 from toolhive_apply.providers.workload.endpoint import ENDPOINT_KEY
 from toolhive_apply.providers.workload.spec import client_host
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 TIMEOUT: Final = 30.0
 """Seconds one probe request may take (a JWT check in pure Python on a loaded machine is slow, not wrong)."""
@@ -157,7 +158,7 @@ def endpoint_of(spec: Spec, token: str | None, other_audience_token: str | None 
     sse = spec.get("proxy_mode") == "sse"
     return Endpoint(
         name=str(spec["name"]),
-        host=client_host(spec),
+        host=client_host(WorkloadSpec.from_document(spec)),
         port=int(spec["proxy_port"]),
         path="/sse" if sse else "/mcp",
         sse=sse,

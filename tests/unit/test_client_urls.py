@@ -13,6 +13,7 @@ from toolhive_apply.manifest.model import DEFAULT_TARGET_PORT
 from toolhive_apply.providers.client.provider import workload_entries
 from toolhive_apply.providers.workload.create_args import container_labels
 from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT, client_host, workload_spec, workload_url
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.views.workloads import workload_entry
 
 
@@ -27,7 +28,9 @@ from toolhive_apply.views.workloads import workload_entry
     ],
 )
 def test_a_client_connects_where_the_port_is_published(host: str, connect: str, url: str) -> None:
-    spec = {"name": "web", "host": host, "proxy_port": 18080, "proxy_mode": "streamable-http"}
+    spec = WorkloadSpec.from_document(
+        {"name": "web", "host": host, "proxy_port": 18080, "proxy_mode": "streamable-http"}
+    )
     assert client_host(spec) == connect
     assert workload_url(spec) == url
 

@@ -172,7 +172,9 @@ def test_the_proxy_config_carries_the_agreed_auth_block_and_no_secret(tmp_path: 
         "scopes": ["mcp"],
         "resource_url": "http://127.0.0.1:20000/mcp",
     }
-    assert proxy_secret_refs(spec) == [{"name": "idp-secret", "target": CLIENT_SECRET_ENV, "as": "env"}]
+    assert [ref.document() for ref in proxy_secret_refs(spec)] == [
+        {"name": "idp-secret", "target": CLIENT_SECRET_ENV, "as": "env"}
+    ]
     assert spec["secrets"] == []  # the server container never gets the proxy's client secret
 
 

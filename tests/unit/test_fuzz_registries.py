@@ -124,7 +124,7 @@ def _resolve(kind: str, document: Any) -> None:
         return
     ports = assign_ports("fuzz", ((w.name, w.proxy_port) for w in manifest.workloads))
     for workload in manifest.workloads:
-        json.dumps(workload_spec(workload, manifest, ports[workload.name], None))
+        json.dumps(workload_spec(workload, manifest, ports[workload.name], None).document())
 
 
 @FUZZ

@@ -25,6 +25,7 @@ from toolhive_apply.providers.workload.create_args import (
 )
 from toolhive_apply.providers.workload.observe import observe_units
 from toolhive_apply.providers.workload.spec import egress_rules, isolated
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.proxy.config import ConfigError
 from toolhive_apply.proxy.egress import EgressPolicy, RefusedError, load_policy, parse_head
 from toolhive_apply.proxy.egress_addresses import parse_host
@@ -232,11 +233,11 @@ def test_a_read_only_mount_of_a_system_directory_needs_no_acknowledgement(tmp_pa
 
 
 # -- the unit's shape --------------------------------------------------------------------------------------------
-def _spec(profile: dict[str, Any], isolation: bool = True, **extra: Any) -> dict[str, Any]:
-    return {"name": "w", "network_isolation": isolation, "permission_profile": profile, "env_vars": {}} | {
-        "transport": "stdio",
-        **extra,
-    }
+def _spec(profile: dict[str, Any], isolation: bool = True, **extra: Any) -> WorkloadSpec:
+    return WorkloadSpec.from_document(
+        {"name": "w", "network_isolation": isolation, "permission_profile": profile, "env_vars": {}}
+        | {"transport": "stdio", **extra}
+    )
 
 
 def test_egress_exists_only_when_an_isolated_profile_allows_a_way_out() -> None:
@@ -274,7 +275,7 @@ def _container(name: str, role: str | None = None, state: str = "running", spec:
     if role:
         labels["toolhive-apply.role"] = role
     if spec is not None:
-        labels["toolhive-apply.spec"] = json.dumps(spec)
+        labels["toolhive-apply.spec"] = json.dumps(dict(spec))
     return {"Id": f"id-{name}", "Names": [f"/{name}"], "State": state, "Labels": labels}
 
 
@@ -326,9 +327,11 @@ def test_the_internal_network_is_made_without_a_host_address_and_the_server_with
     from toolhive_apply.engine.resource import spec_hash
 
     assert isolation_network_labels(spec, "s")["toolhive-apply.config-hash"] != spec_hash(older)
-    sysctls = host_config_args({**spec, "volumes": []}, "n")["sysctls"]
+    sysctls = host_config_args(WorkloadSpec.from_document({**spec, "volumes": []}), "n")["sysctls"]
     assert sysctls == {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
-    assert "sysctls" not in host_config_args({**spec, "volumes": [], "network_isolation": False}, "n")
+    assert "sysctls" not in host_config_args(
+        WorkloadSpec.from_document({**spec, "volumes": [], "network_isolation": False}), "n"
+    )
 
 
 def test_the_egress_proxy_is_told_the_docker_host_and_resolves_its_names_only_when_opened() -> None:
@@ -339,7 +342,7 @@ def test_the_egress_proxy_is_told_the_docker_host_and_resolves_its_names_only_wh
     policy = load_policy(config)[2]  # what the engine writes, the proxy reads
     assert not _admits(policy, "x.example", 80, "172.18.0.1") and not _admits(policy, "x.example", 80, "192.0.2.2")
     assert "extra_hosts" not in egress_host_config_args(spec, "n")
-    assert egress_host_config_args({**spec, "allow_docker_gateway": True}, "n")["extra_hosts"] == {
+    assert egress_host_config_args(spec.with_fields(allow_docker_gateway=True), "n")["extra_hosts"] == {
         "host.docker.internal": "host-gateway",
         "gateway.docker.internal": "host-gateway",
     }

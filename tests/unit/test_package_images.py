@@ -16,6 +16,7 @@ from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, pa
 from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.workload.package_images import PackageBuild, package_build
 from toolhive_apply.providers.workload.package_specs import container_image, package_fields
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
 @pytest.mark.parametrize(
@@ -234,11 +235,11 @@ def test_the_spec_keeps_the_users_image_and_runs_the_built_one(tmp_path: Path) -
     path = _manifest(tmp_path, [{"name": "a", "image": "uvx://mcp-server-time@1.0"}])
     manifest = load([path])
     fields = package_fields(manifest.workloads[0], manifest.settings, {})
-    spec = {"image": "uvx://mcp-server-time@1.0", **fields}
+    spec = WorkloadSpec.from_document({"name": "a", "image": "uvx://mcp-server-time@1.0", **fields})
     assert container_image(spec) == fields["package"]["tag"]
     assert fields["package"]["builder_image"] == "python:3.14-slim"  # ToolHive's default
     assert fields["package"]["version"] == "1.0" and fields["package"]["ref"] == "uvx://mcp-server-time@1.0"
-    assert container_image({"image": "mcp/time:latest"}) == "mcp/time:latest"
+    assert container_image(WorkloadSpec.from_document({"name": "t", "image": "mcp/time:latest"})) == "mcp/time:latest"
 
 
 def _upstream(servers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -353,10 +354,14 @@ def test_a_tampered_package_spec_is_refused_where_it_is_built(tmp_path: Path) ->
     evil = PackageBuild.from_spec({**build.as_spec(), "builder_image": "b:1\nRUN id"})
     package = {**evil.as_spec(), "tag": evil.tag}  # consistent hash: only the content check can refuse it
     with pytest.raises(ProviderError, match="refusing to build"):
-        build_package(None, {"package": package}, "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
+        build_package(None, _with_package(package), "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
     wrong = {**build.as_spec(), "tag": build.tag, "version": "2.0"}
     with pytest.raises(ProviderError, match="does not match its recorded hash"):
-        build_package(None, {"package": wrong}, "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
+        build_package(None, _with_package(wrong), "workload/a", "create", lambda _line: None)  # type: ignore[arg-type]
+
+
+def _with_package(package: dict[str, Any]) -> WorkloadSpec:
+    return WorkloadSpec.from_document({"name": "a", "package": package})
 
 
 def test_build_output_is_scrubbed_of_terminal_controls() -> None:

@@ -26,6 +26,7 @@ from toolhive_apply.providers.workload.package_images import (
 )
 from toolhive_apply.providers.workload.package_resolve import offline_version
 from toolhive_apply.providers.workload.package_specs import installed_note, package_fields
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
 def _wheel(directory: Path, name: str, version: str) -> None:
@@ -188,5 +189,5 @@ def test_the_installed_version_becomes_a_label_the_plan_reads_back() -> None:
     assert len(forged.builds) == 1
 
 
-def package_fields_for(build: PackageBuild) -> dict[str, Any]:
-    return {"package": {**build.as_spec(), "tag": build.tag}}
+def package_fields_for(build: PackageBuild) -> WorkloadSpec:
+    return WorkloadSpec.from_document({"name": "time", "package": {**build.as_spec(), "tag": build.tag}})

@@ -11,6 +11,7 @@ from typing import Any
 import docker.errors
 
 from toolhive_apply.providers.workload.readiness import wait_running, wait_until_ready
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 SERVER = "a" * 64
 PROXY = "b" * 64
@@ -71,8 +72,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])  # nothing listens there once closed: the MCP probe never answers
 
 
-def spec() -> dict[str, Any]:
-    return {"host": "127.0.0.1", "proxy_port": closed_port(), "proxy_mode": "streamable-http"}
+def spec() -> WorkloadSpec:
+    return WorkloadSpec.from_document(
+        {"name": "w", "host": "127.0.0.1", "proxy_port": closed_port(), "proxy_mode": "streamable-http"}
+    )
 
 
 def test_while_nothing_dies_each_container_is_inspected_once_and_the_stream_is_filtered_on_them() -> None:

@@ -51,7 +51,9 @@ def workload_specs(manifest_dir: Path) -> list[DesiredResource]:
         manifest = dataclasses.replace(manifest, workloads=tuple(w for w in manifest.workloads if not w.registry))
     ports = assign_ports(manifest.settings.stack, ((w.name, w.proxy_port) for w in manifest.workloads))
     return [
-        DesiredResource(ResourceId(Kind.WORKLOAD, w.name), workload_spec(w, manifest, ports[w.name], None), w.origin)
+        DesiredResource(
+            ResourceId(Kind.WORKLOAD, w.name), workload_spec(w, manifest, ports[w.name], None).document(), w.origin
+        )
         for w in manifest.workloads
     ]
 

@@ -75,7 +75,7 @@ def _container(name: str, role: str | None, spec: dict[str, Any] | None = None, 
     if role:
         labels["toolhive-apply.role"] = role
     if spec is not None:
-        labels["toolhive-apply.spec"] = json.dumps(spec)
+        labels["toolhive-apply.spec"] = json.dumps(dict(spec))
     return {"Id": f"id-{name}", "Names": [f"/{name}"], "State": "running", "Labels": labels, **extra}
 
 

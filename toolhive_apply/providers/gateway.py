@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from toolhive_apply.engine.resource import Spec
 from toolhive_apply.manifest.model import Group, Manifest, Workload
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.manifest.vmcp_auth import gateway_endpoint
@@ -30,6 +29,7 @@ from toolhive_apply.manifest.vmcp_checks import members, vmcp_only
 from toolhive_apply.providers.docker.labels import proxy_name
 from toolhive_apply.providers.workload.endpoint import endpoint_proxy_config, endpoint_spec
 from toolhive_apply.providers.workload.spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec, thaw
 
 GATEWAY_DESCRIPTION: Final = "vMCP gateway of group {group}"
 BACKEND_CALL_TIMEOUT: Final = 60.0
@@ -41,16 +41,16 @@ def gateway_name(group: Group) -> str:
     return group.vmcp.name or group.name
 
 
-def backend_url(spec: Mapping[str, Any]) -> str:
+def backend_url(spec: WorkloadSpec) -> str:
     """Where the gateway reaches a workload on the stack network: an HTTP server's own port when served vmcp-only,
     its proxy otherwise (a remote workload's proxy carries the workload's name; a stdio one's has no host port)."""
     if not has_proxy(spec):
-        return f"http://{spec['name']}:{spec['target_port']}/mcp"
-    host = spec["name"] if spec.get("remote") else proxy_name(str(spec["name"]))
+        return f"http://{spec.name}:{spec.target_port}/mcp"
+    host = spec.name if spec.remote else proxy_name(spec.name)
     return f"http://{host}:{PROXY_LISTEN_PORT}/mcp"
 
 
-def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, Spec]) -> dict[str, Any]:
+def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, WorkloadSpec]) -> WorkloadSpec:
     """The canonical spec of the gateway of ``group`` (``workload_specs`` by workload name, as planned)."""
     assert group.vmcp is not None
     name = gateway_name(group)
@@ -98,18 +98,19 @@ def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, 
     }
     # incoming_auth (or settings.auth) as a workload's endpoint: only when set, so other gateways' hashes stay
     spec.update(endpoint_spec(gateway_endpoint(manifest, group), manifest))
-    return spec
+    return WorkloadSpec.from_document(spec)
 
 
-def is_gateway(spec: Mapping[str, Any]) -> bool:
-    return isinstance(spec.get("vmcp"), dict)
+def is_gateway(spec: WorkloadSpec) -> bool:
+    return spec.vmcp is not None
 
 
-def gateway_proxy_config(spec: Mapping[str, Any]) -> dict[str, Any]:
+def gateway_proxy_config(spec: WorkloadSpec) -> dict[str, Any]:
     """THV_PROXY_CONFIG of a gateway container (the proxy's ``vmcp`` mode)."""
-    vmcp = spec["vmcp"]
+    assert spec.vmcp is not None
+    vmcp = thaw(spec.vmcp)
     config: dict[str, Any] = {
-        "name": spec["name"],
+        "name": spec.name,
         "mode": "vmcp",
         "listen_port": PROXY_LISTEN_PORT,
         "proxy_mode": "streamable-http",
@@ -119,8 +120,8 @@ def gateway_proxy_config(spec: Mapping[str, Any]) -> dict[str, Any]:
             "call_timeout": BACKEND_CALL_TIMEOUT,
         },
     }
-    if spec["host"] not in LOOPBACK_HOSTS:
-        config["allowed_hosts"] = [spec["host"]]
+    if spec.host not in LOOPBACK_HOSTS:
+        config["allowed_hosts"] = [spec.host]
     config.update(endpoint_proxy_config(spec))  # authentication, Cedar and origins, as a workload proxy's
     return config
 
@@ -130,7 +131,7 @@ def gateway_groups(manifest: Manifest, groups: Sequence[str]) -> dict[str, Group
     return {g.name: g for g in manifest.groups if g.vmcp is not None and g.name in groups}
 
 
-def gateway_specs(manifest: Manifest, workload_specs: Mapping[str, Spec]) -> list[tuple[Group, dict[str, Any]]]:
+def gateway_specs(manifest: Manifest, workload_specs: Mapping[str, WorkloadSpec]) -> list[tuple[Group, WorkloadSpec]]:
     return [(g, gateway_spec(g, manifest, workload_specs)) for g in manifest.groups if g.vmcp is not None]
 
 
@@ -139,15 +140,15 @@ def served_by_gateway_only(manifest: Manifest, workload: Workload) -> bool:
     return vmcp_only(manifest, workload) and not workload.url
 
 
-def has_proxy(spec: Mapping[str, Any]) -> bool:
+def has_proxy(spec: WorkloadSpec) -> bool:
     """Whether a (non-remote) workload unit has a proxy container: all but HTTP servers served through the gateway
     only (a stdio server is reached through its proxy and gate, whatever it serves)."""
-    return spec.get("serve") != VMCP_ONLY or spec.get("transport") == "stdio"
+    return spec.serve != VMCP_ONLY or spec.transport == "stdio"
 
 
-def publishes_port(spec: Mapping[str, Any]) -> bool:
+def publishes_port(spec: WorkloadSpec) -> bool:
     """Whether a workload's proxy publishes its host port: not when it is served through the gateway only."""
-    return spec.get("serve") != VMCP_ONLY
+    return spec.serve != VMCP_ONLY
 
 
 def backend_hosts(manifest: Manifest, workload: str) -> list[str]:

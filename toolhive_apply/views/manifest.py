@@ -18,10 +18,10 @@ from toolhive_apply.engine.resource import Spec
 from toolhive_apply.manifest.loader import API_VERSION
 from toolhive_apply.manifest.model import DEFAULT_GROUP
 from toolhive_apply.providers.client.state import ClientRecord
-from toolhive_apply.providers.gateway import is_gateway
 from toolhive_apply.providers.workload.endpoint import endpoint_manifest
 from toolhive_apply.providers.workload.observability import manifest_fields as observe_manifest_fields
 from toolhive_apply.providers.workload.spec import REMOTE_BEARER_ENV
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.views.client_auth import bearer_secrets, with_client_auth
 from toolhive_apply.views.vmcp import with_gateways
 
@@ -42,8 +42,8 @@ class LiveStack:
 def as_manifest(live: LiveStack) -> dict[str, Any]:
     """A manifest that, planned against the same state, has no changes (sections in the manifest's own order)."""
     everything = sorted(live.workloads, key=lambda s: str(s["name"]))
-    gateways = {str(s["group"]): s for s in everything if is_gateway(s)}  # written back as groups[].vmcp
-    specs = [s for s in everything if not is_gateway(s)]
+    gateways = {str(s["group"]): s for s in everything if s.get("vmcp") is not None}  # written back as groups[].vmcp
+    specs = [s for s in everything if s.get("vmcp") is None]
     record = live.record or {}
     manifest: dict[str, Any] = {"apiVersion": API_VERSION, "settings": _settings(live, specs, record)}
     clients = [_client_entry(name, rec, live.home) for name, rec in _in_table_order(live.clients)]
@@ -180,9 +180,9 @@ def _optional_fields(spec: Spec) -> dict[str, Any]:
         "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,
         "ready_timeout": spec.get("ready_timeout"),
         "session_ttl": _duration(spec["session_ttl"]) if spec.get("session_ttl") else None,
-        **observe_manifest_fields(spec),
+        **observe_manifest_fields(WorkloadSpec.from_document(spec)),
         "serve": spec.get("serve"),
-        **endpoint_manifest(spec),
+        **endpoint_manifest(WorkloadSpec.from_document(spec)),
     }
 
 

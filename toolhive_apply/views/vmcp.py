@@ -17,6 +17,7 @@ from toolhive_apply.providers.workload.endpoint import (
     endpoint_manifest,
     resource_url,
 )
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
 def _aggregation(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def _incoming_auth(spec: Mapping[str, Any]) -> dict[str, Any]:
         block["clientSecretEnv"] = CLIENT_SECRET_ENV  # the variable's name; the value stays in the secret store
     if oidc.get("scopes"):
         block["scopes"] = list(oidc["scopes"])
-    block["resource"] = resource_url(spec)
+    block["resource"] = resource_url(WorkloadSpec.from_document(spec))
     result: dict[str, Any] = {"type": "oidc", "oidc": block}
     if endpoint.get("authz"):
         result["authz"] = {"type": "cedar", "policies": list(endpoint["authz"]["policies"])}
@@ -89,7 +90,11 @@ def group_vmcp_entry(spec: Mapping[str, Any]) -> dict[str, Any]:
         entry["name"] = vmcp["name"]
     if vmcp.get("aggregation"):
         entry["aggregation"] = dict(vmcp["aggregation"])
-    incoming = {k: v for k, v in endpoint_manifest(spec).items() if k != "strict_protocol_validation"}
+    incoming = {
+        k: v
+        for k, v in endpoint_manifest(WorkloadSpec.from_document(spec)).items()
+        if k != "strict_protocol_validation"
+    }
     if incoming:
         entry["incoming_auth"] = incoming
     return entry

@@ -29,7 +29,8 @@ from toolhive_apply.providers.workload.create_args import container_env, contain
 from toolhive_apply.providers.workload.endpoint import endpoint_runconfig, merge_endpoint
 from toolhive_apply.providers.workload.observability import runconfig_fields
 from toolhive_apply.providers.workload.observe import container_name, parse_spec
-from toolhive_apply.providers.workload.spec import workload_url
+from toolhive_apply.providers.workload.spec import proxy_url
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 RUNCONFIG_SCHEMA_VERSION = "v0.1.0"
 LABEL_NAME_KEY = LABEL_NAME
@@ -86,11 +87,10 @@ def workload_entry(summary: dict[str, Any], proxy: dict[str, Any] | None = None)
     if spec.get("serve"):  # served through its group's gateway only: no published port, no URL of its own
         port = 0
     proxy_mode = spec.get("proxy_mode") or ("streamable-http" if transport == "stdio" else transport)
-    url_spec = {"name": name, "proxy_port": port, "proxy_mode": proxy_mode, "host": spec.get("host")}
     return {
         "name": name,
         "package": "remote" if spec.get("remote") else summary.get("Image", ""),
-        "url": workload_url(url_spec) if port else "",
+        "url": proxy_url(name, spec.get("host"), port, proxy_mode) if port else "",
         "port": port,
         "transport_type": transport,
         "proxy_mode": proxy_mode,
@@ -166,6 +166,7 @@ def workload_details(spec: Spec) -> dict[str, Any]:
 
 def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
     """A RunConfig (schema v0.1.0) that `thv run --from-config` can read; secret refs, never values."""
+    typed = WorkloadSpec.from_document(spec)
     config: dict[str, Any] = {
         "schema_version": RUNCONFIG_SCHEMA_VERSION,
         "image": spec["image"],
@@ -178,9 +179,9 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
         "port": spec["proxy_port"],
         "target_host": "127.0.0.1",
         "permission_profile": spec["permission_profile"],
-        "env_vars": container_env(spec),
+        "env_vars": container_env(typed),
         "volumes": list(spec["volumes"]),
-        "container_labels": {k: v for k, v in container_labels(spec, stack).items() if k != LABEL_SPEC},
+        "container_labels": {k: v for k, v in container_labels(typed, stack).items() if k != LABEL_SPEC},
         "secrets": [f"{s['name']},target={s['target']}" for s in spec["secrets"] if s["as"] == "env"],
         "isolate_network": spec["network_isolation"],
         "trust_proxy_headers": spec["trust_proxy_headers"],
@@ -198,6 +199,6 @@ def runconfig(spec: Spec, stack: str) -> dict[str, Any]:
         config["tools_filter"] = list(spec["tools"])
     if spec["tools_override"]:
         config["tools_override"] = dict(spec["tools_override"])
-    config.update(runconfig_fields(spec))
-    config.update(endpoint_runconfig(spec))
+    config.update(runconfig_fields(typed))
+    config.update(endpoint_runconfig(typed))
     return config

@@ -49,6 +49,7 @@ from toolhive_apply.providers.fields import CLIENT_FIELDS
 from toolhive_apply.providers.gateway import gateway_groups, gateway_spec
 from toolhive_apply.providers.secret import SecretResolver
 from toolhive_apply.providers.workload.spec import workload_spec, workload_url
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.redact import SecretValue
 
 
@@ -96,14 +97,16 @@ def workload_entries(
             continue
         if vmcp_only(manifest, workload) or (workload.group in behind_gateway and not per_workload):
             continue  # the group's gateway entry stands for it
-        spec = specs.get(workload.name) if specs is not None else None
-        if spec is None:
+        recorded = specs.get(workload.name) if specs is not None else None
+        if recorded is not None:
+            spec = WorkloadSpec.from_document(recorded)
+        else:
             spec = workload_spec(workload, manifest, ports[workload.name], None)
         transport = client.best_transport  # the proxy serves every workload over both HTTP transports
         entries[workload.name] = build_entry(client, workload.name, transport, workload_url(spec, transport))
     for group in behind_gateway.values():  # a gateway serves streamable HTTP only
         gateway = gateway_spec(group, manifest, {})
-        entries[gateway["name"]] = build_entry(client, gateway["name"], gateway["transport"], workload_url(gateway))
+        entries[gateway.name] = build_entry(client, gateway.name, gateway.transport, workload_url(gateway))
     return entries
 
 

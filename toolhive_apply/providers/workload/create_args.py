@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from docker.types import DriverConfig, Mount
 
-from toolhive_apply.engine.resource import HASH_VERSION, Spec, spec_hash
+from toolhive_apply.engine.resource import HASH_VERSION, spec_hash
 from toolhive_apply.providers.docker.host import DockerHostAddresses
 from toolhive_apply.providers.docker.labels import (
     LABEL_GROUP,
@@ -51,6 +51,7 @@ from toolhive_apply.providers.workload.spec import (
     network_mode,
     uses_gate,
 )
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.proxy.config import DEFAULT_MAX_PROCESSES
 from toolhive_apply.redact import scrubbed_json
 
@@ -100,46 +101,46 @@ HELPER_USER: Final = "65532:65532"
 """The proxy image's user, set explicitly so gate and proxy share the gate volume whatever image is configured."""
 
 
-def container_env(spec: Spec) -> dict[str, str]:
+def container_env(spec: WorkloadSpec) -> dict[str, str]:
     """Plain env plus ToolHive's injected MCP_* variables (pkg/environment)."""
-    env = dict(spec["env_vars"])
+    env = dict(spec.env_vars)
     if egress_rules(spec) is not None:
         # ToolHive's variables: programs that honour them reach the egress proxy; others have no way out
-        url = f"http://{egress_name(spec['name'])}:{EGRESS_PORT}"
+        url = f"http://{egress_name(spec.name)}:{EGRESS_PORT}"
         env.update({"HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url})
         env.update({"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1"})
-    env["MCP_TRANSPORT"] = spec["transport"]
-    if spec["transport"] in HTTP_TRANSPORTS:
-        port = str(spec["target_port"])
+    env["MCP_TRANSPORT"] = spec.transport
+    if spec.transport in HTTP_TRANSPORTS:
+        port = str(spec.target_port)
         env.update({"MCP_PORT": port, "FASTMCP_PORT": port, "MCP_HOST": "0.0.0.0"})
     return env
 
 
-def container_labels(spec: Spec, stack: str) -> dict[str, str]:
+def container_labels(spec: WorkloadSpec, stack: str) -> dict[str, str]:
     """ToolHive's standard labels, the user's, and our ownership, hash and spec (the endpoint is the proxy's)."""
-    spec = server_part(spec)
-    labels = dict(spec["labels"])
+    record = server_part(spec)
+    labels = dict(spec.labels)
     labels.update(
         {
             TH_LABEL: "true",
-            TH_NAME: spec["name"],
-            TH_BASENAME: spec["name"],
-            TH_TRANSPORT: spec["transport"],
-            TH_PORT: str(spec["proxy_port"]),
-            TH_ISOLATION: "true" if spec["network_isolation"] else "false",
+            TH_NAME: spec.name,
+            TH_BASENAME: spec.name,
+            TH_TRANSPORT: spec.transport,
+            TH_PORT: str(spec.proxy_port),
+            TH_ISOLATION: "true" if spec.network_isolation else "false",
             LABEL_MANAGED_BY: MANAGED_BY,
             LABEL_STACK: stack,
-            LABEL_NAME: spec["name"],
-            LABEL_GROUP: spec["group"],
-            LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
+            LABEL_NAME: spec.name,
+            LABEL_GROUP: spec.group,
+            LABEL_HASH: WORKLOAD_FIELDS.hash(record),
             LABEL_HASH_VERSION: HASH_VERSION,
-            LABEL_SPEC: scrubbed_json(spec, sort_keys=True, separators=(",", ":")),
+            LABEL_SPEC: scrubbed_json(record, sort_keys=True, separators=(",", ":")),
         }
     )
     return labels
 
 
-def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+def host_config_args(spec: WorkloadSpec, network: str) -> dict[str, Any]:
     """ToolHive's defaults: all capabilities dropped, unprivileged unless the profile says so.
 
     No port is published: clients reach the server only through its proxy, on the stack's network, or (isolated)
@@ -148,9 +149,9 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     args: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "security_opt": ["label:disable", "no-new-privileges"],
-        "privileged": bool(spec["permission_profile"].get("privileged", False)),
+        "privileged": bool(spec.permission_profile.get("privileged", False)),
         "restart_policy": {"Name": "unless-stopped"},
-        "binds": list(spec["volumes"]),
+        "binds": list(spec.volumes),
         "network_mode": network_mode(spec) or network,
     }
     if args["privileged"]:
@@ -161,66 +162,67 @@ def host_config_args(spec: Spec, network: str) -> dict[str, Any]:
     return args
 
 
-def proxy_config(spec: Spec) -> dict[str, Any]:
+def proxy_config(spec: WorkloadSpec) -> dict[str, Any]:
     """THV_PROXY_CONFIG for the workload's proxy: stdio attach, or pass-through to the server's port."""
-    if spec.get("vmcp"):
+    if spec.vmcp:
         from toolhive_apply.providers.gateway import gateway_proxy_config
 
         return gateway_proxy_config(spec)
     config: dict[str, Any] = {
-        "name": spec["name"],
+        "name": spec.name,
         "listen_port": PROXY_LISTEN_PORT,
-        "proxy_mode": spec["proxy_mode"],
+        "proxy_mode": spec.proxy_mode,
         "docker_api_version": "auto",
     }
-    if spec.get("remote"):
-        config.update({"mode": "remote", "upstream_url": spec["url"], "upstream_transport": spec["transport"]})
-        config["headers"] = {h["name"]: h["value"] for h in spec["headers"] if "value" in h}
-        config["header_env"] = {h["name"]: h["env"] for h in spec["headers"] if "env" in h}
-        if any(ref["target"] == REMOTE_BEARER_ENV for ref in spec["secrets"]):
+    if spec.remote:
+        config.update({"mode": "remote", "upstream_url": spec.url, "upstream_transport": spec.transport})
+        headers = spec.headers or ()
+        config["headers"] = {h.name: h.value for h in headers if h.env is None}
+        config["header_env"] = {h.name: h.env for h in headers if h.env is not None}
+        if any(ref.target == REMOTE_BEARER_ENV for ref in spec.secrets):
             config["bearer_token_env"] = REMOTE_BEARER_ENV
-    elif spec["transport"] == "stdio":
-        config.update({"mode": "stdio", "container": spec["name"], "docker_socket": GATE_SOCKET})
-        config.update({"session_mode": spec.get("session_mode", "shared"), "max_processes": DEFAULT_MAX_PROCESSES})
+    elif spec.transport == "stdio":
+        config.update({"mode": "stdio", "container": spec.name, "docker_socket": GATE_SOCKET})
+        config.update({"session_mode": spec.session_mode or "shared", "max_processes": DEFAULT_MAX_PROCESSES})
     else:
-        path = "/sse" if spec["transport"] == "sse" else "/mcp"
+        path = "/sse" if spec.transport == "sse" else "/mcp"
         config.update(
             {
                 "mode": "http",
-                "upstream_url": f"http://{spec['name']}:{spec['target_port']}{path}",
-                "upstream_transport": spec["transport"],
+                "upstream_url": f"http://{spec.name}:{spec.target_port}{path}",
+                "upstream_transport": spec.transport,
             }
         )
-    if spec["host"] not in LOOPBACK_HOSTS:
-        config["allowed_hosts"] = [spec["host"]]  # the Host check (DNS rebinding) also accepts the published address
-    if spec.get("gateway_hosts"):  # the group's vMCP gateway names the proxy by its container name
-        config["allowed_hosts"] = [*config.get("allowed_hosts", []), *spec["gateway_hosts"]]
-    if spec.get("session_ttl"):
-        config["session_ttl"] = spec["session_ttl"]
-    if spec["tools"]:
-        config["tools"] = list(spec["tools"])
-    if spec["tools_override"]:
-        config["tools_override"] = {k: dict(v) for k, v in spec["tools_override"].items()}
+    if spec.host not in LOOPBACK_HOSTS:
+        config["allowed_hosts"] = [spec.host]  # the Host check (DNS rebinding) also accepts the published address
+    if spec.gateway_hosts:  # the group's vMCP gateway names the proxy by its container name
+        config["allowed_hosts"] = [*config.get("allowed_hosts", []), *spec.gateway_hosts]
+    if spec.session_ttl:
+        config["session_ttl"] = spec.session_ttl
+    if spec.tools:
+        config["tools"] = list(spec.tools)
+    if spec.tools_override:
+        config["tools_override"] = {k: dict(v) for k, v in spec.tools_override.items()}
     config.update(proxy_sections(spec))
     config.update(endpoint_proxy_config(spec))
     return config
 
 
-def proxy_labels(spec: Spec, stack: str, role: str = ROLE_PROXY) -> dict[str, str]:
+def proxy_labels(spec: WorkloadSpec, stack: str, role: str = ROLE_PROXY) -> dict[str, str]:
     """ToolHive's helper-container labels (so `thv list` skips it) plus our ownership and the pair's hash."""
-    name = {ROLE_EGRESS: egress_name, ROLE_GATE: gate_name}.get(role, proxy_name)(spec["name"])
+    name = {ROLE_EGRESS: egress_name, ROLE_GATE: gate_name}.get(role, proxy_name)(spec.name)
     return {
         TH_LABEL: "true",
         TH_NAME: name,
         TH_BASENAME: name,
         TH_TRANSPORT: "stdio",
-        TH_PORT: str(spec["proxy_port"]),
+        TH_PORT: str(spec.proxy_port),
         TH_AUXILIARY: "true",
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_STACK: stack,
-        LABEL_NAME: spec["name"],
+        LABEL_NAME: spec.name,
         LABEL_ROLE: role,
-        LABEL_HASH: WORKLOAD_FIELDS.hash(spec),
+        LABEL_HASH: WORKLOAD_FIELDS.hash(spec.document()),
         LABEL_HASH_VERSION: HASH_VERSION,
         **(endpoint_label(spec) if role == ROLE_PROXY else {}),
     }
@@ -248,13 +250,13 @@ def bounded_log_config() -> dict[str, Any]:
     return {"Type": "json-file", "Config": {"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}}
 
 
-def proxy_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+def proxy_host_config_args(spec: WorkloadSpec, network: str) -> dict[str, Any]:
     """A helper publishing the loopback-only port. Never the Docker socket: a stdio proxy has the volume its gate
     listens in (the gate takes it with volumes_from, the only way around: volumes_from copies binds too, and the
     gate's include the socket)."""
     args = helper_host_config_args(network)
-    if not spec.get("serve"):  # served through a group's gateway only: reached on the stack network, no host port
-        args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec["host"], spec["proxy_port"])}
+    if not spec.serve:  # served through a group's gateway only: reached on the stack network, no host port
+        args["port_bindings"] = {f"{PROXY_LISTEN_PORT}/tcp": (spec.host, spec.proxy_port)}
     if uses_gate(spec):
         args["mounts"] = [gate_volume()]
     if audit_bind(spec):
@@ -285,35 +287,35 @@ def gate_host_config_args(socket: tuple[str, int | None], proxy: str) -> dict[st
     return args
 
 
-def gate_config(spec: Spec, container_id: str) -> dict[str, Any]:
+def gate_config(spec: WorkloadSpec, container_id: str) -> dict[str, Any]:
     """THV_PROXY_CONFIG of a stdio workload's docker gate: the one container (by engine id) it may reach."""
     return {
-        "name": gate_name(spec["name"]),
+        "name": gate_name(spec.name),
         "mode": "docker-gate",
         "container": container_id,
-        "container_name": spec["name"],
+        "container_name": spec.name,
         "listen": GATE_SOCKET,
         "docker_socket": PROXY_SOCKET,
         "docker_api_version": "auto",
-        "session_mode": spec.get("session_mode", "shared"),
+        "session_mode": spec.session_mode or "shared",
         "max_processes": DEFAULT_MAX_PROCESSES,
     }
 
 
-def egress_config(spec: Spec, docker_host: DockerHostAddresses) -> dict[str, Any]:
+def egress_config(spec: WorkloadSpec, docker_host: DockerHostAddresses) -> dict[str, Any]:
     """THV_PROXY_CONFIG of the workload's egress proxy (the proxy image in egress mode), with the addresses of the
     Docker host it must refuse (read from the engine at apply; not part of the hashed spec)."""
     rules = egress_rules(spec)
     assert rules is not None
     host = {"gateways": list(docker_host.gateways), "addresses": list(docker_host.addresses)}
     egress = {**rules, "docker_host": host}
-    return {"name": egress_name(spec["name"]), "mode": "egress", "listen_port": EGRESS_PORT, "egress": egress}
+    return {"name": egress_name(spec.name), "mode": "egress", "listen_port": EGRESS_PORT, "egress": egress}
 
 
-def egress_host_config_args(spec: Spec, network: str) -> dict[str, Any]:
+def egress_host_config_args(spec: WorkloadSpec, network: str) -> dict[str, Any]:
     """A helper on the stack's network; it resolves ToolHive's host names only when the workload opens the host."""
     args = helper_host_config_args(network)
-    if spec.get("allow_docker_gateway"):
+    if spec.allow_docker_gateway:
         args["extra_hosts"] = dict(GATEWAY_HOSTS)
     return args
 
@@ -334,17 +336,17 @@ def isolation_network_sound(network: Mapping[str, Any]) -> bool:
     )
 
 
-def isolation_network_labels(spec: Spec, stack: str) -> dict[str, str]:
+def isolation_network_labels(spec: WorkloadSpec, stack: str) -> dict[str, str]:
     """ToolHive's network labels plus ours; the hash covers what the network is (its creation arguments), not the
     pair, so a network of an older shape is recognised and remade."""
-    name = isolation_network(stack, spec["name"])
+    name = isolation_network(stack, spec.name)
     shape = {**isolation_network_args(), "name": name}
     return {
         TH_LABEL: "true",
         TH_NAME: name,
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_STACK: stack,
-        LABEL_NAME: spec["name"],
+        LABEL_NAME: spec.name,
         LABEL_ROLE: ROLE_ISOLATION,
         LABEL_HASH: spec_hash(shape),
         LABEL_HASH_VERSION: HASH_VERSION,

@@ -22,6 +22,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
 from toolhive_apply.providers.docker.labels import LABEL_ENDPOINT
 from toolhive_apply.providers.fields import WORKLOAD_FIELDS
+from toolhive_apply.providers.workload.spec_model import SecretRef, WorkloadSpec, thaw
 
 ENDPOINT_KEY: Final = "endpoint"
 DOCUMENTS_KEY: Final = "endpoint_documents"
@@ -81,31 +82,31 @@ def endpoint_spec(workload: Workload, manifest: Manifest) -> dict[str, Any]:
     return result
 
 
-def proxy_secret_refs(spec: Spec) -> list[dict[str, str]]:
-    """Every secret the proxy (not the server) needs, in the `{name, target, as}` shape of spec["secrets"]: the
-    OIDC client secret and what observability.py puts in spec["proxy_secrets"] (collector headers, values audit
-    data is scrubbed of). The one list the digests, the dependencies and the proxy's environment are made from."""
-    refs = [dict(ref) for ref in spec.get("proxy_secrets") or ()]
-    oidc = (spec.get(ENDPOINT_KEY) or {}).get("oidc") or {}
+def proxy_secret_refs(spec: WorkloadSpec) -> list[SecretRef]:
+    """Every secret the proxy (not the server) needs: the OIDC client secret and what observability.py puts in
+    `proxy_secrets` (collector headers, values audit data is scrubbed of). The one list the digests, the
+    dependencies and the proxy's environment are made from."""
+    refs = list(spec.proxy_secrets or ())
+    oidc = (spec.endpoint or {}).get("oidc") or {}
     if oidc.get("client_secret"):
-        refs.append({"name": str(oidc["client_secret"]), "target": CLIENT_SECRET_ENV, "as": "env"})
+        refs.append(SecretRef(str(oidc["client_secret"]), CLIENT_SECRET_ENV, "env"))
     return refs
 
 
-def resource_url(spec: Spec) -> str:
+def resource_url(spec: WorkloadSpec) -> str:
     """The public URL of the endpoint (RFC 9728 `resource`): what a client on this machine connects to."""
     from toolhive_apply.providers.workload.spec import workload_url
 
     return workload_url(spec).split("#", 1)[0]
 
 
-def endpoint_proxy_config(spec: Spec) -> dict[str, Any]:
+def endpoint_proxy_config(spec: WorkloadSpec) -> dict[str, Any]:
     """The THV_PROXY_CONFIG keys of the endpoint (BRIEF: `auth`, `strict_protocol_validation`, `allowed_origins`)."""
-    endpoint = spec.get(ENDPOINT_KEY) or {}
+    endpoint = spec.endpoint or {}
     config: dict[str, Any] = {}
     if endpoint.get("auth") == "oidc":
         oidc = endpoint["oidc"]
-        jwks = ((spec.get(DOCUMENTS_KEY) or {}).get("jwks")) if oidc.get("jwks_file") else None
+        jwks = thaw((spec.endpoint_documents or {}).get("jwks")) if oidc.get("jwks_file") else None
         authz = endpoint.get("authz")
         config["auth"] = {
             "mode": "oidc",
@@ -136,10 +137,10 @@ def _authz_config(authz: Spec) -> dict[str, Any]:
     return {"version": "1.0", "type": "cedarv1", "cedar": cedar}
 
 
-def endpoint_runconfig(spec: Spec) -> dict[str, Any]:
+def endpoint_runconfig(spec: WorkloadSpec) -> dict[str, Any]:
     """ToolHive's RunConfig fields (toolhive-facts §1.1; auth.TokenValidatorConfig's camelCase keys). A local JWKS
     file has no RunConfig field (ToolHive fetches keys by URL): its path is given as `jwksurl` for a human to fix."""
-    endpoint = spec.get(ENDPOINT_KEY) or {}
+    endpoint = spec.endpoint or {}
     config: dict[str, Any] = {}
     if endpoint.get("auth") == "oidc":
         oidc = endpoint["oidc"]
@@ -164,8 +165,8 @@ def endpoint_runconfig(spec: Spec) -> dict[str, Any]:
         config["allowed_origins"] = list(endpoint["allowed_origins"])
     if endpoint.get("strict_protocol_validation"):
         config["strict_protocol_validation"] = True
-    if spec.get("session_ttl"):
-        config["session_ttl"] = go_duration(float(spec["session_ttl"]))
+    if spec.session_ttl:
+        config["session_ttl"] = go_duration(float(spec.session_ttl))
     return config
 
 
@@ -182,19 +183,20 @@ def go_duration(seconds: float) -> str:
 # plan whose only changes are endpoint fields (a rotated JWKS file, an edited policy file) replaces just the proxy.
 
 
-def server_part(spec: Spec) -> Spec:
-    """What the server container's labels record: the spec without the proxy's endpoint (a remote workload's one
-    container is its proxy: it records everything)."""
-    if spec.get("remote") or (ENDPOINT_KEY not in spec and DOCUMENTS_KEY not in spec):
-        return spec
-    return {k: v for k, v in spec.items() if k not in (ENDPOINT_KEY, DOCUMENTS_KEY)}
+def server_part(spec: WorkloadSpec) -> Spec:
+    """What the server container's labels record: the spec's document without the proxy's endpoint (a remote
+    workload's one container is its proxy: it records everything)."""
+    doc = spec.document()
+    if spec.remote:
+        return doc
+    return {k: v for k, v in doc.items() if k not in (ENDPOINT_KEY, DOCUMENTS_KEY)}
 
 
-def endpoint_label(spec: Spec) -> dict[str, str]:
+def endpoint_label(spec: WorkloadSpec) -> dict[str, str]:
     """The proxy container's record of the endpoint block (absent when there is none)."""
-    if spec.get("remote") or ENDPOINT_KEY not in spec:
+    if spec.remote or spec.endpoint is None:
         return {}
-    return {LABEL_ENDPOINT: canonical_json(spec[ENDPOINT_KEY])}
+    return {LABEL_ENDPOINT: canonical_json(thaw(spec.endpoint))}
 
 
 def merge_endpoint(
@@ -221,24 +223,24 @@ def endpoint_only(paths: Iterable[str]) -> bool:
     return bool(found) and all(p == ENDPOINT_KEY or p.startswith(f"{ENDPOINT_KEY}.") for p in found)
 
 
-def endpoint_explain(spec: Spec) -> dict[str, str]:
+def endpoint_explain(spec: WorkloadSpec) -> dict[str, str]:
     """Where the plan's endpoint fields come from (the files whose content hash changed), for its reasons."""
-    endpoint = spec.get(ENDPOINT_KEY) or {}
+    endpoint = spec.endpoint or {}
     explain: dict[str, str] = {}
     jwks_file = (endpoint.get("oidc") or {}).get("jwks_file")
     if jwks_file:
         explain.update({f"{ENDPOINT_KEY}.oidc.{k}": str(jwks_file) for k in ("jwks_file", "jwks_sha256", "jwks_kids")})
-    source = (spec.get(DOCUMENTS_KEY) or {}).get("authz_source")
+    source = (spec.endpoint_documents or {}).get("authz_source")
     if source and source != "inline":
         explain.update({f"{ENDPOINT_KEY}.authz.{k}": str(source) for k in ("sha256", "policies", "entities_json")})
     return explain
 
 
-def endpoint_manifest(spec: Spec) -> dict[str, Any]:
+def endpoint_manifest(spec: WorkloadSpec) -> dict[str, Any]:
     """The manifest fields that give this spec's endpoint back (export --as-manifest): the policies inline, a
     local JWKS file by the path it was written with (relative to the original manifest's directory), the client
     secret by its secret's name."""
-    endpoint = spec.get(ENDPOINT_KEY) or {}
+    endpoint = spec.endpoint or {}
     fields: dict[str, Any] = {}
     if endpoint.get("auth") == "oidc":
         oidc = endpoint["oidc"]
@@ -253,5 +255,5 @@ def endpoint_manifest(spec: Spec) -> dict[str, Any]:
         fields["authz_config"] = _authz_config(endpoint["authz"])
     for key in ("allowed_origins", "strict_protocol_validation"):
         if key in endpoint:
-            fields[key] = endpoint[key]
+            fields[key] = thaw(endpoint[key])
     return fields

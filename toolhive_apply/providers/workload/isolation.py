@@ -45,6 +45,7 @@ from toolhive_apply.providers.workload.create_args import (
 )
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.spec import HTTP_TRANSPORTS, egress_rules, isolated
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
 class IsolationManager:
@@ -54,18 +55,18 @@ class IsolationManager:
         self.proxies = proxies
         self.snapshot = snapshot
 
-    def server_network(self, spec: dict[str, Any]) -> str:
+    def server_network(self, spec: WorkloadSpec) -> str:
         """The network the MCP container is created on."""
-        return isolation_network(self.stack, spec["name"]) if isolated(spec) else self.proxies.network
+        return isolation_network(self.stack, spec.name) if isolated(spec) else self.proxies.network
 
-    def ensure_network(self, spec: dict[str, Any], address: str) -> bool:
+    def ensure_network(self, spec: WorkloadSpec, address: str) -> bool:
         """Create the workload's internal network unless ours already exists; True when this call created it.
 
         A same-named network we do not own, or one of ours whose shape differs (an older version's, which left the
         host reachable), is never reused: the first is a conflict, the second is recreated (a stopped container
         does not hold a network; one still running would make the removal fail, and the apply with it).
         """
-        name = isolation_network(self.stack, spec["name"])
+        name = isolation_network(self.stack, spec.name)
         labels = isolation_network_labels(spec, self.stack)
         for network in self.api.networks(names=[name]):
             if network.get("Name") != name:
@@ -85,18 +86,18 @@ class IsolationManager:
         return True
 
     def reattach(
-        self, spec: dict[str, Any], old_spec: Mapping[str, Any] | None, containers: list[str], address: str
+        self, spec: WorkloadSpec, old_spec: Mapping[str, Any] | None, containers: list[str], address: str
     ) -> None:
         """Before an old unit is restarted by a rollback: if its internal network was remade meanwhile (a shape
         change), move the old containers onto the current one; Docker cannot start a container whose network is
         gone. Why: a replace that remade the network and then failed left the old unit unable to start."""
         try:
-            both = isolated(spec) and old_spec is not None and isolated(old_spec)
+            both = isolated(spec) and old_spec is not None and isolated(WorkloadSpec.from_document(old_spec))
         except (KeyError, AttributeError, TypeError):  # a spec recorded by an older version
             both = False
         if not both:
             return  # only a replace between two isolated units touches the network the old one is on
-        name = isolation_network(self.stack, spec["name"])
+        name = isolation_network(self.stack, spec.name)
         try:
             self.ensure_network(spec, address)
             current = self.api.inspect_network(name)["Id"]
@@ -134,11 +135,11 @@ class IsolationManager:
                     self.api.remove_container(container, force=True)
         self.remove_network(name)
 
-    def create_egress(self, spec: dict[str, Any], address: str) -> str | None:
+    def create_egress(self, spec: WorkloadSpec, address: str) -> str | None:
         """The egress proxy for an isolated workload whose profile allows a way out; None otherwise."""
         if egress_rules(spec) is None:
             return None
-        name = egress_name(spec["name"])
+        name = egress_name(spec.name)
         self.proxies.remove_stale(name)
         created = self.api.create_container(
             image=self.proxies.image(spec, address),
@@ -149,7 +150,7 @@ class IsolationManager:
             host_config=self.api.create_host_config(**egress_host_config_args(spec, self.proxies.network)),
         )
         egress = str(created["Id"])
-        self.api.connect_container_to_network(egress, isolation_network(self.stack, spec["name"]))
+        self.api.connect_container_to_network(egress, isolation_network(self.stack, spec.name))
         return egress
 
     def _docker_host(self) -> DockerHostAddresses:
@@ -157,7 +158,7 @@ class IsolationManager:
         addresses when the engine runs here."""
         return docker_host_addresses(self.snapshot.engine_networks(), self.proxies.endpoint)
 
-    def connect_proxy(self, spec: dict[str, Any], proxy: str) -> None:
+    def connect_proxy(self, spec: WorkloadSpec, proxy: str) -> None:
         """A pass-through proxy must reach its HTTP server, which lives only on the internal network."""
-        if isolated(spec) and spec["transport"] in HTTP_TRANSPORTS:
-            self.api.connect_container_to_network(proxy, isolation_network(self.stack, spec["name"]))
+        if isolated(spec) and spec.transport in HTTP_TRANSPORTS:
+            self.api.connect_container_to_network(proxy, isolation_network(self.stack, spec.name))

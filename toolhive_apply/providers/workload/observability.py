@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from toolhive_apply.engine.resource import Spec
 from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest.collector_ca import bundle_digest, read_collector_ca
 from toolhive_apply.manifest.host_paths import resolve_host_path
@@ -21,6 +20,7 @@ from toolhive_apply.manifest.loader import format_path
 from toolhive_apply.manifest.model import Manifest, Workload
 from toolhive_apply.manifest.observability import AUDIT_DIR, audit_of, collector_ca_path, telemetry_of
 from toolhive_apply.providers.workload.endpoint import DOCUMENTS_KEY
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec, thaw
 
 OTEL_HEADER_ENV: Final = "THV_OTEL_HEADER_{index}"
 SCRUB_ENV: Final = "THV_SCRUB_{index}"
@@ -93,24 +93,24 @@ def _proxy_secrets(fields: Mapping[str, Any], workload: Workload) -> list[dict[s
     return refs
 
 
-def proxy_sections(spec: Spec) -> dict[str, Any]:
+def proxy_sections(spec: WorkloadSpec) -> dict[str, Any]:
     """THV_PROXY_CONFIG's ``audit`` and ``telemetry`` for this spec (the BRIEF's agreed shape)."""
     sections: dict[str, Any] = {}
-    refs = spec.get("proxy_secrets") or []
-    audit = spec.get("audit")
+    refs = spec.proxy_secrets or ()
+    audit = thaw(spec.audit)
     if audit:
         section = {k: v for k, v in audit.items() if k != "logFile"}
         if audit.get("logFile"):
             section["logFile"] = posixpath.join(AUDIT_DIR, posixpath.basename(audit["logFile"]))
-        scrub = [r["target"] for r in refs if r["target"].startswith(SCRUB_ENV.split("{")[0])]
+        scrub = [r.target for r in refs if r.target.startswith(SCRUB_ENV.split("{")[0])]
         if scrub:
             section["scrub_env"] = scrub
         sections["audit"] = section
-    telemetry = spec.get("telemetry")
+    telemetry = thaw(spec.telemetry)
     if telemetry:
         section = {k: v for k, v in telemetry.items() if k not in ("header_secrets", "caCertPath", CA_DIGEST)}
         if telemetry.get(CA_DIGEST):
-            section["ca_pem"] = (spec.get(DOCUMENTS_KEY) or {})[CA_DOCUMENT]
+            section["ca_pem"] = (spec.endpoint_documents or {})[CA_DOCUMENT]
         by_name = sorted(telemetry.get("header_secrets", {}).items())
         section["headers_env"] = {header: OTEL_HEADER_ENV.format(index=i) for i, (header, _) in enumerate(by_name)}
         if telemetry.get("environmentVariables"):
@@ -119,21 +119,21 @@ def proxy_sections(spec: Spec) -> dict[str, Any]:
     return sections
 
 
-def _environment_values(spec: Spec, names: list[str]) -> dict[str, str]:
+def _environment_values(spec: WorkloadSpec, names: list[str]) -> dict[str, str]:
     """ToolHive reads environmentVariables from the environment of the process that runs the proxy; here that is
     the workload's declared env_vars (what the server runs with), so the values are planned, not whatever shell
     ran apply. Secret targets were refused by the manifest checks, and secret values never reach env_vars."""
-    plain = spec.get("env_vars") or {}
+    plain = spec.env_vars
     return {name: str(plain[name]) for name in names if name in plain}
 
 
-def audit_bind(spec: Spec) -> str | None:
+def audit_bind(spec: WorkloadSpec) -> str | None:
     """The bind of an audit logFile's host directory into the proxy (read-write), or None."""
-    log_file = (spec.get("audit") or {}).get("logFile")
+    log_file = (spec.audit or {}).get("logFile")
     return f"{posixpath.dirname(log_file)}:{AUDIT_DIR}:rw" if log_file else None
 
 
-def audit_dir_gid(spec: Spec) -> int | None:
+def audit_dir_gid(spec: WorkloadSpec) -> int | None:
     """The group of the audit directory: the proxy (uid 65532) joins it, so a group-writable directory works."""
     bind = audit_bind(spec)
     if bind is None:
@@ -144,16 +144,17 @@ def audit_dir_gid(spec: Spec) -> int | None:
         return None
 
 
-def runconfig_fields(spec: Spec) -> dict[str, Any]:
+def runconfig_fields(spec: WorkloadSpec) -> dict[str, Any]:
     """``audit_config`` and ``telemetry_config`` as ToolHive's RunConfig writes them. Collector headers that come
     from secrets are left out (the RunConfig has no secret reference for them, and values never leave)."""
     fields: dict[str, Any] = {}
-    if spec.get("audit"):
-        fields["audit_config"] = dict(spec["audit"])
-    if spec.get("telemetry"):
+    audit, telemetry_spec = thaw(spec.audit), thaw(spec.telemetry)
+    if audit:
+        fields["audit_config"] = audit
+    if telemetry_spec:
         telemetry = {
             k: v
-            for k, v in spec["telemetry"].items()
+            for k, v in telemetry_spec.items()
             if k not in ("header_secrets", CA_DIGEST) and k not in OWN_TELEMETRY_KEYS
         }
         if not telemetry.get("headers"):
@@ -162,12 +163,13 @@ def runconfig_fields(spec: Spec) -> dict[str, Any]:
     return fields
 
 
-def manifest_fields(spec: Spec) -> dict[str, Any]:
+def manifest_fields(spec: WorkloadSpec) -> dict[str, Any]:
     """The workload's audit_config/telemetry_config as a manifest writes them (export --as-manifest)."""
     fields = runconfig_fields(spec)
-    if spec.get("telemetry"):
-        secret = {h: {"secret": n} for h, n in spec["telemetry"].get("header_secrets", {}).items()}
-        headers = {**spec["telemetry"].get("headers", {}), **secret}
-        own = {k: v for k, v in spec["telemetry"].items() if k in OWN_TELEMETRY_KEYS}
+    telemetry = thaw(spec.telemetry)
+    if telemetry:
+        secret = {h: {"secret": n} for h, n in telemetry.get("header_secrets", {}).items()}
+        headers = {**telemetry.get("headers", {}), **secret}
+        own = {k: v for k, v in telemetry.items() if k in OWN_TELEMETRY_KEYS}
         fields["telemetry_config"] = {**fields["telemetry_config"], **own, **({"headers": headers} if headers else {})}
     return fields

@@ -33,6 +33,7 @@ from toolhive_apply.providers.gateway import has_proxy
 from toolhive_apply.providers.workload.create_args import isolation_network_sound
 from toolhive_apply.providers.workload.endpoint import merge_endpoint
 from toolhive_apply.providers.workload.spec import egress_rules, isolated, stdio_server_network, uses_gate
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 HELPER_NAMES = {ROLE_PROXY: proxy_name, ROLE_EGRESS: egress_name, ROLE_GATE: gate_name}
 
@@ -106,11 +107,23 @@ def _unused_stack_network(stack: str, networks: Iterable[dict[str, Any]]) -> dic
     return {}
 
 
+def recorded_spec(spec: Mapping[str, Any] | None) -> WorkloadSpec | None:
+    """The typed spec of a recorded document, or None when it cannot be read as one (written by a version whose
+    spec lacked a key this one needs): such a unit is judged by its hash alone."""
+    if spec is None:
+        return None
+    try:
+        return WorkloadSpec.from_document(spec)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def _isolation_of(spec: Mapping[str, Any] | None) -> tuple[bool, bool]:
     """(isolated, has an egress proxy) from a recorded spec; a spec from an older version counts as neither and
     is judged by its hash alone."""
+    typed = recorded_spec(spec)
     try:
-        return (spec is not None and isolated(spec), spec is not None and egress_rules(spec) is not None)
+        return (typed is not None and isolated(typed), typed is not None and egress_rules(typed) is not None)
     except (KeyError, AttributeError, TypeError):
         return (False, False)
 
@@ -165,9 +178,10 @@ def _owned(
 
 def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> str:
     """`running` only when every part of the unit runs; otherwise which part is not (planned as a start)."""
+    typed = recorded_spec(spec)
     if state != "running" or spec is None or spec.get("remote"):
         return state
-    if facts["proxy_state"] != "running" and has_proxy(spec):
+    if facts["proxy_state"] != "running" and (typed is None or has_proxy(typed)):
         return f"proxy {facts['proxy_state']}"
     is_isolated, needs_egress = _isolation_of(spec)
     if is_isolated and facts["network"] is None:
@@ -179,16 +193,18 @@ def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> s
         return f"{DRIFTED}attached to {', '.join(facts['attached']) or 'no network'}"
     if needs_egress and facts["egress_state"] != "running":
         return f"egress {facts['egress_state']}"
-    return _stdio_status(state, spec, facts)
+    return _stdio_status(state, typed, facts)
 
 
-def _stdio_status(state: str, spec: Mapping[str, Any], facts: dict[str, Any]) -> str:
+def _stdio_status(state: str, spec: WorkloadSpec | None, facts: dict[str, Any]) -> str:
     """A stdio unit also needs its docker gate, and a non-isolated stdio server lives on the default bridge only
     (an older unit on the stack network could reach every proxy: replaced)."""
+    if spec is None:
+        return state  # a spec from an older version: judged by its hash alone
     try:
         gated, bridge = uses_gate(spec), stdio_server_network(spec)
     except (KeyError, AttributeError, TypeError):
-        return state  # a spec from an older version: judged by its hash alone
+        return state
     if gated and facts["gate_state"] != "running":
         return f"gate {facts['gate_state']}"
     if bridge is not None and facts["attached"] != [bridge]:

@@ -28,6 +28,7 @@ from toolhive_apply.providers.workload.package_images import (
     ensure_package_image,
     package_build,
 )
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec, thaw
 
 
 def package_fields(workload: Workload, settings: Settings, image_ids: Mapping[str, str]) -> dict[str, Any]:
@@ -38,11 +39,11 @@ def package_fields(workload: Workload, settings: Settings, image_ids: Mapping[st
     return {"package": {**build.as_spec(), "tag": build.tag}}
 
 
-def installed_note(api: docker.APIClient, name: str, spec: Mapping[str, Any]) -> str | None:
+def installed_note(api: docker.APIClient, name: str, spec: WorkloadSpec) -> str | None:
     """For an unpinned package nothing on the host resolves (a network index): the version its current image
     installed, from the image's label, so the plan says what runs and that a newer release waits for a rebuild."""
-    package = spec.get("package")
-    if not isinstance(package, Mapping) or package.get("resolved") or parse_package_ref(str(package["ref"])).pinned:
+    package = spec.package
+    if package is None or package.get("resolved") or parse_package_ref(str(package["ref"])).pinned:
         return None
     try:
         labels = (api.inspect_image(str(package["tag"])).get("Config") or {}).get("Labels") or {}
@@ -57,23 +58,22 @@ def installed_note(api: docker.APIClient, name: str, spec: Mapping[str, Any]) ->
     )
 
 
-def package_secret(spec: Mapping[str, Any]) -> str | None:
+def package_secret(spec: WorkloadSpec) -> str | None:
     """The secret a package build reads (index_auth's password), so the workload is ordered after it."""
-    package = spec.get("package")
-    return str(package["index_secret"]) if isinstance(package, Mapping) and package.get("index_secret") else None
+    package = spec.package
+    return str(package["index_secret"]) if package is not None and package.get("index_secret") else None
 
 
-def container_image(spec: Mapping[str, Any]) -> str:
+def container_image(spec: WorkloadSpec) -> str:
     """The image the workload's container is created from: the built one for a package, else `image`."""
-    package = spec.get("package")
-    if isinstance(package, Mapping):
-        return str(package["tag"])
-    return str(spec["image"])
+    if spec.package is not None:
+        return str(spec.package["tag"])
+    return str(spec.image)
 
 
 def build_package(
     api: docker.APIClient,
-    spec: Mapping[str, Any],
+    spec: WorkloadSpec,
     address: str,
     action: str,
     progress: Callable[[str], None],
@@ -81,7 +81,8 @@ def build_package(
 ) -> str:
     """Build the spec's package image (or find it built); ProviderError with the build's last lines. `secret`
     reads a secret by name: index_auth's password, used on the host only (package_fetch.py)."""
-    data = dict(spec["package"])
+    assert spec.package is not None
+    data = thaw(spec.package)
     tag = data.pop("tag")
     build = PackageBuild.from_spec(data)
     if build.tag != tag or build.digest != data.get("hash"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import docker.errors
 
@@ -48,6 +48,7 @@ from toolhive_apply.providers.workload.spec import (
     split_image,
     workload_spec,
 )
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.providers.workload.unit import STOP_TIMEOUT, WorkloadUnits
 
 
@@ -88,6 +89,7 @@ class WorkloadProvider:
         ids = self.image_ids(refresh=True) if any(w.image for w in manifest.workloads) else {}
         result = []
         warnings = []
+        by_name: dict[str, WorkloadSpec] = {}
         for workload in manifest.workloads:
             image_id = None
             package = package_fields(workload, manifest.settings, ids)  # uvx://, npx://, go://: a built image
@@ -96,28 +98,30 @@ class WorkloadProvider:
             elif workload.image:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
-            spec = self._with_digests(workload_spec(workload, manifest, ports[workload.name], image_id) | package)
-            refs = [*spec["secrets"], *proxy_secret_refs(spec)]
-            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in refs)
+            spec = workload_spec(workload, manifest, ports[workload.name], image_id)
+            spec = self._with_digests(spec.with_fields(**package))
+            uses = frozenset(ResourceId(Kind.SECRET, ref.name) for ref in (*spec.secrets, *proxy_secret_refs(spec)))
             if index_secret := package_secret(spec):  # a private index's password, read by the build
                 uses |= {ResourceId(Kind.SECRET, index_secret)}
             rid = ResourceId(Kind.WORKLOAD, workload.name)
-            result.append(DesiredResource(rid, spec, workload.origin, uses, explain=endpoint_explain(spec)))
+            by_name[workload.name] = spec
+            doc = spec.document()
+            result.append(DesiredResource(rid, doc, workload.origin, uses, explain=endpoint_explain(spec)))
             if package and (note := installed_note(self.api, workload.name, spec)):
                 warnings.append(note)
-            if spec["permission_profile"].get("privileged"):
+            if spec.permission_profile.get("privileged"):
                 warnings.append(
                     f"workload {workload.name!r} runs PRIVILEGED: it has every capability and the host's devices "
                     "(acknowledged by allow_privileged)"
                 )
         self.warnings = tuple(warnings)
-        by_name = {d.id.name: d.spec for d in result}
-        for group, spec in gateway_specs(manifest, by_name):
-            spec = self._with_digests(spec)  # an incoming_auth client secret, as a workload proxy's
-            backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in spec["vmcp"]["backends"])
-            uses = frozenset(ResourceId(Kind.SECRET, ref["name"]) for ref in proxy_secret_refs(spec))
-            rid = ResourceId(Kind.WORKLOAD, spec["name"])
-            result.append(DesiredResource(rid, spec, group.origin, backends | uses, explain=endpoint_explain(spec)))
+        for group, gateway in gateway_specs(manifest, by_name):
+            spec = self._with_digests(gateway)  # an incoming_auth client secret, as a workload proxy's
+            backends = frozenset(ResourceId(Kind.WORKLOAD, b["name"]) for b in (spec.vmcp or {})["backends"])
+            uses = frozenset(ResourceId(Kind.SECRET, ref.name) for ref in proxy_secret_refs(spec))
+            rid = ResourceId(Kind.WORKLOAD, spec.name)
+            doc = spec.document()
+            result.append(DesiredResource(rid, doc, group.origin, backends | uses, explain=endpoint_explain(spec)))
         return result
 
     def _resolver(self) -> SecretResolver:
@@ -125,14 +129,14 @@ class WorkloadProvider:
             raise ToolhiveApplyError("this workload uses secrets, but no secret store is configured")
         return self.secrets
 
-    def _with_digests(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def _with_digests(self, spec: WorkloadSpec) -> WorkloadSpec:
         """The one place `secret_digests` is set: keyed digests of the values a workload and its proxy use, so
         rotating one replaces exactly its users. A workload without secrets has no such field (its hash stays)."""
-        refs = [*spec["secrets"], *proxy_secret_refs(spec)]
-        if refs:
-            resolver = self._resolver()
-            spec["secret_digests"] = {ref["name"]: resolver.digest(resolver.value(ref["name"])) for ref in refs}
-        return spec
+        refs = [*spec.secrets, *proxy_secret_refs(spec)]
+        if not refs:
+            return spec
+        resolver = self._resolver()
+        return spec.with_fields(secret_digests={ref.name: resolver.digest(resolver.value(ref.name)) for ref in refs})
 
     def observe(self, names: Sequence[str]) -> list[ObservedResource]:
         observed = observe_units(self.stack, self.snapshot.owned(), self.snapshot.networks(), frozenset(names))
@@ -207,15 +211,15 @@ class WorkloadProvider:
             self._removed |= removed
             return bool(attached - self._removed)
 
-    def _with_image(self, change: Change, emit: EventSink) -> dict[str, Any]:
+    def _with_image(self, change: Change, emit: EventSink) -> WorkloadSpec:
         """Pull the image if it is not local; the spec recorded on the container gets its id."""
         assert change.desired is not None
-        spec = dict(change.desired.spec)
-        if spec.get("remote"):
+        spec = WorkloadSpec.from_document(change.desired.spec)
+        if spec.remote:
             return self._with_digests(spec)
         image = container_image(spec)
         image_id = self.api.image_id(image)
-        if image_id is None and spec.get("package"):
+        if image_id is None and spec.package is not None:
             say = lambda line: emit(Event(str(change.id), "progress", line))  # noqa: E731
             secret = lambda name: self._resolver().value(name)  # noqa: E731
             image_id = build_package(self.api, spec, str(change.id), change.action.value, say, secret)
@@ -230,8 +234,7 @@ class WorkloadProvider:
                     f"image {image!r} is not on the Docker host and could not be pulled: {problem or 'not found'}",
                     hint="build or load the image on the Docker host, or fix the image name",
                 )
-        spec["image_id"] = image_id
-        return self._with_digests(spec)  # what is injected now is what the label records
+        return self._with_digests(spec.with_fields(image_id=image_id))  # what is injected now is what the label records
 
     # -- bulk operations -------------------------------------------------------------------------
     def restart(self, observed: ObservedResource) -> None:

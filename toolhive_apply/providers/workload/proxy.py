@@ -14,7 +14,6 @@ import json
 import stat
 import threading
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import docker.errors
@@ -41,6 +40,7 @@ from toolhive_apply.providers.workload.create_args import (
 )
 from toolhive_apply.providers.workload.proxy_image import ProxyImageError, ensure_proxy_image
 from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT, uses_gate
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
 def local_socket(endpoint: str) -> tuple[str, int | None]:
@@ -88,11 +88,11 @@ class ProxyManager:
             except docker.errors.APIError:
                 pass
 
-    def image(self, spec: dict[str, Any], address: str) -> str:
-        settings = spec["proxy"]
-        if settings.get("image"):
-            return str(settings["image"])
-        base = str(settings.get("base_image") or DEFAULT_PROXY_BASE_IMAGE)
+    def image(self, spec: WorkloadSpec, address: str) -> str:
+        settings = spec.proxy
+        if settings.image:
+            return settings.image
+        base = settings.base_image or DEFAULT_PROXY_BASE_IMAGE
         with self._lock:
             if base not in self._images:
                 try:
@@ -108,14 +108,14 @@ class ProxyManager:
             return self._images[base]
 
     def create_remote(
-        self, spec: dict[str, Any], address: str, labels: dict[str, str], secret_env: dict[str, str]
+        self, spec: WorkloadSpec, address: str, labels: dict[str, str], secret_env: dict[str, str]
     ) -> str:
         """The whole of a remote workload: a proxy named like the workload, forwarding to the remote URL."""
         host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network))
         env = {"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True), **secret_env}
         created = self.api.create_container(
             image=self.image(spec, address),
-            name=spec["name"],
+            name=spec.name,
             environment=env,
             labels=labels,
             ports=[PROXY_LISTEN_PORT],
@@ -131,12 +131,12 @@ class ProxyManager:
             if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
                 self.api.remove_container(name, force=True, v=True)
 
-    def create_gate(self, spec: dict[str, Any], address: str, server: str, proxy: str) -> str | None:
+    def create_gate(self, spec: WorkloadSpec, address: str, server: str, proxy: str) -> str | None:
         """The docker gate of a stdio workload, bound to the server container's id and sharing `proxy`'s volume;
         None for other transports."""
         if not uses_gate(spec):
             return None
-        name = gate_name(spec["name"])
+        name = gate_name(spec.name)
         self.remove_stale(name)
         created = self.api.create_container(
             image=self.image(spec, address),
@@ -150,12 +150,12 @@ class ProxyManager:
         )
         return str(created["Id"])
 
-    def create(self, spec: dict[str, Any], address: str, secret_env: dict[str, str] | None = None) -> str:
+    def create(self, spec: WorkloadSpec, address: str, secret_env: dict[str, str] | None = None) -> str:
         """A new proxy container for `spec`; an old one of ours with the same name is replaced. `secret_env`: the
         values the proxy itself needs (endpoint_spec.proxy_secret_refs: the OIDC client secret, collector headers,
         values to scrub from audit data), under the variable names its config gives."""
         image = self.image(spec, address)
-        name = proxy_name(spec["name"])
+        name = proxy_name(spec.name)
         self.remove_stale(name)
         host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network))
         created = self.api.create_container(

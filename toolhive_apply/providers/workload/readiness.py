@@ -16,6 +16,7 @@ import docker.errors
 from toolhive_apply.providers.docker.client import CountingAPIClient
 from toolhive_apply.providers.workload.death_watch import DeathWatch
 from toolhive_apply.providers.workload.spec import client_host
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 from toolhive_apply.redact import redact
 
 POLL_SECONDS = 0.25
@@ -144,7 +145,7 @@ class _Unit:
 
 
 def wait_until_ready(
-    api: CountingAPIClient, containers: list[tuple[str, int]], spec: dict[str, Any], timeout: float
+    api: CountingAPIClient, containers: list[tuple[str, int]], spec: WorkloadSpec, timeout: float
 ) -> str | None:
     """None when the workload answers MCP through its proxy; otherwise a reason with the log tail.
 
@@ -153,7 +154,7 @@ def wait_until_ready(
     """
     deadline = time.monotonic() + timeout
     host = client_host(spec)  # where clients connect: the same rule as their config files
-    authenticated = (spec.get("endpoint") or {}).get("auth") == "oidc"
+    authenticated = (spec.endpoint or {}).get("auth") == "oidc"
     unit = _Unit(api, containers)
     try:
         while time.monotonic() < deadline:
@@ -161,14 +162,14 @@ def wait_until_ready(
             if problem is not None:
                 return problem
             if unit.all_running() and http_answers(
-                host, int(spec["proxy_port"]), str(spec["proxy_mode"]), authenticated=authenticated
+                host, int(spec.proxy_port), str(spec.proxy_mode), authenticated=authenticated
             ):
                 return None
             time.sleep(POLL_SECONDS)
     finally:
         unit.watch.close()
     server = containers[0][0]
-    return f"MCP endpoint on {host}:{spec['proxy_port']} not ready after {timeout:g} s{_log_tail(api, server)}"
+    return f"MCP endpoint on {host}:{spec.proxy_port} not ready after {timeout:g} s{_log_tail(api, server)}"
 
 
 def wait_running(api: CountingAPIClient, containers: list[tuple[str, int]], timeout: float) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import secrets as pyrandom
 from collections.abc import Callable
-from typing import Any
 
 import docker.errors
 
@@ -52,6 +51,7 @@ from toolhive_apply.providers.workload.spec import (
     stdio_server_network,
     uses_gate,
 )
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 STOP_TIMEOUT = 10
 
@@ -75,15 +75,15 @@ class WorkloadUnits:
         self.isolation = isolation
         self._resolver = resolver
 
-    def _proxy_env(self, spec: dict[str, Any]) -> dict[str, str]:
+    def _proxy_env(self, spec: WorkloadSpec) -> dict[str, str]:
         """The proxy's own secrets (endpoint.proxy_secret_refs), by the variable its config names."""
-        return {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in proxy_secret_refs(spec)}
+        return {ref.target: self._resolver().value(ref.name).reveal() for ref in proxy_secret_refs(spec)}
 
     def create_and_start(
-        self, change: Change, spec: dict[str, Any], emit: EventSink, keep: frozenset[str] = frozenset()
+        self, change: Change, spec: WorkloadSpec, emit: EventSink, keep: frozenset[str] = frozenset()
     ) -> None:
         self._remove_leftovers(change.id.name, keep)
-        if spec.get("remote"):
+        if spec.remote:
             self._create_remote(change, spec, emit)
             return
         address = str(change.id)
@@ -115,9 +115,9 @@ class WorkloadUnits:
                 self.isolation.remove_network(isolation_network(self.stack, change.id.name))
             raise
 
-    def _create_remote(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+    def _create_remote(self, change: Change, spec: WorkloadSpec, emit: EventSink) -> None:
         """A remote server is only a proxy: it carries the workload's own name and labels."""
-        env = {ref["target"]: self._resolver().value(ref["name"]).reveal() for ref in spec["secrets"]}
+        env = {ref.target: self._resolver().value(ref.name).reveal() for ref in spec.secrets}
         env.update(self._proxy_env(spec))
         # the proxy image labels its containers role=proxy; a remote workload's container is the workload itself
         labels = {**container_labels(spec, self.stack), LABEL_ROLE: ROLE_REMOTE}
@@ -129,7 +129,7 @@ class WorkloadUnits:
             self.remove_all(proxy)
             raise
 
-    def start_pair(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+    def start_pair(self, change: Change, spec: WorkloadSpec, emit: EventSink) -> None:
         """Start what stopped and recreate a proxy that went missing; the spec is unchanged."""
         assert change.observed is not None
         server = change.observed.handle
@@ -137,7 +137,7 @@ class WorkloadUnits:
         restarts = int(self.api.inspect_container(server).get("RestartCount", 0))
         if not self.api.inspect_container(server)["State"].get("Running"):
             self.api.start(server)
-        if spec.get("remote"):
+        if spec.remote:
             self._wait(change, spec, [(server, restarts)], emit)
             return
         parts = [(server, restarts)]
@@ -161,7 +161,7 @@ class WorkloadUnits:
                     self.api.start(helper)
         self._wait(change, spec, parts, emit)
 
-    def replace(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+    def replace(self, change: Change, spec: WorkloadSpec, emit: EventSink) -> None:
         """compose's order with a rollback: set the old pair aside, start the new one, drop the old one last."""
         assert change.observed is not None
         if self._endpoint_only(change, spec):
@@ -197,14 +197,15 @@ class WorkloadUnits:
         if not isolated(spec):
             self.isolation.drop_network(isolation_network(self.stack, name))
 
-    def _endpoint_only(self, change: Change, spec: dict[str, Any]) -> bool:
+    def _endpoint_only(self, change: Change, spec: WorkloadSpec) -> bool:
         """Only the endpoint (auth, policies, origins, strictness) changed on a running unit: its proxy alone goes."""
         assert change.observed is not None
-        if spec.get("remote") or change.observed.status != "running" or change.observed.spec is None:
+        if spec.remote or change.observed.status != "running" or change.observed.spec is None:
             return False
-        return endpoint_only(f.path for f in field_changes(change.observed.spec, spec, WORKLOAD_FIELDS))
+        changes = field_changes(change.observed.spec, spec.document(), WORKLOAD_FIELDS)
+        return endpoint_only(f.path for f in changes)
 
-    def _replace_proxy(self, change: Change, spec: dict[str, Any], emit: EventSink) -> None:
+    def _replace_proxy(self, change: Change, spec: WorkloadSpec, emit: EventSink) -> None:
         """The proxy (and a stdio unit's gate, which shares the proxy's volume) replaced, the server left running;
         the old proxy is set aside and comes back if the new one does not answer."""
         assert change.observed is not None
@@ -241,22 +242,22 @@ class WorkloadUnits:
             raise ProviderError(address, "replace", api_message(exc)) from None
         self.remove_all(*(container for container, _ in old))
 
-    def _create(self, change: Change, spec: dict[str, Any], name: str) -> str:
+    def _create(self, change: Change, spec: WorkloadSpec, name: str) -> str:
         network = stdio_server_network(spec) or self.isolation.server_network(spec)
         host_config = self.api.create_host_config(**host_config_args(spec, network))
-        ports = [int(spec["target_port"])] if spec["transport"] in HTTP_TRANSPORTS else None
+        ports = [int(spec.target_port)] if spec.transport in HTTP_TRANSPORTS else None
         environment = container_env(spec)
-        for ref in spec["secrets"]:
-            if ref["as"] == "env":
-                environment[ref["target"]] = self._resolver().value(ref["name"]).reveal()
+        for ref in spec.secrets:
+            if ref.delivery == "env":
+                environment[ref.target] = self._resolver().value(ref.name).reveal()
         created = self.api.create_container(
             image=container_image(spec),
-            command=list(spec["cmd_arguments"]) or None,
+            command=list(spec.cmd_arguments) or None,
             name=name,
             environment=environment,
             labels=container_labels(spec, self.stack),
             detach=True,
-            stdin_open=spec["transport"] == "stdio",
+            stdin_open=spec.transport == "stdio",
             tty=False,
             ports=ports,
             host_config=host_config,
@@ -265,9 +266,9 @@ class WorkloadUnits:
         self._copy_secret_files(change, spec, container_id)
         return container_id
 
-    def _copy_secret_files(self, change: Change, spec: dict[str, Any], container_id: str) -> None:
-        files = [ref for ref in spec["secrets"] if ref["as"] == "file"]
-        archives = secret_archives({ref["target"]: self._resolver().value(ref["name"]) for ref in files})
+    def _copy_secret_files(self, change: Change, spec: WorkloadSpec, container_id: str) -> None:
+        files = [ref for ref in spec.secrets if ref.delivery == "file"]
+        archives = secret_archives({ref.target: self._resolver().value(ref.name) for ref in files})
         for directory, archive in archives.items():
             try:
                 self.api.put_archive(container_id, directory, archive)
@@ -276,7 +277,7 @@ class WorkloadUnits:
                 raise ProviderError(
                     str(change.id),
                     change.action.value,
-                    f"secret file directory {directory} does not exist in image {spec['image']!r}",
+                    f"secret file directory {directory} does not exist in image {spec.image!r}",
                     hint="put the file in a directory the image has, such as /tmp",
                 ) from None
 
@@ -293,9 +294,9 @@ class WorkloadUnits:
             if labels.get(LABEL_NAME) == name and SET_ASIDE_MARK in found and summary["Id"] not in keep:
                 self._remove_quietly(summary["Id"])
 
-    def _wait(self, change: Change, spec: dict[str, Any], containers: list[tuple[str, int]], emit: EventSink) -> None:
+    def _wait(self, change: Change, spec: WorkloadSpec, containers: list[tuple[str, int]], emit: EventSink) -> None:
         emit(Event(str(change.id), "progress", "waiting until it answers MCP through its proxy"))
-        timeout = float(spec.get("ready_timeout") or 60)
+        timeout = float(spec.ready_timeout or 60)
         if not publishes_port(spec):  # no port to ask MCP on: the gateway finds out, on its own backoff
             problem = wait_running(self.api, containers, timeout)
         else:
