@@ -114,10 +114,34 @@ def run_fetcher(
 
 
 def _message(build: PackageBuild, reason: str, output: str) -> str:
+    hint = ""
+    if "from versions: none" in output:  # pip reports a refused login (401) as an index with nothing on it
+        hint = f" (the index listed no versions: check the package name, or the username and {build.index_secret}"
+        hint += "'s value, which pip does not report as refused)"
+    return failure_message(build, "downloading", reason + hint, "pip", output)
+
+
+_UNTRUSTED: Final = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "SELF_SIGNED_CERT_IN_CHAIN",
+    "UNABLE_TO_GET_ISSUER_CERT",
+    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    "x509:",
+)
+"""How pip (OpenSSL), npm (Node) and go (crypto/x509) say an index's certificate chain is not trusted."""
+
+
+def failure_message(build: PackageBuild, verb: str, reason: str, tool: str, output: str) -> str:
+    """The one shape of a host-side fetch's failure: the package, the index's URL masked, why, a hint when the
+    index's certificate is not trusted, and the fetcher's last lines, scrubbed of every registered secret."""
     lines = [line for line in scrub_output(output).splitlines() if line.strip()][-TAIL_LINES:]
     where = mask_url(build.index_url or "")
-    text = f"downloading {build.ref.text} from {where} (settings.packages.index_auth) failed: {reason}"
-    if "from versions: none" in output:  # pip reports a refused login (401) as an index with nothing on it
-        text += f" (the index listed no versions: check the package name, or the username and {build.index_secret}"
-        text += "'s value, which pip does not report as refused)"
-    return text + ("\npip output:\n" + "\n".join(lines) if lines else "")
+    text = f"{verb} {build.ref.text} from {where} (settings.packages.index_auth) failed: {reason}"
+    if any(mark in output for mark in _UNTRUSTED):
+        setting = f"settings.packages.ca_bundles.{build.scheme}"
+        text += (
+            f" (the index's TLS certificate is not trusted by {setting})"
+            if build.ca_bundle
+            else f" (the index's TLS certificate is not trusted: set {setting} to the CA bundle that signed it)"
+        )
+    return text + (f"\n{tool} output:\n" + "\n".join(lines) if lines else "")
