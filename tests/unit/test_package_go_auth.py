@@ -4,13 +4,16 @@ engine (a read-only netrc mount only, the container removed on success and failu
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
+import requests
 
 from tests.support.loopback import make_tls
 from toolhive_apply.errors import ManifestError
@@ -85,8 +88,9 @@ def test_the_netrc_line_is_scoped_to_the_proxy_and_refuses_what_netrc_cannot_car
             package_fetch_go.netrc_text(_build(), SecretValue(bad))
         assert "proxy-token is empty or holds whitespace" in str(caught.value)
         assert bad not in str(caught.value) or not bad
-    with pytest.raises(PackageFetchError, match="needs a username"):
-        package_fetch_go.netrc_text(_build(index_user=None), SecretValue(TOKEN))
+    for user in (None, "two words"):
+        with pytest.raises(PackageFetchError, match="needs a username without spaces"):
+            package_fetch_go.netrc_text(_build(index_user=user), SecretValue(TOKEN))
 
 
 def test_the_fetch_environment_holds_no_secret_and_overrides_the_images_sources() -> None:
@@ -182,3 +186,30 @@ def test_an_untrusted_certificate_names_the_ca_bundle_setting(tmp_path: Path) ->
     with pytest.raises(PackageFetchError) as caught:
         package_fetch_go.fetch_go_closure(FakeEngine(1, logs), _build(), SecretValue(TOKEN), tmp_path)  # type: ignore[arg-type]
     assert "not trusted: set settings.packages.ca_bundles.go to the CA bundle that signed it" in str(caught.value)
+
+
+def test_an_echoed_authorization_header_is_scrubbed_too(tmp_path: Path) -> None:
+    header = base64.b64encode(f"reader:{TOKEN}".encode()).decode()
+    engine = FakeEngine(1, f"go: 403 Forbidden\n\tserver response: you sent Basic {header}\n".encode())
+    with pytest.raises(PackageFetchError) as caught:
+        package_fetch_go.fetch_go_closure(engine, _build(), SecretValue(TOKEN), tmp_path)  # type: ignore[arg-type]
+    assert header not in str(caught.value) and "refused the credential" in str(caught.value)
+
+
+class MissingImage(FakeEngine):
+    def create_container(self, **spec: Any) -> dict[str, str]:
+        raise docker.errors.ImageNotFound("No such image: go-builder")
+
+
+class Hanging(FakeEngine):
+    def wait(self, container: str, timeout: int) -> dict[str, int]:
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+
+def test_a_missing_builder_image_or_a_hanging_go_fails_clearly_and_removes_the_container(tmp_path: Path) -> None:
+    with pytest.raises(PackageFetchError, match="the builder image go-builder is not on the Docker host"):
+        package_fetch_go.fetch_go_closure(MissingImage(0), _build(), SecretValue(TOKEN), tmp_path)  # type: ignore[arg-type]
+    hanging = Hanging(0)
+    with pytest.raises(PackageFetchError, match=r"go install took longer than \d+s"):
+        package_fetch_go.fetch_go_closure(hanging, _build(), SecretValue(TOKEN), tmp_path)  # type: ignore[arg-type]
+    assert hanging.removed == ["c1"] and not any(path.exists() for path in _mounted_files(hanging))

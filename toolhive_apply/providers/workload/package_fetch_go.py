@@ -37,6 +37,7 @@ with a remote engine the cache stays empty and the fetch fails saying so.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -53,7 +54,7 @@ import requests
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE_FETCH
 from toolhive_apply.providers.workload.package_context import planned_ca
 from toolhive_apply.providers.workload.package_fetch import FETCH_TIMEOUT, PackageFetchError, failure_message
-from toolhive_apply.redact import SecretValue
+from toolhive_apply.redact import SecretValue, register
 
 if TYPE_CHECKING:
     from toolhive_apply.providers.workload.package_images import PackageBuild
@@ -77,13 +78,14 @@ def netrc_text(build: PackageBuild, password: SecretValue) -> str:
     """The netrc line of the proxy, or PackageFetchError (naming the secret, never its value) when the
     credential cannot be written as netrc's whitespace-separated fields."""
     assert build.index_url is not None
-    value = password.reveal()
-    if not build.index_user:
-        raise PackageFetchError(_message(build, "index_auth.go needs a username (Go sends netrc's login and password)"))
+    value, user = password.reveal(), build.index_user
+    if not user or any(ch.isspace() for ch in user):  # checked at validation; a saved plan is checked here
+        raise PackageFetchError(_message(build, "index_auth.go needs a username without spaces (netrc's login)"))
     if not value or any(ch.isspace() for ch in value):
         reason = f"the value of {build.index_secret} is empty or holds whitespace, which a netrc file cannot carry"
         raise PackageFetchError(_message(build, reason))
-    return f"machine {netrc_machine(build.index_url)} login {build.index_user} password {value}\n"
+    register(base64.b64encode(f"{user}:{value}".encode()).decode())  # the Authorization header, if a proxy echoes it
+    return f"machine {netrc_machine(build.index_url)} login {user} password {value}\n"
 
 
 def fetch_environment(build: PackageBuild, with_ca: bool) -> dict[str, str]:
