@@ -15,10 +15,9 @@ and every ARG/ENV/RUN argument is stored in the image's history, so credentialed
 validation (see manifest/package_checks.py). A private index is reached from the HOST instead: with
 `settings.packages.index_auth` the host downloads the closure with the credential (package_fetch.py for pip,
 package_fetch_npm.py for npm, package_fetch_go.py for go, run in a throwaway container of the builder image) into a
-temporary directory, and the build installs from it as from offline_dir,
-with no network. The build records the secret's NAME and the username, never the value nor a digest of it: the
-credential decides whether the download is allowed, not what it contains (the ref, index URL and template do), so
-rotating a token rebuilds nothing.
+temporary directory, and the build installs from it as from offline_dir, with no network. The build records the
+secret's NAME and the username, never the value nor a digest of it: the credential decides whether the download is
+allowed, not what it contains (the ref, index URL and template do), so rotating a token rebuilds nothing.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
