@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import remove_stack, run_cli, write_manifest
 from tests.images.node_image import NODE_TAG, host_node
-from tests.support.loopback import Handler, serving
+from tests.support.loopback import Handler, TlsFiles, make_tls, serving
 from tests.support.mcp_client import call_tool, list_tools
 
 pytestmark = [
@@ -69,12 +69,12 @@ def _tarball() -> bytes:
 
 
 @contextlib.contextmanager
-def private_registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
-    """The registry's URL (loopback only) and the requests it saw (path, authorised)."""
+def private_registry(tls: TlsFiles | None = None) -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+    """The registry's URL (loopback only; https with `tls`) and the requests it saw (path, authorised)."""
     tgz = _tarball()
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
     seen: list[tuple[str, bool]] = []
-    port: dict[str, int] = {}
+    base: dict[str, str] = {}
 
     def authorized(handler: Handler) -> bool:
         ok = handler.headers.get("Authorization") == f"Bearer {TOKEN}"
@@ -85,7 +85,7 @@ def private_registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
 
     def packument(handler: Handler) -> None:
         if authorized(handler):
-            tarball_url = f"http://127.0.0.1:{port['n']}/npm/{PACKAGE}/-/{PACKAGE}-1.0.0.tgz"
+            tarball_url = f"{base['url']}{PACKAGE}/-/{PACKAGE}-1.0.0.tgz"
             version = {
                 "name": PACKAGE,
                 "version": "1.0.0",
@@ -100,9 +100,9 @@ def private_registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
             handler.answer(200, tgz, {"Content-Type": "application/octet-stream"})
 
     routes = {f"/npm/{PACKAGE}": packument, f"/npm/{PACKAGE}/-/{PACKAGE}-1.0.0.tgz": tarball}
-    with serving(routes) as server:
-        port["n"] = server.port
-        yield server.url("/npm/"), seen
+    with serving(routes, tls) as server:
+        base["url"] = server.url("/npm/")
+        yield base["url"], seen
 
 
 @pytest.fixture
@@ -194,3 +194,44 @@ def test_npx_from_a_private_registry_keeps_the_token_on_the_host(
         if file.is_file():
             data = file.read_bytes()
             assert TOKEN.encode() not in data and WRONG.encode() not in data, file
+
+
+def test_npx_from_a_private_tls_registry_is_verified_against_its_ca_bundle(
+    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str], own_images: list[str]
+) -> None:
+    """settings.packages.ca_bundles.npx is what the host's npm trusts (--cafile): refused clearly without it."""
+    from tests.images.node_image import ensure_node_image
+
+    ensure_node_image()
+    tls = make_tls(tmp_path / "tls")
+    with private_registry(tls) as (url, seen):
+        packages: dict[str, Any] = {
+            "builder_images": {"npx": NODE_TAG},
+            "runtime_images": {"npx": NODE_TAG},
+            "index_urls": {"npx": url},
+            "index_auth": {"npx": {"password_secret": "npm-token"}},
+        }
+        name = f"{stack}-tls"
+        workloads = [{"name": name, "image": f"npx://{PACKAGE}@1.0.0", "ready_timeout": 300}]
+        secrets = [{"key": "npm-token", "from": {"env": "NPM_TOKEN_UNDER_TEST"}}]
+        untrusted = write_manifest(tmp_path / "n", stack, workloads, settings={"packages": packages}, secrets=secrets)
+        packages["ca_bundles"] = {"npx": str(tls.ca)}
+        path = write_manifest(tmp_path / "m", stack, workloads, settings={"packages": packages}, secrets=secrets)
+        env = _env(tmp_path, TOKEN)
+
+        failed = run_cli("apply", str(untrusted), "--yes", env=env, timeout=900)
+        assert failed.code == 1, failed
+        assert f"fetching npx://{PACKAGE}@1.0.0 from {url} (settings.packages.index_auth) failed" in failed.output
+        assert "not trusted: set settings.packages.ca_bundles.npx to the CA bundle that signed it" in failed.output
+        assert seen == [] and "refused the credential" not in failed.output
+        _no_canary(failed.output)
+
+        applied = run_cli("apply", str(path), "--yes", env=env, timeout=900)
+        assert applied.code == 0, applied.output
+        _no_canary(applied.output)
+        assert any(ok and p.endswith(".tgz") for p, ok in seen), seen
+    server = docker_api.inspect_container(name)
+    own_images.extend(docker_api.inspect_image(server["Image"]).get("RepoTags") or ())
+    exported = run_cli("export", "workloads", "--stack", stack, env=env)
+    workload_url = {w["name"]: w["url"] for w in json.loads(exported.stdout)["workloads"]}[name]
+    assert call_tool(workload_url, "ping", {}) == "pong"

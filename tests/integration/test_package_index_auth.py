@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import PYTHON_IMAGE, remove_stack, run_cli, write_manifest
 from tests.images.package_builders import PIP_BUILDER_TAG, TIME_VERSIONS, ensure_pip_builder, ensure_wheels
+from tests.support.loopback import TlsFiles, make_tls
 from tests.support.mcp_client import list_tools
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE
 
@@ -86,20 +88,31 @@ def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
             docker_api.remove_image(image)
 
 
-@pytest.fixture
-def index() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
-    """The private index's URL (loopback only) and the requests it saw (path, authorised)."""
+@contextlib.contextmanager
+def private_index(tls: TlsFiles | None = None) -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+    """The private index's URL (loopback only; https with `tls`, a certificate of a CA the test made, as
+    tests/support/loopback.py's servers) and the requests it saw (path, authorised)."""
     seen: list[tuple[str, bool]] = []
     expected = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
     handler = type("Index", (_Index,), {"wheels": ensure_wheels(), "expected": expected, "seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}/simple/", seen
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def index() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+    with private_index() as found:
+        yield found
 
 
 def _env(tmp_path: Path, token: str) -> dict[str, str]:
@@ -189,3 +202,47 @@ def test_uvx_from_a_private_index_keeps_the_credential_on_the_host(
         if file.is_file():
             data = file.read_bytes()
             assert all(c.encode() not in data for c in (TOKEN, WRONG, ROTATED)), file
+
+
+def test_uvx_from_a_private_tls_index_is_verified_against_its_ca_bundle(
+    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str], own_images: list[str]
+) -> None:
+    """settings.packages.ca_bundles.uvx is what the host's pip download trusts: an index whose certificate a test
+    CA signed is refused without it (clearly, naming the setting) and used with it."""
+    ensure_pip_builder()
+    tls = make_tls(tmp_path / "tls")
+    with private_index(tls) as (url, seen):
+        packages: dict[str, Any] = {
+            "builder_images": {"uvx": PIP_BUILDER_TAG},
+            "runtime_images": {"uvx": PYTHON_IMAGE},
+            "index_urls": {"uvx": url},
+            "index_auth": {"uvx": {"username": USER, "password_secret": "index-token"}},
+        }
+        name = f"{stack}-tls"
+        workloads = [{"name": name, "image": f"uvx://mcp-server-time@{NEW}", "env_vars": {"TZ": "UTC"}}]
+        secrets = [{"key": "index-token", "from": {"env": "INDEX_TOKEN_UNDER_TEST"}}]
+        untrusted = write_manifest(tmp_path / "n", stack, workloads, settings={"packages": packages}, secrets=secrets)
+        packages["ca_bundles"] = {"uvx": str(tls.ca)}
+        path = write_manifest(tmp_path / "m", stack, workloads, settings={"packages": packages}, secrets=secrets)
+        env = _env(tmp_path, TOKEN)
+
+        # 1. without the CA bundle pip cannot verify the index: the workload fails, the message names the setting
+        failed = run_cli("apply", str(untrusted), "--yes", env=env, timeout=900)
+        assert failed.code == 1, failed
+        prefix = f"downloading uvx://mcp-server-time@{NEW} from {url} (settings.packages.index_auth) failed"
+        assert prefix in failed.output, failed
+        assert "not trusted: set settings.packages.ca_bundles.uvx to the CA bundle that signed it" in failed.output
+        assert "CERTIFICATE_VERIFY_FAILED" in failed.output and "the index listed no versions" not in failed.output
+        assert seen == []  # nothing got past the handshake
+        _no_canary(failed.output)
+
+        # 2. with it: downloaded over TLS with the credential, built offline, running and answering MCP
+        applied = run_cli("apply", str(path), "--yes", env=env, timeout=900)
+        assert applied.code == 0, applied.output
+        _no_canary(applied.output)
+        assert any(ok and p.startswith("/files/mcp_server_time-") for p, ok in seen), seen
+    server = docker_api.inspect_container(name)
+    own_images.extend(docker_api.inspect_image(server["Image"]).get("RepoTags") or ())
+    exported = run_cli("export", "workloads", "--stack", stack, env=env)
+    workload_url = {w["name"]: w["url"] for w in json.loads(exported.stdout)["workloads"]}[name]
+    assert "get_current_time" in list_tools(workload_url)

@@ -122,10 +122,13 @@ def test_offline_builds_carry_no_bundle_and_index_auth_gives_it_to_the_hosts_pip
     class Done:
         returncode, stdout, stderr = 0, "", ""
 
-    def run(command: list[str], **_: Any) -> Done:
-        seen["command"] = command
+    def run(command: list[str], env: dict[str, str], **_: Any) -> Done:
+        seen.update(command=command, env=env)
         return Done()
 
     monkeypatch.setattr(package_fetch.subprocess, "run", run)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/host-bundle.pem")  # requests would let it beat --cert
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/host-bundle.pem")
     package_fetch.fetch_closure(private, SecretValue("tok"), tmp_path)
     assert seen["command"][seen["command"].index("--cert") + 1] == str(ca.resolve())
+    assert "REQUESTS_CA_BUNDLE" not in seen["env"] and "CURL_CA_BUNDLE" not in seen["env"]

@@ -185,18 +185,19 @@ _USERNAME: Final = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 def index_auth_problem(scheme: str, index_url: str | None, offline_dir: str | None) -> str | None:
-    """index_auth is fetched on the host by pip or npm (package_fetch.py, package_fetch_npm.py): uvx and npx, from
-    an index URL, and not beside an offline_dir (one offline source per build, so what is installed has one
-    origin)."""
-    if scheme not in ("uvx", "npx"):
-        return (
-            f"index_auth is supported for uvx:// and npx:// only (the host fetches with pip or npm); for {scheme}:// "
-            "mirror the packages into settings.packages.offline_dir"
-        )
+    """index_auth is fetched outside the build (package_fetch.py, package_fetch_npm.py on the host; for go the
+    builder image's go in a throwaway container, package_fetch_go.py), from an index URL, and not beside an
+    offline_dir (one offline source per build, so what is installed has one origin)."""
     if not index_url:
         return f"index_auth.{scheme} needs settings.packages.index_urls.{scheme} (the private index it logs in to)"
     if offline_dir:
         return "index_auth and offline_dir are two sources for one build: use one of them"
+    if scheme == "go":
+        parts = urlsplit(index_url)
+        if parts.scheme != "https":
+            return "index_auth.go needs an https:// index_urls.go (Go sends credentials over HTTPS only)"
+        if any(ch in index_url for ch in ",|?#"):
+            return "index_auth.go needs index_urls.go to be one proxy URL (no ',', '|', query or fragment)"
     return None
 
 
@@ -215,6 +216,9 @@ def _index_auth_issues(manifest: Manifest, origin: Any) -> Iterator[ManifestIssu
         username = auth.get("username")
         if username is not None and not _USERNAME.fullmatch(str(username)):
             yield ManifestIssue(origin, format_path((*where, "username")), "a username is printable ASCII, no spaces")
+        if username is None and scheme == "go":
+            message = "index_auth.go needs a username: Go sends a netrc login and password (HTTP basic auth)"
+            yield ManifestIssue(manifest.positions.find(where) or origin, format_path((*where, "username")), message)
         secret = str(auth.get("password_secret"))
         if secret not in declared:
             known = f" (declared: {', '.join(sorted(declared))})" if declared else ""

@@ -25,6 +25,7 @@ LABEL_LOCK: Final = "toolhive-apply.lock"
 LABEL_BUILD: Final = "toolhive-apply.package-build"
 LABEL_PACKAGE: Final = "toolhive-apply.package"
 LABEL_RESOLVED: Final = "toolhive-apply.package-resolved"  # the version an unpinned package image installed
+LABEL_PACKAGE_FETCH: Final = "toolhive-apply.package-fetch"  # a go:// index_auth fetch container (the ref)
 LABEL_ENDPOINT: Final = "toolhive-apply.endpoint"
 INPUTS_LABEL: Final = "toolhive-apply.proxy.inputs"
 """Image label holding ``proxy_image_inputs_hash``; an image whose label matches is up to date."""

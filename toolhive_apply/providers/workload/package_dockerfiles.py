@@ -156,16 +156,16 @@ def _npx_dockerfile(build: PackageBuild) -> str:
 def _go_dockerfile(build: PackageBuild) -> str:
     """`go install MODULE@VERSION` into /app/bin (static, CGO off); the runtime gets the binary alone.
 
-    Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir and the checksum database (unreachable)
-    is off: the directory is the trusted source. The source is set by Go itself (`go env -w`, written to the
-    builder's go env file), not by `env` in the RUN: a builder needs nothing but Go (no coreutils), and the index
-    URL stays inside an exec-form array (an ENV line would interpret its `$`). The builder stage never reaches
-    the runtime image. A CA bundle is SSL_CERT_FILE in the builder stage only (the go command is the only
-    program there that connects; Go then trusts that file instead of the system's CA file, so a proxy that also
-    serves the checksum database, as Go asks it to first, or GOSUMDB/GONOSUMDB set by the proxy's operator, is
-    what a private GOPROXY needs)."""
+    Offline, GOPROXY is the module proxy tree `goproxy/` of offline_dir (or of the module cache the builder image's
+    go filled from a private proxy, index_auth) and the checksum database (unreachable) is off: the directory is the
+    trusted source. The source is set by Go itself (`go env -w`, written to the builder's go env file), not by `env`
+    in the RUN: a builder needs nothing but Go (no coreutils), and the index URL stays inside an exec-form array (an
+    ENV line would interpret its `$`). The builder stage never reaches the runtime image. A CA bundle is
+    SSL_CERT_FILE in the builder stage only (the go command is the only program there that connects; Go then trusts
+    that file instead of the system's CA file, so a proxy that also serves the checksum database, as Go asks it to
+    first, or GOSUMDB/GONOSUMDB set by the proxy's operator, is what a private GOPROXY needs)."""
     source = [_run("go", "env", "-w", f"GOPROXY=file://{OFFLINE_IN_BUILD}/goproxy", "GOSUMDB=off")]
-    if not build.offline_dir:
+    if not build.installs_offline:  # index_auth's proxy was fetched into goproxy/ (package_fetch_go.py)
         source = [_run("go", "env", "-w", f"GOPROXY={build.index_url}")] if build.index_url else []
     lines = [
         f"FROM {build.builder_image} AS builder",

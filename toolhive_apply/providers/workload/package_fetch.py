@@ -13,7 +13,10 @@ Where the credential goes: into the pip subprocess's environment (`PIP_INDEX_URL
 environment is the host's minus every other `PIP_*` setting and with config files off (`PIP_CONFIG_FILE` set to
 the null device): the user's extra indexes or find-links would otherwise mix another source into a private
 closure (dependency confusion), and a keyring or a prompt could hang an unattended apply. The CA bundle
-(`PIP_CERT`) and the timeout are kept: they say how to reach the index, not what to take from it.
+(`PIP_CERT`) and the timeout are kept: they say how to reach the index, not what to take from it. With
+`settings.packages.ca_bundles.uvx` the bundle is `--cert`, and REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE are dropped:
+requests (inside pip) lets either variable override the session's `--cert`, so a host that sets them for its own
+CAs would otherwise verify the private index against the wrong bundle.
 
 What a failure shows: pip's last lines, scrubbed (the value is registered with redact.py, and any URL with user
 info is masked by urls.mask_url), so neither the token nor a URL embedding it reaches an error, a log or a plan.
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 FETCH_TIMEOUT: Final = 600
 TAIL_LINES: Final = 15
 _KEPT_PIP_ENV: Final = frozenset({"PIP_CERT", "PIP_DEFAULT_TIMEOUT"})
+_OVERRIDING_CA_ENV: Final = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 _URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -58,8 +62,11 @@ def credentialed_url(index_url: str, username: str | None, password: SecretValue
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _child_env(index: str) -> dict[str, str]:
+def _child_env(index: str, ca_bundle: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in _KEPT_PIP_ENV}
+    if ca_bundle is not None:  # --cert decides, not the host's requests variables (see the module docstring)
+        for name in _OVERRIDING_CA_ENV:
+            env.pop(name, None)
     env.update(
         PIP_INDEX_URL=index,
         PIP_CONFIG_FILE=os.devnull,
@@ -85,7 +92,7 @@ def fetch_closure(build: PackageBuild, password: SecretValue, dest: Path) -> Non
     command = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(dest)]
     if build.ca_bundle is not None:  # settings.packages.ca_bundles.uvx: the private index's CA (a path, no secret)
         command += ["--cert", build.ca_bundle]
-    env = _child_env(credentialed_url(build.index_url, build.index_user, password))
+    env = _child_env(credentialed_url(build.index_url, build.index_user, password), build.ca_bundle)
     run_fetcher([*command, "--", *requirements], env, "pip download", lambda why, out: _message(build, why, out))
 
 
@@ -114,10 +121,39 @@ def run_fetcher(
 
 
 def _message(build: PackageBuild, reason: str, output: str) -> str:
+    hint = ""
+    if "from versions: none" in output and not untrusted(output):  # pip says so of a refused login (401) too
+        hint = f" (the index listed no versions: check the package name, or the username and {build.index_secret}"
+        hint += "'s value, which pip does not report as refused)"
+    return failure_message(build, "downloading", reason + hint, "pip", output)
+
+
+_UNTRUSTED: Final = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "SELF_SIGNED_CERT_IN_CHAIN",
+    "UNABLE_TO_GET_ISSUER_CERT",
+    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    "x509:",
+)
+"""How pip (OpenSSL), npm (Node) and go (crypto/x509) say an index's certificate chain is not trusted."""
+
+
+def untrusted(output: str) -> bool:
+    """The fetcher could not verify the index's certificate (no index page was read at all)."""
+    return any(mark in output for mark in _UNTRUSTED)
+
+
+def failure_message(build: PackageBuild, verb: str, reason: str, tool: str, output: str) -> str:
+    """The one shape of a host-side fetch's failure: the package, the index's URL masked, why, a hint when the
+    index's certificate is not trusted, and the fetcher's last lines, scrubbed of every registered secret."""
     lines = [line for line in scrub_output(output).splitlines() if line.strip()][-TAIL_LINES:]
     where = mask_url(build.index_url or "")
-    text = f"downloading {build.ref.text} from {where} (settings.packages.index_auth) failed: {reason}"
-    if "from versions: none" in output:  # pip reports a refused login (401) as an index with nothing on it
-        text += f" (the index listed no versions: check the package name, or the username and {build.index_secret}"
-        text += "'s value, which pip does not report as refused)"
-    return text + ("\npip output:\n" + "\n".join(lines) if lines else "")
+    text = f"{verb} {build.ref.text} from {where} (settings.packages.index_auth) failed: {reason}"
+    if untrusted(output):
+        setting = f"settings.packages.ca_bundles.{build.scheme}"
+        text += (
+            f" (the index's TLS certificate is not trusted by {setting})"
+            if build.ca_bundle
+            else f" (the index's TLS certificate is not trusted: set {setting} to the CA bundle that signed it)"
+        )
+    return text + (f"\n{tool} output:\n" + "\n".join(lines) if lines else "")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin, urlsplit
 
-from toolhive_apply.providers.workload.package_fetch import TAIL_LINES, PackageFetchError, run_fetcher, scrub_output
+from toolhive_apply.providers.workload.package_fetch import PackageFetchError, failure_message, run_fetcher
 from toolhive_apply.redact import SecretValue, register
 from toolhive_apply.urls import mask_url
 
@@ -92,9 +92,6 @@ def fetch_npm_closure(build: PackageBuild, password: SecretValue, dest: Path) ->
 
 
 def _message(build: PackageBuild, reason: str, output: str) -> str:
-    lines = [line for line in scrub_output(output).splitlines() if line.strip()][-TAIL_LINES:]
-    text = f"fetching {build.ref.text} from {mask_url(build.index_url or '')} (settings.packages.index_auth) failed"
-    text += f": {reason}"
     if "E401" in output or "E403" in output:
-        text += f" (the registry refused the credential: check {build.index_secret}'s value and the username)"
-    return text + ("\nnpm output:\n" + "\n".join(lines) if lines else "")
+        reason += f" (the registry refused the credential: check {build.index_secret}'s value and the username)"
+    return failure_message(build, "fetching", reason, "npm", output)

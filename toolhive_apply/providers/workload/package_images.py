@@ -14,10 +14,10 @@ builder has no build secrets (docker-py's build has no `secrets` parameter, nor 
 and every ARG/ENV/RUN argument is stored in the image's history, so credentialed index URLs are refused at
 validation (see manifest/package_checks.py). A private index is reached from the HOST instead: with
 `settings.packages.index_auth` the host downloads the closure with the credential (package_fetch.py for pip,
-package_fetch_npm.py for npm) into a temporary directory, and the build installs from it as from offline_dir,
-with no network. The build records the secret's NAME and the username, never the value nor a digest of it: the
-credential decides whether the download is allowed, not what it contains (the ref, index URL and template do), so
-rotating a token rebuilds nothing.
+package_fetch_npm.py for npm, package_fetch_go.py for go, run in a throwaway container of the builder image) into a
+temporary directory, and the build installs from it as from offline_dir, with no network. The build records the
+secret's NAME and the username, never the value nor a digest of it: the credential decides whether the download is
+allowed, not what it contains (the ref, index URL and template do), so rotating a token rebuilds nothing.
 
 A failed build removes the intermediate images it made (their ids are in the build's own output) and leaves no
 container behind (forcerm), so the next apply starts clean. Builds run at most PARALLEL_BUILDS at a time, and two
@@ -58,6 +58,7 @@ from toolhive_apply.providers.workload.package_dockerfiles import (
     reports_installed,
 )
 from toolhive_apply.providers.workload.package_fetch import PackageFetchError, fetch_closure
+from toolhive_apply.providers.workload.package_fetch_go import fetch_go_closure
 from toolhive_apply.providers.workload.package_fetch_npm import fetch_npm_closure
 from toolhive_apply.providers.workload.package_resolve import offline_version
 from toolhive_apply.redact import SecretValue
@@ -256,8 +257,11 @@ def ensure_package_image(
         with tempfile.TemporaryDirectory(prefix="toolhive-apply-index-") as fetched:  # 0700, removed after
             try:
                 planned_ca(build)  # pip --cert reads the bundle the plan hashed, or nothing is fetched
-                fetch = fetch_npm_closure if build.scheme == "npx" else fetch_closure
-                fetch(build, secret(build.index_secret), Path(fetched))
+                password = secret(build.index_secret)
+                if build.scheme == "go":  # the host has no Go: the builder image's go fetches, in a container
+                    fetch_go_closure(api, build, password, Path(fetched))
+                else:
+                    (fetch_npm_closure if build.scheme == "npx" else fetch_closure)(build, password, Path(fetched))
             except (PackageFetchError, ContextError) as exc:
                 raise PackageBuildError(str(exc)) from None
             return _build_new(api, build, progress, Path(fetched))
