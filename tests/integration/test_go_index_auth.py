@@ -38,8 +38,9 @@ from tests.images.go_image import (
 from tests.support.loopback import Handler, make_tls, serving
 from tests.support.mcp_client import call_tool, list_tools
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE, LABEL_PACKAGE_FETCH
+from toolhive_apply.providers.workload.package_build_model import PackageBuild
 from toolhive_apply.providers.workload.package_context import ca_digest
-from toolhive_apply.providers.workload.package_images import PackageBuild, ensure_package_image
+from toolhive_apply.providers.workload.package_images import ensure_package_image
 from toolhive_apply.redact import SecretValue
 
 pytestmark = pytest.mark.docker

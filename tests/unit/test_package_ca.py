@@ -16,9 +16,9 @@ from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.workload import package_fetch
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, package_build
 from toolhive_apply.providers.workload.package_context import ContextError, build_context
 from toolhive_apply.providers.workload.package_dockerfiles import CA_IN_BUILD
-from toolhive_apply.providers.workload.package_images import PackageBuild, package_build
 from toolhive_apply.redact import SecretValue
 
 IMAGES = {"uvx": "uvx://mcp-server-time@2026.10.19", "npx": "npx://@a/b@1.2.3", "go": "go://github.com/a/b@v1.0.0"}

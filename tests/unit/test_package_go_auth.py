@@ -21,9 +21,9 @@ from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE_FETCH
 from toolhive_apply.providers.workload import package_fetch_go
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, package_build
 from toolhive_apply.providers.workload.package_context import ca_digest
 from toolhive_apply.providers.workload.package_fetch import PackageFetchError
-from toolhive_apply.providers.workload.package_images import PackageBuild, package_build
 from toolhive_apply.redact import SecretValue
 
 URL = "https://goproxy.internal.example:8443/private/"

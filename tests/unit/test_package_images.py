@@ -14,7 +14,7 @@ from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.manifest.package_checks import image_reference_problem, index_url_problem, requirement_problem
 from toolhive_apply.manifest.package_refs import PackageRef, PackageRefError, parse_package_ref
 from toolhive_apply.preflight import preflight
-from toolhive_apply.providers.workload.package_images import PackageBuild, package_build
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, package_build
 from toolhive_apply.providers.workload.package_specs import container_image, package_fields
 from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 

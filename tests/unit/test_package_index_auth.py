@@ -12,7 +12,8 @@ from toolhive_apply.errors import ManifestError
 from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.preflight import preflight
 from toolhive_apply.providers.workload import package_fetch
-from toolhive_apply.providers.workload.package_images import PackageBuild, build_context, package_build
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, package_build
+from toolhive_apply.providers.workload.package_images import build_context
 from toolhive_apply.redact import SecretValue
 
 URL = "https://pypi.internal.example/simple/"

@@ -17,9 +17,9 @@ import pytest
 
 from tests.support.loopback import Handler, make_tls, serving
 from toolhive_apply.providers.workload import package_fetch, package_fetch_npm
+from toolhive_apply.providers.workload.package_build_model import PackageBuild
 from toolhive_apply.providers.workload.package_fetch import PackageFetchError
 from toolhive_apply.providers.workload.package_fetch_npm import fetch_npm_closure, nerf_dart, user_config
-from toolhive_apply.providers.workload.package_images import PackageBuild
 from toolhive_apply.redact import SecretValue
 
 TOKEN = "npm_s3cr/t:tok@n"

@@ -17,13 +17,9 @@ from toolhive_apply.engine.diff import field_changes
 from toolhive_apply.manifest import load_manifest as load
 from toolhive_apply.manifest.package_refs import parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_RESOLVED
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, package_build
 from toolhive_apply.providers.workload.package_dockerfiles import INSTALLED_MARKER, installed_version
-from toolhive_apply.providers.workload.package_images import (
-    PackageBuild,
-    build_labels,
-    ensure_package_image,
-    package_build,
-)
+from toolhive_apply.providers.workload.package_images import build_labels, ensure_package_image
 from toolhive_apply.providers.workload.package_resolve import offline_version
 from toolhive_apply.providers.workload.package_specs import installed_note, package_fields
 from toolhive_apply.providers.workload.spec_model import WorkloadSpec

@@ -17,7 +17,7 @@ from toolhive_apply.manifest.collector_ca import bundle_digest, read_collector_c
 from toolhive_apply.providers.workload.package_dockerfiles import CA_IN_CONTEXT, uses_ca
 
 if TYPE_CHECKING:
-    from toolhive_apply.providers.workload.package_images import PackageBuild
+    from toolhive_apply.providers.workload.package_build_model import PackageBuild
 
 CA_CHANGED: Final = "changed since the plan was made (plan again, then apply)"
 

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from toolhive_apply.providers.workload.package_images import PackageBuild
+    from toolhive_apply.providers.workload.package_build_model import PackageBuild
 
 TEMPLATE_VERSION: Final = "1"
 """Part of every build's hash: changing these templates' output for existing builds means bumping it."""

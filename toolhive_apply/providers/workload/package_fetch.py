@@ -41,7 +41,7 @@ from toolhive_apply.redact import SecretValue, redact
 from toolhive_apply.urls import mask_url
 
 if TYPE_CHECKING:
-    from toolhive_apply.providers.workload.package_images import PackageBuild
+    from toolhive_apply.providers.workload.package_build_model import PackageBuild
 
 FETCH_TIMEOUT: Final = 600
 TAIL_LINES: Final = 15

@@ -57,7 +57,7 @@ from toolhive_apply.providers.workload.package_fetch import FETCH_TIMEOUT, Packa
 from toolhive_apply.redact import SecretValue, register
 
 if TYPE_CHECKING:
-    from toolhive_apply.providers.workload.package_images import PackageBuild
+    from toolhive_apply.providers.workload.package_build_model import PackageBuild
 
 MOUNT: Final = "/toolhive-apply"
 NETRC_IN_FETCH: Final = f"{MOUNT}/netrc"

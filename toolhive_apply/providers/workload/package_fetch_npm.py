@@ -32,7 +32,7 @@ from toolhive_apply.redact import SecretValue, register
 from toolhive_apply.urls import mask_url
 
 if TYPE_CHECKING:
-    from toolhive_apply.providers.workload.package_images import PackageBuild
+    from toolhive_apply.providers.workload.package_build_model import PackageBuild
 
 TOKEN_ENV: Final = "TOOLHIVE_APPLY_NPM_CREDENTIAL"
 _INI_UNSAFE: Final = frozenset("=;#[]\"'\\${}")

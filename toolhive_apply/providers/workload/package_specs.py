@@ -20,14 +20,8 @@ from toolhive_apply.manifest.model import Settings, Workload
 from toolhive_apply.manifest.package_checks import build_input_problems
 from toolhive_apply.manifest.package_refs import is_package_image, parse_package_ref
 from toolhive_apply.providers.docker.labels import LABEL_RESOLVED
-from toolhive_apply.providers.workload.package_images import (
-    PackageBuild,
-    PackageBuildError,
-    SecretLookup,
-    directory_digest,
-    ensure_package_image,
-    package_build,
-)
+from toolhive_apply.providers.workload.package_build_model import PackageBuild, directory_digest, package_build
+from toolhive_apply.providers.workload.package_images import PackageBuildError, SecretLookup, ensure_package_image
 from toolhive_apply.providers.workload.spec_model import WorkloadSpec, thaw
 
 
