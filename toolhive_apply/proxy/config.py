@@ -15,6 +15,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from toolhive_apply.proxy.auth_config import AuthConfig, parse_auth
+from toolhive_apply.proxy.config_reader import ConfigReader
 from toolhive_apply.proxy.observe_config import AuditConfig, TelemetryConfig, parse_audit, parse_telemetry
 from toolhive_apply.proxy.vmcp_config import VmcpConfig, parse_vmcp
 
@@ -155,73 +156,6 @@ class ProxyConfig:
     """vmcp mode only: the gateway's backends and aggregation."""
 
 
-class _Reader:
-    """Typed access to the raw JSON object that records problems instead of raising at the first one."""
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-        self.problems: list[str] = []
-
-    def text(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
-        value = self.raw.get(key)
-        if value is None:
-            if required:
-                self.problems.append(f"{key}: required")
-            return default
-        if not isinstance(value, str) or not value.strip():
-            self.problems.append(f"{key}: must be a non-empty string")
-            return default
-        return value
-
-    def choice(self, key: str, enum: type[StrEnum], *, required: bool = False) -> Any:
-        value = self.text(key, required=required)
-        if value is None:
-            return None
-        try:
-            return enum(value)
-        except ValueError:
-            self.problems.append(f"{key}: must be one of {', '.join(repr(str(m)) for m in enum)}, got {value!r}")
-            return None
-
-    def integer(self, key: str, low: int, high: int, *, default: int | None = None) -> int | None:
-        value = self.raw.get(key)
-        if value is None:
-            if default is None:
-                self.problems.append(f"{key}: required")
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            self.problems.append(f"{key}: must be an integer from {low} to {high}, got {value!r}")
-            return default
-        return value
-
-    def number(self, key: str, low: float, high: float, *, default: float) -> float:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-            self.problems.append(f"{key}: must be a number of seconds from {low:g} to {high:g}, got {value!r}")
-            return default
-        return float(value)
-
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self.raw.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            self.problems.append(f"{key}: must be an object of strings")
-            return {}
-        return dict(value)
-
-    def string_list(self, key: str) -> list[str] | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problems.append(f"{key}: must be a list of non-empty strings")
-            return None
-        return list(value)
-
-
 def load_config(text: str | None, environ: Mapping[str, str]) -> ProxyConfig:
     """The configuration from the JSON ``text`` (the value of ``THV_PROXY_CONFIG``), secrets read from ``environ``."""
     if not text:
@@ -232,7 +166,7 @@ def load_config(text: str | None, environ: Mapping[str, str]) -> ProxyConfig:
         raise ConfigError([f"{CONFIG_ENV} is not valid JSON: {error}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{CONFIG_ENV} must be a JSON object"])
-    reader = _Reader(raw)
+    reader = ConfigReader(raw)
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         reader.problems.append(f"unknown keys {unknown}; known keys are {sorted(KNOWN_KEYS)}")
@@ -247,7 +181,7 @@ def load_config(text: str | None, environ: Mapping[str, str]) -> ProxyConfig:
     return config
 
 
-def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
+def _build(reader: ConfigReader, environ: Mapping[str, str]) -> ProxyConfig | None:
     name = reader.text("name", required=True)
     mode: Mode | None = reader.choice("mode", Mode, required=True)
     port = reader.integer("listen_port", 1, 65535)
@@ -300,7 +234,7 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> ProxyConfig | None:
     )
 
 
-def _target(reader: _Reader, mode: Mode | None) -> dict[str, Any] | None:
+def _target(reader: ConfigReader, mode: Mode | None) -> dict[str, Any] | None:
     """The mode-specific fields: the container for stdio, the upstream URL and transport otherwise."""
     proxy_mode: Transport | None = reader.choice("proxy_mode", Transport)
     if mode is Mode.STDIO:
@@ -340,7 +274,7 @@ def _valid_upstream(url: str, mode: Mode) -> bool:
     return parts.scheme in schemes and bool(parts.hostname)
 
 
-def _headers(reader: _Reader, environ: Mapping[str, str]) -> dict[str, str]:
+def _headers(reader: ConfigReader, environ: Mapping[str, str]) -> dict[str, str]:
     """Static headers, then values from the environment (secrets), then the bearer token; later ones win."""
     headers = reader.string_map("headers")
     for header, variable in reader.string_map("header_env").items():
@@ -361,7 +295,7 @@ def _headers(reader: _Reader, environ: Mapping[str, str]) -> dict[str, str]:
     return headers
 
 
-def _check_header(reader: _Reader, header: str, value: str) -> None:
+def _check_header(reader: ConfigReader, header: str, value: str) -> None:
     # The value is never echoed: it may be a secret.
     if not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS:
         reader.problems.append(f"headers: {header!r} is not a header the proxy may set")
@@ -369,7 +303,7 @@ def _check_header(reader: _Reader, header: str, value: str) -> None:
         reader.problems.append(f"headers: the value of {header!r} contains a control character or non-Latin-1 text")
 
 
-def _overrides(reader: _Reader) -> dict[str, ToolOverride]:
+def _overrides(reader: ConfigReader) -> dict[str, ToolOverride]:
     raw = reader.raw.get("tools_override")
     if raw is None:
         return {}
@@ -388,7 +322,7 @@ def _overrides(reader: _Reader) -> dict[str, ToolOverride]:
     return overrides
 
 
-def _override(reader: _Reader, actual: str, spec: object) -> ToolOverride | None:
+def _override(reader: ConfigReader, actual: str, spec: object) -> ToolOverride | None:
     where = f"tools_override.{actual}"
     fields: dict[str, Callable[[Any], bool]] = {"name": lambda v: isinstance(v, str) and bool(v)}
     fields["description"] = lambda v: isinstance(v, str)
