@@ -6,12 +6,14 @@ stack name of its own and everything labelled with it is removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 import yaml
 
@@ -63,6 +65,22 @@ def test_images(docker_api: Any) -> dict[str, str]:
     return ensure_images()
 
 
+STORE_PASSWORD = "correct horse battery staple"
+
+
+def private_env(root: Path, **extra: str) -> dict[str, str]:
+    """An encrypted store with a password, and HOME and the XDG data, state and cache directories under `root`:
+    nothing of the developer's is read or written, and a leak search can cover every file the run made."""
+    return {
+        "TOOLHIVE_SECRETS_PASSWORD": STORE_PASSWORD,
+        "XDG_DATA_HOME": str(root / "data"),
+        "XDG_STATE_HOME": str(root / "state"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+        "HOME": str(root / "home"),
+        **extra,
+    }
+
+
 def remove_stack(api: Any, stack: str) -> None:
     for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
         api.remove_container(container["Id"], force=True, v=True)
@@ -79,6 +97,17 @@ def stack(docker_api: Any) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     yield name
     remove_stack(docker_api, name)
+
+
+@pytest.fixture
+def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
+    """Images a test built (append their ids or tags): removed after the stack's containers that use them."""
+    made: list[str] = []
+    yield made
+    remove_stack(docker_api, stack)
+    for image in made:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_image(image)
 
 
 def write_manifest(directory: Path, stack: str, workloads: list[dict[str, Any]], **sections: Any) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import hvac.exceptions
 import pytest
 
-from tests.conftest import HTTP_IMAGE, TIME_IMAGE, TINY_MCP, remove_stack, run_cli, write_manifest
+from tests.conftest import HTTP_IMAGE, TIME_IMAGE, TINY_MCP, private_env, remove_stack, run_cli, write_manifest
 from tests.support.openbao import OpenBao, openbao_server
 from toolhive_apply.engine.plan import plan_mac_key, seal
 from toolhive_apply.providers.stack_key import stack_key
@@ -34,14 +34,7 @@ Document = dict[str, Any]
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A private home, data, state and cache, and an encrypted store with a password: nothing of the developer's."""
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "HOME": str(tmp_path / "home"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "SECRET_VALUE": f"value-{uuid.uuid4().hex[:8]}",
-    }
+    return private_env(tmp_path, SECRET_VALUE=f"value-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="module")

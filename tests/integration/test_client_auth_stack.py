@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HTTP_IMAGE, run_cli, write_manifest
+from tests.conftest import HTTP_IMAGE, private_env, run_cli, write_manifest
 from tests.integration.test_endpoint_auth_stack import _call, _sdk, _status
 from tests.support.oidc_issuer import Issuer, rsa_key
 
@@ -30,14 +30,7 @@ def test_the_token_in_the_client_file_gets_through_and_rotates_without_showing(
     issuer = Issuer(keys=[rsa_key("rsa-1")], audience=AUDIENCE)
     (tmp_path / "jwks.json").write_text(json.dumps(issuer.jwks()))
     first, second = issuer.token(sub="alice"), issuer.token(sub="bob")
-    env = {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "HOME": str(tmp_path / "home"),
-        "ECHO_TOKEN": first,
-    }
+    env = private_env(tmp_path, ECHO_TOKEN=first)
     (tmp_path / "home").mkdir()
     cursor_file = tmp_path / "cursor" / "mcp.json"
     workload: dict[str, Any] = {

@@ -25,7 +25,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from tests.conftest import remove_stack, run_cli, write_manifest
+from tests.conftest import private_env, run_cli, write_manifest
 from tests.images.go_image import (
     GO_BUILDER_TAG,
     GO_RUNTIME_TAG,
@@ -76,27 +76,9 @@ def private_goproxy(tls_dir: Path, tree: Path | None = None) -> Iterator[tuple[s
         yield server.url("/goproxy/"), str(tls.ca), seen
 
 
-@pytest.fixture
-def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
-    """Images this test built (the proxy's random port is in their hash): removed after the stack's containers."""
-    made: list[str] = []
-    yield made
-    remove_stack(docker_api, stack)
-    for image in made:
-        with contextlib.suppress(docker.errors.APIError):
-            docker_api.remove_image(image)
-
-
 def _env(tmp_path: Path, token: str) -> dict[str, str]:
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "HOME": str(tmp_path / "home"),
-        "TMPDIR": str(tmp_path / "tmp"),  # the fetch's netrc, CA copy and module cache: all must be gone after
-        "GO_TOKEN_UNDER_TEST": token,
-    }
+    # TMPDIR: the fetch's netrc, CA copy and module cache, all of which must be gone after
+    return private_env(tmp_path, TMPDIR=str(tmp_path / "tmp"), GO_TOKEN_UNDER_TEST=token)
 
 
 def _no_canary(text: str) -> None:

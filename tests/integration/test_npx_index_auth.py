@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import pytest
 
-from tests.conftest import remove_stack, run_cli, write_manifest
+from tests.conftest import private_env, run_cli, write_manifest
 from tests.images.node_image import NODE_TAG, host_node
 from tests.support.loopback import Handler, TlsFiles, make_tls, serving
 from tests.support.mcp_client import call_tool, list_tools
@@ -111,25 +110,8 @@ def registry() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
         yield found
 
 
-@pytest.fixture
-def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    remove_stack(docker_api, stack)
-    for image in made:
-        with contextlib.suppress(docker.errors.APIError):
-            docker_api.remove_image(image)
-
-
 def _env(tmp_path: Path, token: str) -> dict[str, str]:
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "HOME": str(tmp_path / "home"),
-        "NPM_TOKEN_UNDER_TEST": token,
-    }
+    return private_env(tmp_path, NPM_TOKEN_UNDER_TEST=token)
 
 
 def _no_canary(text: str) -> None:

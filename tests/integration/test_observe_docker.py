@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import HTTP_IMAGE, run_cli, write_manifest
+from tests.conftest import HTTP_IMAGE, private_env, run_cli, write_manifest
 from tests.support.mcp_client import call_tool, list_tools
 
 pytestmark = pytest.mark.docker
@@ -37,13 +37,7 @@ def metrics_of(url: str) -> dict[str, Any]:
 def test_applied_workloads_audit_every_call_and_serve_metrics(
     tmp_path: Path, stack: str, test_images: dict[str, str]
 ) -> None:
-    env = {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "HOME": str(tmp_path / "home"),
-        "OBS_TOKEN": SECRET,
-    }
+    env = private_env(tmp_path, OBS_TOKEN=SECRET)
     audit_dir = tmp_path / "manifest" / "audit"
     audit_dir.mkdir(parents=True)
     audit_dir.chmod(0o777)  # the proxy runs as 65532; the directory's group (root here) is not joined

@@ -18,11 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.conftest import PYTHON_IMAGE, remove_stack, run_cli, write_manifest
+from tests.conftest import PYTHON_IMAGE, private_env, run_cli, write_manifest
 from tests.images.package_builders import PIP_BUILDER_TAG, TIME_VERSIONS, ensure_pip_builder, ensure_wheels
 from tests.support.loopback import TlsFiles, make_tls
 from tests.support.mcp_client import list_tools
@@ -76,18 +75,6 @@ class _Index(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
-def own_images(docker_api: Any, stack: str) -> Iterator[list[str]]:
-    """Images this test built (their tag names the index's random port, so each run builds one, mostly from the
-    layer cache): removed after the stack's containers, which use them."""
-    made: list[str] = []
-    yield made
-    remove_stack(docker_api, stack)
-    for image in made:
-        with contextlib.suppress(docker.errors.APIError):
-            docker_api.remove_image(image)
-
-
 @contextlib.contextmanager
 def private_index(tls: TlsFiles | None = None) -> Iterator[tuple[str, list[tuple[str, bool]]]]:
     """The private index's URL (loopback only; https with `tls`, a certificate of a CA the test made, as
@@ -116,14 +103,7 @@ def index() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
 
 
 def _env(tmp_path: Path, token: str) -> dict[str, str]:
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "HOME": str(tmp_path / "home"),
-        "INDEX_TOKEN_UNDER_TEST": token,
-    }
+    return private_env(tmp_path, INDEX_TOKEN_UNDER_TEST=token)
 
 
 def _every_image(api: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HTTP_IMAGE, run_cli, write_manifest
+from tests.conftest import HTTP_IMAGE, private_env, run_cli, write_manifest
 from tests.support.mcp_client import call_tool
 from toolhive_apply.redact import SecretValue
 from toolhive_apply.stores.encrypted import EncryptedStore
@@ -25,13 +25,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def secret_env(tmp_path: Path) -> dict[str, str]:
     """A private encrypted store (ToolHive's format) and state/cache directories the canary search covers."""
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "HOME": str(tmp_path / "home"),
-    }
+    return private_env(tmp_path)
 
 
 def http_with_secret(name: str, secret: str, target: str = "API_TOKEN", **extra: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.conftest import private_env
 from toolhive_apply.providers.docker.client import FAULT_KILL_ENV, FAULT_SIGNAL_ENV
 
 MUTATING = "POST,PUT,DELETE"  # the engine requests that change something; reads vary with timing, these do not
@@ -41,15 +42,7 @@ def isolated_env(root: Path, canary: str) -> dict[str, str]:
     """XDG dirs, HOME and the encrypted store under `root`, and the canary in CANARY_VALUE: searchable afterwards."""
     for name in ("data", "state", "cache", "home"):
         (root / name).mkdir(parents=True, exist_ok=True)
-    return {
-        "TOOLHIVE_SECRETS_PASSWORD": "correct horse battery staple",
-        "XDG_DATA_HOME": str(root / "data"),
-        "XDG_STATE_HOME": str(root / "state"),
-        "XDG_CACHE_HOME": str(root / "cache"),
-        "HOME": str(root / "home"),
-        "CANARY_VALUE": canary,
-        "NO_COLOR": "1",
-    }
+    return private_env(root, CANARY_VALUE=canary, NO_COLOR="1")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from toolhive_apply.proxy.cedar import (
     entity_json,
     parse_entities,
     unsupported,
+    value_from_json,
 )
 
 
@@ -259,11 +260,21 @@ def test_differential_against_cedarpy(world: tuple[list[str], Request, list[dict
     for text in texts:
         assert unsupported(text) == [], text
     store = EntityStore(parse_entities(entities))
-    ours = PolicySet.parse(*texts).is_authorized(request, store)
+    # the context as Cedar values, as the proxy builds it (value_from_claim) and cedarpy reads the same JSON:
+    # a list is a set in both
+    converted = Request(
+        request.principal,
+        request.action,
+        request.resource,
+        {k: value_from_json(v, k) for k, v in request.context.items()},
+    )
+    ours = PolicySet.parse(*texts).is_authorized(converted, store)
     assert ours == cedar_decides(texts, request, entities), (texts, request, entities)
     for text in texts:  # each policy on its own, as a permit: does it apply, in both engines
         alone = "permit" + text.removeprefix("forbid").removeprefix("permit")
-        assert PolicySet.parse(alone).is_authorized(request, store) == cedar_decides([alone], request, entities), alone
+        assert PolicySet.parse(alone).is_authorized(converted, store) == cedar_decides([alone], request, entities), (
+            alone
+        )
 
 
 def test_entity_json_round_trip() -> None:
