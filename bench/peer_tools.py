@@ -82,6 +82,8 @@ class Tool:
     key: ClassVar[str]
     title: ClassVar[str]
     containers_per_workload: ClassVar[int] = 1
+    extra_containers: ClassVar[int] = 0
+    """Containers of the stack that belong to no one workload (toolhive-apply's group gateway)."""
     has_plan: ClassVar[bool] = True
 
     def __init__(self, count: int, directory: Path) -> None:
@@ -159,6 +161,28 @@ class ToolhiveApply(Tool):
 
     def destroy(self) -> None:
         self._cli("destroy", "--yes")
+
+
+class ToolhiveApplyVmcp(ToolhiveApply):
+    """The same workloads in one group served ``vmcp-only`` behind its gateway: no proxy and no host port per
+    workload (issue #20 asks for this as its own column). apply cannot ask each server for MCP on a port of its
+    own here; the gateway reaches them on the stack network."""
+
+    key = "tha-vmcp"
+    title = "toolhive-apply vmcp-only"
+    containers_per_workload = 2  # server + its docker gate; no proxy
+    extra_containers = 1  # the group's gateway
+    gateway_port = PROXY_PORT_BASE - 1
+
+    def write(self, workloads: list[Workload]) -> None:
+        super().write(workloads)
+        path = self.directory / "stack.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for entry in data["workloads"]:
+            entry.pop("proxy_port")
+            entry["group"] = "bench"
+        data["groups"] = [{"name": "bench", "serve": "vmcp-only", "vmcp": {"port": self.gateway_port}}]
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 class Compose(Tool):
@@ -311,7 +335,7 @@ class Floor(Tool):
         self._floor("destroy")
 
 
-TOOLS: tuple[type[Tool], ...] = (ToolhiveApply, Compose, Ansible, Floor)
+TOOLS: tuple[type[Tool], ...] = (ToolhiveApply, ToolhiveApplyVmcp, Compose, Ansible, Floor)
 
 
 def timed(action: Any) -> float:

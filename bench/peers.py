@@ -84,7 +84,7 @@ class NotConvergedError(AssertionError):
 def check_running(api: Any, tool: Tool, count: int, step: str) -> dict[str, tuple[str, str]]:
     seen = containers_of(api, tool)
     running = [n for n, (_, state) in seen.items() if state == "running"]
-    expected = count * tool.containers_per_workload
+    expected = count * tool.containers_per_workload + tool.extra_containers
     if len(running) != expected or len(seen) != expected:
         raise NotConvergedError(
             f"{tool.title} after {step}: {len(running)} running of {len(seen)} containers, expected {expected}"
@@ -142,6 +142,10 @@ def cleanup(api: Any) -> int:
         ).startswith("pbcompose"):
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_network(network["Id"])
+    for volume in (api.volumes() or {}).get("Volumes") or []:  # vmcp-only stdio units' named gate volumes
+        if (volume.get("Labels") or {}).get("toolhive-apply.stack", "").startswith("pb-"):
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_volume(volume["Name"])
     return removed
 
 
@@ -333,7 +337,7 @@ def measure(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
-            if ToolhiveApply in tools:
+            if any(issubclass(t, ToolhiveApply) for t in tools):
                 warm_up(Path(tmp), log)
             for count in args.sizes:
                 repeat = args.repeat_large if count >= 200 and args.repeat_large else args.repeat
