@@ -39,7 +39,7 @@ from toolhive_apply.providers.workload.endpoint import endpoint_only, proxy_secr
 from toolhive_apply.providers.workload.errors import api_message
 from toolhive_apply.providers.workload.isolation import IsolationManager
 from toolhive_apply.providers.workload.observe import container_name
-from toolhive_apply.providers.workload.overlap import started_meanwhile
+from toolhive_apply.providers.workload.overlap import started_meanwhile, stop_together
 from toolhive_apply.providers.workload.package_specs import container_image
 from toolhive_apply.providers.workload.proxy import ProxyManager
 from toolhive_apply.providers.workload.readiness import wait_running, wait_until_ready
@@ -182,7 +182,7 @@ class WorkloadUnits:
         token = pyrandom.token_hex(3)
         for container, proper in reversed(old):
             self.api.rename(container, set_aside_name(proper, token))
-            self.api.stop(container, timeout=STOP_TIMEOUT)
+        stop_together(self.api, [container for container, _ in reversed(old)], STOP_TIMEOUT)
         try:
             self.create_and_start(change, spec, emit, keep=frozenset(container for container, _ in old))
         except (ProviderError, docker.errors.APIError) as exc:
@@ -220,7 +220,7 @@ class WorkloadUnits:
         token = pyrandom.token_hex(3)
         for container, proper in old:
             self.api.rename(container, set_aside_name(proper, token))
-            self.api.stop(container, timeout=STOP_TIMEOUT)
+        stop_together(self.api, [container for container, _ in old], STOP_TIMEOUT)
         proxy: str | None = None
         gate: str | None = None
         try:
