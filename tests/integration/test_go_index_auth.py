@@ -17,15 +17,16 @@ import base64
 import contextlib
 import hashlib
 import json
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import pytest
 
-from tests.conftest import private_env, run_cli, write_manifest
+from tests.conftest import PYTHON_IMAGE, private_env, run_cli, write_manifest
 from tests.images.go_image import (
     GO_BUILDER_TAG,
     GO_RUNTIME_TAG,
@@ -40,6 +41,7 @@ from tests.support.mcp_client import call_tool, list_tools
 from toolhive_apply.providers.docker.labels import LABEL_PACKAGE, LABEL_PACKAGE_FETCH
 from toolhive_apply.providers.workload.package_build_model import PackageBuild
 from toolhive_apply.providers.workload.package_context import ca_digest
+from toolhive_apply.providers.workload.package_fetch_go import fetch_go_closure
 from toolhive_apply.providers.workload.package_images import ensure_package_image
 from toolhive_apply.redact import SecretValue
 
@@ -51,9 +53,11 @@ WRONG = "canary-goproxy-wrong-77c3b9"
 
 
 @contextlib.contextmanager
-def private_goproxy(tls_dir: Path, tree: Path | None = None) -> Iterator[tuple[str, str, list[tuple[str, bool]]]]:
+def private_goproxy(
+    tls_dir: Path, tree: Path | None = None, during: Callable[[], None] | None = None
+) -> Iterator[tuple[str, str, list[tuple[str, bool]]]]:
     """The proxy's URL, its CA bundle's path and the requests it saw (path, authorised); it serves the module
-    proxy tree `tree` (by default mcpecho's)."""
+    proxy tree `tree` (by default mcpecho's), calling `during` on each authorised request (while go fetches)."""
     tree = tree or ensure_go_offline() / "goproxy"
     expected = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
     seen: list[tuple[str, bool]] = []
@@ -65,6 +69,8 @@ def private_goproxy(tls_dir: Path, tree: Path | None = None) -> Iterator[tuple[s
         if not ok:
             handler.answer(401, b"unauthorized", {"WWW-Authenticate": 'Basic realm="goproxy"'})
             return
+        if during is not None:
+            during()
         file = (tree / path.removeprefix("/goproxy/")).resolve()
         if path.startswith("/goproxy/") and file.is_relative_to(tree) and file.is_file():
             handler.answer(200, file.read_bytes(), {"Content-Type": "application/octet-stream"})
@@ -244,3 +250,55 @@ def test_the_fetch_brings_the_whole_module_closure_for_the_offline_build(
     finally:
         with contextlib.suppress(docker.errors.APIError):
             docker_api.remove_image(image, force=True)
+
+
+def test_the_netrc_is_off_the_disk_while_go_fetches_and_a_killed_runs_fetch_container_is_swept(
+    docker_api: Any, tmp_path: Path, test_images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed with SIGKILL during the fetch runs no clean-up: what it leaves is what the disk holds while go
+    fetches. The netrc is unlinked once the fetch container started (its bind mount keeps the inode for go), so
+    no file under TMPDIR holds the password at any authorised request; and an exited fetch container (what a
+    killed run leaves) is removed by the next fetch."""
+    try:
+        ensure_go_images()
+    except GoUnavailableError as error:
+        pytest.skip(str(error))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    leftover = docker_api.create_container(
+        PYTHON_IMAGE, ["python3.11", "-c", "pass"], labels={LABEL_PACKAGE_FETCH: "left by a killed run"}
+    )
+    docker_api.start(leftover)
+    docker_api.wait(leftover, timeout=60)
+    on_disk: list[list[Path]] = []
+
+    def nothing_holds_the_password() -> None:
+        files = [f for f in temporary.rglob("*") if f.is_file() and not f.is_symlink()]
+        on_disk.append([f for f in files if TOKEN.encode() in f.read_bytes()])
+
+    try:
+        with private_goproxy(tmp_path / "tls", during=nothing_holds_the_password) as (url, ca, seen):
+            build = PackageBuild(
+                "go",
+                MODULE,
+                MODULE_VERSION,
+                GO_BUILDER_TAG,
+                GO_RUNTIME_TAG,
+                index_url=url,
+                index_user=USER,
+                index_secret="proxy-token",
+                ca_bundle=ca,
+                ca_digest=ca_digest(ca),
+            )
+            dest = tmp_path / "fetched"
+            dest.mkdir()
+            fetch_go_closure(docker_api, build, SecretValue(TOKEN), dest)
+        assert any(ok and p.endswith(f"/@v/{MODULE_VERSION}.zip") for p, ok in seen), seen  # go used the netrc
+        assert on_disk and all(found == [] for found in on_disk), on_disk
+        assert (dest / "goproxy" / MODULE / "@v" / f"{MODULE_VERSION}.zip").is_file()
+        assert docker_api.containers(all=True, filters={"label": [LABEL_PACKAGE_FETCH]}) == []  # the leftover too
+        assert list(temporary.iterdir()) == []
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_container(leftover, force=True)

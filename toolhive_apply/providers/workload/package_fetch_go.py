@@ -15,7 +15,7 @@ of the package's import graph and every go.mod of its pruned module graph is dow
 compile step), with the compile and link steps printed instead of run, so the fetch costs the download only.
 
 Where the credential goes: into one netrc line, `machine HOST[:PORT]/PATH login USER password SECRET`, in a 0600
-file of a private 0700 host directory (removed afterwards), bind-mounted READ-ONLY and named by NETRC, with
+file of a private 0700 host directory (unlinked once the container started), bind-mounted READ-ONLY and named by NETRC, with
 GOAUTH=netrc (Go's default, set so an image's GOAUTH command cannot run instead). Never an environment variable,
 an argument, a label or a file of the context: `docker inspect` of the running container shows the file's path
 only. Go sends netrc credentials over HTTPS only (cmd/go/internal/auth refuses anything else), to URLs under the
@@ -143,7 +143,8 @@ def fetch_go_closure(api: docker.APIClient, build: PackageBuild, password: Secre
             binds[str(Path(private) / "index-ca.pem")] = {"bind": CA_IN_FETCH, "mode": "ro"}
         for directory in ("tmp", "home"):
             (Path(work) / directory).mkdir()
-        reason, output = _run(api, build, fetch_environment(build, ca is not None), binds)
+        _sweep_leftovers(api)
+        reason, output = _run(api, build, fetch_environment(build, ca is not None), binds, netrc)
         if reason is not None:
             raise PackageFetchError(_message(build, reason, output))
         download = Path(work) / "modcache" / "cache" / "download"
@@ -154,11 +155,29 @@ def fetch_go_closure(api: docker.APIClient, build: PackageBuild, password: Secre
         shutil.move(download, dest / "goproxy")
 
 
+def _sweep_leftovers(api: docker.APIClient) -> None:
+    """Remove fetch containers that exited without their run removing them (a run killed by SIGKILL): they hold
+    nothing secret (the netrc was a bind mount, unlinked at start), but they are ours. Running ones may be
+    another run's, and are left."""
+    with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+        for leftover in api.containers(all=True, filters={"label": [LABEL_PACKAGE_FETCH], "status": ["exited"]}):
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(leftover["Id"], force=True)
+
+
 def _run(
-    api: docker.APIClient, build: PackageBuild, env: dict[str, str], binds: dict[str, Mapping[str, str]]
+    api: docker.APIClient,
+    build: PackageBuild,
+    env: dict[str, str],
+    binds: dict[str, Mapping[str, str]],
+    netrc: Path,
 ) -> tuple[str | None, str]:
     """Run `go install -n` in a container of the builder image; (why it failed or None, go's last lines). The
-    container is removed whatever happens, an interrupt included."""
+    container is removed whatever happens, an interrupt included.
+
+    The netrc is unlinked on the host as soon as the container has started: a file bind mount holds the inode,
+    so go still reads it, and a run killed during the fetch (SIGKILL: no clean-up runs) leaves no credential on
+    the host's disk, only for the instant between writing the file and the start."""
     host_config = api.create_host_config(
         network_mode="host",
         binds=binds,
@@ -183,7 +202,10 @@ def _run(
         return f"could not create the fetch container: {getattr(error, 'explanation', None) or error}", ""
     container = str(created["Id"])
     try:
-        api.start(container)
+        try:
+            api.start(container)
+        finally:
+            netrc.unlink(missing_ok=True)
         try:
             status = api.wait(container, timeout=FETCH_TIMEOUT)
         except requests.exceptions.RequestException:
