@@ -145,8 +145,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     # -- what every operation passes ---------------------------------------------------------------------------
     def sandbox_made(self, value: Any) -> Any:
-        """A value the template made: measured (refused if too big) and its new nodes charged."""
-        self.budget.charge(1)
+        """A value the template made: measured (refused if too big) and its new nodes charged; a string by its
+        length too, as a rendered text is. Why: strings made but not yet rendered are held in memory (a macro that
+        recurses holds every level's), so what the budget allows must bound what they take, not only the calls
+        that made them (a hypothesis search found a recursive macro of `'x'.center(100000)` reaching 66 MB within
+        a budget of 20,000 units)."""
+        self.budget.charge(1 + (len(value) // CHARS_PER_UNIT if isinstance(value, str) else 0))
         self.sizes.measure(value)
         return value
 

@@ -15,11 +15,11 @@ of the package's import graph and every go.mod of its pruned module graph is dow
 compile step), with the compile and link steps printed instead of run, so the fetch costs the download only.
 
 Where the credential goes: into one netrc line, `machine HOST[:PORT]/PATH login USER password SECRET`, in a 0600
-file of a private 0700 host directory (unlinked once the container started), bind-mounted READ-ONLY and named by NETRC, with
-GOAUTH=netrc (Go's default, set so an image's GOAUTH command cannot run instead). Never an environment variable,
-an argument, a label or a file of the context: `docker inspect` of the running container shows the file's path
-only. Go sends netrc credentials over HTTPS only (cmd/go/internal/auth refuses anything else), to URLs under the
-machine's prefix, and the machine is the proxy's own host and path, so no other server is ever sent them.
+file of a private 0700 host directory (unlinked once the container started), bind-mounted READ-ONLY and named by
+NETRC, with GOAUTH=netrc (Go's default, set so an image's GOAUTH command cannot run instead). Never an environment
+variable, an argument, a label or a file of the context: `docker inspect` of the running container shows the file's
+path only. Go sends netrc credentials over HTTPS only (cmd/go/internal/auth refuses anything else), to URLs under
+the machine's prefix, and the machine is the proxy's own host and path, so no other server is ever sent them.
 
 What the container may do: run `go` as the host user's uid:gid (the files it writes are the tool's to remove), on
 a read-only root file system, with every capability dropped and no new privileges; everything the go command
