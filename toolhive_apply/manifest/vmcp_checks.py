@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Final
 
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import format_path
@@ -80,10 +81,10 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
 
 
 def _serves_sse(manifest: Manifest, workload: Workload) -> bool:
-    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, also when served vmcp-only,
-    else its transport), or an HTTP server itself when served vmcp-only."""
+    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, else its transport), or when
+    served vmcp-only the server itself (an HTTP server's transport; a stdio server through its gate, never sse)."""
     if workload.transport in (None, "stdio") and not workload.url:
-        return workload.proxy_mode == "sse"
+        return workload.proxy_mode == "sse" and not vmcp_only(manifest, workload)
     return workload.transport == "sse"
 
 
@@ -152,19 +153,29 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
-        elif w.transport in (None, "stdio"):
-            continue  # kept behind its proxy (no host port): tools, overrides and isolation apply as ever
-        elif w.tools or w.tools_override:
-            # the workload's proxy applies those; with no proxy they would silently not apply
-            field = "tools" if w.tools else "tools_override"
-            yield _issue(
-                w,
-                ("workloads", w.index, field),
-                "served vmcp-only, the workload has no proxy to apply it: use the group's "
-                "vmcp.aggregation.tools[].filter and overrides",
-            )
-        elif w.network_isolation:
-            yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
+        else:
+            yield from _proxy_only_issues(w)
+            stdio = w.transport in (None, "stdio")
+            if w.network_isolation and not stdio:  # a stdio server is reached through its gate, not the network
+                message = "serve: vmcp-only cannot reach an isolated HTTP server (only its proxy is on its network)"
+                yield _issue(w, path, message)
+            if stdio and w.session_mode == "per-client":
+                message = "served vmcp-only, the gateway is the server's one client: use session_mode shared"
+                yield _issue(w, ("workloads", w.index, "session_mode"), message)
+
+
+PROXY_ONLY_FIELDS: Final = ("tools", "tools_override", "oidc", "authz_config", "allowed_origins")
+"""Settings a workload's own proxy applies (strict_protocol_validation too, when true); served vmcp-only there is
+none, and they would silently not apply."""
+
+
+def _proxy_only_issues(w: Workload) -> Iterator[ManifestIssue]:
+    for field in (*PROXY_ONLY_FIELDS, "strict_protocol_validation"):
+        if not getattr(w, field):
+            continue
+        where = "vmcp.aggregation.tools[].filter and overrides" if field.startswith("tools") else "vmcp.incoming_auth"
+        message = f"served vmcp-only, the workload has no proxy to apply it: use the group's {where}"
+        yield _issue(w, ("workloads", w.index, field), message)
 
 
 def _port_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
