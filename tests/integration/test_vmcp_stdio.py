@@ -89,3 +89,45 @@ def test_a_vmcp_only_group_serves_an_http_and_a_stdio_server_through_the_gateway
     assert run_cli("destroy", str(path), "--yes").code == 0
     assert not docker_api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
     assert not (docker_api.volumes(filters={"name": [volume]}) or {}).get("Volumes")
+
+
+def test_a_stdio_backend_moving_in_and_out_of_vmcp_only_gets_and_loses_its_gate_volume(
+    docker_api: Any, tmp_path: Path, stack: str, test_images: dict[str, str]
+) -> None:
+    pipe, gateway = f"{stack}-pipe", f"{stack}-gw"
+    port, volume = _free_port(), f"toolhive-apply.{stack}.{pipe}.gate"
+    groups = [{"name": "lab", "vmcp": {"port": port, "name": gateway}}]
+    settings = {"defaults": {"ready_timeout": 240}}
+    pipe_entry = {"name": pipe, "image": HTTP_IMAGE, "group": "lab", "env_vars": {"GREETING": "over stdio"}}
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    def apply(workloads: list[dict[str, Any]]) -> Path:
+        path = write_manifest(tmp_path, stack, workloads, settings=settings, groups=groups)
+        applied = run_cli("apply", str(path), "--yes")
+        assert applied.code == 0, applied.output
+        assert run_cli("plan", str(path), "--detailed-exitcode").code == 0
+        return path
+
+    def volumes() -> list[str]:
+        found = docker_api.volumes(filters={"label": [f"toolhive-apply.stack={stack}"]}) or {}
+        return [v["Name"] for v in found.get("Volumes") or ()]
+
+    def logs() -> str:
+        return str(docker_api.logs(gateway, tail=40).decode(errors="replace"))
+
+    apply([{**pipe_entry, "serve": "vmcp-only"}])
+    assert volumes() == [volume]
+    _eventually(lambda: _greeting(url, f"{pipe}_get_env") == "over stdio", "the vmcp-only stdio backend", logs)
+
+    apply([pipe_entry])  # its own proxy again: the gateway reaches that, and the volume goes
+    assert docker_api.containers(filters={"name": [f"^/{pipe}-proxy$"]})
+    assert volumes() == []
+    _eventually(lambda: _greeting(url, f"{pipe}_get_env") == "over stdio", "the proxied stdio backend", logs)
+
+    apply([{**pipe_entry, "serve": "vmcp-only"}])  # and back
+    assert volumes() == [volume]
+    assert not docker_api.containers(all=True, filters={"name": [f"^/{pipe}-proxy$"]})
+    _eventually(lambda: _greeting(url, f"{pipe}_get_env") == "over stdio", "the vmcp-only stdio backend again", logs)
+
+    apply([])  # out of the group: the gateway is replaced first, then the workload and its volume go
+    assert volumes() == []

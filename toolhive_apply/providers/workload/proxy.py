@@ -4,7 +4,9 @@ A workload is a pair (MCP container + proxy container) kept alive by Docker's re
 stack answers again after a reboot or a dockerd restart with no toolhive-apply process running (ToolHive's
 proxies are host processes that do not come back: its issues #431 and #835). A stdio workload has a third
 container, its docker gate: the only one that holds the engine's socket, with no network at all, serving its
-proxy (over a unix socket in a volume they share) attach/inspect or per-client sessions of its one server.
+proxy (over a unix socket in a volume they share) attach/inspect or per-client sessions of its one server. Served
+``vmcp-only``, a stdio workload has no proxy: its gate listens in a named volume, which the group's gateway mounts
+read-only (``gateway.py``); gate and gateway each try to remove it once their own container is gone.
 """
 
 from __future__ import annotations
