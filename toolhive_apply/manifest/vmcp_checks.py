@@ -153,24 +153,28 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
-        else:
+        elif w.transport in (None, "stdio"):  # reached through its gate, not the network: isolation applies
             yield from _proxy_only_issues(w)
-            stdio = w.transport in (None, "stdio")
-            if w.network_isolation and not stdio:  # a stdio server is reached through its gate, not the network
-                message = "serve: vmcp-only cannot reach an isolated HTTP server (only its proxy is on its network)"
-                yield _issue(w, path, message)
-            if stdio and w.session_mode == "per-client":
+            if w.session_mode == "per-client":
                 message = "served vmcp-only, the gateway is the server's one client: use session_mode shared"
                 yield _issue(w, ("workloads", w.index, "session_mode"), message)
+        elif w.tools or w.tools_override:
+            yield from _proxy_only_issues(w, ("tools", "tools_override"))
+        elif w.network_isolation:
+            yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
 
 
 PROXY_ONLY_FIELDS: Final = ("tools", "tools_override", "oidc", "authz_config", "allowed_origins")
 """Settings a workload's own proxy applies (strict_protocol_validation too, when true); served vmcp-only there is
-none, and they would silently not apply."""
+none, and they would silently not apply. A stdio server served so is refused all of them (it had a proxy before);
+an HTTP one only its tools settings, as ever (its endpoint settings are left out of its spec: the gateway's
+``incoming_auth`` is the endpoint)."""
 
 
-def _proxy_only_issues(w: Workload) -> Iterator[ManifestIssue]:
-    for field in (*PROXY_ONLY_FIELDS, "strict_protocol_validation"):
+def _proxy_only_issues(
+    w: Workload, fields: tuple[str, ...] = (*PROXY_ONLY_FIELDS, "strict_protocol_validation")
+) -> Iterator[ManifestIssue]:
+    for field in fields:
         if not getattr(w, field):
             continue
         where = "vmcp.aggregation.tools[].filter and overrides" if field.startswith("tools") else "vmcp.incoming_auth"
