@@ -25,6 +25,7 @@ from toolhive_apply.providers.workload.create_args import (
 from toolhive_apply.providers.workload.spec import gate_in_named_volume
 from toolhive_apply.proxy.vmcp_config import parse_vmcp
 from toolhive_apply.verify import verify_specs
+from toolhive_apply.views.vmcp import vmcp_config
 from toolhive_apply.views.workloads import workload_entry
 
 
@@ -125,3 +126,10 @@ def test_export_lists_no_url_for_a_workload_served_through_the_gateway_only(tmp_
     assert (entries["pipe"]["url"], entries["pipe"]["port"]) == ("", 0)
     assert (entries["web"]["url"], entries["web"]["port"]) == ("", 0)
     assert entries["plain"]["url"].startswith("http://127.0.0.1:") and entries["plain"]["port"]
+
+
+def test_vmcp_config_names_a_gate_reached_backend_stdio_without_inventing_a_url(tmp_path: Path) -> None:
+    specs = specs_of(load_manifest([_manifest(tmp_path)]))
+    backends = {b["name"]: b for b in vmcp_config(specs["lab"])["backends"]}
+    assert backends["pipe"] == {"name": "pipe", "transport": "stdio"}
+    assert backends["web"] == {"name": "web", "url": "http://web:8080/mcp", "transport": "streamable-http"}
