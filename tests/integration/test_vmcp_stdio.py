@@ -77,6 +77,11 @@ def test_a_vmcp_only_group_serves_an_http_and_a_stdio_server_through_the_gateway
     mounts = [(m["Type"], m.get("Name"), m["Destination"], m["RW"]) for m in gateway_info["Mounts"]]
     assert mounts == [("volume", volume, f"/run/toolhive-gates/{pipe}", False)]  # read-only, and nothing else
     assert not any("docker.sock" in bind for bind in gateway_info["HostConfig"]["Binds"] or [])
+    # read-only: the gateway connects to the gate's socket (the calls above) but cannot put one of its own there
+    bind = f"import socket; socket.socket(socket.AF_UNIX).bind('/run/toolhive-gates/{pipe}/other.sock')"
+    run = docker_api.exec_create(gateway, ["python3", "-c", bind])
+    output = docker_api.exec_start(run["Id"]).decode(errors="replace")
+    assert docker_api.exec_inspect(run["Id"])["ExitCode"] != 0 and "Read-only file system" in output, output
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0  # converged, hashed
 
     docker_api.restart(pipe, timeout=2)  # no apply in between: the gate and the gateway's backend re-attach
