@@ -91,6 +91,14 @@ def test_a_vmcp_only_group_serves_an_http_and_a_stdio_server_through_the_gateway
     assert _greeting(url, f"{web}_get_env") == "over http"
     assert run_cli("plan", str(path), "--detailed-exitcode").code == 0
 
+    docker_api.remove_container(f"{pipe}-gate", force=True)  # drift: the gate is remade in the same volume
+    assert run_cli("plan", str(path), "--detailed-exitcode").code == 2
+    repaired = run_cli("apply", str(path), "--yes")
+    assert repaired.code == 0, repaired.output
+    _eventually(lambda: _greeting(url, f"{pipe}_get_env") == "over stdio", "the stdio server after a new gate", logs)
+    assert not docker_api.containers(all=True, filters={"name": [f"^/{pipe}-proxy$"]})
+    assert run_cli("plan", str(path), "--detailed-exitcode").code == 0
+
     assert run_cli("destroy", str(path), "--yes").code == 0
     assert not docker_api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]})
     assert not (docker_api.volumes(filters={"name": [volume]}) or {}).get("Volumes")
