@@ -84,6 +84,8 @@ def private_env(root: Path, **extra: str) -> dict[str, str]:
 def remove_stack(api: Any, stack: str) -> None:
     for container in api.containers(all=True, filters={"label": [f"toolhive-apply.stack={stack}"]}):
         api.remove_container(container["Id"], force=True, v=True)
+    for volume in (api.volumes(filters={"label": [f"toolhive-apply.stack={stack}"]}) or {}).get("Volumes") or ():
+        api.remove_volume(volume["Name"], force=True)  # named gate volumes (stdio served vmcp-only)
     for network in api.networks(filters={"label": [f"toolhive-apply.stack={stack}"]}):
         api.remove_network(network["Id"])
     for network in api.networks(names=[f"toolhive-apply.{stack}"]):

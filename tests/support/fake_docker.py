@@ -140,6 +140,9 @@ def _answer(message: dict[str, Any], identity: str) -> list[bytes]:
     if method == "tools/list":
         tools = [{"name": "slow", "inputSchema": {}}, {"name": "secret", "inputSchema": {}}]
         return stdout({"jsonrpc": "2.0", "id": message["id"], "result": {"tools": tools}}, split=7)
+    if method in ("resources/list", "resources/templates/list"):  # (the gateway lists every capability)
+        key = "resources" if method == "resources/list" else "resourceTemplates"
+        return stdout({"jsonrpc": "2.0", "id": message["id"], "result": {key: []}})
     if method in ("logging/setLevel", "resources/subscribe", "resources/unsubscribe"):
         return stdout({"jsonrpc": "2.0", "id": message["id"], "result": {}})
     if method == "tools/call" and params.get("name") == "whoami":

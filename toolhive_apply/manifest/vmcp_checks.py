@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Final
 
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import format_path
@@ -80,10 +81,10 @@ def _gateway_issues(manifest: Manifest, index: int, group: Group) -> Iterator[Ma
 
 
 def _serves_sse(manifest: Manifest, workload: Workload) -> bool:
-    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, also when served vmcp-only,
-    else its transport), or an HTTP server itself when served vmcp-only."""
+    """What the gateway would reach: the workload's proxy (its proxy_mode for stdio, else its transport), or when
+    served vmcp-only the server itself (an HTTP server's transport; a stdio server through its gate, never sse)."""
     if workload.transport in (None, "stdio") and not workload.url:
-        return workload.proxy_mode == "sse"
+        return workload.proxy_mode == "sse" and not vmcp_only(manifest, workload)
     return workload.transport == "sse"
 
 
@@ -152,19 +153,33 @@ def _serve_issues(manifest: Manifest) -> Iterator[ManifestIssue]:
             yield _issue(w, path, f"serve: vmcp-only needs a vmcp gateway on group {w.group!r}")
         elif w.url:
             yield _issue(w, path, "serve: vmcp-only is for containers; a remote server (url) keeps its proxy")
-        elif w.transport in (None, "stdio"):
-            continue  # kept behind its proxy (no host port): tools, overrides and isolation apply as ever
+        elif w.transport in (None, "stdio"):  # reached through its gate, not the network: isolation applies
+            yield from _proxy_only_issues(w)
+            if w.session_mode == "per-client":
+                message = "served vmcp-only, the gateway is the server's one client: use session_mode shared"
+                yield _issue(w, ("workloads", w.index, "session_mode"), message)
         elif w.tools or w.tools_override:
-            # the workload's proxy applies those; with no proxy they would silently not apply
-            field = "tools" if w.tools else "tools_override"
-            yield _issue(
-                w,
-                ("workloads", w.index, field),
-                "served vmcp-only, the workload has no proxy to apply it: use the group's "
-                "vmcp.aggregation.tools[].filter and overrides",
-            )
+            yield from _proxy_only_issues(w, ("tools", "tools_override"))
         elif w.network_isolation:
             yield _issue(w, path, "serve: vmcp-only cannot reach an isolated server (only its proxy is on its network)")
+
+
+PROXY_ONLY_FIELDS: Final = ("tools", "tools_override", "oidc", "authz_config", "allowed_origins")
+"""Settings a workload's own proxy applies (strict_protocol_validation too, when true); served vmcp-only there is
+none, and they would silently not apply. A stdio server served so is refused all of them (it had a proxy before);
+an HTTP one only its tools settings, as ever (its endpoint settings are left out of its spec: the gateway's
+``incoming_auth`` is the endpoint)."""
+
+
+def _proxy_only_issues(
+    w: Workload, fields: tuple[str, ...] = (*PROXY_ONLY_FIELDS, "strict_protocol_validation")
+) -> Iterator[ManifestIssue]:
+    for field in fields:
+        if not getattr(w, field):
+            continue
+        where = "vmcp.aggregation.tools[].filter and overrides" if field.startswith("tools") else "vmcp.incoming_auth"
+        message = f"served vmcp-only, the workload has no proxy to apply it: use the group's {where}"
+        yield _issue(w, ("workloads", w.index, field), message)
 
 
 def _port_issues(manifest: Manifest) -> Iterator[ManifestIssue]:

@@ -3,13 +3,18 @@
 It is planned as a workload with no server of its own (like a remote workload: the proxy *is* the unit), so it is
 labelled, hashed, drift-repaired, restarted by Docker's policy, published on its host port and exported by the same
 code as every workload. Its resource name is its client entry name (``vmcp.name`` or the group's), which validate
-keeps apart from workload names. Backends are the group's workloads as the gateway reaches them on the stack
-network: each workload's proxy, or (``serve: vmcp-only``) the HTTP server's own port.
+keeps apart from workload names. Backends are the group's workloads as the gateway reaches them: each workload's
+proxy on the stack network, or (``serve: vmcp-only``) the workload itself with no proxy: an HTTP server on its own
+port, a stdio server through its docker gate.
 
-A stdio server served ``vmcp-only`` keeps its proxy and docker gate, but the proxy publishes no host port: the
-gateway reaches it on the stack network like any proxy. Why not the gate directly: only the gate may hold the Docker
-socket, and it has no network; the gateway would have to mount each stdio backend's gate volume, which ties the
-gateway's mounts (not updatable in place) to the backend set and to each backend's own replaces.
+A stdio server served ``vmcp-only`` is its container and its docker gate only. The gate (still the only holder of
+the Docker socket, still with no network, still letting through that one container) listens in a *named* volume
+(``labels.gate_volume_name``), and the gateway mounts each such volume read-only at ``gateway_gate_dir(backend)``:
+a unix socket can be connected to on a read-only mount, and the gateway cannot put a socket of its own in its place.
+The gateway attaches through it the way a workload proxy does (``proxy/vmcp_stdio.py``). The volume's name does not
+change when the backend is replaced, so a backend's own replace leaves the gateway as it is; the mounts follow the
+backend set, which replaces the gateway anyway (below). A volume goes with the last of its gate and the gateway: each
+tries to remove it once its own container is gone, and Docker refuses while the other still uses it.
 
 A change of the backend list (a workload joins or leaves the group) replaces the gateway: its configuration is in
 its environment and the spec it was made from in its labels, and Docker changes neither on a running container. An
@@ -26,13 +31,17 @@ from toolhive_apply.manifest.model import Group, Manifest, Workload
 from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.manifest.vmcp_auth import gateway_endpoint
 from toolhive_apply.manifest.vmcp_checks import members, vmcp_only
-from toolhive_apply.providers.docker.labels import proxy_name
+from toolhive_apply.providers.docker.labels import gate_volume_name, proxy_name
 from toolhive_apply.providers.workload.endpoint import endpoint_proxy_config, endpoint_spec
-from toolhive_apply.providers.workload.spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT
+from toolhive_apply.providers.workload.spec import LOOPBACK_HOSTS, PROXY_LISTEN_PORT, gate_in_named_volume
 from toolhive_apply.providers.workload.spec_model import WorkloadSpec, thaw
 
 GATEWAY_DESCRIPTION: Final = "vMCP gateway of group {group}"
 BACKEND_CALL_TIMEOUT: Final = 60.0
+GATEWAY_GATES_DIR: Final = "/run/toolhive-gates"
+"""Where the gateway mounts its stdio backends' gate volumes, one directory per backend."""
+GATE_SOCKET_FILE: Final = "docker.sock"
+"""The gate's socket in its volume (create_args.GATE_SOCKET is the same file as the gate sees it)."""
 
 
 def gateway_name(group: Group) -> str:
@@ -41,25 +50,32 @@ def gateway_name(group: Group) -> str:
     return group.vmcp.name or group.name
 
 
-def backend_url(spec: WorkloadSpec) -> str:
-    """Where the gateway reaches a workload on the stack network: an HTTP server's own port when served vmcp-only,
-    its proxy otherwise (a remote workload's proxy carries the workload's name; a stdio one's has no host port)."""
+def gateway_gate_dir(backend: str) -> str:
+    return f"{GATEWAY_GATES_DIR}/{backend}"
+
+
+def backend_entry(spec: WorkloadSpec, stack: str) -> dict[str, str]:
+    """How the gateway reaches a workload, as its spec records it: a stdio server served vmcp-only by its gate's
+    volume (mounted read-only), anything else by URL on the stack network: an HTTP server's own port when served
+    vmcp-only, its proxy otherwise (a remote workload's proxy carries the workload's name)."""
+    if gate_in_named_volume(spec):
+        return {"name": spec.name, "gate_volume": gate_volume_name(stack, spec.name)}
     if not has_proxy(spec):
-        return f"http://{spec.name}:{spec.target_port}/mcp"
+        return {"name": spec.name, "url": f"http://{spec.name}:{spec.target_port}/mcp"}
     host = spec.name if spec.remote else proxy_name(spec.name)
-    return f"http://{host}:{PROXY_LISTEN_PORT}/mcp"
+    return {"name": spec.name, "url": f"http://{host}:{PROXY_LISTEN_PORT}/mcp"}
 
 
 def gateway_spec(group: Group, manifest: Manifest, workload_specs: Mapping[str, WorkloadSpec]) -> WorkloadSpec:
     """The canonical spec of the gateway of ``group`` (``workload_specs`` by workload name, as planned)."""
     assert group.vmcp is not None
     name = gateway_name(group)
+    settings = manifest.settings
     backends = [
-        {"name": w.name, "url": backend_url(workload_specs[w.name])}
+        backend_entry(workload_specs[w.name], settings.stack)
         for w in members(manifest, group.name)
         if w.name in workload_specs
     ]
-    settings = manifest.settings
     spec: dict[str, Any] = {
         "name": name,
         "description": GATEWAY_DESCRIPTION.format(group=group.name),
@@ -115,7 +131,7 @@ def gateway_proxy_config(spec: WorkloadSpec) -> dict[str, Any]:
         "listen_port": PROXY_LISTEN_PORT,
         "proxy_mode": "streamable-http",
         "vmcp": {
-            "backends": list(vmcp["backends"]),
+            "backends": [backend_config(dict(b)) for b in vmcp["backends"]],
             "aggregation": dict(vmcp["aggregation"]),
             "call_timeout": BACKEND_CALL_TIMEOUT,
         },
@@ -124,6 +140,19 @@ def gateway_proxy_config(spec: WorkloadSpec) -> dict[str, Any]:
         config["allowed_hosts"] = [spec.host]
     config.update(endpoint_proxy_config(spec))  # authentication, Cedar and origins, as a workload proxy's
     return config
+
+
+def backend_config(entry: Mapping[str, str]) -> dict[str, str]:
+    """A backend of the gateway's THV_PROXY_CONFIG: its URL, or the gate socket in the backend's mounted volume."""
+    if "gate_volume" in entry:
+        return {"name": entry["name"], "docker_socket": f"{gateway_gate_dir(entry['name'])}/{GATE_SOCKET_FILE}"}
+    return {"name": entry["name"], "url": entry["url"]}
+
+
+def gate_volumes(spec: WorkloadSpec) -> dict[str, str]:
+    """The gate volumes a gateway mounts, by backend name (none for other workloads)."""
+    backends = thaw(spec.vmcp)["backends"] if spec.vmcp is not None else []
+    return {b["name"]: b["gate_volume"] for b in backends if "gate_volume" in b}
 
 
 def gateway_groups(manifest: Manifest, groups: Sequence[str]) -> dict[str, Group]:
@@ -141,9 +170,9 @@ def served_by_gateway_only(manifest: Manifest, workload: Workload) -> bool:
 
 
 def has_proxy(spec: WorkloadSpec) -> bool:
-    """Whether a (non-remote) workload unit has a proxy container: all but HTTP servers served through the gateway
-    only (a stdio server is reached through its proxy and gate, whatever it serves)."""
-    return spec.serve != VMCP_ONLY or spec.transport == "stdio"
+    """Whether a (non-remote) workload unit has a proxy container: all but those served through the gateway only
+    (an HTTP server is reached on its port, a stdio server through its docker gate)."""
+    return spec.serve != VMCP_ONLY
 
 
 def publishes_port(spec: WorkloadSpec) -> bool:
@@ -160,6 +189,6 @@ def backend_hosts(manifest: Manifest, workload: str) -> list[str]:
     group = next((g for g in manifest.groups if g.name == entry.group), None)
     if group is None or group.vmcp is None:
         return []
-    if served_by_gateway_only(manifest, entry):  # an HTTP server is reached directly; a stdio one by its proxy
-        return [proxy_name(entry.name)] if entry.transport in (None, "stdio") else []
+    if served_by_gateway_only(manifest, entry):  # no proxy: an HTTP server is reached directly, stdio by its gate
+        return []
     return [entry.name if entry.url else proxy_name(entry.name)]

@@ -30,8 +30,9 @@ from toolhive_apply.proxy.jsonrpc import (
 )
 from toolhive_apply.proxy.stdio_backend import RequestAbandonedError
 from toolhive_apply.proxy.vmcp_aggregate import Catalog, CursorError, Listing, Route, aggregate, page
-from toolhive_apply.proxy.vmcp_backends import BackendClient, BackendError
-from toolhive_apply.proxy.vmcp_config import VmcpConfig
+from toolhive_apply.proxy.vmcp_backends import Backend, BackendClient, BackendError
+from toolhive_apply.proxy.vmcp_config import BackendSpec, VmcpConfig
+from toolhive_apply.proxy.vmcp_stdio import StdioBackendClient
 
 if TYPE_CHECKING:
     from toolhive_apply.proxy.app import Assembly
@@ -60,7 +61,7 @@ ROUTED_METHODS: Final = ("tools/call", "prompts/get", "completion/complete", *UR
 
 @dataclass(eq=False)
 class BackendState:
-    client: BackendClient
+    client: Backend
     listing: Listing | None = None
     detail: str = "not yet listed"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,7 +79,7 @@ class Gateway:
         self.name = name
         self.config = vmcp
         self.health = health
-        self.backends = {spec.name: BackendState(BackendClient(spec, f"vmcp-{name}")) for spec in vmcp.backends}
+        self.backends = {spec.name: BackendState(backend_client(spec, name)) for spec in vmcp.backends}
         self.catalog = Catalog()
         self.listener: Callable[[str | None, JsonObject], None] = lambda _client, _message: None
         capabilities = {kind: {"listChanged": True} for kind in ("tools", "prompts", "resources")}
@@ -296,6 +297,13 @@ class Gateway:
             if owner == client:
                 task.cancel()
                 self._inflight.pop((owner, request_id), None)
+
+
+def backend_client(spec: BackendSpec, gateway: str) -> Backend:
+    """An HTTP backend's MCP client, or a stdio backend's attach through its docker gate."""
+    if spec.stdio:
+        return StdioBackendClient(spec, gateway)
+    return BackendClient(spec, f"vmcp-{gateway}")
 
 
 def _cancelling() -> bool:

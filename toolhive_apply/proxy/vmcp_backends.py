@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from toolhive_apply.proxy.httpclient import UpstreamError, UpstreamResponse, UpstreamUrl, send_request
 from toolhive_apply.proxy.jsonrpc import LATEST_HANDSHAKE_VERSION, JsonObject, MessageKind, classify
@@ -34,6 +34,43 @@ class BackendError(Exception):
 
 class _SessionLostError(BackendError):
     """The backend answered 404 to our session: it restarted, or it expired the session."""
+
+
+class Backend(Protocol):
+    """What the gateway asks of a backend, whichever way it is reached (HTTP here, stdio in ``vmcp_stdio.py``).
+    ``init_result`` is None until connected; the gateway sets it back to None to force a fresh ``connect``."""
+
+    spec: BackendSpec
+    init_result: JsonObject | None
+
+    @property
+    def capabilities(self) -> dict[str, Any]: ...
+
+    async def connect(self) -> None: ...
+
+    async def request(
+        self, method: str, params: JsonObject | None, on_message: OnMessage | None = None
+    ) -> JsonObject: ...
+
+    async def list_all(self, method: str, key: str) -> tuple[JsonObject, ...]: ...
+
+    async def notify(self, method: str, params: JsonObject) -> None: ...
+
+
+async def list_pages(backend: Backend, method: str, key: str) -> tuple[JsonObject, ...]:
+    """Every item of a paginated list (``tools/list`` and its kin), following ``nextCursor``."""
+    items: list[JsonObject] = []
+    cursor: object = None
+    for _ in range(MAX_LIST_PAGES):
+        answer = await backend.request(method, {"cursor": cursor} if cursor is not None else None)
+        result = answer.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get(key), list):
+            raise BackendError(f"{method}: {error_text(answer)}")
+        items.extend(item for item in result[key] if isinstance(item, dict))
+        cursor = result.get("nextCursor")
+        if not isinstance(cursor, str) or not cursor:
+            return tuple(items)
+    raise BackendError(f"{method}: more than {MAX_LIST_PAGES} pages")
 
 
 class BackendClient:
@@ -63,7 +100,7 @@ class BackendClient:
             message = {"jsonrpc": "2.0", "id": next(self._ids), "method": "initialize", "params": params}
             answer, session = await self._post(message, None)
             if answer is None or not isinstance(answer.get("result"), dict):
-                raise BackendError(f"initialize failed: {_error_text(answer)}")
+                raise BackendError(f"initialize failed: {error_text(answer)}")
             self.init_result = answer["result"]
             self._session = session
             await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"}, None)
@@ -90,19 +127,7 @@ class BackendClient:
         raise BackendError(f"{method}: the backend lost the session twice")
 
     async def list_all(self, method: str, key: str) -> tuple[JsonObject, ...]:
-        """Every item of a paginated list (``tools/list`` and its kin), following ``nextCursor``."""
-        items: list[JsonObject] = []
-        cursor: object = None
-        for _ in range(MAX_LIST_PAGES):
-            answer = await self.request(method, {"cursor": cursor} if cursor is not None else None)
-            result = answer.get("result")
-            if not isinstance(result, dict) or not isinstance(result.get(key), list):
-                raise BackendError(f"{method}: {_error_text(answer)}")
-            items.extend(item for item in result[key] if isinstance(item, dict))
-            cursor = result.get("nextCursor")
-            if not isinstance(cursor, str) or not cursor:
-                return tuple(items)
-        raise BackendError(f"{method}: more than {MAX_LIST_PAGES} pages")
+        return await list_pages(self, method, key)
 
     async def notify(self, method: str, params: JsonObject) -> None:
         if self._session is not None:
@@ -148,7 +173,7 @@ class BackendClient:
             raise BackendError(f"HTTP {response.status} without a JSON-RPC answer")
         if response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             # a workload proxy whose server is down answers 502/503: the backend is unavailable, not just this call
-            raise BackendError(f"HTTP {response.status}: {_error_text(answer)}")
+            raise BackendError(f"HTTP {response.status}: {error_text(answer)}")
         return answer, session
 
 
@@ -183,7 +208,7 @@ async def _answer_from_stream(
     raise BackendError("the backend's event stream ended without an answer")
 
 
-def _error_text(answer: JsonObject | None) -> str:
+def error_text(answer: JsonObject | None) -> str:
     error = (answer or {}).get("error")
     message = error.get("message") if isinstance(error, dict) else None
     if isinstance(message, str):

@@ -67,10 +67,17 @@ class Aggregation:
 
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
-    """A backend: the workload's name (used by prefixes and priority) and its streamable-HTTP MCP URL."""
+    """A backend: the workload's name (used by prefixes and priority) and how to reach it: its streamable-HTTP MCP
+    URL, or (a stdio server with no proxy of its own) its container through the docker gate listening on
+    ``docker_socket``. Invariant: exactly one of ``url`` and ``docker_socket`` is set."""
 
     name: str
-    url: str
+    url: str = ""
+    docker_socket: str = ""
+
+    @property
+    def stdio(self) -> bool:
+        return bool(self.docker_socket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +118,43 @@ def _seconds(raw: Mapping[str, Any], key: str, problems: list[str]) -> float | N
 
 def _backends(raw: object, problems: list[str]) -> tuple[BackendSpec, ...]:
     if not isinstance(raw, list):
-        problems.append("vmcp.backends: must be a list of {name, url}")
+        problems.append("vmcp.backends: must be a list of {name, url} or {name, docker_socket}")
         return ()
     backends: list[BackendSpec] = []
     for index, item in enumerate(raw):
         where = f"vmcp.backends[{index}]"
-        if not isinstance(item, dict) or set(item) != {"name", "url"}:
-            problems.append(f"{where}: must be an object with exactly 'name' and 'url'")
+        if not isinstance(item, dict) or set(item) not in ({"name", "url"}, {"name", "docker_socket"}):
+            problems.append(f"{where}: must be an object with exactly 'name' and one of 'url' or 'docker_socket'")
             continue
-        name, url = item["name"], item["url"]
+        name = item["name"]
         if not isinstance(name, str) or not _BACKEND_NAME.fullmatch(name):
             problems.append(f"{where}.name: must be a workload name")
             continue
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme != "http" or not parts.hostname:
-            problems.append(f"{where}.url: must be an http:// URL with a host")
+        backend = _backend(name, item, where, problems)
+        if backend is None:
             continue
         if any(b.name == name for b in backends):
             problems.append(f"{where}.name: {name!r} appears twice")
             continue
-        backends.append(BackendSpec(name, url))
+        backends.append(backend)
     return tuple(backends)
+
+
+def _backend(name: str, item: Mapping[str, Any], where: str, problems: list[str]) -> BackendSpec | None:
+    """A URL backend, or a stdio one reached through the gate socket at an absolute path (the container is the
+    workload's own name, the only one that gate lets through)."""
+    if "docker_socket" in item:
+        socket = item["docker_socket"]
+        if not isinstance(socket, str) or not socket.startswith("/"):
+            problems.append(f"{where}.docker_socket: must be an absolute path")
+            return None
+        return BackendSpec(name, docker_socket=socket)
+    url = item["url"]
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname:
+        problems.append(f"{where}.url: must be an http:// URL with a host")
+        return None
+    return BackendSpec(name, url=url)
 
 
 def parse_aggregation(raw: object, problems: list[str], where: str) -> Aggregation | None:

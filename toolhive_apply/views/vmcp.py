@@ -69,13 +69,22 @@ def _incoming_auth(spec: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _backend(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A static backend. A stdio server served vmcp-only (reached through its docker gate's volume) has no URL:
+    ToolHive's vMCP reaches stdio servers only through a proxy, so the entry says stdio and leaves the URL out
+    rather than name one that does not exist."""
+    if "gate_volume" in entry:
+        return {"name": entry["name"], "transport": "stdio"}
+    return {"name": entry["name"], "url": entry["url"], "transport": "streamable-http"}
+
+
 def vmcp_config(spec: Mapping[str, Any]) -> dict[str, Any]:
     """ToolHive's vMCP configuration of the gateway whose spec is ``spec`` (see gateways.gateway_spec)."""
     vmcp = spec["vmcp"]
     return {
         "name": str(spec["name"]),
         "groupRef": str(spec["group"]),
-        "backends": [{"name": b["name"], "url": b["url"], "transport": "streamable-http"} for b in vmcp["backends"]],
+        "backends": [_backend(b) for b in vmcp["backends"]],
         "incomingAuth": _incoming_auth(spec),
         "outgoingAuth": {"source": "inline", "default": {"type": "unauthenticated"}},
         "aggregation": _aggregation(vmcp.get("aggregation") or {}),

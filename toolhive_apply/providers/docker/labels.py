@@ -67,6 +67,12 @@ def gate_name(workload_name: str) -> str:
     return f"{workload_name}-gate"
 
 
+def gate_volume_name(stack: str, workload_name: str) -> str:
+    """The named volume a stdio server served vmcp-only has its docker gate listen in: with no proxy to hold an
+    anonymous one, the gate and the group's gateway (read-only) mount it by this name, the same across replaces."""
+    return f"toolhive-apply.{stack}.{workload_name}.gate"
+
+
 def isolation_network(stack: str, workload_name: str) -> str:
     """One internal network per isolated workload, so isolated servers cannot reach each other either."""
     return f"toolhive-apply.{stack}.{workload_name}.internal"

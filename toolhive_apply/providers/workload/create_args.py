@@ -266,25 +266,48 @@ def proxy_host_config_args(spec: WorkloadSpec, network: str) -> dict[str, Any]:
     return args
 
 
+def gate_volume_options() -> dict[str, str]:
+    """The local driver's options of a gate volume: tmpfs, owned by the helpers' user, mode 0700, 64 KiB."""
+    uid, gid = HELPER_USER.split(":")
+    return {"type": "tmpfs", "device": "tmpfs", "o": f"uid={uid},gid={gid},mode=0700,size=65536,nosuid,nodev,noexec"}
+
+
 def gate_volume() -> Mount:
     """The gate's socket directory: an anonymous volume (it lives and dies with the proxy and gate containers, removed
-    with the last of them) on tmpfs, owned by the helpers' user, mode 0700. Anonymous volumes cannot be mounted
-    read-only; the proxy could only replace the gate's socket with one of its own, which nobody else connects to."""
-    uid, gid = HELPER_USER.split(":")
-    options = {"type": "tmpfs", "device": "tmpfs", "o": f"uid={uid},gid={gid},mode=0700,size=65536,nosuid,nodev,noexec"}
-    return Mount(GATE_DIR, None, type="volume", driver_config=DriverConfig("local", options))
+    with the last of them) on tmpfs. Anonymous volumes cannot be mounted read-only; the proxy could only replace the
+    gate's socket with one of its own, which nobody else connects to."""
+    return Mount(GATE_DIR, None, type="volume", driver_config=DriverConfig("local", gate_volume_options()))
 
 
-def gate_host_config_args(socket: tuple[str, int | None], proxy: str) -> dict[str, Any]:
+def gate_volume_labels(stack: str, workload: str) -> dict[str, str]:
+    """A named gate volume's labels (a stdio server served vmcp-only): owned by the stack, like its containers."""
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_STACK: stack, LABEL_NAME: workload, LABEL_ROLE: ROLE_GATE}
+
+
+def gate_host_config_args(
+    socket: tuple[str, int | None], proxy: str | None, volume: str | None = None
+) -> dict[str, Any]:
     """The docker gate: no network at all, read-only, no capabilities, the engine's socket with its group only, and
-    its proxy's volume (which holds nothing else)."""
+    its proxy's volume (which holds nothing else), or with no proxy (served vmcp-only) the named ``volume``."""
     host_path, gid = socket
     args = helper_host_config_args("none")
     args["binds"] = {host_path: {"bind": PROXY_SOCKET, "mode": "ro"}}  # connect() still works; the file stays put
-    args["volumes_from"] = [f"{proxy}:rw"]
+    if volume is not None:
+        args["mounts"] = [Mount(GATE_DIR, volume, type="volume")]
+    else:
+        assert proxy is not None
+        args["volumes_from"] = [f"{proxy}:rw"]
     if gid is not None:
         args["group_add"] = [str(gid)]
     return args
+
+
+def gateway_mounts(volumes: Mapping[str, str]) -> list[Mount]:
+    """A gateway's mounts: each stdio backend's gate volume (``volumes``: backend -> volume) read-only, in a
+    directory of its own. Only gate sockets: never the engine's."""
+    from toolhive_apply.providers.gateway import gateway_gate_dir
+
+    return [Mount(gateway_gate_dir(b), v, type="volume", read_only=True) for b, v in sorted(volumes.items())]
 
 
 def gate_config(spec: WorkloadSpec, container_id: str) -> dict[str, Any]:

@@ -179,6 +179,7 @@ class WorkloadProvider:
             facts = change.observed.facts
             unit = [change.observed.handle, facts.get("proxy_id"), facts.get("gate_id"), facts.get("egress_id")]
             self.units.remove_all(*unit)
+            self.units.drop_gate_volumes(change.observed.spec, None)  # a vmcp-only stdio gate's, a gateway's
             if facts.get("network"):
                 self.isolation.drop_network(str(facts["network"]))
             if not self._stack_network_still_used({str(c) for c in unit if c}):

@@ -4,7 +4,9 @@ A workload is a pair (MCP container + proxy container) kept alive by Docker's re
 stack answers again after a reboot or a dockerd restart with no toolhive-apply process running (ToolHive's
 proxies are host processes that do not come back: its issues #431 and #835). A stdio workload has a third
 container, its docker gate: the only one that holds the engine's socket, with no network at all, serving its
-proxy (over a unix socket in a volume they share) attach/inspect or per-client sessions of its one server.
+proxy (over a unix socket in a volume they share) attach/inspect or per-client sessions of its one server. Served
+``vmcp-only``, a stdio workload has no proxy: its gate listens in a named volume, which the group's gateway mounts
+read-only (``gateway.py``); gate and gateway each try to remove it once their own container is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import json
 import stat
 import threading
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,19 +30,24 @@ from toolhive_apply.providers.docker.labels import (
     MANAGED_BY,
     ROLE_GATE,
     gate_name,
+    gate_volume_name,
     proxy_name,
     stack_network,
 )
+from toolhive_apply.providers.gateway import gate_volumes
 from toolhive_apply.providers.workload.create_args import (
     HELPER_USER,
     gate_config,
     gate_host_config_args,
+    gate_volume_labels,
+    gate_volume_options,
+    gateway_mounts,
     proxy_config,
     proxy_host_config_args,
     proxy_labels,
 )
 from toolhive_apply.providers.workload.proxy_image import ProxyImageError, ensure_proxy_image
-from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT, uses_gate
+from toolhive_apply.providers.workload.spec import PROXY_LISTEN_PORT, gate_in_named_volume, uses_gate
 from toolhive_apply.providers.workload.spec_model import WorkloadSpec
 
 
@@ -111,11 +119,18 @@ class ProxyManager:
         self, spec: WorkloadSpec, address: str, labels: dict[str, str], secret_env: dict[str, str]
     ) -> str:
         """The whole of a remote workload: a proxy named like the workload, forwarding to the remote URL."""
-        host_config = self.api.create_host_config(**proxy_host_config_args(spec, self.network))
+        args = proxy_host_config_args(spec, self.network)
+        volumes = gate_volumes(spec)  # a gateway's stdio backends: their gates' volumes, read-only
+        for volume in volumes.values():
+            self.ensure_gate_volume(volume, spec.name)  # (made with its backend; only if this runs first)
+        if volumes:
+            args["mounts"] = gateway_mounts(volumes)
+        host_config = self.api.create_host_config(**args)
         env = {"THV_PROXY_CONFIG": json.dumps(proxy_config(spec), sort_keys=True), **secret_env}
         created = self.api.create_container(
             image=self.image(spec, address),
             name=spec.name,
+            user=HELPER_USER if volumes else None,  # the gates' sockets are their user's alone
             environment=env,
             labels=labels,
             ports=[PROXY_LISTEN_PORT],
@@ -131,13 +146,37 @@ class ProxyManager:
             if (existing["Config"].get("Labels") or {}).get(LABEL_STACK) == self.stack:
                 self.api.remove_container(name, force=True, v=True)
 
-    def create_gate(self, spec: WorkloadSpec, address: str, server: str, proxy: str) -> str | None:
-        """The docker gate of a stdio workload, bound to the server container's id and sharing `proxy`'s volume;
-        None for other transports."""
+    def ensure_gate_volume(self, volume: str, workload: str) -> None:
+        """The named volume a gate served vmcp-only listens in, made (tmpfs, labelled as the stack's) if missing."""
+        try:
+            self.api.inspect_volume(volume)
+        except docker.errors.NotFound:
+            options = gate_volume_options()
+            labels = gate_volume_labels(self.stack, workload)
+            self.api.create_volume(volume, driver="local", driver_opts=options, labels=labels)
+
+    def drop_gate_volume(self, volume: str) -> None:
+        """Remove a named gate volume unless it is gone already or still mounted (by its gate or the gateway: the
+        last of them to go removes it)."""
+        try:
+            self.api.remove_volume(volume)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != HTTPStatus.CONFLICT:  # in use: whoever still mounts it removes it later
+                raise
+
+    def create_gate(self, spec: WorkloadSpec, address: str, server: str, proxy: str | None) -> str | None:
+        """The docker gate of a stdio workload, bound to the server container's id and sharing `proxy`'s volume, or
+        (no proxy: served vmcp-only) listening in its named volume; None for other transports."""
         if not uses_gate(spec):
             return None
         name = gate_name(spec.name)
         self.remove_stale(name)
+        volume = gate_volume_name(self.stack, spec.name) if gate_in_named_volume(spec) else None
+        if volume is not None:
+            self.ensure_gate_volume(volume, spec.name)
+        host_config = gate_host_config_args(local_socket(self.endpoint), proxy, volume)
         created = self.api.create_container(
             image=self.image(spec, address),
             name=name,
@@ -146,7 +185,7 @@ class ProxyManager:
             labels=proxy_labels(spec, self.stack, role=ROLE_GATE),
             detach=True,
             healthcheck={"test": ["NONE"]},  # the image's check asks a TCP /health; the gate has no network
-            host_config=self.api.create_host_config(**gate_host_config_args(local_socket(self.endpoint), proxy)),
+            host_config=self.api.create_host_config(**host_config),
         )
         return str(created["Id"])
 

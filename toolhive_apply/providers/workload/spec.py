@@ -15,6 +15,7 @@ from toolhive_apply.manifest.vmcp import VMCP_ONLY
 from toolhive_apply.providers.docker.labels import (
     egress_name,
     gate_name,
+    gate_volume_name,
     isolation_network,
     proxy_name,
 )
@@ -63,6 +64,19 @@ def resolve_mounts(workload: Workload, profile: Mapping[str, Any]) -> list[str]:
 def uses_gate(spec: WorkloadSpec) -> bool:
     """A stdio server (not a remote one) is reached through the Docker API, so its unit has a docker gate."""
     return not spec.remote and spec.transport == "stdio"
+
+
+def gate_in_named_volume(spec: WorkloadSpec) -> bool:
+    """A stdio server served vmcp-only has no proxy to share an anonymous volume with: its gate listens in the named
+    volume (labels.gate_volume_name) that the group's gateway mounts read-only."""
+    return uses_gate(spec) and spec.serve == VMCP_ONLY
+
+
+def recorded_gate_volume(doc: Mapping[str, Any] | None) -> bool:
+    """``gate_in_named_volume`` of a recorded spec document (an observed unit's, possibly of an older version)."""
+    if not doc:
+        return False
+    return doc.get("serve") == VMCP_ONLY and doc.get("transport") == "stdio" and not doc.get("remote")
 
 
 def stdio_server_network(spec: WorkloadSpec) -> str | None:
@@ -145,7 +159,9 @@ def workload_spec(workload: Workload, manifest: Manifest, port: int, image_id: s
 
     fields["gateway_hosts"] = tuple(backend_hosts(manifest, workload.name)) or None
     fields["serve"] = VMCP_ONLY if served_by_gateway_only(manifest, workload) else None
-    endpoint = endpoint_spec(workload, manifest)  # only when the workload has endpoint settings
+    # only when the workload has endpoint settings, and a proxy to apply them (not served vmcp-only: the gateway's
+    # incoming_auth is the endpoint then, and validate refuses the workload's own settings)
+    endpoint = {} if fields["serve"] else endpoint_spec(workload, manifest)
     if DOCUMENTS_KEY in fields and DOCUMENTS_KEY in endpoint:  # the collector CA bundle beside a JWKS
         endpoint[DOCUMENTS_KEY] = {**fields[DOCUMENTS_KEY], **endpoint[DOCUMENTS_KEY]}
     fields.update(endpoint)
@@ -164,12 +180,14 @@ def unit_parts(spec: WorkloadSpec, stack: str) -> tuple[str, ...]:
         return (f"container {spec.name} (proxy to {spec.url})",)
     if spec.serve and spec.transport != "stdio":
         return (f"container {spec.name} (no proxy, no port: served through its group's vMCP gateway only)",)
-    proxy = f"container {proxy_name(spec.name)}"
     if spec.serve:
-        proxy += " (no port: served through its group's vMCP gateway only)"
-    parts = [f"container {spec.name}", proxy]
-    if uses_gate(spec):
-        parts.append(f"container {gate_name(spec.name)} (docker gate, no network)")
+        parts = [f"container {spec.name} (no proxy, no port: served through its group's vMCP gateway only)"]
+        volume = gate_volume_name(stack, spec.name)
+        parts.append(f"container {gate_name(spec.name)} (docker gate, no network; listens in volume {volume})")
+    else:
+        parts = [f"container {spec.name}", f"container {proxy_name(spec.name)}"]
+        if uses_gate(spec):
+            parts.append(f"container {gate_name(spec.name)} (docker gate, no network)")
     if egress_rules(spec) is not None:
         parts.append(f"container {egress_name(spec.name)} (egress proxy)")
     if isolated(spec):

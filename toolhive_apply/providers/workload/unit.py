@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets as pyrandom
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import docker.errors
 
@@ -26,6 +27,7 @@ from toolhive_apply.providers.docker.labels import (
     SET_ASIDE_MARK,
     egress_name,
     gate_name,
+    gate_volume_name,
     isolation_network,
     proxy_name,
     set_aside_name,
@@ -47,6 +49,7 @@ from toolhive_apply.providers.workload.secret_files import secret_archives
 from toolhive_apply.providers.workload.spec import (
     HTTP_TRANSPORTS,
     isolated,
+    recorded_gate_volume,
     split_image,
     stdio_server_network,
     uses_gate,
@@ -100,11 +103,13 @@ class WorkloadUnits:
             with started_meanwhile(self.api, server):  # the helpers are created while the server starts
                 if has_proxy(spec):
                     proxy = self.proxies.create(spec, address, self._proxy_env(spec))
-                    gate = self.proxies.create_gate(spec, address, server, proxy)
+                gate = self.proxies.create_gate(spec, address, server, proxy)  # (no proxy: in its named volume)
             if proxy:
                 self.isolation.connect_proxy(spec, proxy)
                 with started_meanwhile(self.api, gate):  # the proxy retries its gate with a short backoff
                     self.api.start(proxy)
+            elif gate:
+                self.api.start(gate)  # served vmcp-only: the gateway retries the gate with its own backoff
             self._wait(change, spec, [(c, 0) for c in (server, proxy, gate, egress) if c], emit)
             if not isolated(spec) and not keep:  # (a replace drops it once the old unit is gone)
                 self.isolation.drop_network(isolation_network(self.stack, change.id.name))
@@ -152,7 +157,7 @@ class WorkloadUnits:
                 self._remove_quietly(str(gate))
                 gate = None
         if gate is None and uses_gate(spec):
-            gate = self.proxies.create_gate(spec, str(change.id), server, str(proxy))
+            gate = self.proxies.create_gate(spec, str(change.id), server, str(proxy) if proxy else None)
         for helper in (gate, proxy, egress):
             if helper:
                 inspected = self.api.inspect_container(helper)
@@ -194,13 +199,29 @@ class WorkloadUnits:
                 raise
             raise ProviderError(str(change.id), "replace", api_message(exc)) from None
         self.remove_all(*(container for container, _ in old))
+        self.drop_gate_volumes(change.observed.spec, spec)
         if not isolated(spec):
             self.isolation.drop_network(isolation_network(self.stack, name))
+
+    def drop_gate_volumes(self, old: Mapping[str, Any] | None, new: WorkloadSpec | None) -> None:
+        """Once a unit's old containers are gone: the named gate volumes the old unit used (its own gate's, or a
+        gateway's backends') that the new one (None: deleted) does not use. Docker keeps any still mounted by the
+        other side (the gateway, or the backend's gate), which then removes it when its own container goes."""
+        for volume in sorted(self._gate_volumes(old) - self._gate_volumes(new.document() if new else None)):
+            self.proxies.drop_gate_volume(volume)
+
+    def _gate_volumes(self, doc: Mapping[str, Any] | None) -> set[str]:
+        if not doc:
+            return set()
+        if recorded_gate_volume(doc):
+            return {gate_volume_name(self.stack, str(doc["name"]))}
+        backends = (doc.get("vmcp") or {}).get("backends") or ()
+        return {str(b["gate_volume"]) for b in backends if isinstance(b, Mapping) and "gate_volume" in b}
 
     def _endpoint_only(self, change: Change, spec: WorkloadSpec) -> bool:
         """Only the endpoint (auth, policies, origins, strictness) changed on a running unit: its proxy alone goes."""
         assert change.observed is not None
-        if spec.remote or change.observed.status != "running" or change.observed.spec is None:
+        if spec.remote or change.observed.status != "running" or change.observed.spec is None or not has_proxy(spec):
             return False
         changes = field_changes(change.observed.spec, spec.document(), WORKLOAD_FIELDS)
         return endpoint_only(f.path for f in changes)
