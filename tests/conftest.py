@@ -7,6 +7,7 @@ stack name of its own and everything labelled with it is removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -14,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+import hypothesis
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# CI (.ci/run sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run, so a property test's verdict there is
+# the code's, not the luck of a seed; a developer's runs keep drawing new ones, which is how new flaws are found
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    hypothesis.settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 sys.path.insert(0, str(ROOT))
 
 import toolhive_apply.providers  # noqa: E402,F401 - registers each kind's field table with the engine
