@@ -98,6 +98,7 @@ def plan_cli(tool: ToolhiveApply, tree: str | None) -> dict[str, Any]:
         "exit_code": os.waitstatus_to_exitcode(status),  # 2 = changes (every workload to start)
         "wall_s": elapsed,
         "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # the child's own CPU: what the load does not inflate much
         "last_line": lines[-1] if lines else "",
     }
 
@@ -137,6 +138,7 @@ def measure(size: int, args: argparse.Namespace, api: Any) -> dict[str, Any]:
         result[key] = {"runs": runs, "median_s": statistics.median(walls), "load": os.getloadavg()}
         print(
             f"N={size} {key}: plan median {statistics.median(walls):.2f}s ({min(walls):.2f}-{max(walls):.2f}), "
+            f"CPU {statistics.median(r['cpu_s'] for r in runs):.2f}s, "
             f"peak RSS {max(r['peak_rss_mib'] for r in runs):.0f} MiB, exit {[r['exit_code'] for r in runs]}, "
             f"load {os.getloadavg()[0]:.1f}; {runs[-1]['last_line'][:160]}",
             flush=True,
