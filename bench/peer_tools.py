@@ -117,6 +117,7 @@ class ToolhiveApply(Tool):
     title = "toolhive-apply"
     containers_per_workload = 3  # server + proxy + the stdio server's docker gate
     docker_timeout: float | None = None  # settings.docker.timeout; None = toolhive-apply's default (60 s)
+    port_base = PROXY_PORT_BASE  # workload i publishes port_base + i
 
     @property
     def stack(self) -> str:
@@ -143,7 +144,7 @@ class ToolhiveApply(Tool):
                     "cmd_arguments": COMMAND,
                     "env_vars": w.env,
                     "labels": self.labels(),
-                    "proxy_port": PROXY_PORT_BASE + i,
+                    "proxy_port": self.port_base + i,
                 }
                 for i, w in enumerate(workloads)
             ],

@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Final, Protocol, TypeVar
 
 from toolhive_apply.clients.errors import ClientFileParseError
-from toolhive_apply.clients.jsonc import JsoncDocument, JsoncError, position
 from toolhive_apply.clients.table import ClientSpec, FileFormat
-from toolhive_apply.clients.tomldoc import TomlDocument
-from toolhive_apply.clients.yamldoc import YamlDocument
 from toolhive_apply.errors import Origin
 
 _T = TypeVar("_T")
@@ -46,6 +43,8 @@ class JsonDocument:
     """
 
     def __init__(self, text: str, path: Path, client: ClientSpec) -> None:
+        from toolhive_apply.clients.jsonc import JsoncDocument
+
         self.path = path
         self.servers = client.servers
         self.doc = self._guard(text, lambda: JsoncDocument(text, comments=client.format is FileFormat.JSONC))
@@ -63,6 +62,8 @@ class JsonDocument:
         return self.doc.text
 
     def _guard(self, text: str, action: Callable[[], _T]) -> _T:
+        from toolhive_apply.clients.jsonc import JsoncError, position
+
         try:
             return action()
         except JsoncError as exc:
@@ -71,13 +72,20 @@ class JsonDocument:
 
 
 def parse_document(client: ClientSpec, text: str, path: Path) -> Document:
-    """Parse `text` (the content of `path`) as `client`'s format."""
+    """Parse `text` (the content of `path`) as `client`'s format.
+
+    Each parser is imported when a file of its format is first read: ruamel.yaml, tomlkit and the JSONC scanner's
+    patterns were a third of a plan's start-up (issue #20), and most runs read no client file, or one format."""
     match client.format:
         case FileFormat.JSON | FileFormat.JSONC:
             return JsonDocument(text, path, client)
         case FileFormat.YAML_MAP | FileFormat.YAML_LIST:
+            from toolhive_apply.clients.yamldoc import YamlDocument
+
             return YamlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
         case FileFormat.TOML_TABLES | FileFormat.TOML_ARRAY:
+            from toolhive_apply.clients.tomldoc import TomlDocument
+
             return TomlDocument(text, path, client.servers, client.name_key if client.format.is_list else None)
 
 

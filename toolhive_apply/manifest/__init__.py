@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from toolhive_apply.credentials import manifest_credential_names, register_credentials
 from toolhive_apply.errors import ManifestError, ManifestIssue, Origin
 from toolhive_apply.manifest.checks import check_manifest, collect_warnings
 from toolhive_apply.manifest.loader import Positions, load_file, load_manifest_files
+from toolhive_apply.manifest.markers import copy_tree, has_template
 from toolhive_apply.manifest.model import Manifest, build_manifest
 from toolhive_apply.manifest.schema import validate_structure
-from toolhive_apply.manifest.template import render_manifest
 
 __all__ = ["Manifest", "load_manifest", "parse_var_options"]
 
@@ -38,6 +40,19 @@ def parse_var_options(pairs: Sequence[str], var_files: Sequence[Path]) -> dict[s
     return result
 
 
+def _render(
+    data: dict[str, Any], positions: Positions, extra_vars: Mapping[str, Any], environ: Mapping[str, str] | None
+) -> tuple[dict[str, Any], list[ManifestIssue]]:
+    """Templates rendered; a manifest with no template and no --var is its own rendering, without jinja2 (the
+    credentials it names are registered for scrubbing all the same, as rendering does)."""
+    if extra_vars or has_template(data):
+        from toolhive_apply.manifest.template import render_manifest
+
+        return render_manifest(data, positions, extra_vars, environ)
+    register_credentials(os.environ if environ is None else environ, manifest_credential_names(data))
+    return copy_tree(data), []
+
+
 def load_manifest(
     paths: Iterable[Path],
     extra_vars: Mapping[str, Any] | None = None,
@@ -45,7 +60,7 @@ def load_manifest(
 ) -> Manifest:
     """The whole pipeline; raises ManifestError listing every problem, sorted by position."""
     loaded, issues = load_manifest_files(paths)
-    rendered, template_issues = render_manifest(loaded.data, loaded.positions, extra_vars or {}, environ)
+    rendered, template_issues = _render(loaded.data, loaded.positions, extra_vars or {}, environ)
     issues += template_issues
     failed_fields = {issue.field for issue in template_issues}
     issues += [i for i in validate_structure(rendered, loaded.positions) if i.field not in failed_fields]

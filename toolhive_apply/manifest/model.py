@@ -186,8 +186,17 @@ class Manifest:
     positions: Positions = field(default_factory=Positions, compare=False)
     """Where every key and list item was written, so later checks (registries, live state) point at the field."""
 
+    _by_name: dict[str, Workload] | None = field(default=None, init=False, repr=False, compare=False)
+    """The name index, built on the first lookup: a scan per lookup made a 10,000-workload plan quadratic."""
+
     def workload(self, name: str) -> Workload | None:
-        return next((w for w in self.workloads if w.name == name), None)
+        index = self._by_name
+        if index is None:
+            index = {}
+            for w in self.workloads:
+                index.setdefault(w.name, w)  # the first of a duplicated name, as the scan found (checks refuse it)
+            object.__setattr__(self, "_by_name", index)  # frozen: the cache is the one field set after init
+        return index.get(name)
 
 
 def default_stack_name(files: tuple[Path, ...]) -> str:

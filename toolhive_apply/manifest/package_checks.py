@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.collector_ca import read_collector_ca
 from toolhive_apply.manifest.loader import format_path
@@ -66,6 +64,8 @@ def requirement_problem(entry: str) -> str | None:
     """A build_with entry: ToolHive's allow-list and a PEP 508 requirement with a name and versions only."""
     if not _BUILD_WITH.fullmatch(entry):
         return f"{entry!r} is not a requirement such as mcp<2 (letters, digits, extras and version operators only)"
+    from packaging.requirements import InvalidRequirement, Requirement  # only a build_with entry needs it
+
     try:
         parsed = Requirement(entry)
     except InvalidRequirement as exc:

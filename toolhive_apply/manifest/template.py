@@ -16,10 +16,10 @@ import jinja2
 from toolhive_apply.credentials import is_credential, manifest_credential_names, register_credentials
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import FieldPath, Positions
+from toolhive_apply.manifest.markers import MARKERS
 from toolhive_apply.manifest.sandbox import BoundedSandbox, Budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
-_MARKERS = ("{{", "{%", "{#")
 _JSON_TYPES = (str, int, float, bool, list, dict, type(None))
 
 
@@ -96,7 +96,7 @@ class Renderer:
             return {key: self.render_tree(item, (*path, key), where) for key, item in node.items()}
         if isinstance(node, list):
             return [self.render_tree(item, (*path, index), where) for index, item in enumerate(node)]
-        if isinstance(node, str) and any(marker in node for marker in _MARKERS):
+        if isinstance(node, str) and any(marker in node for marker in MARKERS):
             if self._exhausted:
                 self.issues.append(positions.issue(path, "template not rendered: the sandbox's work budget is spent"))
                 return node

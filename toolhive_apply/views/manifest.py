@@ -162,6 +162,7 @@ def _workload_entry(spec: Spec) -> dict[str, Any]:
 
 def _optional_fields(spec: Spec) -> dict[str, Any]:
     remote = bool(spec.get("remote"))
+    typed = WorkloadSpec.from_document(spec)  # once, for both typed readers below
     return {
         "description": spec.get("description") or None,
         "cmd_arguments": list(spec["cmd_arguments"]) or None,
@@ -180,9 +181,9 @@ def _optional_fields(spec: Spec) -> dict[str, Any]:
         "allow_privileged": True if (spec["permission_profile"] or {}).get("privileged") else None,
         "ready_timeout": spec.get("ready_timeout"),
         "session_ttl": _duration(spec["session_ttl"]) if spec.get("session_ttl") else None,
-        **observe_manifest_fields(WorkloadSpec.from_document(spec)),
+        **observe_manifest_fields(typed),
         "serve": spec.get("serve"),
-        **endpoint_manifest(WorkloadSpec.from_document(spec)),
+        **endpoint_manifest(typed),
     }
 
 

@@ -79,8 +79,8 @@ def observe_units(
     for summary in servers:
         name = container_name(summary)
         found = {role: helpers[role].pop(name, None) for role in HELPER_NAMES}
-        resource = _owned(stack, summary, found, own_networks.get(name))
-        if resource.status != Status.ORPHANED and _isolation_of(resource.spec)[0]:
+        resource, is_isolated = _owned(stack, summary, found, own_networks.get(name))
+        if resource.status != Status.ORPHANED and is_isolated:
             own_networks.pop(name, None)  # a network beside a server that is not isolated is a leftover
         observed[resource.id] = resource
     for summary in [*orphans, *(s for by_name in helpers.values() for s in by_name.values())]:
@@ -118,10 +118,9 @@ def recorded_spec(spec: Mapping[str, Any] | None) -> WorkloadSpec | None:
         return None
 
 
-def _isolation_of(spec: Mapping[str, Any] | None) -> tuple[bool, bool]:
+def _isolation_of(typed: WorkloadSpec | None) -> tuple[bool, bool]:
     """(isolated, has an egress proxy) from a recorded spec; a spec from an older version counts as neither and
     is judged by its hash alone."""
-    typed = recorded_spec(spec)
     try:
         return (typed is not None and isolated(typed), typed is not None and egress_rules(typed) is not None)
     except (KeyError, AttributeError, TypeError):
@@ -137,11 +136,13 @@ def _orphan(stack: str, handle: str, name: str, facts: dict[str, Any]) -> Observ
 
 def _owned(
     stack: str, summary: dict[str, Any], helpers: dict[str, dict[str, Any] | None], network: dict[str, Any] | None
-) -> ObservedResource:
+) -> tuple[ObservedResource, bool]:
+    """The observed unit of a server container, and whether its recorded spec is isolated (its network is kept)."""
     labels = _labels(summary)
     name = container_name(summary)
     if name != labels.get(LABEL_NAME, name):
-        return _orphan(stack, summary["Id"], name, {"container_name": name})  # left behind by an interrupted replace
+        # left behind by an interrupted replace
+        return _orphan(stack, summary["Id"], name, {"container_name": name}), False
     spec = parse_spec(labels)
     proxy, egress, gate = helpers[ROLE_PROXY], helpers[ROLE_EGRESS], helpers[ROLE_GATE]
     recorded_hash = labels.get(LABEL_HASH)
@@ -163,27 +164,35 @@ def _owned(
         "network_sound": bool(network) and isolation_network_sound(network or {}),
         "attached": sorted((summary.get("NetworkSettings") or {}).get("Networks") or {}),
     }
-    return ObservedResource(
+    typed = recorded_spec(spec)  # converted once: the status and the isolation both read it
+    isolation = _isolation_of(typed)
+    resource = ObservedResource(
         ResourceId(Kind.WORKLOAD, name),
         summary["Id"],
         True,
         stack,
         recorded_hash,
         labels.get(LABEL_HASH_VERSION),
-        _status(str(summary.get("State", "unknown")), spec, facts),
+        _status(str(summary.get("State", "unknown")), spec, typed, isolation, facts),
         spec,
         facts,
     )
+    return resource, isolation[0]
 
 
-def _status(state: str, spec: dict[str, Any] | None, facts: dict[str, Any]) -> str:
+def _status(
+    state: str,
+    spec: dict[str, Any] | None,
+    typed: WorkloadSpec | None,
+    isolation: tuple[bool, bool],
+    facts: dict[str, Any],
+) -> str:
     """`running` only when every part of the unit runs; otherwise which part is not (planned as a start)."""
-    typed = recorded_spec(spec)
     if state != "running" or spec is None or spec.get("remote"):
         return state
     if facts["proxy_state"] != "running" and (typed is None or has_proxy(typed)):
         return f"proxy {facts['proxy_state']}"
-    is_isolated, needs_egress = _isolation_of(spec)
+    is_isolated, needs_egress = isolation
     if is_isolated and facts["network"] is None:
         return f"{DRIFTED}internal network missing"
     if is_isolated and not facts["network_sound"]:

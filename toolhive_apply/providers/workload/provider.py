@@ -99,7 +99,7 @@ class WorkloadProvider:
                 repo, tag = split_image(workload.image)
                 image_id = ids.get(f"{repo}:{tag}") or ids.get(workload.image)
             spec = workload_spec(workload, manifest, ports[workload.name], image_id)
-            spec = self._with_digests(spec.with_fields(**package))
+            spec = self._with_digests(spec.with_fields(**package) if package else spec)
             uses = frozenset(ResourceId(Kind.SECRET, ref.name) for ref in (*spec.secrets, *proxy_secret_refs(spec)))
             if index_secret := package_secret(spec):  # a private index's password, read by the build
                 uses |= {ResourceId(Kind.SECRET, index_secret)}

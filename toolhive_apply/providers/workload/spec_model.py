@@ -109,7 +109,7 @@ class WorkloadSpec(Mapping[str, Any]):
 
     A group's vMCP gateway is a spec too: a remote-like unit (the proxy is the unit) with `vmcp` set. The code of
     the workload provider reads the typed fields; readers that speak documents (the engine's diff and hash, a
-    saved plan, a view) read it as the read-only mapping of its document, computed once.
+    saved plan, a view) read it as the read-only mapping of its document, computed once, when first read.
     """
 
     name: str
@@ -158,20 +158,26 @@ class WorkloadSpec(Mapping[str, Any]):
     extra: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
     """Keys this version does not know (a label written by a newer toolhive-apply): kept, so the document it is
     read from is the document written back, and a diff shows nothing that is not there."""
-    _document: Mapping[str, Any] = field(init=False, repr=False, compare=False, default_factory=lambda: EMPTY)
+    _document: Mapping[str, Any] | None = field(init=False, repr=False, compare=False, default=None)
+    """The document, built on first use and kept: a spec copied by `with_fields` on its way through the provider
+    (image id, digests) builds none for the intermediate copies."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_document", self.document())
+    def _built(self) -> Mapping[str, Any]:
+        built = self._document
+        if built is None:
+            built = self.document()
+            object.__setattr__(self, "_document", built)  # frozen: the cache is the one field set after init
+        return built
 
     # -- read-only mapping of the document ----------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        return self._document[key]
+        return self._built()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._document)
+        return iter(self._built())
 
     def __len__(self) -> int:
-        return len(self._document)
+        return len(self._built())
 
     # -- the document -------------------------------------------------------------------------------------
     def document(self) -> dict[str, Any]:
@@ -210,12 +216,6 @@ class WorkloadSpec(Mapping[str, Any]):
     def with_fields(self, **changes: Any) -> WorkloadSpec:
         """A copy with `changes` (frozen on the way in): how the provider records the image id or digests."""
         return dataclasses.replace(self, **{k: _frozen_field(v) for k, v in changes.items()})
-
-    # -- derived facts (one derivation each) ---------------------------------------------------------------
-    @property
-    def all_secret_refs(self) -> Iterator[SecretRef]:
-        yield from self.secrets
-        yield from self.proxy_secrets or ()
 
 
 def _document_value(value: Any) -> Any:
