@@ -83,7 +83,9 @@ class Tool:
     title: ClassVar[str]
     containers_per_workload: ClassVar[int] = 1
     extra_containers: ClassVar[int] = 0
-    """Containers of the stack that belong to no one workload (toolhive-apply's group gateway)."""
+    """Running containers of the stack that belong to no one workload (toolhive-apply's group gateway)."""
+    record_containers: ClassVar[int] = 0
+    """Created, never started: toolhive-apply's stack record, kept when the manifest declares groups."""
     has_plan: ClassVar[bool] = True
 
     def __init__(self, count: int, directory: Path) -> None:
@@ -173,6 +175,7 @@ class ToolhiveApplyVmcp(ToolhiveApply):
     title = "toolhive-apply vmcp-only"
     containers_per_workload = 2  # server + its docker gate; no proxy
     extra_containers = 1  # the group's gateway
+    record_containers = 1  # the stack record (providers/stack_record.py) holding the group
     gateway_port = PROXY_PORT_BASE - 1
 
     def write(self, workloads: list[Workload]) -> None:

@@ -85,7 +85,7 @@ def check_running(api: Any, tool: Tool, count: int, step: str) -> dict[str, tupl
     seen = containers_of(api, tool)
     running = [n for n, (_, state) in seen.items() if state == "running"]
     expected = count * tool.containers_per_workload + tool.extra_containers
-    if len(running) != expected or len(seen) != expected:
+    if len(running) != expected or len(seen) != expected + tool.record_containers:
         raise NotConvergedError(
             f"{tool.title} after {step}: {len(running)} running of {len(seen)} containers, expected {expected}"
         )
