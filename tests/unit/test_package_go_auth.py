@@ -113,6 +113,9 @@ class FakeEngine:
     def create_host_config(self, **config: Any) -> dict[str, Any]:
         return config
 
+    def containers(self, **_: Any) -> list[dict[str, Any]]:
+        return []  # no fetch container left by a killed run
+
     def create_container(self, **spec: Any) -> dict[str, str]:
         self.created = spec
         return {"Id": "c1"}
