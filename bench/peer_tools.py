@@ -235,14 +235,15 @@ class Compose(Tool):
         # dockerd 20.10 sometimes still holds endpoints of containers removed a moment ago ("network ... has active
         # endpoints", seen at N = 100): compose then fails after removing every container; a user runs `down` again,
         # and so does this, inside the timed destroy
-        try:
-            self._compose("down")
-        except ToolFailedError as exc:
-            if "has active endpoints" not in str(exc):
-                raise
-            Compose.retried_down += 1
-            time.sleep(1)
-            self._compose("down")
+        for attempt in range(3):
+            try:
+                self._compose("down")
+                return
+            except ToolFailedError as exc:
+                if "has active endpoints" not in str(exc) or attempt == 2:
+                    raise
+                Compose.retried_down += 1
+                time.sleep(1)
 
 
 RECAP = re.compile(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")

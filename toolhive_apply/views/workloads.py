@@ -72,7 +72,7 @@ def _status(summary: dict[str, Any], proxy: dict[str, Any] | None) -> tuple[str,
         return "unhealthy", f"proxy {proxy.get('State')}"
     if "(unhealthy)" in proxy_status:
         return "unhealthy", f"proxy {proxy_status}"
-    # "(health: starting)" only means Docker has not run the first check yet (every 10 s): apply already
+    # "(health: starting)" only means Docker has not run the first check yet (every 30 s): apply already
     # checked that MCP answers, so that is still "running"
     return status, context
 
