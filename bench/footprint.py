@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from urllib.parse import urlparse
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from peer_tools import COMMAND, IMAGE, ToolhiveApply, exclusive, workloads_for  # noqa: E402
+from peer_tools import COMMAND, IMAGE, ToolhiveApply, exclusive, measured_plan, workloads_for  # noqa: E402
 from peers import cleanup  # noqa: E402
 
 from toolhive_apply.engine.resource import Kind  # noqa: E402
@@ -36,6 +35,7 @@ from toolhive_apply.manifest import load_manifest  # noqa: E402
 from toolhive_apply.operations import Connection, make_plan, open_targets  # noqa: E402
 from toolhive_apply.providers.docker.labels import proxy_name  # noqa: E402
 from toolhive_apply.providers.workload.create_args import container_labels, proxy_labels  # noqa: E402
+from toolhive_apply.providers.workload.spec_model import WorkloadSpec  # noqa: E402
 
 
 def help_times(runs: int) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def make_stack(tool: ToolhiveApply) -> int:
     api = targets.docker
 
     def create(resource: Any) -> None:
-        spec = resource.spec
+        spec = WorkloadSpec.from_document(resource.spec)  # the desired resource holds the document
         api.create_container(IMAGE, command=COMMAND, name=spec["name"], labels=container_labels(spec, tool.stack))
         api.create_container(
             IMAGE, command=["true"], name=proxy_name(spec["name"]), labels=proxy_labels(spec, tool.stack)
@@ -82,29 +82,7 @@ def make_stack(tool: ToolhiveApply) -> int:
 def plan_cli(tool: ToolhiveApply) -> dict[str, Any]:
     """Exit code, wall time and peak RSS (os.wait4 on this child alone) of the real `plan` CLI."""
     tool.write(workloads_for(tool.prefix, tool.count))
-    with tempfile.TemporaryFile() as output:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "toolhive_apply", "plan", "--detailed-exitcode", "stack.yaml"],
-            cwd=tool.directory,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        output.seek(0)
-        text = output.read().decode(errors="replace")
-    lines = [line for line in text.splitlines() if line.strip()]
-    return {
-        "docker_timeout": tool.docker_timeout,
-        "exit_code": child.returncode,  # 2 = changes (every workload to start); anything else is a failure
-        "wall_s": elapsed,
-        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
-        "last_line": lines[-1] if lines else "",
-    }
+    return {"docker_timeout": tool.docker_timeout, **measured_plan(tool.directory)}
 
 
 def plan_calls(tool: ToolhiveApply) -> dict[str, Any]:

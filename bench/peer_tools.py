@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +54,32 @@ class Workload:
 def workloads_for(prefix: str, count: int, changed: bool = False) -> list[Workload]:
     """N workloads; `changed` gives the first one a new env value (the "one changed among N" scenario)."""
     return [Workload(f"{prefix}-{i:03d}", {"BENCH": "2" if changed and i == 0 else "1"}) for i in range(count)]
+
+
+def measured_plan(directory: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Exit code, wall time, peak RSS and CPU (os.wait4 on this child alone) and the last output line of the real
+    `plan --detailed-exitcode` CLI on `directory`'s stack.yaml."""
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "toolhive_apply", "plan", "--detailed-exitcode", "stack.yaml"],
+            cwd=directory,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        output.seek(0)
+        lines = [line for line in output.read().decode(errors="replace").splitlines() if line.strip()]
+    return {
+        "exit_code": os.waitstatus_to_exitcode(status),  # 2 = changes (every workload to start)
+        "wall_s": elapsed,
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # the child's own CPU: what the load does not inflate much
+        "last_line": lines[-1] if lines else "",
+    }
 
 
 class ToolFailedError(RuntimeError):

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import docker  # noqa: E402
-from peer_tools import COMMAND, IMAGE, ToolhiveApply, workloads_for  # noqa: E402
+from peer_tools import COMMAND, IMAGE, ToolhiveApply, measured_plan, workloads_for  # noqa: E402
 
 from toolhive_apply.engine.resource import Kind  # noqa: E402
 from toolhive_apply.manifest import load_manifest  # noqa: E402
@@ -76,31 +75,8 @@ def make_stack(tool: ToolhiveApply, parallelism: int) -> int:
 
 
 def plan_cli(tool: ToolhiveApply, tree: str | None) -> dict[str, Any]:
-    """Exit code, wall time and peak RSS (os.wait4 on this child alone) of the real `plan` CLI."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    if tree:
-        env["PYTHONPATH"] = tree
-    with tempfile.TemporaryFile() as output:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "toolhive_apply", "plan", "--detailed-exitcode", "stack.yaml"],
-            cwd=tool.directory,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - started
-        output.seek(0)
-        lines = [line for line in output.read().decode(errors="replace").splitlines() if line.strip()]
-    return {
-        "exit_code": os.waitstatus_to_exitcode(status),  # 2 = changes (every workload to start)
-        "wall_s": elapsed,
-        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
-        "cpu_s": usage.ru_utime + usage.ru_stime,  # the child's own CPU: what the load does not inflate much
-        "last_line": lines[-1] if lines else "",
-    }
+    """The real `plan` CLI on the stack, with `tree` first on PYTHONPATH when given."""
+    return measured_plan(tool.directory, {"PYTHONPATH": tree} if tree else None)
 
 
 def cleanup(api: Any, stack: str) -> int:
