@@ -87,6 +87,22 @@ def _env(tmp_path: Path, token: str) -> dict[str, str]:
     return private_env(tmp_path, TMPDIR=str(tmp_path / "tmp"), GO_TOKEN_UNDER_TEST=token)
 
 
+def _private_build(module: str, version: str, url: str, ca: str) -> PackageBuild:
+    """The build of `module` from the private proxy at `url`, with the test's credential and CA bundle."""
+    return PackageBuild(
+        "go",
+        module,
+        version,
+        GO_BUILDER_TAG,
+        GO_RUNTIME_TAG,
+        index_url=url,
+        index_user=USER,
+        index_secret="proxy-token",
+        ca_bundle=ca,
+        ca_digest=ca_digest(ca),
+    )
+
+
 def _no_canary(text: str) -> None:
     assert TOKEN not in text and WRONG not in text
 
@@ -224,18 +240,7 @@ def test_the_fetch_brings_the_whole_module_closure_for_the_offline_build(
     hello = {"go.mod": hello_mod, "go.sum": sums.encode(), "main.go": HELLO_GO.encode()}
     _module(tree, "example.test/hello", "v0.1.0", hello)
     with private_goproxy(tmp_path / "tls", tree) as (url, ca, seen):
-        build = PackageBuild(
-            "go",
-            "example.test/hello",
-            "v0.1.0",
-            GO_BUILDER_TAG,
-            GO_RUNTIME_TAG,
-            index_url=url,
-            index_user=USER,
-            index_secret="proxy-token",
-            ca_bundle=ca,
-            ca_digest=ca_digest(ca),
-        )
+        build = _private_build("example.test/hello", "v0.1.0", url, ca)
         image = ensure_package_image(docker_api, build, secret=lambda _name: SecretValue(TOKEN))
     try:
         assert any(ok and p.endswith("/example.test/greet/@v/v1.0.0.zip") for p, ok in seen), seen
@@ -279,18 +284,7 @@ def test_the_netrc_is_off_the_disk_while_go_fetches_and_a_killed_runs_fetch_cont
 
     try:
         with private_goproxy(tmp_path / "tls", during=nothing_holds_the_password) as (url, ca, seen):
-            build = PackageBuild(
-                "go",
-                MODULE,
-                MODULE_VERSION,
-                GO_BUILDER_TAG,
-                GO_RUNTIME_TAG,
-                index_url=url,
-                index_user=USER,
-                index_secret="proxy-token",
-                ca_bundle=ca,
-                ca_digest=ca_digest(ca),
-            )
+            build = _private_build(MODULE, MODULE_VERSION, url, ca)
             dest = tmp_path / "fetched"
             dest.mkdir()
             fetch_go_closure(docker_api, build, SecretValue(TOKEN), dest)
