@@ -7,18 +7,21 @@ for people (one line per problem, by validator kind, with "did you mean" for mis
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from toolhive_apply.errors import ManifestIssue
 from toolhive_apply.manifest.loader import FieldPath, Positions, format_path
+from toolhive_apply.manifest.schema_passes import open_passes
 from toolhive_apply.urls import mask_url
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "manifest.schema.json"
 
@@ -38,7 +41,15 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
+def schema_digest() -> bytes:
+    """SHA-256 of the schema file as shipped: a remembered pass holds only for the schema it was judged by."""
+    return hashlib.sha256(schema_path().read_bytes()).digest()
+
+
+@cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # only when a document is judged: see schema_passes
+
     return Draft202012Validator(load_schema())
 
 
@@ -131,9 +142,18 @@ def _type_of(value: object) -> str:
 
 
 def validate_structure(data: dict[str, Any], positions: Positions) -> list[ManifestIssue]:
-    """Every structural problem at once; duplicates of the same line are folded."""
+    """Every structural problem at once; duplicates of the same line are folded.
+
+    A document this user's runs already found valid against this schema is not judged again (schema_passes).
+    """
+    passes = open_passes()
+    mark = passes.mark(schema_digest(), data)
+    if mark is not None and passes.holds(mark):
+        return []
     issues: dict[tuple[FieldPath, str], ManifestIssue] = {}
     for error in _validator().iter_errors(data):
         path, message = _word(error)
         issues.setdefault((path, message), ManifestIssue(positions.find(path), format_path(path), message))
+    if not issues and mark is not None:
+        passes.remember(mark)
     return list(issues.values())

@@ -13,15 +13,14 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry as SchemaRegistry
-from referencing import Resource
 
 from toolhive_apply.errors import ToolhiveApplyError
 from toolhive_apply.registry.packages import chosen_package, package_image
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
 
 PUBLISHER_KEY = "io.modelcontextprotocol.registry/publisher-provided"
 LEGACY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]+[a-z0-9]$")  # the legacy schema's patternProperties for names
@@ -107,6 +106,11 @@ def _schema_dir() -> Path:
 
 @cache
 def _validators() -> dict[str, Draft202012Validator]:
+    # imported here: jsonschema is a tenth of the CLI's start-up, and most plans read no registry (issue #20)
+    from jsonschema import Draft202012Validator
+    from referencing import Registry as SchemaRegistry
+    from referencing import Resource
+
     documents = {name: json.loads((_schema_dir() / name).read_text(encoding="utf-8")) for name in SCHEMA_FILES}
     store: SchemaRegistry[Any] = SchemaRegistry().with_resources(
         (doc["$id"], Resource.from_contents(doc)) for doc in documents.values()
