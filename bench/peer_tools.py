@@ -147,6 +147,8 @@ class ToolhiveApply(Tool):
     containers_per_workload = 3  # server + proxy + the stdio server's docker gate
     docker_timeout: float | None = None  # settings.docker.timeout; None = toolhive-apply's default (60 s)
     port_base = PROXY_PORT_BASE  # workload i publishes port_base + i
+    tree: ClassVar[Path | None] = None
+    """Another checkout of toolhive-apply to run instead of this one (base_tool)."""
 
     @property
     def stack(self) -> str:
@@ -181,7 +183,8 @@ class ToolhiveApply(Tool):
         (self.directory / "stack.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
     def _cli(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        return run([sys.executable, "-m", "toolhive_apply", *args, "stack.yaml"], self.directory, ok)
+        env = {"PYTHONPATH": str(self.tree)} if self.tree else None
+        return run([sys.executable, "-m", "toolhive_apply", *args, "stack.yaml"], self.directory, ok, env)
 
     def apply(self) -> None:
         self._cli("apply", "--yes")
@@ -214,6 +217,14 @@ class ToolhiveApplyVmcp(ToolhiveApply):
             entry["group"] = "bench"
         data["groups"] = [{"name": "bench", "serve": "vmcp-only", "vmcp": {"port": self.gateway_port}}]
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def base_tool(number: int, tree: Path, label: str) -> type[ToolhiveApply]:
+    """The same life cycle run by another checkout (`peers.py --base-tree DIR ...`): "no regression" side by side
+    in one run (issue #15). Only its CLI runs from that tree; the in-process no-op plan is measured for this tree's
+    column alone. Its stack and workloads are named by its key, so no two columns share a container name."""
+    attributes = {"key": f"tha-base{number}", "title": f"toolhive-apply {label}", "tree": tree.resolve()}
+    return type(f"ToolhiveApplyBase{number}", (ToolhiveApply,), attributes)
 
 
 class Compose(Tool):

@@ -10,12 +10,16 @@ subprocess through its own command line, the floor included (bench/floor.py), so
 interpreter start-up.
 
 A broken tool must not look fast, so every step is checked against the engine afterwards: after an apply all
-containers run (toolhive-apply: server + proxy per workload), a no-op left every container id as it was, "one
-changed" replaced exactly the changed workload's containers (and its env is the new one), destroy left nothing.
+containers run (toolhive-apply: server, proxy and docker gate per stdio workload), a no-op left every container id
+as it was, "one changed" replaced exactly the changed workload's containers (and its env is the new one), destroy
+left nothing.
 
-Fairness caveat: a toolhive-apply workload is a pair (server + proxy container) and its apply returns only once
-MCP `initialize` answers through the proxy; the peers run one container per workload and wait for nothing.
-Ansible's loop is serial by design (one module run per item).
+`--base-tree DIR ...` adds a toolhive-apply column per other checkout (for example `git worktree add /tmp/old
+<commit>`), titled by `--base-label`: the same life cycle, its CLI run with that tree first on PYTHONPATH.
+
+Fairness caveat: a toolhive-apply workload is three containers (server, proxy, docker gate) and its apply
+returns only once MCP `initialize` answers through the proxy; the peers run one container per workload and wait for
+nothing. Ansible's loop is serial by design (one module run per item).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from peer_tools import (  # noqa: E402
     Compose,
     Tool,
     ToolhiveApply,
+    base_tool,
     exclusive,
     timed,
     workloads_for,
@@ -188,7 +193,7 @@ def lifecycle(api: Any, tool: Tool, count: int, plan_samples: int, log: Callable
     before = check_running(api, tool, count, "cold apply")
     result["noop_plan"] = [timed(tool.plan) for _ in range(plan_samples)]
     check_unchanged(before, containers_of(api, tool), tool, "no-op plan")
-    if isinstance(tool, ToolhiveApply):
+    if isinstance(tool, ToolhiveApply) and tool.tree is None:
         result["engine"] = engine_noop_plan(tool, plan_samples)
     result["noop_apply"] = timed(tool.apply)
     after = check_running(api, tool, count, "no-op apply")
@@ -206,14 +211,15 @@ def lifecycle(api: Any, tool: Tool, count: int, plan_samples: int, log: Callable
     return result
 
 
-def warm_up(directory: Path, log: Callable[[str], None]) -> None:
-    """One small untimed round of toolhive-apply: the proxy image is built here, not inside a timed apply."""
-    tool = ToolhiveApply(1, directory / "warmup")
+def warm_up(tool_class: type[ToolhiveApply], directory: Path, log: Callable[[str], None]) -> None:
+    """One small untimed round of toolhive-apply: the proxy image (one per tree) is built here, not inside a timed
+    apply."""
+    tool = tool_class(1, directory / "warmup")
     tool.write(workloads_for(tool.prefix, 1))
     started = time.perf_counter()
     tool.apply()
     tool.destroy()
-    log(f"warm-up (proxy image ready): {time.perf_counter() - started:.1f}s")
+    log(f"warm-up of {tool.title} (proxy image ready): {time.perf_counter() - started:.1f}s")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +270,8 @@ def cell(stats: dict[str, float]) -> str:
 
 
 def markdown(table: dict[str, Any], titles: dict[str, str]) -> str:
-    keys = [t.key for t in TOOLS]
+    """One table per scenario, a column per tool in `titles` (in its order)."""
+    keys = list(titles)
     lines: list[str] = []
     for scenario in SCENARIOS:
         lines += [f"#### {SCENARIO_TITLES[scenario]}", ""]
@@ -310,15 +317,27 @@ def main() -> int:
     parser.add_argument("--repeat-large", type=int, default=None, help="life cycles for N >= 200 (default --repeat)")
     parser.add_argument("--plan-samples", type=int, default=3, help="no-op plans per life cycle")
     parser.add_argument("--tools", nargs="+", default=[t.key for t in TOOLS], choices=[t.key for t in TOOLS])
+    parser.add_argument(
+        "--base-tree", type=Path, nargs="+", default=[], help="other checkouts, each run as a column (issue #15)"
+    )
+    parser.add_argument("--base-label", nargs="+", default=[], help="what each --base-tree column is called")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "peers.json")
     parser.add_argument("--table-from", type=Path, nargs="+", help="print the tables of saved runs, merged by N")
     args = parser.parse_args()
     if args.table_from:
         merged: dict[str, Any] = {}
+        titles = {t.key: t.title for t in TOOLS}
         for saved in args.table_from:
-            merged.update(json.loads(saved.read_text(encoding="utf-8"))["results"])
-        print(markdown(summarise(merged), {t.key: t.title for t in TOOLS}))
+            data = json.loads(saved.read_text(encoding="utf-8"))
+            merged.update(data["results"])
+            titles.update(data.get("titles", {}))
+        print(markdown(summarise(merged), titles))
         return 0
+    labels = args.base_label + [str(tree) for tree in args.base_tree[len(args.base_label) :]]
+    args.tool_classes = [t for t in TOOLS if t.key in args.tools]
+    args.tool_classes[1:1] = [
+        base_tool(i + 1, tree, label) for i, (tree, label) in enumerate(zip(args.base_tree, labels, strict=False))
+    ]
     with exclusive():
         return measure(args)
 
@@ -332,13 +351,15 @@ def measure(args: argparse.Namespace) -> int:
     api = docker.APIClient(version="auto")
     api.inspect_image(IMAGE)  # fails early when the test images are not built
     log(f"clean-up of an earlier run: {cleanup(api)} container(s) removed")
-    tools = [t for t in TOOLS if t.key in args.tools]
+    tools = args.tool_classes
+    titles = {t.key: t.title for t in tools}
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
-            if any(issubclass(t, ToolhiveApply) for t in tools):
-                warm_up(Path(tmp), log)
+            trees = {t.tree: t for t in tools if issubclass(t, ToolhiveApply)}  # one proxy image per tree
+            for tree, tool_class in trees.items():
+                warm_up(ToolhiveApply if tree is None else tool_class, Path(tmp), log)
             for count in args.sizes:
                 repeat = args.repeat_large if count >= 200 and args.repeat_large else args.repeat
                 results[str(count)] = {t.key: [] for t in tools}
@@ -348,20 +369,21 @@ def measure(args: argparse.Namespace) -> int:
                     for tool_class in order:
                         tool = tool_class(count, Path(tmp) / f"n{count}-r{r}")
                         results[str(count)][tool.key].append(lifecycle(api, tool, count, args.plan_samples, log))
-                _save(args.out, results, time.perf_counter() - started)
+                _save(args.out, results, titles, time.perf_counter() - started)
     finally:
         log(f"final clean-up: {cleanup(api)} container(s) removed")
     table = summarise(results)
-    _save(args.out, results, time.perf_counter() - started, table)
-    print(markdown(table, {t.key: t.title for t in TOOLS}))
+    _save(args.out, results, titles, time.perf_counter() - started, table)
+    print(markdown(table, titles))
     log(f"docker-compose down had to be run twice {Compose.retried_down} time(s) (network still had endpoints)")
     log(f"total {time.perf_counter() - started:.0f}s; raw results in {args.out}")
     return 0
 
 
-def _save(path: Path, results: Any, elapsed: float, table: Any = None) -> None:
+def _save(path: Path, results: Any, titles: dict[str, str], elapsed: float, table: Any = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"when": datetime.now(UTC).isoformat(), "elapsed_s": elapsed, "results": results, "table": table}
+    when = datetime.now(UTC).isoformat()
+    data = {"when": when, "elapsed_s": elapsed, "titles": titles, "results": results, "table": table}
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
