@@ -125,7 +125,11 @@ def test_a_mark_holds_for_one_schema_only(state: Path) -> None:
     passes = open_passes()
     document = {"apiVersion": "toolhive-apply/v1"}
     assert passes.mark(b"a" * 32, document) != passes.mark(b"b" * 32, document)
-    assert passes.mark(b"a" * 32, {"when": float("nan")}) is None  # not spelt exactly by JSON: never remembered
+    # what JSON cannot spell exactly, or would spell like something the schema judges differently: never marked
+    assert passes.mark(b"a" * 32, {"when": float("nan")}) is None
+    assert passes.mark(b"a" * 32, {"env_vars": {1: "x"}}) is None  # json.dumps would write the key as "1"
+    assert passes.mark(b"a" * 32, {"cmd_arguments": ("a", "b")}) is None  # and a tuple as a list
+    assert passes.mark(b"a" * 32, {"env_vars": {"1": "x"}}) is not None
 
 
 def test_the_memory_is_bounded(state: Path) -> None:

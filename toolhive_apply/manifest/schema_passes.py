@@ -44,10 +44,17 @@ class SchemaPasses:
     marks: list[str] = field(default_factory=list)
 
     def mark(self, schema_digest: bytes, document: Any) -> str | None:
-        """The mark of `document` under the schema with `schema_digest`; None for what JSON cannot spell exactly."""
+        """The mark of `document` under the schema with `schema_digest`; None for what JSON cannot spell exactly.
+
+        Two documents the schema may judge differently must never share a mark, so only plain JSON values are
+        marked: json.dumps would spell a YAML integer key `1` and the string key `"1"` alike, and a tuple like a
+        list, though jsonschema treats them differently.
+        """
         try:
+            if not _plain(document):
+                return None
             canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError):  # a YAML date or a float NaN: not worth a cache entry
+        except (TypeError, ValueError, RecursionError):  # a float NaN, or nesting deeper than Python recurses
             return None
         return hmac.new(self.key, schema_digest + canonical.encode(), hashlib.sha256).hexdigest()
 
@@ -65,6 +72,15 @@ class SchemaPasses:
             replace_atomically(self.path, content)
         except OSError:
             self.path = None
+
+
+def _plain(value: Any) -> bool:
+    """Only dicts with string keys, lists, strings, numbers, booleans and None, all the way down."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def open_passes(directory: Path | None = None) -> SchemaPasses:
