@@ -129,8 +129,8 @@ def read_owned(path: Path) -> bytes | None:
 
 
 def _read_checked(path: Path, forbidden_bits: int) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a FIFO planted at the name is refused below instead of hanging the run in open(2)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -181,3 +181,19 @@ def test_toml_problems_are_positioned(client: ClientSpec, text: str, line: int, 
         parse_document(client, text, P).upsert("ours", {"name": "ours", "url": "u"})
     assert (caught.value.origin.line, caught.value.origin.column) == (line, column)
     assert message in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("client", "text"),
+    [
+        (GOOSE, "extensions: {}\nother: " + "9" * 5000 + "\n"),
+        (CODEX, "other = " + "9" * 5000 + "\n"),
+    ],
+    ids=["yaml", "toml"],
+)
+def test_a_number_too_long_to_read_is_a_parse_error(client: ClientSpec, text: str) -> None:
+    """Python refuses int() of more than 4300 digits with a ValueError; it must read as the file's fault, which
+    leaves the file untouched, and not as an internal error."""
+    with pytest.raises(ClientFileParseError) as caught:
+        parse_document(client, text, P).upsert("ours", {"name": "ours"})
+    assert caught.value.reason == "a number too long to read (at most 4300 digits)"

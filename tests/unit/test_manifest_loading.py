@@ -275,3 +275,13 @@ def test_the_examples_are_valid() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples"
     for directory in sorted(p for p in examples.iterdir() if p.is_dir() and any(p.glob("*.yaml"))):
         load_manifest([directory])
+
+
+def test_a_number_too_long_to_read_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEADER + "settings: {stack: demo}\nworkloads:\n  - name: a\n    image: i\n    proxy_port: " + "9" * 5000 + "\n",
+    )
+    lines = problems([path])
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{path}:6:17: workloads[0].proxy_port: a number too long to read")

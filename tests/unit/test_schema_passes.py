@@ -174,3 +174,48 @@ def test_a_re_plan_does_not_import_jsonschema(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert seen == ["True\n", "False\n"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps({"key": "00" * 32, "marks": ["\u00e9"]}).encode(),  # hmac.compare_digest refuses non-ASCII
+        b"[" * 200_000 + b"]" * 200_000,  # deeper than json.loads recurses
+        json.dumps({"key": "00" * 32, "marks": ["0" * 64] * 1000}).encode(),  # far larger than remember() writes
+        json.dumps({"key": "00" * 32, "marks": "0" * 64}).encode(),
+        b"\xff\xfe",
+    ],
+    ids=["non-ascii-mark", "deep", "oversized", "marks-not-a-list", "not-utf8"],
+)
+def test_a_damaged_passes_file_is_only_forgotten(
+    tmp_path: Path, state: Path, judged: list[int], content: bytes
+) -> None:
+    state.mkdir(parents=True)
+    (state / FILE_NAME).write_bytes(content)
+    (state / FILE_NAME).chmod(0o600)
+    path = write(tmp_path, VALID)
+    load_manifest([path])
+    load_manifest([path])
+    assert judged == [1]  # judged once, then the rewritten file holds its pass
+
+
+def test_a_fifo_at_the_name_does_not_hang_the_run(state: Path) -> None:
+    import threading
+
+    state.mkdir(parents=True)
+    os.mkfifo(state / FILE_NAME, 0o600)
+    opened: list[object] = []
+    reader = threading.Thread(target=lambda: opened.append(open_passes()), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "open_passes blocked on a FIFO"
+    assert opened and opened[0].path is None  # type: ignore[attr-defined]  # refused: nothing remembered there
+
+
+def test_strings_are_marked_as_they_are_spelt(state: Path) -> None:
+    """Escaped, one astral character and the two lone surrogates that spell it in UTF-16 would read alike."""
+    passes = open_passes()
+    astral = passes.mark(b"a" * 32, {"name": "\U0001f600"})
+    surrogates = passes.mark(b"a" * 32, {"name": "\ud83d\ude00"})
+    assert astral is not None and surrogates is not None
+    assert astral != surrogates

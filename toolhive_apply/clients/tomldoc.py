@@ -18,7 +18,7 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Table, Whitespace
 
-from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
+from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError, unreadable_value
 from toolhive_apply.errors import Origin
 
 _POSITION: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -36,6 +36,8 @@ def load(text: str, path: Path) -> tomlkit.TOMLDocument:
         raise ClientFileParseError(Origin(path, line, column), _POSITION.sub("", str(exc)).strip()) from None
     except TOMLKitError as exc:
         raise ClientFileParseError(Origin(path, 1, 1), str(exc)) from None
+    except ValueError as exc:  # int() of a number longer than Python converts, in either parser
+        raise ClientFileParseError(Origin(path, 1, 1), unreadable_value(exc)) from None
 
 
 class TomlDocument:

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
+from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError, unreadable_value
 from toolhive_apply.errors import Origin
 
 _EMPTY_FLOW: Final = re.compile(r"\{\s*\}|\[\s*\]")
@@ -39,6 +39,8 @@ def load(text: str, path: Path) -> CommentedMap:
         raise ClientFileParseError(Origin(path, line, column), str(exc.problem or exc)) from None
     except YAMLError as exc:
         raise ClientFileParseError(Origin(path, 1, 1), str(exc)) from None
+    except ValueError as exc:  # int() of a number longer than Python converts: the file is not ours to read
+        raise ClientFileParseError(Origin(path, 1, 1), unreadable_value(exc)) from None
     if data is None:
         return CommentedMap()
     if not isinstance(data, CommentedMap):

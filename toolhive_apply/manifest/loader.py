@@ -98,7 +98,11 @@ class _NodeReader:
                 self.positions.by_path.setdefault((*path, index), _origin(self.file, item.start_mark))
                 result.append(self.read(item, (*path, index), depth + 1))
             return result
-        return self._scalar(node)
+        try:
+            return self._scalar(node)
+        except _UnreadableNumberError as exc:
+            exc.field = format_path(path)
+            raise
 
     def _scalar(self, node: yaml.Node) -> Any:
         if node.tag == "tag:yaml.org,2002:timestamp":
@@ -108,6 +112,8 @@ class _NodeReader:
         except yaml.YAMLError as exc:
             self.issues.append(ManifestIssue(_origin(self.file, node.start_mark), "", f"bad value: {exc}"))
             return None
+        except ValueError:  # int(): more digits than Python converts (sys.get_int_max_str_digits, 4300)
+            raise _UnreadableNumberError(_origin(self.file, node.start_mark)) from None
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         """Mapping entries with YAML merge keys (`<<: *base`) expanded; explicit keys come first and win."""
@@ -164,6 +170,16 @@ class _TooBigError(Exception):
     """Internal: the document exceeds the node or depth budget."""
 
 
+class _UnreadableNumberError(Exception):
+    """Internal: an integer with more digits than Python converts; the file is refused (a null in its place would
+    only add a second, misleading error at the same spot)."""
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__(origin)
+        self.origin = origin
+        self.field = ""
+
+
 def _decode(file: Path, raw: bytes) -> str:
     if len(raw) > MAX_FILE_BYTES:
         raise ManifestError.single(Origin(file, 1, 1), "", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
@@ -213,6 +229,9 @@ def load_file(file: Path, positions: Positions, issues: list[ManifestIssue]) -> 
         return None
     except RecursionError:
         issues.append(ManifestIssue(Origin(file, 1, 1), "", "refused: recursive aliases"))
+        return None
+    except _UnreadableNumberError as exc:
+        issues.append(ManifestIssue(exc.origin, exc.field, "a number too long to read (at most 4300 digits)"))
         return None
     return data
 

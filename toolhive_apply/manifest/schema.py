@@ -6,8 +6,10 @@ for people (one line per problem, by validator kind, with "did you mean" for mis
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import importlib.util
 import json
 from functools import cache
 from importlib import resources
@@ -42,8 +44,19 @@ def load_schema() -> dict[str, Any]:
 
 @cache
 def schema_digest() -> bytes:
-    """SHA-256 of the schema file as shipped: a remembered pass holds only for the schema it was judged by."""
-    return hashlib.sha256(schema_path().read_bytes()).digest()
+    """What a remembered pass holds for: the schema file as shipped and the jsonschema installed to judge by it.
+
+    jsonschema is identified by where it is installed and its validators module's size and mtime (an upgrade
+    rewrites it), found without importing it: skipping that import is what schema_passes is for.
+    """
+    digest = hashlib.sha256(schema_path().read_bytes())
+    found = importlib.util.find_spec("jsonschema")
+    if found is not None and found.origin:
+        validators = Path(found.origin).parent / "validators.py"
+        with contextlib.suppress(OSError):
+            info = validators.stat()
+            digest.update(f"\0{validators}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return digest.digest()
 
 
 @cache
