@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import PYTHON_IMAGE, TINY_MCP, run_cli, write_manifest
 from toolhive_apply.engine.provider import Event
+from toolhive_apply.engine.executor import OutcomeStatus
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.operations import Connection, apply_plan, make_plan, open_targets
 from toolhive_apply.providers.docker.lock import StackLock
@@ -37,7 +38,8 @@ def test_observing_a_stack_costs_the_same_few_calls_for_10_and_100_workloads(
         targets = open_targets(Connection(stack, parallelism=8))
         first = make_plan(manifest, targets)
         result = apply_plan(first, targets, quiet, parallelism=8, manifest=manifest)
-        assert result.ok, result.unconverged
+        failed = [(str(o.id), o.note) for o in result.recap.outcomes if o.status is not OutcomeStatus.CHANGED]
+        assert result.ok, (failed, result.unconverged)
         targets.docker.reset_calls()
         again = make_plan(manifest, targets)
         assert again.changes == ()
