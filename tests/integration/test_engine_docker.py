@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE, TINY_MCP, run_cli, write_manifest
-from toolhive_apply.engine.provider import Event
 from toolhive_apply.engine.executor import OutcomeStatus
+from toolhive_apply.engine.provider import Event
 from toolhive_apply.manifest import load_manifest
 from toolhive_apply.operations import Connection, apply_plan, make_plan, open_targets
 from toolhive_apply.providers.docker.lock import StackLock
