@@ -6,9 +6,19 @@ kind/name for resources, endpoint and hint for unreachable targets); cli.py rend
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def unreadable_value(exc: ValueError) -> str:
+    """A parser's ValueError in words, for every file format we read (manifests and client files alike).
+
+    The one known cause is int() of more digits than Python converts (sys.get_int_max_str_digits)."""
+    if "integer string conversion" in str(exc):
+        return f"a number too long to read (at most {sys.get_int_max_str_digits()} digits)"
+    return f"a value that cannot be read ({exc})"
 
 
 @dataclass(frozen=True, slots=True)

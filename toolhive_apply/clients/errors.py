@@ -131,10 +131,3 @@ class UnsupportedPlatformError(ToolhiveApplyError):
     """The client has no known config location on this platform."""
 
     code = "client_platform_unsupported"
-
-
-def unreadable_value(exc: ValueError) -> str:
-    """A parser's ValueError in words: the one known cause is an integer longer than Python converts."""
-    if "integer string conversion" in str(exc):
-        return "a number too long to read (at most 4300 digits)"
-    return f"a value that cannot be read ({exc})"

@@ -18,8 +18,8 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Table, Whitespace
 
-from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError, unreadable_value
-from toolhive_apply.errors import Origin
+from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
+from toolhive_apply.errors import Origin, unreadable_value
 
 _POSITION: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
 _TABLES: Final = (Table, InlineTable, OutOfOrderTableProxy)

@@ -19,8 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError, unreadable_value
-from toolhive_apply.errors import Origin
+from toolhive_apply.clients.errors import ClientConfigError, ClientFileParseError
+from toolhive_apply.errors import Origin, unreadable_value
 
 _EMPTY_FLOW: Final = re.compile(r"\{\s*\}|\[\s*\]")
 _OTHER_BREAKS: Final = re.compile("\r(?!\n)|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")

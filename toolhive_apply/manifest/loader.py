@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
-from toolhive_apply.errors import ManifestError, ManifestIssue, Origin
+from toolhive_apply.errors import ManifestError, ManifestIssue, Origin, unreadable_value
 from toolhive_apply.fileio import InputFileError, read_input
 
 API_VERSION = "toolhive-apply/v1"
@@ -100,7 +100,7 @@ class _NodeReader:
             return result
         try:
             return self._scalar(node)
-        except _UnreadableNumberError as exc:
+        except _UnreadableValueError as exc:
             exc.field = format_path(path)
             raise
 
@@ -112,8 +112,8 @@ class _NodeReader:
         except yaml.YAMLError as exc:
             self.issues.append(ManifestIssue(_origin(self.file, node.start_mark), "", f"bad value: {exc}"))
             return None
-        except ValueError:  # int(): more digits than Python converts (sys.get_int_max_str_digits, 4300)
-            raise _UnreadableNumberError(_origin(self.file, node.start_mark)) from None
+        except ValueError as exc:  # int(): more digits than Python converts (sys.get_int_max_str_digits)
+            raise _UnreadableValueError(_origin(self.file, node.start_mark), unreadable_value(exc)) from None
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         """Mapping entries with YAML merge keys (`<<: *base`) expanded; explicit keys come first and win."""
@@ -170,13 +170,14 @@ class _TooBigError(Exception):
     """Internal: the document exceeds the node or depth budget."""
 
 
-class _UnreadableNumberError(Exception):
-    """Internal: an integer with more digits than Python converts; the file is refused (a null in its place would
-    only add a second, misleading error at the same spot)."""
+class _UnreadableValueError(Exception):
+    """Internal: a scalar the YAML constructor cannot make (an integer with more digits than Python converts); the
+    file is refused (a null in its place would only add a second, misleading error at the same spot)."""
 
-    def __init__(self, origin: Origin) -> None:
-        super().__init__(origin)
+    def __init__(self, origin: Origin, reason: str) -> None:
+        super().__init__(origin, reason)
         self.origin = origin
+        self.reason = reason
         self.field = ""
 
 
@@ -230,8 +231,8 @@ def load_file(file: Path, positions: Positions, issues: list[ManifestIssue]) -> 
     except RecursionError:
         issues.append(ManifestIssue(Origin(file, 1, 1), "", "refused: recursive aliases"))
         return None
-    except _UnreadableNumberError as exc:
-        issues.append(ManifestIssue(exc.origin, exc.field, "a number too long to read (at most 4300 digits)"))
+    except _UnreadableValueError as exc:
+        issues.append(ManifestIssue(exc.origin, exc.field, exc.reason))
         return None
     return data
 
